@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+// dsan: a distributed data-parallel trainer for the Dual-Sampling Attention Network.
+// The layout follows Docs/architecture.md: C bindings (C*) hold only a module map and a shim,
+// each Swift module is one concern, and every module has a test target of its own.
+import PackageDescription
+
+let package = Package(
+    name: "dsan",
+    products: [
+        .executable(name: "dsan", targets: ["dsan"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C bindings: module map + shim header, nothing else.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+
+        // Safe Swift wrappers.
+        .target(name: "MPI", dependencies: ["CMPI"]),
+        .target(name: "HDF5", dependencies: ["CHDF5"]),
+        .target(name: "BLAS", dependencies: ["COpenBLAS"]),
+
+        // The numerical engine.
+        .target(name: "Tensor", dependencies: ["BLAS"]),
+        .target(name: "NN", dependencies: ["Tensor", "BLAS"]),
+
+        // Command line.
+        .executableTarget(name: "dsan", dependencies: [
+            "MPI", "HDF5", "BLAS", "Tensor", "NN",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
+        .executableTarget(name: "dsan-mpi-checks", dependencies: ["MPI"]),
+
+        // Shared test helpers (finite differences, naive references, tolerances).
+        .target(name: "NumericalTesting", dependencies: ["Tensor"], path: "Tests/NumericalTesting"),
+
+        .testTarget(name: "MPITests", dependencies: ["MPI"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,2 @@
+import MPI
+print("placeholder")

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+/// `dsan bench …`: benchmarks whose figures go into Docs/performance.md.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure kernels, training steps, all-reduce and I/O on this machine.",
+        subcommands: [BenchKernels.self]
+    )
+}

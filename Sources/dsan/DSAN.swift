@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// dsan's version, printed by `dsan --version` and written into run directories and checkpoints.
+let dsanVersion = "0.1.0"
+
+@main
+struct DSAN: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dsan",
+        abstract: "Distributed trainer for the Dual-Sampling Attention Network (COVID-19 vs CAP on 3D CT).",
+        discussion: """
+        Runs alone or as MPI ranks under mpirun. See Docs/ for the architecture, data format and \
+        launch guide.
+        """,
+        version: dsanVersion,
+        subcommands: [Bench.self]
+    )
+}
