@@ -1,0 +1,163 @@
+import CMPI
+
+/// An MPI communicator: its rank and size, point-to-point and collective operations.
+///
+/// Every method checks MPI's return code and throws `MPIError` naming the operation (and the
+/// peer or root). Buffers are typed (`MPIElement`); counts are in elements. Collectives must be
+/// called by every rank of the communicator in the same order with matching lengths.
+public final class Communicator: @unchecked Sendable {
+    /// The underlying handle.
+    public let handle: MPI_Comm
+    /// This process's rank in `0..<size`.
+    public let rank: Int
+    /// Number of ranks.
+    public let size: Int
+
+    /// All processes of the job (`MPI_COMM_WORLD`). Requires `MPI.initialize()`.
+    public static var world: Communicator {
+        get throws { try Communicator(handle: dsan_mpi_comm_world()) }
+    }
+
+    init(handle: MPI_Comm) throws {
+        self.handle = handle
+        var r: Int32 = 0, s: Int32 = 0
+        try check(MPI_Comm_rank(handle, &r), "MPI_Comm_rank")
+        try check(MPI_Comm_size(handle, &s), "MPI_Comm_size")
+        rank = Int(r)
+        size = Int(s)
+    }
+
+    /// Blocks until every rank has called it (`MPI_Barrier`).
+    public func barrier() throws {
+        try check(MPI_Barrier(handle), "MPI_Barrier")
+    }
+
+    /// Copies `root`'s buffer into every rank's buffer (`MPI_Bcast`).
+    public func broadcast<T: MPIElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {
+        try check(MPI_Bcast(buffer.baseAddress, mpiCount(buffer.count, "MPI_Bcast"), T.mpiDatatype,
+                            Int32(root), handle), "MPI_Bcast from root \(root)")
+    }
+
+    /// Sends `buffer` to rank `destination` (`MPI_Send`).
+    public func send<T: MPIElement>(_ buffer: UnsafeBufferPointer<T>, to destination: Int, tag: Int = 0) throws {
+        try check(MPI_Send(buffer.baseAddress, mpiCount(buffer.count, "MPI_Send"), T.mpiDatatype,
+                           Int32(destination), Int32(tag), handle), "MPI_Send to rank \(destination)")
+    }
+
+    /// Receives exactly `buffer.count` elements from rank `source` (`MPI_Recv`).
+    public func receive<T: MPIElement>(into buffer: UnsafeMutableBufferPointer<T>, from source: Int, tag: Int = 0) throws {
+        var status = MPI_Status()
+        try check(MPI_Recv(buffer.baseAddress, mpiCount(buffer.count, "MPI_Recv"), T.mpiDatatype,
+                           Int32(source), Int32(tag), handle, &status), "MPI_Recv from rank \(source)")
+        var received: Int32 = 0
+        try check(MPI_Get_count(&status, T.mpiDatatype, &received), "MPI_Get_count")
+        if Int(received) != buffer.count {
+            throw MPIError(operation: "MPI_Recv from rank \(source)", code: -1,
+                           message: "received \(received) elements, expected \(buffer.count)")
+        }
+    }
+
+    /// Sends to one rank and receives from another in one deadlock-free call (`MPI_Sendrecv`).
+    public func sendReceive<T: MPIElement>(
+        _ send: UnsafeBufferPointer<T>, to destination: Int, sendTag: Int = 0,
+        into receive: UnsafeMutableBufferPointer<T>, from source: Int, receiveTag: Int = 0
+    ) throws {
+        try check(MPI_Sendrecv(send.baseAddress, mpiCount(send.count, "MPI_Sendrecv"), T.mpiDatatype,
+                               Int32(destination), Int32(sendTag),
+                               receive.baseAddress, mpiCount(receive.count, "MPI_Sendrecv"), T.mpiDatatype,
+                               Int32(source), Int32(receiveTag), handle, dsan_mpi_status_ignore()),
+                  "MPI_Sendrecv to rank \(destination) from rank \(source)")
+    }
+
+    /// Starts a non-blocking send (`MPI_Isend`). The buffer must stay valid and unchanged until
+    /// the request completes.
+    public func isend<T: MPIElement>(_ buffer: UnsafeBufferPointer<T>, to destination: Int, tag: Int = 0) throws -> Request {
+        let request = Request(operation: "MPI_Isend to rank \(destination)")
+        try check(MPI_Isend(buffer.baseAddress, mpiCount(buffer.count, "MPI_Isend"), T.mpiDatatype,
+                            Int32(destination), Int32(tag), handle, &request.handle), request.operation)
+        return request
+    }
+
+    /// Starts a non-blocking receive (`MPI_Irecv`). The buffer must stay valid until the request
+    /// completes.
+    public func ireceive<T: MPIElement>(into buffer: UnsafeMutableBufferPointer<T>, from source: Int, tag: Int = 0) throws -> Request {
+        let request = Request(operation: "MPI_Irecv from rank \(source)")
+        try check(MPI_Irecv(buffer.baseAddress, mpiCount(buffer.count, "MPI_Irecv"), T.mpiDatatype,
+                            Int32(source), Int32(tag), handle, &request.handle), request.operation)
+        return request
+    }
+
+    /// Reduces `buffer` elementwise over all ranks, in place, result on every rank
+    /// (`MPI_Allreduce` with `MPI_IN_PLACE`).
+    public func allreduce<T: MPIElement>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReduceOp = .sum) throws {
+        try check(MPI_Allreduce(dsan_mpi_in_place(), buffer.baseAddress, mpiCount(buffer.count, "MPI_Allreduce"),
+                                T.mpiDatatype, op.raw, handle), "MPI_Allreduce of \(buffer.count) elements")
+    }
+
+    /// Gathers `send.count` elements from every rank into `receive` on every rank, rank r's block
+    /// at offset r · send.count (`MPI_Allgather`).
+    public func allgather<T: MPIElement>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>) throws {
+        precondition(receive.count == send.count * size,
+                     "allgather: receive buffer holds \(receive.count), needs \(send.count) × \(size)")
+        let n = mpiCount(send.count, "MPI_Allgather")
+        try check(MPI_Allgather(send.baseAddress, n, T.mpiDatatype, receive.baseAddress, n, T.mpiDatatype, handle),
+                  "MPI_Allgather of \(send.count) elements per rank")
+    }
+
+    /// Brings the whole job down from this rank (`MPI_Abort`).
+    public func abort(code: Int32 = 1) -> Never {
+        _ = MPI_Abort(handle, code)
+        fatalError("MPI_Abort returned")
+    }
+}
+
+extension Communicator {
+    /// Array convenience for `allreduce`.
+    public func allreduce<T: MPIElement>(_ values: inout [T], _ op: ReduceOp = .sum) throws {
+        try values.withUnsafeMutableBufferPointer { try allreduce($0, op) }
+    }
+
+    /// Array convenience for `broadcast`.
+    public func broadcast<T: MPIElement>(_ values: inout [T], root: Int) throws {
+        try values.withUnsafeMutableBufferPointer { try broadcast($0, root: root) }
+    }
+
+    /// Array convenience for `allgather`: every rank's `values`, concatenated in rank order.
+    public func allgather<T: MPIElement & Numeric>(_ values: [T]) throws -> [T] {
+        var out = [T](repeating: 0, count: values.count * size)
+        try values.withUnsafeBufferPointer { s in
+            try out.withUnsafeMutableBufferPointer { try allgather(s, into: $0) }
+        }
+        return out
+    }
+}
+
+/// A pending non-blocking operation. Complete it with `wait()` or poll it with `test()`; an
+/// incomplete request at deinit is a programming error (its buffer could still be in use).
+public final class Request {
+    var handle: MPI_Request? = dsan_mpi_request_null()
+    let operation: String
+
+    init(operation: String) { self.operation = operation }
+
+    /// Whether the operation has completed (a completed request is reset to `MPI_REQUEST_NULL`).
+    public var isComplete: Bool { handle == dsan_mpi_request_null() }
+
+    /// Blocks until the operation completes (`MPI_Wait`).
+    public func wait() throws {
+        if isComplete { return }
+        try check(MPI_Wait(&handle, dsan_mpi_status_ignore()), "MPI_Wait for \(operation)")
+    }
+
+    /// Returns whether the operation has completed, without blocking (`MPI_Test`).
+    public func test() throws -> Bool {
+        if isComplete { return true }
+        var flag: Int32 = 0
+        try check(MPI_Test(&handle, &flag, dsan_mpi_status_ignore()), "MPI_Test for \(operation)")
+        return flag != 0
+    }
+
+    deinit {
+        precondition(isComplete || MPI.isFinalized, "\(operation): request dropped before completion")
+    }
+}
