@@ -1,0 +1,222 @@
+import BLAS
+
+// 3-D convolution without bias, as a forward/backward pair (llm.c style).
+//
+// Per sample n the convolution is one GEMM (Caffe's im2col formulation, here "vol2col"):
+//
+//     Y_n[Cout, P] = W[Cout, K] · cols_n[K, P]      K = Cin·kD·kH·kW,  P = Do·Ho·Wo
+//
+// where row r = (c, kd, kh, kw) of `cols_n` holds, for every output position p = (od, oh, ow), the
+// input voxel x[n, c, od·sd − pd + kd, oh·sh − ph + kh, ow·sw − pw + kw] (zero outside the volume).
+// The full `cols_n` of the stem at 138×256×256 would be 1.5 GB, so the P axis is cut into tiles of
+// T positions that fit a caller-owned `ConvWorkspace`: the memory is bounded at any input size and
+// every pass is a sequence of (vol2col tile, GEMM tile). The backward reuses the same tiling:
+//
+//     dW[Cout, K]     += dY_n[:, tile] · cols_tileᵀ          (vol2col recomputed, not stored)
+//     dcols[K, T]      = Wᵀ · dY_n[:, tile]  →  col2vol scatter-add into dX_n
+//
+// 1×1×1 stride-1 unpadded convs skip vol2col entirely (x_n already is cols_n); 1×1×1 stride-2
+// convs go through the tiled path, whose vol2col then is a plain strided gather of K = Cin rows.
+//
+// Threads: OpenBLAS threads inside each GEMM (`BLAS.threads`), `Parallel.forEach` over the rows of
+// a tile in vol2col and over (input channel, input depth) planes in col2vol. Each worker writes a
+// disjoint part of the output and every voxel's sum is taken in the same order for any thread
+// count, so results depend on the thread count only through OpenBLAS's own rounding.
+
+/// Three extents along depth, height and width (a kernel size, stride or padding).
+public struct Size3: Equatable, Sendable, CustomStringConvertible {
+    public var d, h, w: Int
+    public init(_ d: Int, _ h: Int, _ w: Int) { self.d = d; self.h = h; self.w = w }
+    /// The same extent along all three axes.
+    public init(_ all: Int) { self.init(all, all, all) }
+    public var volume: Int { d * h * w }
+    public var description: String { d == h && h == w ? "\(d)" : "\(d)×\(h)×\(w)" }
+}
+
+/// Output length of a convolution or pooling window along one axis:
+/// floor((input + 2·padding − kernel) / stride) + 1 (PyTorch's formula, dilation 1).
+public func convOutputSize(_ input: Int, kernel: Int, stride: Int, padding: Int) -> Int {
+    precondition(kernel >= 1 && stride >= 1 && padding >= 0,
+                 "convOutputSize: kernel \(kernel), stride \(stride), padding \(padding)")
+    let span = input + 2 * padding - kernel
+    precondition(span >= 0, "convOutputSize: input \(input) + 2·\(padding) is smaller than kernel \(kernel)")
+    return span / stride + 1
+}
+
+/// The hyper-parameters of a `Conv3d` without bias. Weight `[Cout, Cin, kD, kH, kW]` (PyTorch's
+/// layout), input `[N, Cin, D, H, W]`, output `[N, Cout, Do, Ho, Wo]` with each output extent given
+/// by `convOutputSize`.
+public struct Conv3dGeometry: Equatable, Sendable, CustomStringConvertible {
+    public var inChannels: Int
+    public var outChannels: Int
+    public var kernel: Size3
+    public var stride: Size3
+    public var padding: Size3
+
+    public init(inChannels: Int, outChannels: Int, kernel: Size3, stride: Size3, padding: Size3) {
+        precondition(inChannels >= 1 && outChannels >= 1, "Conv3d: channels \(inChannels)→\(outChannels)")
+        precondition(kernel.d >= 1 && kernel.h >= 1 && kernel.w >= 1, "Conv3d: kernel \(kernel)")
+        precondition(stride.d >= 1 && stride.h >= 1 && stride.w >= 1, "Conv3d: stride \(stride)")
+        precondition(padding.d >= 0 && padding.h >= 0 && padding.w >= 0, "Conv3d: padding \(padding)")
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+    }
+
+    /// A cubic kernel, stride and padding.
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+        self.init(inChannels: inChannels, outChannels: outChannels,
+                  kernel: Size3(kernel), stride: Size3(stride), padding: Size3(padding))
+    }
+
+    /// `[Cout, Cin, kD, kH, kW]`.
+    public var weightShape: [Int] { [outChannels, inChannels, kernel.d, kernel.h, kernel.w] }
+
+    /// Rows of the column matrix, K = Cin·kD·kH·kW (the GEMM's inner dimension).
+    public var columnRows: Int { inChannels * kernel.volume }
+
+    /// The output shape for an input of shape `[N, Cin, D, H, W]`.
+    public func outputShape(for input: Shape5) -> Shape5 {
+        precondition(input.c == inChannels, "Conv3d \(self): input \(input) has \(input.c) channels")
+        return Shape5(n: input.n, c: outChannels,
+                      d: convOutputSize(input.d, kernel: kernel.d, stride: stride.d, padding: padding.d),
+                      h: convOutputSize(input.h, kernel: kernel.h, stride: stride.h, padding: padding.h),
+                      w: convOutputSize(input.w, kernel: kernel.w, stride: stride.w, padding: padding.w))
+    }
+
+    /// Floating-point operations of one pass (forward, input gradient or weight gradient) over an
+    /// input of shape `input`: 2·N·Cout·K·P.
+    public func flops(input: Shape5) -> Double {
+        let out = outputShape(for: input)
+        return 2 * Double(input.n) * Double(outChannels) * Double(columnRows) * Double(out.spatial)
+    }
+
+    /// True when the conv is a plain matrix product per sample (1×1×1, stride 1, no padding).
+    public var isPointwise: Bool {
+        kernel == Size3(1) && stride == Size3(1) && padding == Size3(0)
+    }
+
+    public var description: String {
+        "Conv3d(\(inChannels)→\(outChannels), k\(kernel), s\(stride), p\(padding))"
+    }
+}
+
+/// Scratch memory for the column tiles of `conv3dForward` / `conv3dBackward`, owned by the caller
+/// (one per model, shared by all its convs) so that the hot path never allocates.
+///
+/// A tile holds K×T floats (K = `Conv3dGeometry.columnRows`); T is the largest count of output
+/// positions that fits `capacity`, capped by `maxTileColumns` and by the output's size. Memory is
+/// therefore bounded by `capacity` whatever the input size.
+public final class ConvWorkspace {
+    /// The default size: large enough for T ≥ 256 at the widest conv of ResNet34 (K = 512·27) and
+    /// for tiles of many output rows at the narrow ones, small enough to stay near the L3 cache.
+    public static let defaultBytes = 16 << 20
+
+    /// Capacity in floats.
+    public let capacity: Int
+    /// The column buffer, `capacity` floats, 64-byte aligned.
+    public let columns: UnsafeMutablePointer<Float>
+    /// Upper bound on the tile width T in output positions; tests set it small to force many tiles.
+    public var maxTileColumns: Int = .max
+
+    public init(bytes: Int = ConvWorkspace.defaultBytes) {
+        precondition(bytes >= MemoryLayout<Float>.stride, "ConvWorkspace: \(bytes) bytes")
+        capacity = bytes / MemoryLayout<Float>.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Float>.stride,
+                                                   alignment: 64)
+        columns = raw.bindMemory(to: Float.self, capacity: capacity)
+        columns.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit { UnsafeMutableRawPointer(columns).deallocate() }
+
+    /// The tile width T for a column matrix of `rows` rows over `positions` output positions.
+    public func tileColumns(rows: Int, positions: Int) -> Int {
+        let fit = capacity / rows
+        precondition(fit >= 1, "ConvWorkspace: \(capacity) floats cannot hold one column of \(rows) rows")
+        return max(1, min(positions, fit, maxTileColumns))
+    }
+}
+
+/// Forward: `y = conv3d(x, weight)`, no bias. Overwrites `y`.
+///
+/// - Parameters:
+///   - y: output `[N, Cout, Do, Ho, Wo]` (see `Conv3dGeometry.outputShape`)
+///   - x: input `[N, Cin, D, H, W]`
+///   - weight: `[Cout, Cin, kD, kH, kW]`
+///   - workspace: column scratch (contents are clobbered)
+public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3dGeometry,
+                          workspace: ConvWorkspace) {
+    let plan = ConvPlan(g, x.shape5)
+    precondition(y.shape == plan.outputShape.dims, "conv3dForward \(g): y \(y.shape), expected \(plan.outputShape)")
+    precondition(weight.shape == g.weightShape, "conv3dForward \(g): weight \(weight.shape)")
+    let K = plan.rows, P = plan.positions, cout = plan.outC
+    let w = UnsafePointer(weight.data)
+    for n in 0..<plan.n {
+        let xn = UnsafePointer(x.data + n * plan.inputPerSample)   // [Cin, D, H, W]
+        let yn = y.data + n * cout * P                             // [Cout, P]
+        if g.isPointwise {
+            BLAS.sgemm(.none, .none, m: cout, n: P, k: K, a: w, lda: K, b: xn, ldb: P, c: yn, ldc: P)
+            continue
+        }
+        let T = workspace.tileColumns(rows: K, positions: P)
+        let cols = workspace.columns                               // [K, t]
+        var p0 = 0
+        while p0 < P {
+            let t = min(T, P - p0)
+            vol2col(plan, xn, p0, p0 + t, cols)
+            BLAS.sgemm(.none, .none, m: cout, n: t, k: K, a: w, lda: K, b: cols, ldb: t,
+                       c: yn + p0, ldc: P)
+            p0 += t
+        }
+    }
+}
+
+/// Backward of `conv3dForward`. Pass nil for a gradient that is not needed (the stem's `dX`).
+///
+/// - `dX` `[N, Cin, D, H, W]` is WRITTEN (overwritten) with ∂L/∂x.
+/// - `dWeight` `[Cout, Cin, kD, kH, kW]` is ACCUMULATED: ∂L/∂weight is added to its contents, so
+///   the caller zeroes it once per step (and may sum micro-batches).
+/// - `dY` `[N, Cout, Do, Ho, Wo]` is ∂L/∂y; `x` and `weight` are the forward's inputs.
+public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor,
+                           geometry g: Conv3dGeometry, workspace: ConvWorkspace) {
+    let plan = ConvPlan(g, x.shape5)
+    precondition(dY.shape == plan.outputShape.dims, "conv3dBackward \(g): dY \(dY.shape), expected \(plan.outputShape)")
+    precondition(weight.shape == g.weightShape, "conv3dBackward \(g): weight \(weight.shape)")
+    if let dX { precondition(dX.shape == x.shape, "conv3dBackward \(g): dX \(dX.shape) vs x \(x.shape)") }
+    if let dWeight { precondition(dWeight.shape == g.weightShape, "conv3dBackward \(g): dWeight \(dWeight.shape)") }
+    let K = plan.rows, P = plan.positions, cout = plan.outC
+    let w = UnsafePointer(weight.data)
+    if let dX, !g.isPointwise { dX.zero() }
+    for n in 0..<plan.n {
+        let xn = UnsafePointer(x.data + n * plan.inputPerSample)   // [Cin, D, H, W]
+        let dyn = UnsafePointer(dY.data + n * cout * P)            // [Cout, P]
+        if g.isPointwise {
+            if let dWeight {   // dW[Cout, Cin] += dY_n[Cout, P] · x_nᵀ[P, Cin]
+                BLAS.sgemm(.none, .transpose, m: cout, n: K, k: P, a: dyn, lda: P, b: xn, ldb: P,
+                           beta: 1, c: dWeight.data, ldc: K)
+            }
+            if let dX {        // dX_n[Cin, P] = Wᵀ[Cin, Cout] · dY_n[Cout, P]
+                BLAS.sgemm(.transpose, .none, m: K, n: P, k: cout, a: w, lda: K, b: dyn, ldb: P,
+                           c: dX.data + n * plan.inputPerSample, ldc: P)
+            }
+            continue
+        }
+        let T = workspace.tileColumns(rows: K, positions: P)
+        let cols = workspace.columns                               // [K, t]
+        var p0 = 0
+        while p0 < P {
+            let t = min(T, P - p0)
+            if let dWeight {   // dW[Cout, K] += dY_n[:, tile] · cols_tileᵀ
+                vol2col(plan, xn, p0, p0 + t, cols)
+                BLAS.sgemm(.none, .transpose, m: cout, n: K, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
+                           beta: 1, c: dWeight.data, ldc: K)
+            }
+            if let dX {        // dcols[K, t] = Wᵀ · dY_n[:, tile], scattered back into dX_n
+                BLAS.sgemm(.transpose, .none, m: K, n: t, k: cout, a: w, lda: K, b: dyn + p0, ldb: P,
+                           c: cols, ldc: t)
+                col2vol(plan, cols, p0, p0 + t, dX.data + n * plan.inputPerSample)
+            }
+            p0 += t
+        }
+    }
+}

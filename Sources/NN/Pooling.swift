@@ -1,0 +1,139 @@
+// Max pooling and global average pooling over [N, C, D, H, W], as forward/backward pairs.
+// Both are parallel over (n, c) planes: a worker owns whole planes of the output it writes, so the
+// results do not depend on the thread count.
+
+/// The hyper-parameters of a `MaxPool3d` (dilation 1, floor mode, as PyTorch's defaults).
+/// Input `[N, C, D, H, W]`, output `[N, C, Do, Ho, Wo]` with extents from `convOutputSize`.
+/// Padding is implicit −∞: a padded position is never the maximum.
+public struct MaxPool3dGeometry: Equatable, Sendable, CustomStringConvertible {
+    public var kernel: Size3
+    public var stride: Size3
+    public var padding: Size3
+
+    public init(kernel: Size3, stride: Size3, padding: Size3) {
+        precondition(kernel.d >= 1 && kernel.h >= 1 && kernel.w >= 1, "MaxPool3d: kernel \(kernel)")
+        precondition(stride.d >= 1 && stride.h >= 1 && stride.w >= 1, "MaxPool3d: stride \(stride)")
+        // PyTorch's rule: padding at most half the kernel, so every window holds a real voxel.
+        precondition(2 * padding.d <= kernel.d && 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w,
+                     "MaxPool3d: padding \(padding) must be at most half of kernel \(kernel)")
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+    }
+
+    /// A cubic kernel, stride and padding (the model's is kernel 3, stride 2, padding 1).
+    public init(kernel: Int, stride: Int, padding: Int = 0) {
+        self.init(kernel: Size3(kernel), stride: Size3(stride), padding: Size3(padding))
+    }
+
+    public func outputShape(for input: Shape5) -> Shape5 {
+        Shape5(n: input.n, c: input.c,
+               d: convOutputSize(input.d, kernel: kernel.d, stride: stride.d, padding: padding.d),
+               h: convOutputSize(input.h, kernel: kernel.h, stride: stride.h, padding: padding.h),
+               w: convOutputSize(input.w, kernel: kernel.w, stride: stride.w, padding: padding.w))
+    }
+
+    public var description: String { "MaxPool3d(k\(kernel), s\(stride), p\(padding))" }
+}
+
+/// Forward: `y` = the maximum of each window of `x`; `indices` records where it was, as the flat
+/// offset d·H·W + h·W + w inside the sample's channel plane (PyTorch's `return_indices`
+/// convention). The first maximum in (kd, kh, kw) scan order wins a tie, as in PyTorch; a NaN wins
+/// over any number. Overwrites `y` and `indices`.
+///
+/// - Parameters:
+///   - y: `[N, C, Do, Ho, Wo]`
+///   - indices: `[N, C, Do, Ho, Wo]`, kept for the backward
+///   - x: `[N, C, D, H, W]`
+public func maxPool3dForward(y: Tensor, indices: IndexTensor, x: Tensor, geometry g: MaxPool3dGeometry) {
+    let s = x.shape5, o = g.outputShape(for: s)
+    precondition(y.shape == o.dims, "maxPool3dForward \(g): y \(y.shape), expected \(o)")
+    precondition(indices.shape == o.dims, "maxPool3dForward \(g): indices \(indices.shape), expected \(o)")
+    precondition(s.spatial <= Int(Int32.max), "maxPool3dForward: plane of \(s.spatial) voxels exceeds Int32")
+    let (xp, yp, ip) = (UnsafePointer(x.data), y.data, indices.data)
+    let (k, st, pad) = (g.kernel, g.stride, g.padding)
+    let (inPlane, outPlane) = (s.spatial, o.spatial)
+    Parallel.forEach(s.n * s.c, grain: max(1, (1 << 15) / max(outPlane * k.volume, 1))) { planes in
+        for plane in planes {
+            let xc = xp + plane * inPlane
+            var yc = yp + plane * outPlane
+            var ic = ip + plane * outPlane
+            for od in 0..<o.d {
+                let d0 = od * st.d - pad.d
+                let da = max(d0, 0), db = min(d0 + k.d, s.d)
+                for oh in 0..<o.h {
+                    let h0 = oh * st.h - pad.h
+                    let ha = max(h0, 0), hb = min(h0 + k.h, s.h)
+                    for ow in 0..<o.w {
+                        let w0 = ow * st.w - pad.w
+                        let wa = max(w0, 0), wb = min(w0 + k.w, s.w)
+                        var best = -Float.infinity
+                        var at = (da * s.h + ha) * s.w + wa
+                        for id in da..<db {
+                            for ih in ha..<hb {
+                                let row = (id * s.h + ih) * s.w
+                                for iw in wa..<wb {
+                                    let v = xc[row + iw]
+                                    if v > best || v.isNaN { best = v; at = row + iw }
+                                }
+                            }
+                        }
+                        yc.pointee = best
+                        ic.pointee = Int32(at)
+                        yc += 1
+                        ic += 1
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backward of `maxPool3dForward`: each output gradient goes to its window's recorded maximum.
+/// `dX` `[N, C, D, H, W]` is WRITTEN (zeroed, then the scatter-add of `dY` `[N, C, Do, Ho, Wo]`;
+/// overlapping windows that share a maximum add their gradients).
+public func maxPool3dBackward(dX: Tensor, dY: Tensor, indices: IndexTensor) {
+    let s = dX.shape5, o = dY.shape5
+    precondition(o.n == s.n && o.c == s.c, "maxPool3dBackward: dY \(dY.shape) vs dX \(dX.shape)")
+    precondition(indices.shape == dY.shape, "maxPool3dBackward: indices \(indices.shape) vs dY \(dY.shape)")
+    let (dxp, dyp, ip) = (dX.data, UnsafePointer(dY.data), UnsafePointer(indices.data))
+    let (inPlane, outPlane) = (s.spatial, o.spatial)
+    Parallel.forEach(s.n * s.c, grain: max(1, (1 << 15) / max(inPlane, 1))) { planes in
+        for plane in planes {
+            let dxc = dxp + plane * inPlane
+            dxc.update(repeating: 0, count: inPlane)
+            let dyc = dyp + plane * outPlane, ic = ip + plane * outPlane
+            for j in 0..<outPlane { dxc[Int(ic[j])] += dyc[j] }
+        }
+    }
+}
+
+/// Forward: `y[n, c]` = the mean of `x[n, c, :, :, :]`. Overwrites `y`.
+///
+/// - Parameters:
+///   - y: `[N, C]`
+///   - x: `[N, C, D, H, W]`
+public func globalAveragePoolForward(y: Tensor, x: Tensor) {
+    let s = x.shape5
+    precondition(y.shape == [s.n, s.c], "globalAveragePoolForward: y \(y.shape), expected [\(s.n), \(s.c)]")
+    let (xp, yp, plane) = (UnsafePointer(x.data), y.data, s.spatial)
+    let scale = 1 / Double(plane)
+    Parallel.forEach(s.n * s.c, grain: max(1, (1 << 15) / max(plane, 1))) { range in
+        for i in range {
+            let xc = xp + i * plane
+            var sum: Double = 0                // double: a plane of the full CT is ~10⁶ voxels
+            for j in 0..<plane { sum += Double(xc[j]) }
+            yp[i] = Float(sum * scale)
+        }
+    }
+}
+
+/// Backward of `globalAveragePoolForward`: `dX[n, c, :, :, :] = dY[n, c] / (D·H·W)`.
+/// `dX` `[N, C, D, H, W]` is WRITTEN; `dY` is `[N, C]`.
+public func globalAveragePoolBackward(dX: Tensor, dY: Tensor) {
+    let s = dX.shape5
+    precondition(dY.shape == [s.n, s.c], "globalAveragePoolBackward: dY \(dY.shape), expected [\(s.n), \(s.c)]")
+    let (dxp, dyp, plane) = (dX.data, UnsafePointer(dY.data), s.spatial)
+    let scale = 1 / Float(plane)
+    Parallel.forEach(s.n * s.c, grain: max(1, (1 << 15) / max(plane, 1))) { range in
+        for i in range { (dxp + i * plane).update(repeating: dyp[i] * scale, count: plane) }
+    }
+}

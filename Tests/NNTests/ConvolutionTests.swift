@@ -1,0 +1,218 @@
+import NumericalTesting
+import Testing
+@testable import NN
+
+// Conv3d: the tiled vol2col + GEMM kernels against a six-loop reference, the backward against the
+// reference's backward and against central finite differences of L = Σ g·conv(x, w).
+//
+// Tolerances (float32 throughout):
+// - fast vs naive forward and backward: |Δ| ≤ 1e-4 · (1 + max |reference|) — different summation
+//   orders of ≤ 400 terms of size ≤ 1;
+// - finite differences: relative error ≤ 5e-3 with floor 1e-2 (eps = 1e-2; the conv is linear in x
+//   and in w, so the only error is the rounding of the float forward, ~1e-4 relative);
+// - thread counts 1 and 2 of dsan's loops, and tile widths: bitwise equal / ≤ 1e-5 respectively.
+
+private let forwardTolerance: Float = 1e-4
+private let gradientTolerance = 5e-3
+
+private func randomTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
+    var rng = SplitMix64(seed: seed)
+    let t = Tensor(zeros: shape)
+    t.fillUniform(lo, hi, rng: &rng)
+    return t
+}
+
+/// The textbook definition: six loops over output and window, on plain arrays.
+private func naiveConvForward(_ x: [Float], _ s: Shape5, _ w: [Float], _ g: Conv3dGeometry) -> [Float] {
+    let o = g.outputShape(for: s)
+    let (k, st, p) = (g.kernel, g.stride, g.padding)
+    var y = [Float](repeating: 0, count: o.count)
+    for n in 0..<s.n { for co in 0..<o.c { for od in 0..<o.d { for oh in 0..<o.h { for ow in 0..<o.w {
+        var acc: Float = 0
+        for ci in 0..<s.c { for kd in 0..<k.d { for kh in 0..<k.h { for kw in 0..<k.w {
+            let id = od * st.d - p.d + kd, ih = oh * st.h - p.h + kh, iw = ow * st.w - p.w + kw
+            if id < 0 || id >= s.d || ih < 0 || ih >= s.h || iw < 0 || iw >= s.w { continue }
+            let xv = x[(((n * s.c + ci) * s.d + id) * s.h + ih) * s.w + iw]
+            let wv = w[(((co * s.c + ci) * k.d + kd) * k.h + kh) * k.w + kw]
+            acc += xv * wv
+        }}}}
+        y[(((n * o.c + co) * o.d + od) * o.h + oh) * o.w + ow] = acc
+    }}}}}
+    return y
+}
+
+/// The same loops run backwards: dX and dW of L = Σ dY·y.
+private func naiveConvBackward(_ x: [Float], _ s: Shape5, _ w: [Float], _ dy: [Float],
+                               _ g: Conv3dGeometry) -> (dx: [Float], dw: [Float]) {
+    let o = g.outputShape(for: s)
+    let (k, st, p) = (g.kernel, g.stride, g.padding)
+    var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
+    for n in 0..<s.n { for co in 0..<o.c { for od in 0..<o.d { for oh in 0..<o.h { for ow in 0..<o.w {
+        let gy = dy[(((n * o.c + co) * o.d + od) * o.h + oh) * o.w + ow]
+        for ci in 0..<s.c { for kd in 0..<k.d { for kh in 0..<k.h { for kw in 0..<k.w {
+            let id = od * st.d - p.d + kd, ih = oh * st.h - p.h + kh, iw = ow * st.w - p.w + kw
+            if id < 0 || id >= s.d || ih < 0 || ih >= s.h || iw < 0 || iw >= s.w { continue }
+            let xi = (((n * s.c + ci) * s.d + id) * s.h + ih) * s.w + iw
+            let wi = (((co * s.c + ci) * k.d + kd) * k.h + kh) * k.w + kw
+            dx[xi] += gy * w[wi]
+            dw[wi] += gy * x[xi]
+        }}}}
+    }}}}}
+    return (dx, dw)
+}
+
+private func expectClose(_ fast: Tensor, _ reference: [Float], _ what: String) {
+    let scale = reference.map(abs).max() ?? 0
+    var worst: Float = 0
+    for i in 0..<reference.count { worst = max(worst, abs(fast.data[i] - reference[i])) }
+    #expect(worst <= forwardTolerance * (1 + scale), "\(what): max |Δ| \(worst), reference scale \(scale)")
+}
+
+/// The cases the model needs (and a few it does not, to keep the kernel honest).
+struct ConvCase: CustomStringConvertible, Sendable {
+    var geometry: Conv3dGeometry
+    var input: [Int]
+    var maxTile: Int = .max
+    var description: String { "\(geometry) on \(input)" + (maxTile == .max ? "" : " tile \(maxTile)") }
+}
+
+private let convCases: [ConvCase] = [
+    // 3³ s1 p1, odd non-cubic volume, batch 2, several channels.
+    ConvCase(geometry: .init(inChannels: 3, outChannels: 4, kernel: 3, stride: 1, padding: 1), input: [2, 3, 5, 7, 9]),
+    // 3³ s2 p1 (first conv of layers 2–4).
+    ConvCase(geometry: .init(inChannels: 2, outChannels: 3, kernel: 3, stride: 2, padding: 1), input: [2, 2, 5, 7, 9]),
+    // The stem: 7³ s2 p3 with one input channel.
+    ConvCase(geometry: .init(inChannels: 1, outChannels: 4, kernel: 7, stride: 2, padding: 3), input: [2, 1, 7, 9, 11]),
+    // 1³ s1: the direct GEMM path.
+    ConvCase(geometry: .init(inChannels: 5, outChannels: 3, kernel: 1, stride: 1, padding: 0), input: [2, 5, 5, 7, 9]),
+    // 1³ s2: the strided gather (downsample shortcut).
+    ConvCase(geometry: .init(inChannels: 4, outChannels: 3, kernel: 1, stride: 2, padding: 0), input: [2, 4, 5, 7, 9]),
+    // Anisotropic kernel, stride and padding.
+    ConvCase(geometry: .init(inChannels: 2, outChannels: 3, kernel: Size3(3, 2, 1), stride: Size3(1, 2, 3),
+                             padding: Size3(1, 0, 0)), input: [1, 2, 5, 7, 9]),
+    // Tiles smaller than an output row and not dividing it: many tiles, partial rows.
+    ConvCase(geometry: .init(inChannels: 3, outChannels: 4, kernel: 3, stride: 1, padding: 1), input: [2, 3, 5, 7, 9], maxTile: 5),
+    ConvCase(geometry: .init(inChannels: 2, outChannels: 3, kernel: 3, stride: 2, padding: 1), input: [2, 2, 5, 7, 9], maxTile: 7),
+    ConvCase(geometry: .init(inChannels: 1, outChannels: 2, kernel: 7, stride: 2, padding: 3), input: [1, 1, 7, 9, 11], maxTile: 11),
+    ConvCase(geometry: .init(inChannels: 4, outChannels: 3, kernel: 1, stride: 2, padding: 0), input: [2, 4, 5, 7, 9], maxTile: 3),
+]
+
+private struct ConvFixture {
+    let c: ConvCase
+    let x, w, y, g: Tensor
+    let workspace: ConvWorkspace
+
+    init(_ c: ConvCase, seed: UInt64) {
+        self.c = c
+        x = randomTensor(c.input, seed: seed)
+        w = randomTensor(c.geometry.weightShape, seed: seed + 1, -0.5, 0.5)
+        y = Tensor(zeros: c.geometry.outputShape(for: Shape5(c.input)).dims)
+        g = projectionWeights(like: y, seed: seed + 2)
+        workspace = ConvWorkspace(bytes: 1 << 20)
+        workspace.maxTileColumns = c.maxTile
+    }
+
+    func forward() { conv3dForward(y: y, x: x, weight: w, geometry: c.geometry, workspace: workspace) }
+    func loss() -> Double { forward(); return dot(g, y) }
+}
+
+@Suite struct ConvolutionTests {
+    @Test func outputSizeFormula() {
+        #expect(convOutputSize(256, kernel: 7, stride: 2, padding: 3) == 128)
+        #expect(convOutputSize(138, kernel: 7, stride: 2, padding: 3) == 69)
+        #expect(convOutputSize(69, kernel: 3, stride: 2, padding: 1) == 35)
+        #expect(convOutputSize(9, kernel: 1, stride: 2, padding: 0) == 5)
+        #expect(convOutputSize(7, kernel: 3, stride: 1, padding: 1) == 7)
+    }
+
+    @Test(arguments: convCases)
+    func forwardMatchesNaive(_ c: ConvCase) {
+        let f = ConvFixture(c, seed: 11)
+        f.forward()
+        expectClose(f.y, naiveConvForward(f.x.array, Shape5(c.input), f.w.array, c.geometry), "forward \(c)")
+    }
+
+    @Test(arguments: convCases)
+    func backwardMatchesNaive(_ c: ConvCase) {
+        let f = ConvFixture(c, seed: 21)
+        let dX = Tensor(shape: f.x.shape, repeating: 7)          // must be overwritten
+        let dW = Tensor(shape: f.w.shape, repeating: 0.25)       // must be accumulated into
+        conv3dBackward(dX: dX, dWeight: dW, dY: f.g, x: f.x, weight: f.w, geometry: c.geometry,
+                       workspace: f.workspace)
+        let ref = naiveConvBackward(f.x.array, Shape5(c.input), f.w.array, f.g.array, c.geometry)
+        expectClose(dX, ref.dx, "dX \(c)")
+        expectClose(dW, ref.dw.map { $0 + 0.25 }, "dWeight (accumulated onto 0.25) \(c)")
+    }
+
+    @Test(arguments: convCases)
+    func backwardMatchesFiniteDifferences(_ c: ConvCase) {
+        let f = ConvFixture(c, seed: 31)
+        let dX = Tensor(zeros: f.x.shape), dW = Tensor(zeros: f.w.shape)
+        conv3dBackward(dX: dX, dWeight: dW, dY: f.g, x: f.x, weight: f.w, geometry: c.geometry,
+                       workspace: f.workspace)
+        let rx = checkGradient(f.x, analytic: dX, indices: sampleIndices(f.x.count, 40, seed: 1),
+                               eps: 1e-2, scale: 1e-2, loss: f.loss)
+        #expect(rx.worstRelativeError <= gradientTolerance, "dX \(c): \(rx)")
+        let rw = checkGradient(f.w, analytic: dW, indices: sampleIndices(f.w.count, 40, seed: 2),
+                               eps: 1e-2, scale: 1e-2, loss: f.loss)
+        #expect(rw.worstRelativeError <= gradientTolerance, "dWeight \(c): \(rw)")
+    }
+
+    @Test func gradientsCanBeSkipped() {
+        let c = convCases[1]
+        let f = ConvFixture(c, seed: 41)
+        let ref = naiveConvBackward(f.x.array, Shape5(c.input), f.w.array, f.g.array, c.geometry)
+        let dX = Tensor(zeros: f.x.shape), dW = Tensor(zeros: f.w.shape)
+        conv3dBackward(dX: nil, dWeight: dW, dY: f.g, x: f.x, weight: f.w, geometry: c.geometry, workspace: f.workspace)
+        conv3dBackward(dX: dX, dWeight: nil, dY: f.g, x: f.x, weight: f.w, geometry: c.geometry, workspace: f.workspace)
+        expectClose(dX, ref.dx, "dX alone")
+        expectClose(dW, ref.dw, "dWeight alone")
+    }
+
+    /// Tiling changes only which GEMM calls are made, not the sums each output takes.
+    @Test func tileWidthDoesNotChangeResults() {
+        let geometry = Conv3dGeometry(inChannels: 3, outChannels: 5, kernel: 3, stride: 2, padding: 1)
+        let x = randomTensor([1, 3, 9, 11, 13], seed: 51)
+        let w = randomTensor(geometry.weightShape, seed: 52)
+        let shape = geometry.outputShape(for: x.shape5).dims
+        let ws = ConvWorkspace(bytes: 1 << 20)
+        let whole = Tensor(zeros: shape), tiled = Tensor(zeros: shape)
+        conv3dForward(y: whole, x: x, weight: w, geometry: geometry, workspace: ws)
+        ws.maxTileColumns = 4
+        conv3dForward(y: tiled, x: x, weight: w, geometry: geometry, workspace: ws)
+        #expect(maxAbsDifference(whole, tiled) <= 1e-5)
+    }
+
+    /// dsan's own loops (vol2col, col2vol) give the same bits on 1 and 2 threads.
+    @Test func threadCountDoesNotChangeBits() {
+        let geometry = Conv3dGeometry(inChannels: 4, outChannels: 3, kernel: 3, stride: 2, padding: 1)
+        let x = randomTensor([1, 4, 9, 10, 11], seed: 61)
+        let w = randomTensor(geometry.weightShape, seed: 62)
+        let dy = randomTensor(geometry.outputShape(for: x.shape5).dims, seed: 63)
+        let ws = ConvWorkspace(bytes: 1 << 20)
+        ws.maxTileColumns = 13
+        func run(threads: Int) -> (y: [Float], dx: [Float], dw: [Float]) {
+            let saved = Parallel.threads
+            Parallel.threads = threads
+            defer { Parallel.threads = saved }
+            let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
+            conv3dForward(y: y, x: x, weight: w, geometry: geometry, workspace: ws)
+            conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: geometry, workspace: ws)
+            return (y.array, dX.array, dW.array)
+        }
+        let one = run(threads: 1), two = run(threads: 2)
+        #expect(one.y == two.y)
+        #expect(one.dx == two.dx)
+        #expect(one.dw == two.dw)
+    }
+
+    /// The workspace bounds memory: a tile never exceeds its capacity, whatever the input size.
+    @Test func tileFitsWorkspace() {
+        let ws = ConvWorkspace(bytes: 4 << 20)
+        let stem = Conv3dGeometry(inChannels: 1, outChannels: 64, kernel: 7, stride: 2, padding: 3)
+        let positions = stem.outputShape(for: Shape5(n: 1, c: 1, d: 138, h: 256, w: 256)).spatial
+        let t = ws.tileColumns(rows: stem.columnRows, positions: positions)
+        #expect(t * stem.columnRows <= ws.capacity)
+        #expect(t >= 1 && t < positions)
+    }
+}
