@@ -20,6 +20,8 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         // Safe Swift wrappers.
         .target(name: "MPI", dependencies: ["CMPI"]),
@@ -30,9 +32,13 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["BLAS"]),
         .target(name: "NN", dependencies: ["Tensor", "BLAS"]),
 
+        // Data: NIfTI files, HDF5 shards, preprocessing, synthetic cohort, folds, samplers.
+        .target(name: "NIfTI", dependencies: ["CZlib"]),
+        .target(name: "Data", dependencies: ["HDF5", "Tensor", "NIfTI"]),
+
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
@@ -46,6 +52,8 @@ let package = Package(
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
+        .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -13,6 +13,6 @@ struct DSAN: ParsableCommand {
         launch guide.
         """,
         version: dsanVersion,
-        subcommands: [Bench.self]
+        subcommands: [Synth.self, Inspect.self, Bench.self]
     )
 }
