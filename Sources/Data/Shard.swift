@@ -40,8 +40,9 @@ public final class ShardWriter {
     public let capacity: Int
     public let size: [Int]
     private let temporaryPath: String
-    private var file: File?
-    private let image, lung, infection: Dataset
+    /// The open file and its volume datasets; nil once finished (HDF5 keeps a file open while
+    /// any of its objects is, so all are released together before the rename).
+    private var open: (file: File, image: Dataset, lung: Dataset, infection: Dataset)?
     private var infos: [CaseInfo] = []
 
     /// `size` is [D, H, W]; `imageType` `.uint8` or `.float32`; `source` says what made it
@@ -54,11 +55,11 @@ public final class ShardWriter {
         self.size = size
         temporaryPath = path + ".partial"
         let file = try File(creating: temporaryPath)
-        self.file = file
         let shape = [cases] + size, chunk = [1] + size
-        image = try file.createDataset(ShardFormat.image, type: imageType, shape: shape, chunks: chunk, gzipLevel: ShardFormat.gzipLevel)
-        lung = try file.createDataset(ShardFormat.lung, type: .uint8, shape: shape, chunks: chunk, gzipLevel: ShardFormat.gzipLevel)
-        infection = try file.createDataset(ShardFormat.infection, type: .uint8, shape: shape, chunks: chunk, gzipLevel: ShardFormat.gzipLevel)
+        let image = try file.createDataset(ShardFormat.image, type: imageType, shape: shape, chunks: chunk, gzipLevel: ShardFormat.gzipLevel)
+        let lung = try file.createDataset(ShardFormat.lung, type: .uint8, shape: shape, chunks: chunk, gzipLevel: ShardFormat.gzipLevel)
+        let infection = try file.createDataset(ShardFormat.infection, type: .uint8, shape: shape, chunks: chunk, gzipLevel: ShardFormat.gzipLevel)
+        open = (file, image, lung, infection)
         try file.setAttribute("format", ShardFormat.name)
         try file.setAttribute("format_version", ShardFormat.version)
         try file.setAttribute("spacing_mm_xyz", ShardFormat.spacing)
@@ -74,6 +75,7 @@ public final class ShardWriter {
         precondition(voxels.count == n && lungMask.count == n && (infectionMask?.count ?? n) == n,
                      "ShardWriter.append: volume sizes do not match \(size)")
         precondition(infos.count < capacity, "ShardWriter.append: shard \(path) is full (\(capacity) cases)")
+        guard let (_, image, lung, infection) = open else { preconditionFailure("ShardWriter.append after finish()") }
         let start = [infos.count, 0, 0, 0], count = [1] + size
         switch voxels {
         case .uint8(let v): try v.withUnsafeBufferPointer { try image.write($0, start: start, count: count) }
@@ -89,14 +91,14 @@ public final class ShardWriter {
 
     /// Writes the per-case metadata, closes the file and renames it into place.
     public func finish() throws {
-        guard let file else { return }
+        guard let file = open?.file else { return }
         precondition(infos.count == capacity, "ShardWriter.finish: \(infos.count) of \(capacity) cases written to \(path)")
         try file.createDataset(ShardFormat.label, type: .uint8, shape: [capacity]).write(infos.map { $0.label.rawValue })
         try file.createDataset(ShardFormat.ratio, type: .float32, shape: [capacity]).write(infos.map { $0.infectionRatio })
         try file.createDataset(ShardFormat.caseID, type: .string, shape: [capacity]).writeStrings(infos.map { $0.caseID })
         try file.createDataset(ShardFormat.patientID, type: .string, shape: [capacity]).writeStrings(infos.map { $0.patientID })
         try file.flush()
-        self.file = nil
+        open = nil
         if rename(temporaryPath, path) != 0 {
             throw DataError(file: path, "cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
         }
@@ -169,6 +171,9 @@ public final class ShardReader {
         self.infos = infos
     }
 
+    /// v / 255 for every byte value.
+    static let byteToUnit: [Float] = (0..<256).map { Float($0) / 255 }
+
     private func check(_ index: Int) {
         precondition(index >= 0 && index < count, "ShardReader: case \(index) of \(count) in \(path)")
     }
@@ -184,8 +189,10 @@ public final class ShardReader {
         } else {
             let s = UnsafeMutableBufferPointer(rebasing: scratch[0..<voxels])
             try image.read(into: s, start: start, count: count)
-            let scale: Float = 1 / 255
-            for i in 0..<voxels { out[i] = Float(s[i]) * scale }
+            // value / 255 exactly as numpy computes it, via a table.
+            ShardReader.byteToUnit.withUnsafeBufferPointer { table in
+                for i in 0..<voxels { out[i] = table[Int(s[i])] }
+            }
         }
     }
 
