@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NumericalTesting
+import Testing
+@testable import NN
+
+/// Adam against a scalar Double transcription of torch.optim.Adam, checkpoint round trips, and the
+/// step learning-rate schedule.
+@Suite struct OptimizerTests {
+    /// Parameter sizes: several small tensors around one larger than a parallel chunk (65 536), so
+    /// chunk boundaries fall inside a parameter and between parameters.
+    private let sizes = [3, 70_001, 1, 512, 27]
+
+    private func makeParameters(seed: UInt64) -> [(parameter: Tensor, gradient: Tensor)] {
+        var rng = SplitMix64(seed: seed)
+        return sizes.map { n in
+            let p = Tensor(zeros: [n])
+            p.fillNormal(std: 1, rng: &rng)
+            return (p, Tensor(zeros: [n]))
+        }
+    }
+
+    private func fillGradients(_ params: [(parameter: Tensor, gradient: Tensor)], step: Int) {
+        var rng = SplitMix64(seed: 1000 + UInt64(step))
+        for (_, g) in params { g.fillNormal(std: 0.1, rng: &rng) }
+    }
+
+    @Test func adamMatchesScalarPyTorchFormulas() {
+        let params = makeParameters(seed: 1)
+        let lr = 1e-2, wd = 1e-4, b1 = 0.9, b2 = 0.999, eps = 1e-8
+        let adam = Adam(parameters: params, learningRate: lr, weightDecay: wd)
+        // The reference: torch.optim.Adam's single-tensor update, element by element in Double.
+        var theta = params.map { $0.parameter.array.map(Double.init) }
+        var m = theta.map { [Double](repeating: 0, count: $0.count) }, v = m
+        for t in 1...6 {
+            fillGradients(params, step: t)
+            adam.step()
+            for k in 0..<params.count {
+                for i in 0..<theta[k].count {
+                    let g = Double(params[k].gradient.data[i]) + wd * theta[k][i]
+                    m[k][i] = b1 * m[k][i] + (1 - b1) * g
+                    v[k][i] = b2 * v[k][i] + (1 - b2) * g * g
+                    let mHat = m[k][i] / (1 - pow(b1, Double(t))), vHat = v[k][i] / (1 - pow(b2, Double(t)))
+                    theta[k][i] -= lr * mHat / (vHat.squareRoot() + eps)
+                }
+            }
+        }
+        #expect(adam.stepCount == 6)
+        // |θ| ≲ 4, six steps of size ≈ lr: float rounding of θ (≈ 2e-7 each) and of the update.
+        var worstTheta: Double = 0, worstM: Double = 0, worstV: Double = 0
+        for k in 0..<params.count {
+            for i in 0..<theta[k].count {
+                worstTheta = max(worstTheta, abs(Double(params[k].parameter.data[i]) - theta[k][i]))
+                worstM = max(worstM, abs(Double(adam.firstMoments[k].data[i]) - m[k][i]))
+                worstV = max(worstV, abs(Double(adam.secondMoments[k].data[i]) - v[k][i]) / max(v[k][i], 1e-12))
+            }
+        }
+        #expect(worstTheta < 2e-6, "θ")
+        #expect(worstM < 1e-7, "m")
+        #expect(worstV < 1e-5, "v (relative)")
+    }
+
+    @Test func gradientsAreNotModified() {
+        let params = makeParameters(seed: 2)
+        fillGradients(params, step: 1)
+        let before = params.map { $0.gradient.array }
+        Adam(parameters: params).step()
+        #expect(params.map { $0.gradient.array } == before)
+    }
+
+    /// Restoring (stepCount, m, v) and the parameters into a fresh optimizer continues bit for bit.
+    @Test func stateRoundTripContinuesIdentically() {
+        let params = makeParameters(seed: 3), copies = makeParameters(seed: 3)
+        let adam = Adam(parameters: params, learningRate: 1e-3)
+        for t in 1...3 { fillGradients(params, step: t); adam.step() }
+
+        let restored = Adam(parameters: copies, learningRate: 1e-3)
+        restored.stepCount = adam.stepCount
+        for k in 0..<params.count {
+            copies[k].parameter.assign(params[k].parameter)
+            restored.firstMoments[k].assign(adam.firstMoments[k])
+            restored.secondMoments[k].assign(adam.secondMoments[k])
+        }
+        for t in 4...5 {
+            fillGradients(params, step: t)
+            fillGradients(copies, step: t)
+            adam.step()
+            restored.step()
+        }
+        for k in 0..<params.count { #expect(params[k].parameter.array == copies[k].parameter.array) }
+    }
+
+    @Test func stepScheduleDividesByTenEveryFiveEpochs() {
+        let schedule = StepLRSchedule()  // base 2e-4, step 5, gamma 0.1
+        let expected: [(Int, Double)] = [(0, 2e-4), (4, 2e-4), (5, 2e-5), (9, 2e-5), (10, 2e-6), (19, 2e-7)]
+        for (epoch, lr) in expected {
+            #expect(abs(schedule.learningRate(epoch: epoch) - lr) <= 1e-12 * lr, "epoch \(epoch)")
+        }
+        let custom = StepLRSchedule(baseLearningRate: 1, stepSize: 2, gamma: 0.5)
+        #expect([0, 1, 2, 3, 4].map { custom.learningRate(epoch: $0) } == [1, 1, 0.5, 0.5, 0.25])
+    }
+}
