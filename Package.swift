@@ -36,13 +36,16 @@ let package = Package(
         .target(name: "NIfTI", dependencies: ["CZlib"]),
         .target(name: "Data", dependencies: ["HDF5", "Tensor", "NIfTI"]),
 
+        // Distributed training pieces over MPI: ring all-reduce, gradient buckets.
+        .target(name: "Distributed", dependencies: ["MPI"]),
+
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
-        .executableTarget(name: "dsan-mpi-checks", dependencies: ["MPI"]),
+        .executableTarget(name: "dsan-mpi-checks", dependencies: ["MPI", "Distributed"]),
 
         // Shared test helpers (finite differences, naive references, tolerances).
         .target(name: "NumericalTesting", dependencies: ["Tensor"], path: "Tests/NumericalTesting"),

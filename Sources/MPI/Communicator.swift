@@ -1,4 +1,7 @@
 import CMPI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An MPI communicator: its rank and size, point-to-point and collective operations.
 ///
@@ -18,13 +21,33 @@ public final class Communicator: @unchecked Sendable {
         get throws { try Communicator(handle: dsan_mpi_comm_world()) }
     }
 
-    init(handle: MPI_Comm) throws {
+    /// Whether this object created the handle (by `duplicate`) and frees it.
+    private let owned: Bool
+
+    init(handle: MPI_Comm, owned: Bool = false) throws {
         self.handle = handle
+        self.owned = owned
         var r: Int32 = 0, s: Int32 = 0
         try check(MPI_Comm_rank(handle, &r), "MPI_Comm_rank")
         try check(MPI_Comm_size(handle, &s), "MPI_Comm_size")
         rank = Int(r)
         size = Int(s)
+    }
+
+    deinit {
+        if owned && !MPI.isFinalized {
+            var h: MPI_Comm? = handle
+            _ = MPI_Comm_free(&h)
+        }
+    }
+
+    /// A new communicator with the same ranks and its own message space (`MPI_Comm_dup`), so that
+    /// a communication thread's messages never match the main thread's. Collective.
+    public func duplicate() throws -> Communicator {
+        var h: MPI_Comm? = nil
+        try check(MPI_Comm_dup(handle, &h), "MPI_Comm_dup")
+        try check(MPI_Comm_set_errhandler(h, dsan_mpi_errors_return()), "MPI_Comm_set_errhandler")
+        return try Communicator(handle: h!, owned: true)
     }
 
     /// Blocks until every rank has called it (`MPI_Barrier`).
@@ -94,6 +117,15 @@ public final class Communicator: @unchecked Sendable {
                                 T.mpiDatatype, op.raw, handle), "MPI_Allreduce of \(buffer.count) elements")
     }
 
+    /// Starts a non-blocking in-place reduction (`MPI_Iallreduce` with `MPI_IN_PLACE`); complete
+    /// it with `wait(timeout:)` so that a missing rank becomes an error instead of a hang.
+    public func iallreduce<T: MPIElement>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReduceOp = .sum) throws -> Request {
+        let request = Request(operation: "MPI_Iallreduce of \(buffer.count) elements")
+        try check(MPI_Iallreduce(dsan_mpi_in_place(), buffer.baseAddress, mpiCount(buffer.count, "MPI_Iallreduce"),
+                                 T.mpiDatatype, op.raw, handle, &request.handle), request.operation)
+        return request
+    }
+
     /// Gathers `send.count` elements from every rank into `receive` on every rank, rank r's block
     /// at offset r · send.count (`MPI_Allgather`).
     public func allgather<T: MPIElement>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>) throws {
@@ -149,6 +181,23 @@ public final class Request {
         try check(MPI_Wait(&handle, dsan_mpi_status_ignore()), "MPI_Wait for \(operation)")
     }
 
+    /// Waits at most `timeout` seconds, polling with `MPI_Test` (backing off to 1 ms sleeps), and
+    /// throws `MPIError` if the operation has not completed by then — the way dsan turns a dead
+    /// or hung peer into an error instead of a silent hang.
+    public func wait(timeout: Double) throws {
+        if timeout.isInfinite { return try wait() }
+        let deadline = MPI.wallTime + timeout
+        var spins = 0
+        while try !test() {
+            if MPI.wallTime > deadline {
+                throw MPIError(operation: operation, code: -1,
+                               message: "timed out after \(timeout) s; the peer is missing, hung or far behind")
+            }
+            spins += 1
+            if spins > 1000 { usleep(spins > 10_000 ? 1000 : 50) }
+        }
+    }
+
     /// Returns whether the operation has completed, without blocking (`MPI_Test`).
     public func test() throws -> Bool {
         if isComplete { return true }
@@ -157,7 +206,12 @@ public final class Request {
         return flag != 0
     }
 
+    /// A request dropped before completion (after a timeout, on the way to aborting the job) is
+    /// cancelled and freed, best effort.
     deinit {
-        precondition(isComplete || MPI.isFinalized, "\(operation): request dropped before completion")
+        if !isComplete && !MPI.isFinalized {
+            _ = MPI_Cancel(&handle)
+            _ = MPI_Request_free(&handle)
+        }
     }
 }

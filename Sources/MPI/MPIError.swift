@@ -10,6 +10,12 @@ public struct MPIError: Error, CustomStringConvertible, Sendable {
     /// `MPI_Error_string(code)`.
     public var message: String
 
+    public init(operation: String, code: Int32, message: String) {
+        self.operation = operation
+        self.code = code
+        self.message = message
+    }
+
     public var description: String { "\(operation): \(message)" }
 
     /// MPI's text for an error code.

@@ -2,6 +2,7 @@
 // `mpirun -np R` (and once alone, as a singleton); every rank runs every check and prints one
 // line "rank r of R: N checks passed" or "rank r of R: FAILED …", so the test can prove that
 // every rank ran. Exit status is non-zero if any check failed on this rank.
+import Distributed
 import MPI
 
 #if canImport(Glibc)
@@ -154,6 +155,44 @@ func runChecks(_ c: Checks) {
             let text = error.description
             try c.expect(text.contains("MPI_Send to rank \(size + 3)"), "message lacks the operation: \(text)")
             try c.expect(text.lowercased().contains("rank"), "message lacks MPI's text: \(text)")
+        }
+    }
+
+    // Ring all-reduce against MPI_Allreduce: exact on integer-valued floats, lengths around R.
+    let ring = RingAllreduce(comm: comm, timeout: 60)
+    for n in Array(Set([0, 1, max(0, size - 1), size + 1, 1001, 3_000_001])).sorted() {
+        c.run("ring all-reduce == MPI_Allreduce, length \(n)") {
+            let x = (0..<n).map { value(rank: rank, index: $0) }
+            var viaRing = x, viaMPI = x
+            try ring.allreduce(&viaRing)
+            try comm.allreduce(&viaMPI)
+            if let i = (0..<n).first(where: { viaRing[$0] != viaMPI[$0] }) {
+                throw CheckFailure(description: "element \(i): ring \(viaRing[i]), MPI_Allreduce \(viaMPI[i])")
+            }
+        }
+    }
+    c.run("ring all-reduce of random floats within rounding of MPI_Allreduce") {
+        var g = UInt64(rank + 1) &* 0x9E37_79B9_7F4A_7C15
+        let x = (0..<100_003).map { _ -> Float in
+            g = g &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: g >> 11) % 2_000_001 - 1_000_000) / 999_983
+        }
+        var viaRing = x, viaMPI = x
+        try ring.allreduce(&viaRing)
+        try comm.allreduce(&viaMPI)
+        let worst = zip(viaRing, viaMPI).map { abs($0 - $1) }.max() ?? 0
+        // R terms of magnitude ≤ 1: rounding differences ≤ R · 2^-23 per element.
+        try c.expect(worst <= Float(size) * 1.2e-7, "largest difference \(worst)")
+    }
+    if size > 1 {
+        c.run("ring all-reduce refuses different lengths on every rank") {
+            var x = [Float](repeating: 1, count: 10 + (rank == 0 ? 1 : 0))
+            do {
+                try ring.allreduce(&x)
+                throw CheckFailure(description: "no error for mismatched lengths")
+            } catch let error as MPIError {
+                try c.expect(error.description.contains("ranks pass different lengths"), "\(error)")
+            }
         }
     }
 
