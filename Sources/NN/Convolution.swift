@@ -8,12 +8,14 @@ import BLAS
 //
 // where row r = (c, kd, kh, kw) of `cols_n` holds, for every output position p = (od, oh, ow), the
 // input voxel x[n, c, od·sd − pd + kd, oh·sh − ph + kh, ow·sw − pw + kw] (zero outside the volume).
-// The full `cols_n` of the stem at 138×256×256 would be 1.5 GB, so the P axis is cut into tiles of
-// T positions that fit a caller-owned `ConvWorkspace`: the memory is bounded at any input size and
-// every pass is a sequence of (vol2col tile, GEMM tile). The backward reuses the same tiling:
+// The full `cols_n` of the stem at 138×256×256 would be 1.5 GB, so it is cut into tiles that fit a
+// caller-owned `ConvWorkspace`: T output positions (columns) by a block of input channels (rows
+// c0·k³..<c1·k³). Memory is bounded at any input size, and each tile stays in cache between its
+// vol2col and its GEMM. The forward sums the channel blocks of a column tile into Y (beta = 1 after
+// the first); the backward reuses the same tiles:
 //
-//     dW[Cout, K]     += dY_n[:, tile] · cols_tileᵀ          (vol2col recomputed, not stored)
-//     dcols[K, T]      = Wᵀ · dY_n[:, tile]  →  col2vol scatter-add into dX_n
+//     dW[:, rows]     += dY_n[:, tile] · cols_tileᵀ          (vol2col recomputed, not stored)
+//     dcols           = W[:, rows]ᵀ · dY_n[:, tile]  →  col2vol scatter-add into dX_n
 //
 // 1×1×1 stride-1 unpadded convs skip vol2col entirely (x_n already is cols_n); 1×1×1 stride-2
 // convs go through the tiled path, whose vol2col then is a plain strided gather of K = Cin rows.
@@ -103,20 +105,25 @@ public struct Conv3dGeometry: Equatable, Sendable, CustomStringConvertible {
 /// Scratch memory for the column tiles of `conv3dForward` / `conv3dBackward`, owned by the caller
 /// (one per model, shared by all its convs) so that the hot path never allocates.
 ///
-/// A tile holds K×T floats (K = `Conv3dGeometry.columnRows`); T is the largest count of output
-/// positions that fits `capacity`, capped by `maxTileColumns` and by the output's size. Memory is
-/// therefore bounded by `capacity` whatever the input size.
+/// A tile is a block of the column matrix: the rows of `channels` input channels (channels·k³ rows)
+/// by `columns` output positions, and it never exceeds `capacity` floats, so memory is bounded
+/// whatever the input size. The capacity is also the cache budget: a tile that stays in the L2/L3
+/// caches between vol2col writing it and the GEMM reading it is what makes the conv run near the
+/// sgemm rate (Docs/performance.md has the measurements behind the default).
 public final class ConvWorkspace {
-    /// The default size: large enough for T ≥ 256 at the widest conv of ResNet34 (K = 512·27) and
-    /// for tiles of many output rows at the narrow ones, small enough to stay near the L3 cache.
-    public static let defaultBytes = 16 << 20
+    /// The default size, 2 MiB, the best of 1–32 MiB measured on the target machine.
+    public static let defaultBytes = 2 << 20
+    /// Below this many columns a GEMM loses efficiency, so a tile rather splits the input channels.
+    public static let minimumTileColumns = 256
 
     /// Capacity in floats.
     public let capacity: Int
     /// The column buffer, `capacity` floats, 64-byte aligned.
     public let columns: UnsafeMutablePointer<Float>
-    /// Upper bound on the tile width T in output positions; tests set it small to force many tiles.
+    /// Upper bound on the tile width in output positions; tests set it small to force many tiles.
     public var maxTileColumns: Int = .max
+    /// Upper bound on the input channels of a tile; tests set it small to force channel blocks.
+    public var maxTileChannels: Int = .max
 
     public init(bytes: Int = ConvWorkspace.defaultBytes) {
         precondition(bytes >= MemoryLayout<Float>.stride, "ConvWorkspace: \(bytes) bytes")
@@ -129,11 +136,26 @@ public final class ConvWorkspace {
 
     deinit { UnsafeMutableRawPointer(columns).deallocate() }
 
-    /// The tile width T for a column matrix of `rows` rows over `positions` output positions.
-    public func tileColumns(rows: Int, positions: Int) -> Int {
-        let fit = capacity / rows
-        precondition(fit >= 1, "ConvWorkspace: \(capacity) floats cannot hold one column of \(rows) rows")
-        return max(1, min(positions, fit, maxTileColumns))
+    /// The tile for `geometry` over `positions` output positions: all input channels and as many
+    /// columns as fit when that leaves at least `minimumTileColumns` columns (or all of them);
+    /// otherwise `minimumTileColumns` columns and as many whole input channels as fit, in blocks of
+    /// equal size.
+    public func tile(for geometry: Conv3dGeometry, positions: Int) -> (columns: Int, channels: Int) {
+        let kv = geometry.kernel.volume, cin = geometry.inChannels
+        precondition(capacity >= kv, "ConvWorkspace: \(capacity) floats cannot hold one column of \(kv) rows")
+        var channels = cin, columns: Int
+        let wanted = min(positions, ConvWorkspace.minimumTileColumns)
+        if cin * kv * wanted <= capacity {
+            columns = min(positions, capacity / (cin * kv))
+        } else {
+            columns = wanted
+            channels = max(1, capacity / (kv * columns))
+        }
+        channels = min(channels, maxTileChannels)
+        let blocks = (cin + channels - 1) / channels
+        channels = (cin + blocks - 1) / blocks
+        columns = max(1, min(columns, maxTileColumns, capacity / (kv * channels)))
+        return (columns, channels)
     }
 }
 
@@ -158,14 +180,20 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
             BLAS.sgemm(.none, .none, m: cout, n: P, k: K, a: w, lda: K, b: xn, ldb: P, c: yn, ldc: P)
             continue
         }
-        let T = workspace.tileColumns(rows: K, positions: P)
-        let cols = workspace.columns                               // [K, t]
+        let (T, C) = workspace.tile(for: g, positions: P)
+        let cols = workspace.columns                               // [(c1 − c0)·k³, t]
+        let kv = g.kernel.volume
         var p0 = 0
         while p0 < P {
             let t = min(T, P - p0)
-            vol2col(plan, xn, p0, p0 + t, cols)
-            BLAS.sgemm(.none, .none, m: cout, n: t, k: K, a: w, lda: K, b: cols, ldb: t,
-                       c: yn + p0, ldc: P)
+            var c0 = 0
+            while c0 < plan.c {                                    // Y[:, tile] += W[:, rows] · cols
+                let c1 = min(plan.c, c0 + C)
+                vol2col(plan, xn, c0, c1, p0, p0 + t, cols)
+                BLAS.sgemm(.none, .none, m: cout, n: t, k: (c1 - c0) * kv, a: w + c0 * kv, lda: K,
+                           b: cols, ldb: t, beta: c0 == 0 ? 0 : 1, c: yn + p0, ldc: P)
+                c0 = c1
+            }
             p0 += t
         }
     }
@@ -201,20 +229,26 @@ public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
             }
             continue
         }
-        let T = workspace.tileColumns(rows: K, positions: P)
-        let cols = workspace.columns                               // [K, t]
+        let (T, C) = workspace.tile(for: g, positions: P)
+        let cols = workspace.columns                               // [(c1 − c0)·k³, t]
+        let kv = g.kernel.volume
         var p0 = 0
         while p0 < P {
             let t = min(T, P - p0)
-            if let dWeight {   // dW[Cout, K] += dY_n[:, tile] · cols_tileᵀ
-                vol2col(plan, xn, p0, p0 + t, cols)
-                BLAS.sgemm(.none, .transpose, m: cout, n: K, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
-                           beta: 1, c: dWeight.data, ldc: K)
-            }
-            if let dX {        // dcols[K, t] = Wᵀ · dY_n[:, tile], scattered back into dX_n
-                BLAS.sgemm(.transpose, .none, m: K, n: t, k: cout, a: w, lda: K, b: dyn + p0, ldb: P,
-                           c: cols, ldc: t)
-                col2vol(plan, cols, p0, p0 + t, dX.data + n * plan.inputPerSample)
+            var c0 = 0
+            while c0 < plan.c {
+                let c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+                if let dWeight {   // dW[:, rows] += dY_n[:, tile] · colsᵀ
+                    vol2col(plan, xn, c0, c1, p0, p0 + t, cols)
+                    BLAS.sgemm(.none, .transpose, m: cout, n: rows, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
+                               beta: 1, c: dWeight.data + c0 * kv, ldc: K)
+                }
+                if let dX {        // dcols = W[:, rows]ᵀ · dY_n[:, tile], scattered back into dX_n
+                    BLAS.sgemm(.transpose, .none, m: rows, n: t, k: cout, a: w + c0 * kv, lda: K,
+                               b: dyn + p0, ldb: P, c: cols, ldc: t)
+                    col2vol(plan, cols, c0, c1, p0, p0 + t, dX.data + n * plan.inputPerSample)
+                }
+                c0 = c1
             }
             p0 += t
         }

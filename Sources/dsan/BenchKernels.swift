@@ -1,11 +1,282 @@
 import ArgumentParser
+import BLAS
+import Foundation
+import NN
 
+/// `dsan bench kernels`: sgemm and every distinct conv of ResNet34, forward, input gradient and
+/// weight gradient, at each requested thread count; every conv pass is also given as a fraction of
+/// the same-run sgemm rate at 2048³, the ceiling the conv kernels are built on.
 struct BenchKernels: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
-        abstract: "GFLOP/s of sgemm and of every distinct conv of ResNet34, as ratios to sgemm."
+        abstract: "GFLOP/s of sgemm and of every distinct conv of ResNet34, as ratios to sgemm.",
+        discussion: """
+        Each figure is the median of --repetitions timed runs after --warmup untimed ones, batch 1. \
+        The network forward estimate sums the forward time of the 36 convs of ResNet34 at --size \
+        (the other layers are memory-bound and not included). Build with -c release.
+        """
     )
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @Option(help: "Comma-separated thread counts; each sets both BLAS.threads and Parallel.threads.")
+    var threads: String = "1,2"
+
+    @Option(help: "Network input size D×H×W (the convs' inputs follow from it).")
+    var size: String = "64x128x128"
+
+    @Option(help: "Timed runs per figure (the median is reported).")
+    var repetitions: Int = 5
+
+    @Option(help: "Untimed runs before timing.")
+    var warmup: Int = 1
+
+    @Option(name: .customLong("workspace-mib"), help: "Conv workspace size in MiB (bounds the column tile).")
+    var workspaceMiB: Int = ConvWorkspace.defaultBytes >> 20
+
+    func validate() throws {
+        if threadCounts == nil { throw ValidationError("--threads must be positive integers separated by commas, got '\(threads)'") }
+        if volume == nil { throw ValidationError("--size must be D×H×W with positive integers, e.g. 64x128x128, got '\(size)'") }
+        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
+        if warmup < 0 { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
+        if workspaceMiB < 1 { throw ValidationError("--workspace-mib must be at least 1, got \(workspaceMiB)") }
+    }
+
+    private var threadCounts: [Int]? {
+        let parts = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else { return nil }
+        return parts.map { $0! }
+    }
+
+    private var volume: [Int]? {
+        let parts = size.lowercased().split(whereSeparator: { $0 == "x" || $0 == "×" }).map { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else { return nil }
+        return parts.map { $0! }
+    }
+
     func run() throws {
-        throw ValidationError("bench kernels is not built yet")
+        let report = measure(threadCounts: threadCounts!, volume: volume!)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+    }
+
+    // MARK: Measurement
+
+    private func measure(threadCounts: [Int], volume: [Int]) -> KernelReport {
+        let convs = resnet34Convs(volume: volume)
+        let workspace = ConvWorkspace(bytes: workspaceMiB << 20)
+        var runs: [KernelReport.ThreadRun] = []
+        for t in threadCounts {
+            BLAS.threads = t
+            Parallel.threads = t
+            let gemm2048 = sgemmRate(m: 2048, n: 2048, k: 2048)
+            var rows: [KernelReport.ConvRow] = []
+            for conv in convs {
+                rows.append(measureConv(conv, workspace: workspace, sgemm2048: gemm2048))
+            }
+            let forward = rows.reduce(0) { $0 + $1.forward.seconds * Double($1.countInNetwork) }
+            runs.append(.init(threads: t, sgemm2048GFlops: gemm2048, convs: rows,
+                              networkForwardSeconds: forward))
+        }
+        let flops = convs.reduce(0) { $0 + $1.geometry.flops(input: $1.input) * Double($1.count) }
+        return KernelReport(
+            machine: machineDescription(), openblas: BLAS.configuration, coreName: BLAS.coreName,
+            inputSize: volume, repetitions: repetitions, warmup: warmup,
+            workspaceMiB: workspaceMiB, networkConvs: convs.reduce(0) { $0 + $1.count },
+            networkForwardGFlop: flops / 1e9, runs: runs)
+    }
+
+    private func measureConv(_ c: NetworkConv, workspace: ConvWorkspace, sgemm2048: Double) -> KernelReport.ConvRow {
+        let g = c.geometry
+        var rng = SplitMix64(seed: 1)
+        let x = Tensor(zeros: c.input.dims), w = Tensor(zeros: g.weightShape)
+        x.fillUniform(-1, 1, rng: &rng)
+        w.fillNormal(std: 0.05, rng: &rng)
+        let out = g.outputShape(for: c.input)
+        let y = Tensor(zeros: out.dims), dY = Tensor(zeros: out.dims)
+        dY.fillUniform(-1, 1, rng: &rng)
+        let dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
+        let flops = g.flops(input: c.input)
+        let K = g.columnRows, P = out.spatial
+        let (tile, channels) = g.isPointwise ? (P, g.inChannels) : workspace.tile(for: g, positions: P)
+        let rows = channels * g.kernel.volume
+
+        // The GEMM calls the forward makes, without vol2col: [Cout×rows]·[rows×T] per tile.
+        let a = Tensor(zeros: [g.outChannels, K]), b = Tensor(zeros: [rows, tile])
+        let gemmSeconds = median {
+            var p0 = 0
+            while p0 < P {
+                let t = min(tile, P - p0)
+                var r0 = 0
+                while r0 < K {
+                    let r = min(rows, K - r0)
+                    BLAS.sgemm(.none, .none, m: g.outChannels, n: t, k: r, a: a.data + r0, lda: K, b: b.data, ldb: t,
+                               beta: r0 == 0 ? 0 : 1, c: y.data + p0, ldc: P)
+                    r0 += r
+                }
+                p0 += t
+            }
+        }
+        let fwd = median { conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: workspace) }
+        let dx = median {
+            conv3dBackward(dX: dX, dWeight: nil, dY: dY, x: x, weight: w, geometry: g, workspace: workspace)
+        }
+        let dw = median {
+            conv3dBackward(dX: nil, dWeight: dW, dY: dY, x: x, weight: w, geometry: g, workspace: workspace)
+        }
+        func pass(_ seconds: Double) -> KernelReport.Pass {
+            let rate = flops / seconds / 1e9
+            return .init(seconds: seconds, gflops: rate, ratioToSgemm: rate / sgemm2048)
+        }
+        return .init(name: c.name, conv: g.description, input: c.input.dims, countInNetwork: c.count,
+                     gflop: flops / 1e9, gemmShape: [g.outChannels, rows, tile],
+                     sgemmAtShapeGFlops: flops / gemmSeconds / 1e9,
+                     forward: pass(fwd), inputGradient: pass(dx), weightGradient: pass(dw))
+    }
+
+    private func sgemmRate(m: Int, n: Int, k: Int) -> Double {
+        let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [k, n]), c = Tensor(zeros: [m, n])
+        var rng = SplitMix64(seed: 2)
+        a.fillUniform(-1, 1, rng: &rng)
+        b.fillUniform(-1, 1, rng: &rng)
+        let seconds = median {
+            BLAS.sgemm(.none, .none, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: n, c: c.data, ldc: n)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
+    }
+
+    /// Median wall time in seconds of `repetitions` runs of `body` after `warmup` runs.
+    private func median(_ body: () -> Void) -> Double {
+        for _ in 0..<warmup { body() }
+        var times: [Double] = []
+        for _ in 0..<repetitions {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        times.sort()
+        let mid = times.count / 2
+        return times.count % 2 == 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2
+    }
+
+    private func machineDescription() -> String {
+        var model = "unknown CPU"
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return "\(model), \(ProcessInfoCores.online) cores"
+    }
+}
+
+/// One distinct conv of ResNet34 and how many times the network runs it.
+private struct NetworkConv {
+    var name: String
+    var geometry: Conv3dGeometry
+    var input: Shape5
+    var count: Int
+}
+
+/// The 11 distinct convs of ResNet34 (36 in all) for a batch-1 input of `volume` D×H×W.
+private func resnet34Convs(volume: [Int]) -> [NetworkConv] {
+    func conv(_ cin: Int, _ cout: Int, _ k: Int, _ s: Int, _ p: Int) -> Conv3dGeometry {
+        Conv3dGeometry(inChannels: cin, outChannels: cout, kernel: k, stride: s, padding: p)
+    }
+    func down(_ v: [Int], _ k: Int, _ s: Int, _ p: Int) -> [Int] {
+        v.map { convOutputSize($0, kernel: k, stride: s, padding: p) }
+    }
+    func shape(_ c: Int, _ v: [Int]) -> Shape5 { Shape5(n: 1, c: c, d: v[0], h: v[1], w: v[2]) }
+    let stem = down(volume, 7, 2, 3)          // conv1
+    let l1 = down(stem, 3, 2, 1)              // maxpool
+    let l2 = down(l1, 3, 2, 1)
+    let l3 = down(l2, 3, 2, 1)                // layer4 keeps layer3's size (stride 1)
+    return [
+        NetworkConv(name: "conv1 (stem)", geometry: conv(1, 64, 7, 2, 3), input: shape(1, volume), count: 1),
+        NetworkConv(name: "layer1 3³", geometry: conv(64, 64, 3, 1, 1), input: shape(64, l1), count: 6),
+        NetworkConv(name: "layer2.0.conv1", geometry: conv(64, 128, 3, 2, 1), input: shape(64, l1), count: 1),
+        NetworkConv(name: "layer2 3³", geometry: conv(128, 128, 3, 1, 1), input: shape(128, l2), count: 7),
+        NetworkConv(name: "layer2.0.downsample", geometry: conv(64, 128, 1, 2, 0), input: shape(64, l1), count: 1),
+        NetworkConv(name: "layer3.0.conv1", geometry: conv(128, 256, 3, 2, 1), input: shape(128, l2), count: 1),
+        NetworkConv(name: "layer3 3³", geometry: conv(256, 256, 3, 1, 1), input: shape(256, l3), count: 11),
+        NetworkConv(name: "layer3.0.downsample", geometry: conv(128, 256, 1, 2, 0), input: shape(128, l2), count: 1),
+        NetworkConv(name: "layer4.0.conv1", geometry: conv(256, 512, 3, 1, 1), input: shape(256, l3), count: 1),
+        NetworkConv(name: "layer4 3³", geometry: conv(512, 512, 3, 1, 1), input: shape(512, l3), count: 5),
+        NetworkConv(name: "layer4.0.downsample", geometry: conv(256, 512, 1, 1, 0), input: shape(256, l3), count: 1),
+    ]
+}
+
+/// What `dsan bench kernels` measured; encoded as is for `--json`.
+struct KernelReport: Codable {
+    struct Pass: Codable {
+        var seconds: Double
+        var gflops: Double
+        var ratioToSgemm: Double
+    }
+    struct ConvRow: Codable {
+        var name: String
+        var conv: String
+        var input: [Int]
+        var countInNetwork: Int
+        var gflop: Double
+        /// [M, K, N] of each GEMM call of the forward: [Cout, tile channels·k³, tile width].
+        var gemmShape: [Int]
+        var sgemmAtShapeGFlops: Double
+        var forward: Pass
+        var inputGradient: Pass
+        var weightGradient: Pass
+    }
+    struct ThreadRun: Codable {
+        var threads: Int
+        var sgemm2048GFlops: Double
+        var convs: [ConvRow]
+        var networkForwardSeconds: Double
+    }
+    var machine: String
+    var openblas: String
+    var coreName: String
+    var inputSize: [Int]
+    var repetitions: Int
+    var warmup: Int
+    var workspaceMiB: Int
+    var networkConvs: Int
+    var networkForwardGFlop: Double
+    var runs: [ThreadRun]
+
+    var table: String {
+        func f(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        var out = """
+        machine: \(machine); OpenBLAS \(openblas) (\(coreName))
+        network input 1×1×\(inputSize.map(String.init).joined(separator: "×")); batch 1; \
+        median of \(repetitions) after \(warmup) warm-up; conv workspace \(workspaceMiB) MiB
+        GF/s = GFLOP/s; (r) = ratio to sgemm 2048³ in the same run; gemm@tile = sgemm alone at the conv's tile shape
+
+        """
+        for run in runs {
+            out += "\nthreads \(run.threads): sgemm 2048³ \(f(run.sgemm2048GFlops, 1)) GF/s\n"
+            out += pad("conv", 21) + pad("geometry", 28) + pad("input C×D×H×W", 16) + lpad("GFLOP", 6)
+                + lpad("×n", 4) + lpad("M×K×T", 17) + lpad("gemm@tile", 10)
+                + lpad("forward (r)", 15) + lpad("dX (r)", 15) + lpad("dW (r)", 15) + "\n"
+            for c in run.convs {
+                func cell(_ p: Pass) -> String { lpad("\(f(p.gflops, 1)) (\(f(p.ratioToSgemm, 2)))", 15) }
+                out += pad(c.name, 21) + pad(c.conv, 28)
+                    + pad(c.input.dropFirst().map(String.init).joined(separator: "×"), 16)
+                    + lpad(f(c.gflop, 2), 6) + lpad("\(c.countInNetwork)", 4)
+                    + lpad(c.gemmShape.map(String.init).joined(separator: "×"), 17)
+                    + lpad(f(c.sgemmAtShapeGFlops, 1), 10)
+                    + cell(c.forward) + cell(c.inputGradient) + cell(c.weightGradient) + "\n"
+            }
+            out += "network forward, \(networkConvs) convs, \(f(networkForwardGFlop, 1)) GFLOP: "
+                + "\(f(run.networkForwardSeconds, 3)) s (\(f(networkForwardGFlop / run.networkForwardSeconds, 1)) GF/s)\n"
+        }
+        return out
     }
 }

@@ -73,7 +73,11 @@ struct ConvCase: CustomStringConvertible, Sendable {
     var geometry: Conv3dGeometry
     var input: [Int]
     var maxTile: Int = .max
-    var description: String { "\(geometry) on \(input)" + (maxTile == .max ? "" : " tile \(maxTile)") }
+    var maxChannels: Int = .max
+    var description: String {
+        "\(geometry) on \(input)" + (maxTile == .max ? "" : " tile \(maxTile)")
+            + (maxChannels == .max ? "" : " channel blocks of ≤ \(maxChannels)")
+    }
 }
 
 private let convCases: [ConvCase] = [
@@ -95,6 +99,13 @@ private let convCases: [ConvCase] = [
     ConvCase(geometry: .init(inChannels: 2, outChannels: 3, kernel: 3, stride: 2, padding: 1), input: [2, 2, 5, 7, 9], maxTile: 7),
     ConvCase(geometry: .init(inChannels: 1, outChannels: 2, kernel: 7, stride: 2, padding: 3), input: [1, 1, 7, 9, 11], maxTile: 11),
     ConvCase(geometry: .init(inChannels: 4, outChannels: 3, kernel: 1, stride: 2, padding: 0), input: [2, 4, 5, 7, 9], maxTile: 3),
+    // Blocks of input channels (rows of the column matrix), alone and with column tiles.
+    ConvCase(geometry: .init(inChannels: 3, outChannels: 4, kernel: 3, stride: 1, padding: 1), input: [2, 3, 5, 7, 9], maxChannels: 2),
+    ConvCase(geometry: .init(inChannels: 5, outChannels: 2, kernel: 3, stride: 2, padding: 1), input: [1, 5, 5, 7, 9], maxTile: 6, maxChannels: 1),
+    ConvCase(geometry: .init(inChannels: 4, outChannels: 3, kernel: 1, stride: 2, padding: 0), input: [2, 4, 5, 7, 9], maxTile: 8, maxChannels: 3),
+    // Rows of 20 and 21 columns: the 8-wide SIMD copies with remainders, strides 1 and 2.
+    ConvCase(geometry: .init(inChannels: 2, outChannels: 3, kernel: 3, stride: 1, padding: 1), input: [1, 2, 3, 4, 20]),
+    ConvCase(geometry: .init(inChannels: 2, outChannels: 3, kernel: 3, stride: 2, padding: 1), input: [1, 2, 3, 4, 41]),
 ]
 
 private struct ConvFixture {
@@ -110,6 +121,7 @@ private struct ConvFixture {
         g = projectionWeights(like: y, seed: seed + 2)
         workspace = ConvWorkspace(bytes: 1 << 20)
         workspace.maxTileColumns = c.maxTile
+        workspace.maxTileChannels = c.maxChannels
     }
 
     func forward() { conv3dForward(y: y, x: x, weight: w, geometry: c.geometry, workspace: workspace) }
@@ -169,7 +181,7 @@ private struct ConvFixture {
         expectClose(dW, ref.dw, "dWeight alone")
     }
 
-    /// Tiling changes only which GEMM calls are made, not the sums each output takes.
+    /// Tiling changes only which GEMM calls are made and the order of the channel blocks' partial sums.
     @Test func tileWidthDoesNotChangeResults() {
         let geometry = Conv3dGeometry(inChannels: 3, outChannels: 5, kernel: 3, stride: 2, padding: 1)
         let x = randomTensor([1, 3, 9, 11, 13], seed: 51)
@@ -179,6 +191,7 @@ private struct ConvFixture {
         let whole = Tensor(zeros: shape), tiled = Tensor(zeros: shape)
         conv3dForward(y: whole, x: x, weight: w, geometry: geometry, workspace: ws)
         ws.maxTileColumns = 4
+        ws.maxTileChannels = 2
         conv3dForward(y: tiled, x: x, weight: w, geometry: geometry, workspace: ws)
         #expect(maxAbsDifference(whole, tiled) <= 1e-5)
     }
@@ -191,6 +204,7 @@ private struct ConvFixture {
         let dy = randomTensor(geometry.outputShape(for: x.shape5).dims, seed: 63)
         let ws = ConvWorkspace(bytes: 1 << 20)
         ws.maxTileColumns = 13
+        ws.maxTileChannels = 3
         func run(threads: Int) -> (y: [Float], dx: [Float], dw: [Float]) {
             let saved = Parallel.threads
             Parallel.threads = threads
@@ -211,8 +225,13 @@ private struct ConvFixture {
         let ws = ConvWorkspace(bytes: 4 << 20)
         let stem = Conv3dGeometry(inChannels: 1, outChannels: 64, kernel: 7, stride: 2, padding: 3)
         let positions = stem.outputShape(for: Shape5(n: 1, c: 1, d: 138, h: 256, w: 256)).spatial
-        let t = ws.tileColumns(rows: stem.columnRows, positions: positions)
-        #expect(t * stem.columnRows <= ws.capacity)
-        #expect(t >= 1 && t < positions)
+        let t = ws.tile(for: stem, positions: positions)
+        #expect(t.channels == 1 && t.columns * stem.columnRows <= ws.capacity)
+        #expect(t.columns >= ConvWorkspace.minimumTileColumns && t.columns < positions)
+        // The widest conv: whole channel blocks of equal size, each tile within capacity.
+        let wide = Conv3dGeometry(inChannels: 512, outChannels: 512, kernel: 3, stride: 1, padding: 1)
+        let w = ws.tile(for: wide, positions: 256)
+        #expect(w.columns == 256 && w.channels < 512 && 512 % w.channels == 0)
+        #expect(w.columns * w.channels * 27 <= ws.capacity)
     }
 }
