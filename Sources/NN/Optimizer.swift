@@ -20,8 +20,9 @@ import Darwin
 /// step. PyTorch's default Adam on CPU instead loops over the parameters in Python and runs about
 /// eight whole-tensor kernels for each (add, lerp, mul, addcmul, sqrt, div, add, addcdiv), each a
 /// full pass over memory with a temporary. The loop has
-/// no reductions or cross-element dependencies, so the compiler vectorises it, and the result of
-/// each element is independent of how the range is split.
+/// no reductions or cross-element dependencies; it is written with 8-lane SIMD, and the result of
+/// each element is independent of how the range is split (SIMD and scalar lanes compute the same
+/// IEEE operations in the same order).
 ///
 /// State for checkpoints: `stepCount` (PyTorch `state[p]["step"]`, the same for every parameter),
 /// `firstMoments` (`exp_avg`) and `secondMoments` (`exp_avg_sq`), one per parameter in order; set
@@ -99,13 +100,32 @@ public final class Adam {
     }
 }
 
-/// The per-element update of `Adam.step()` over `start..<end` of one parameter.
+/// The per-element update of `Adam.step()` over `start..<end` of one parameter, eight lanes at a
+/// time (explicit SIMD: the compiler does not vectorise the scalar loop because the four pointers
+/// may alias), then the remainder with the same arithmetic in scalar form.
 @inline(__always)
 private func adamKernel(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
                         _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                         _ start: Int, _ end: Int,
                         stepSize: Float, bc2Sqrt: Float, b2: Float, w1: Float, w2: Float, wd: Float, eps: Float) {
-    for i in start..<end {
+    typealias V = SIMD8<Float>
+    let pr = UnsafeMutableRawPointer(p), gr = UnsafeRawPointer(g)
+    let mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
+    var i = start
+    while i + 8 <= end {
+        let o = i * 4
+        let theta = pr.loadUnaligned(fromByteOffset: o, as: V.self)
+        let grad = gr.loadUnaligned(fromByteOffset: o, as: V.self) + wd * theta
+        let m0 = mr.loadUnaligned(fromByteOffset: o, as: V.self)
+        let mi = m0 + w1 * (grad - m0)
+        let vi = b2 * vr.loadUnaligned(fromByteOffset: o, as: V.self) + w2 * grad * grad
+        mr.storeBytes(of: mi, toByteOffset: o, as: V.self)
+        vr.storeBytes(of: vi, toByteOffset: o, as: V.self)
+        let denom = vi.squareRoot() / bc2Sqrt + eps
+        pr.storeBytes(of: theta - stepSize * (mi / denom), toByteOffset: o, as: V.self)
+        i += 8
+    }
+    while i < end {
         let theta = p[i]
         let grad = g[i] + wd * theta
         let mi = m[i] + w1 * (grad - m[i])
@@ -113,6 +133,7 @@ private func adamKernel(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePoin
         m[i] = mi
         v[i] = vi
         p[i] = theta - stepSize * (mi / (vi.squareRoot() / bc2Sqrt + eps))
+        i += 1
     }
 }
 
