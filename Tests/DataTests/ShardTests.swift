@@ -190,3 +190,27 @@ struct RawShard {
         #expect(!report.isValid)
     }
 }
+
+@Suite struct PrefetchTests {
+    @Test func prefetchedCasesEqualDirectReadsInOrder() throws {
+        let dir = try temporaryDirectory("prefetch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try SyntheticCohort.write(directory: dir, cases: 7, size: [16, 20, 18], seed: 2, shardSize: 3)
+        let cohort = try Cohort(directory: dir)
+        let order = [6, 0, 3, 3, 5, 1, 2, 4]
+        let prefetcher = Prefetcher(cohort: cohort, depth: 2)
+        prefetcher.schedule(Array(order.prefix(3)))
+        var got: [LoadedCase] = []
+        for k in 0..<order.count {
+            if k == 3 { prefetcher.schedule(Array(order.dropFirst(3))) }
+            got.append(try prefetcher.next())
+        }
+        #expect(got.map(\.index) == order)
+        for c in got {
+            let direct = try cohort.load(c.index)
+            #expect(c.input == direct.input && c.infection == direct.infection && c.info == direct.info)
+            // Input is image × lung: zero outside the lung.
+            #expect(c.input.contains { $0 > 0 })
+        }
+    }
+}
