@@ -43,26 +43,7 @@ public enum MinMaxNormalization {
             let active = range >= minimumRange
             let den = Double(max(range, minimumRange))
             // y_i = (a_i − lo)/den: ∂L/∂lo = −Σg/den + [active] Σg(a − lo)/den², ∂L/∂hi = −[active] Σg(a − lo)/den².
-            let sumG = Parallel.blockedSum(per) { r in
-                var s: Double = 0
-                for i in r { s += Double(gs[i]) }
-                return s
-            }
-            let sumGX = active ? Parallel.blockedSum(per) { r in
-                var s: Double = 0
-                for i in r { s += Double(gs[i]) * Double(xs[i] - lo) }
-                return s
-            } : 0
-            let ties = Parallel.blockedSum(per) { r in
-                var s: Double = 0
-                for i in r where xs[i] == lo { s += 1 }
-                return s
-            }
-            let hiTies = Parallel.blockedSum(per) { r in
-                var s: Double = 0
-                for i in r where xs[i] == hi { s += 1 }
-                return s
-            }
+            let (sumG, sumGX, ties, hiTies) = gradientSums(gs, xs, per, lo: lo, hi: hi)
             let gLo = -sumG / den + (active ? sumGX / (den * den) : 0)
             let gHi = active ? -sumGX / (den * den) : 0
             let shareLo = Float(gLo / ties), shareHi = Float(gHi / hiTies)
@@ -139,4 +120,41 @@ private func blockedExtrema(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> (Floa
         hi = max(hi, partial[2 * b + 1])
     }
     return (lo, hi)
+}
+
+/// One pass over a sample for the min-max backward: (Σg, Σg·(x − lo), #{x = lo}, #{x = hi}), each
+/// summed in Double per fixed block of 4096 and the blocks combined in order, so the result does
+/// not depend on the thread count.
+private func gradientSums(_ g: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ n: Int,
+                          lo: Float, hi: Float) -> (Double, Double, Double, Double) {
+    let block = 4096
+    let blocks = (n + block - 1) / block
+    var partial = [Double](repeating: 0, count: 4 * blocks)
+    partial.withUnsafeMutableBufferPointer { buf in
+        let out = buf.baseAddress!
+        Parallel.forEach(blocks) { r in
+            for b in r {
+                var sg: Double = 0, sgx: Double = 0, nLo = 0, nHi = 0
+                for i in (b * block)..<min(n, (b + 1) * block) {
+                    let gi = Double(g[i]), xi = x[i]
+                    sg += gi
+                    sgx += gi * Double(xi - lo)
+                    if xi == lo { nLo += 1 }
+                    if xi == hi { nHi += 1 }
+                }
+                out[4 * b] = sg
+                out[4 * b + 1] = sgx
+                out[4 * b + 2] = Double(nLo)
+                out[4 * b + 3] = Double(nHi)
+            }
+        }
+    }
+    var total = (0.0, 0.0, 0.0, 0.0)
+    for b in 0..<blocks {
+        total.0 += partial[4 * b]
+        total.1 += partial[4 * b + 1]
+        total.2 += partial[4 * b + 2]
+        total.3 += partial[4 * b + 3]
+    }
+    return total
 }

@@ -102,7 +102,7 @@ public enum AttentionLoss {
     /// WRITES dT = scale · ∂L_ex/∂T for the local samples, given the GLOBAL sums (after the
     /// all-reduce): for COVID-19 voxels 2 (T − M)/den − num/den² (the denominator depends on T
     /// too), 0 for CAP samples, and 0 everywhere when the global batch has no COVID-19 case.
-    /// `scale` is the loss weight λ. `dT` may not be `t` or `m`.
+    /// `scale` is the loss weight λ.
     public static func backward(attention t: Tensor, mask m: Tensor, labels: Tensor,
                                 global: AttentionLossSums, scale: Double = 1, into dT: Tensor) {
         let (n, per) = check(t, m, labels)
