@@ -108,12 +108,13 @@ private func scatterAdd(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
 /// `[Cin, D, H, W]` for output positions p0..<p1 (flat over [Do, Ho, Wo]); zero where the window
 /// hangs over the padding.
 /// Parallel over rows r = (c, kd, kh, kw): each worker writes whole rows of `cols`.
+/// With `parallel` false it runs on the calling thread (a caller that is itself one of the workers).
 func vol2col(_ plan: ConvPlan, _ x: UnsafePointer<Float>, _ c0: Int, _ c1: Int, _ p0: Int, _ p1: Int,
-             _ cols: UnsafeMutablePointer<Float>) {
+             _ cols: UnsafeMutablePointer<Float>, parallel: Bool = true) {
     let T = p1 - p0
     let r0 = c0 * plan.kd * plan.kh * plan.kw
     let rows = (c1 - c0) * plan.kd * plan.kh * plan.kw
-    let grain = max(1, parallelThreshold / max(T, 1))
+    let grain = parallel ? max(1, parallelThreshold / max(T, 1)) : rows
     Parallel.forEach(rows, grain: grain) { range in
         let (kd, kh, kw) = (plan.kd, plan.kh, plan.kw)
         let (d, h, w) = (plan.d, plan.h, plan.w)
@@ -158,10 +159,10 @@ func vol2col(_ plan: ConvPlan, _ x: UnsafePointer<Float>, _ c0: Int, _ c1: Int, 
 /// (kd, od) pairs that land on them, so there are no races, and each voxel adds its terms in the
 /// order (kd, kh, kw, p) for any thread count.
 func col2vol(_ plan: ConvPlan, _ cols: UnsafePointer<Float>, _ c0: Int, _ c1: Int, _ p0: Int, _ p1: Int,
-             _ dx: UnsafeMutablePointer<Float>) {
+             _ dx: UnsafeMutablePointer<Float>, parallel: Bool = true) {
     let T = p1 - p0
     let planes = (c1 - c0) * plan.d
-    let grain = max(1, parallelThreshold / max(1, plan.kd * plan.kh * plan.kw * T / plan.d))
+    let grain = parallel ? max(1, parallelThreshold / max(1, plan.kd * plan.kh * plan.kw * T / plan.d)) : planes
     Parallel.forEach(planes, grain: grain) { range in
         let (kd, kh, kw) = (plan.kd, plan.kh, plan.kw)
         let (d, h, w) = (plan.d, plan.h, plan.w)

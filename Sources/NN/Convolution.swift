@@ -140,21 +140,30 @@ public final class ConvWorkspace {
     /// columns as fit when that leaves at least `minimumTileColumns` columns (or all of them);
     /// otherwise `minimumTileColumns` columns and as many whole input channels as fit, in blocks of
     /// equal size.
-    public func tile(for geometry: Conv3dGeometry, positions: Int) -> (columns: Int, channels: Int) {
+    ///
+    /// With `workers` > 1 each worker gets capacity / workers and the columns are capped at
+    /// ⌈positions / workers⌉, so that every worker has a tile of its own.
+    public func tile(for geometry: Conv3dGeometry, positions: Int, workers: Int = 1) -> (columns: Int, channels: Int) {
+        tile(for: geometry, positions: positions, workers: workers, splitPositions: true)
+    }
+
+    func tile(for geometry: Conv3dGeometry, positions: Int, workers: Int, splitPositions: Bool) -> (columns: Int, channels: Int) {
         let kv = geometry.kernel.volume, cin = geometry.inChannels
-        precondition(capacity >= kv, "ConvWorkspace: \(capacity) floats cannot hold one column of \(kv) rows")
+        let budget = capacity / max(1, workers)
+        precondition(budget >= kv, "ConvWorkspace: \(budget) floats per worker cannot hold one column of \(kv) rows")
+        let share = splitPositions ? (positions + workers - 1) / max(1, workers) : positions
         var channels = cin, columns: Int
-        let wanted = min(positions, ConvWorkspace.minimumTileColumns)
-        if cin * kv * wanted <= capacity {
-            columns = min(positions, capacity / (cin * kv))
+        let wanted = min(share, ConvWorkspace.minimumTileColumns)
+        if cin * kv * wanted <= budget {
+            columns = min(share, budget / (cin * kv))
         } else {
             columns = wanted
-            channels = max(1, capacity / (kv * columns))
+            channels = max(1, budget / (kv * columns))
         }
         channels = min(channels, maxTileChannels)
         let blocks = (cin + channels - 1) / channels
         channels = (cin + blocks - 1) / blocks
-        columns = max(1, min(columns, maxTileColumns, capacity / (kv * channels)))
+        columns = max(1, min(columns, maxTileColumns, budget / (kv * channels)))
         return (columns, channels)
     }
 }
@@ -173,29 +182,44 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
     precondition(weight.shape == g.weightShape, "conv3dForward \(g): weight \(weight.shape)")
     let K = plan.rows, P = plan.positions, cout = plan.outC
     let w = UnsafePointer(weight.data)
-    for n in 0..<plan.n {
-        let xn = UnsafePointer(x.data + n * plan.inputPerSample)   // [Cin, D, H, W]
-        let yn = y.data + n * cout * P                             // [Cout, P]
-        if g.isPointwise {
-            BLAS.sgemm(.none, .none, m: cout, n: P, k: K, a: w, lda: K, b: xn, ldb: P, c: yn, ldc: P)
-            continue
+    if g.isPointwise {
+        for n in 0..<plan.n {   // Y_n[Cout, P] = W[Cout, Cin] · x_n[Cin, P]
+            BLAS.sgemm(.none, .none, m: cout, n: P, k: K, a: w, lda: K,
+                       b: x.data + n * plan.inputPerSample, ldb: P, c: y.data + n * cout * P, ldc: P)
         }
-        let (T, C) = workspace.tile(for: g, positions: P)
-        let cols = workspace.columns                               // [(c1 − c0)·k³, t]
-        let kv = g.kernel.volume
-        var p0 = 0
-        while p0 < P {
-            let t = min(T, P - p0)
-            var c0 = 0
-            while c0 < plan.c {                                    // Y[:, tile] += W[:, rows] · cols
-                let c1 = min(plan.c, c0 + C)
-                vol2col(plan, xn, c0, c1, p0, p0 + t, cols)
-                BLAS.sgemm(.none, .none, m: cout, n: t, k: (c1 - c0) * kv, a: w + c0 * kv, lda: K,
-                           b: cols, ldb: t, beta: c0 == 0 ? 0 : 1, c: yn + p0, ldc: P)
-                c0 = c1
-            }
-            p0 += t
+        return
+    }
+    // Tiles are independent in the forward (each writes its own columns of Y), so with several
+    // workers each takes a contiguous run of (sample, tile) jobs, with its own slice of the
+    // workspace and a single-threaded GEMM: vol2col and GEMM of a tile stay on one core, in that
+    // core's cache, and no thread waits for another between them.
+    let workers = max(1, Parallel.threads)
+    let (T, C) = workspace.tile(for: g, positions: P, workers: workers)
+    let tiles = (P + T - 1) / T, jobs = plan.n * tiles
+    let kv = g.kernel.volume
+    let (xp, yp, slice) = (UnsafePointer(x.data), y.data, workspace.capacity / workers)
+    func run(_ job: Int, _ cols: UnsafeMutablePointer<Float>, parallel: Bool) {
+        let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
+        let xn = xp + n * plan.inputPerSample                     // [Cin, D, H, W]
+        let yn = yp + n * cout * P                                 // [Cout, P]
+        var c0 = 0
+        while c0 < plan.c {                                        // Y[:, tile] += W[:, rows] · cols
+            let c1 = min(plan.c, c0 + C)
+            vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: parallel)
+            BLAS.sgemm(.none, .none, m: cout, n: t, k: (c1 - c0) * kv, a: w + c0 * kv, lda: K,
+                       b: cols, ldb: t, beta: c0 == 0 ? 0 : 1, c: yn + p0, ldc: P)
+            c0 = c1
         }
+    }
+    if workers > 1 && jobs >= workers {
+        let saved = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = saved }
+        Parallel.forEachWorker(jobs) { worker, range in
+            for job in range { run(job, workspace.columns + worker * slice, parallel: false) }
+        }
+    } else {
+        for job in 0..<jobs { run(job, workspace.columns, parallel: true) }
     }
 }
 
@@ -214,11 +238,10 @@ public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
     if let dWeight { precondition(dWeight.shape == g.weightShape, "conv3dBackward \(g): dWeight \(dWeight.shape)") }
     let K = plan.rows, P = plan.positions, cout = plan.outC
     let w = UnsafePointer(weight.data)
-    if let dX, !g.isPointwise { dX.zero() }
-    for n in 0..<plan.n {
-        let xn = UnsafePointer(x.data + n * plan.inputPerSample)   // [Cin, D, H, W]
-        let dyn = UnsafePointer(dY.data + n * cout * P)            // [Cout, P]
-        if g.isPointwise {
+    if g.isPointwise {
+        for n in 0..<plan.n {
+            let xn = UnsafePointer(x.data + n * plan.inputPerSample)   // [Cin, P]
+            let dyn = UnsafePointer(dY.data + n * cout * P)            // [Cout, P]
             if let dWeight {   // dW[Cout, Cin] += dY_n[Cout, P] · x_nᵀ[P, Cin]
                 BLAS.sgemm(.none, .transpose, m: cout, n: K, k: P, a: dyn, lda: P, b: xn, ldb: P,
                            beta: 1, c: dWeight.data, ldc: K)
@@ -227,30 +250,54 @@ public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
                 BLAS.sgemm(.transpose, .none, m: K, n: P, k: cout, a: w, lda: K, b: dyn, ldb: P,
                            c: dX.data + n * plan.inputPerSample, ldc: P)
             }
-            continue
         }
-        let (T, C) = workspace.tile(for: g, positions: P)
-        let cols = workspace.columns                               // [(c1 − c0)·k³, t]
-        let kv = g.kernel.volume
-        var p0 = 0
-        while p0 < P {
-            let t = min(T, P - p0)
-            var c0 = 0
-            while c0 < plan.c {
-                let c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+        return
+    }
+    dX?.zero()
+    // Each channel block owns its rows of dW and its channels of dX, so with several workers each
+    // takes whole blocks (single-threaded GEMMs, its own workspace slice); otherwise blocks run in
+    // turn with threaded GEMMs and parallel vol2col/col2vol. Per element the sums run in the same
+    // order (samples, then tiles) either way.
+    let workers = max(1, Parallel.threads)
+    var (T, C) = workspace.tile(for: g, positions: P, workers: workers, splitPositions: false)
+    if workers > 1 {
+        C = min(C, (plan.c + workers - 1) / workers)
+        C = (plan.c + (plan.c + C - 1) / C - 1) / ((plan.c + C - 1) / C)   // equal blocks
+        T = max(1, min(T, workspace.capacity / workers / (C * g.kernel.volume)))
+    }
+    let blocks = (plan.c + C - 1) / C
+    let kv = g.kernel.volume
+    let (xp, dyp, slice) = (UnsafePointer(x.data), UnsafePointer(dY.data), workspace.capacity / workers)
+    func run(_ block: Int, _ cols: UnsafeMutablePointer<Float>, parallel: Bool) {   // cols [rows, t]
+        let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+        for n in 0..<plan.n {
+            let xn = xp + n * plan.inputPerSample                   // [Cin, D, H, W]
+            let dyn = dyp + n * cout * P                            // [Cout, P]
+            var p0 = 0
+            while p0 < P {
+                let t = min(T, P - p0)
                 if let dWeight {   // dW[:, rows] += dY_n[:, tile] · colsᵀ
-                    vol2col(plan, xn, c0, c1, p0, p0 + t, cols)
+                    vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: parallel)
                     BLAS.sgemm(.none, .transpose, m: cout, n: rows, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
                                beta: 1, c: dWeight.data + c0 * kv, ldc: K)
                 }
                 if let dX {        // dcols = W[:, rows]ᵀ · dY_n[:, tile], scattered back into dX_n
                     BLAS.sgemm(.transpose, .none, m: rows, n: t, k: cout, a: w + c0 * kv, lda: K,
                                b: dyn + p0, ldb: P, c: cols, ldc: t)
-                    col2vol(plan, cols, c0, c1, p0, p0 + t, dX.data + n * plan.inputPerSample)
+                    col2vol(plan, cols, c0, c1, p0, p0 + t, dX.data + n * plan.inputPerSample, parallel: parallel)
                 }
-                c0 = c1
+                p0 += t
             }
-            p0 += t
         }
+    }
+    if workers > 1 && blocks >= workers {
+        let saved = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = saved }
+        Parallel.forEachWorker(blocks) { worker, range in
+            for block in range { run(block, workspace.columns + worker * slice, parallel: false) }
+        }
+    } else {
+        for block in 0..<blocks { run(block, workspace.columns, parallel: true) }
     }
 }
