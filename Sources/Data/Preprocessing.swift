@@ -96,8 +96,7 @@ public struct PreprocessingTransform: Sendable, Equatable, Codable {
         let dims = reorientation.sourceDims
         let outStrides = [1, out[0], out[0] * out[1]]
         // Per source axis: the output axis it becomes and, per source index, two output offsets and a weight.
-        var tables: [AxisTable] = []
-        for sa in 0..<3 {
+        let tables: [AxisTable] = (0..<3).map { sa in
             let j = reorientation.sourceAxis.firstIndex(of: sa)!
             let n = dims[sa]
             var t = AxisTable(count: n)
@@ -111,11 +110,13 @@ public struct PreprocessingTransform: Sendable, Equatable, Codable {
                 t.offset1[s] = k1 * outStrides[j]
                 t.weight[s] = Float(k - Double(k0))
             }
-            tables.append(t)
+            return t
         }
-        var voxels = [Float](repeating: 0, count: dims[0] * dims[1] * dims[2])
-        map.withUnsafeBufferPointer { src in
-            voxels.withUnsafeMutableBufferPointer { dst in
+        // Every voxel is written (all weights are ≥ 0 here), so the array is not zeroed first:
+        // the first touch of its pages then happens in parallel, inside the loop.
+        let count = dims[0] * dims[1] * dims[2]
+        let voxels = [Float](unsafeUninitializedCapacity: count) { dst, initialized in
+            map.withUnsafeBufferPointer { src in
                 let dst = dst.baseAddress!
                 Parallel.forEach(dims[1] * dims[2], grain: 8) { rows in
                     for row in rows {
@@ -125,6 +126,7 @@ public struct PreprocessingTransform: Sendable, Equatable, Codable {
                     }
                 }
             }
+            initialized = count
         }
         return Volume(dims: dims, voxels: voxels, affine: sourceAffine, name: name)
     }
