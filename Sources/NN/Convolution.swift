@@ -107,12 +107,15 @@ public struct Conv3dGeometry: Equatable, Sendable, CustomStringConvertible {
 ///
 /// A tile is a block of the column matrix: the rows of `channels` input channels (channels·k³ rows)
 /// by `columns` output positions, and it never exceeds `capacity` floats, so memory is bounded
-/// whatever the input size. The capacity is also the cache budget: a tile that stays in the L2/L3
-/// caches between vol2col writing it and the GEMM reading it is what makes the conv run near the
-/// sgemm rate (Docs/performance.md has the measurements behind the default).
+/// whatever the input size. Each worker (`Parallel.threads`) gets its own slice of at most
+/// `tileBytes`: a tile that stays in the core's L2 cache between vol2col writing it and the GEMM
+/// reading it is what makes the conv run near the sgemm rate (Docs/performance.md).
 public final class ConvWorkspace {
-    /// The default size, 2 MiB, the best of 1–32 MiB measured on the target machine.
+    /// The default size: one `tileBytes` slice for each of 2 workers.
     public static let defaultBytes = 2 << 20
+    /// The most one worker's tile uses, 1 MiB: the L2 cache of one core of the target machine
+    /// (AMD Zen 3), and the best of 1–32 MiB tiles measured there (Docs/performance.md).
+    public static let tileBytes = 1 << 20
     /// Below this many columns a GEMM loses efficiency, so a tile rather splits the input channels.
     public static let minimumTileColumns = 256
 
@@ -141,7 +144,7 @@ public final class ConvWorkspace {
     /// otherwise `minimumTileColumns` columns and as many whole input channels as fit, in blocks of
     /// equal size.
     ///
-    /// With `workers` > 1 each worker gets capacity / workers and the columns are capped at
+    /// Each worker gets min(capacity / workers, tileBytes); with `workers` > 1 the columns are capped at
     /// ⌈positions / workers⌉, so that every worker has a tile of its own.
     public func tile(for geometry: Conv3dGeometry, positions: Int, workers: Int = 1) -> (columns: Int, channels: Int) {
         tile(for: geometry, positions: positions, workers: workers, splitPositions: true)
@@ -149,7 +152,7 @@ public final class ConvWorkspace {
 
     func tile(for geometry: Conv3dGeometry, positions: Int, workers: Int, splitPositions: Bool) -> (columns: Int, channels: Int) {
         let kv = geometry.kernel.volume, cin = geometry.inChannels
-        let budget = capacity / max(1, workers)
+        let budget = min(capacity / max(1, workers), ConvWorkspace.tileBytes / MemoryLayout<Float>.stride)
         precondition(budget >= kv, "ConvWorkspace: \(budget) floats per worker cannot hold one column of \(kv) rows")
         let share = splitPositions ? (positions + workers - 1) / max(1, workers) : positions
         var channels = cin, columns: Int
@@ -263,7 +266,7 @@ public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
     if workers > 1 {
         C = min(C, (plan.c + workers - 1) / workers)
         C = (plan.c + (plan.c + C - 1) / C - 1) / ((plan.c + C - 1) / C)   // equal blocks
-        T = max(1, min(T, workspace.capacity / workers / (C * g.kernel.volume)))
+        T = max(1, min(T, min(workspace.capacity / workers, ConvWorkspace.tileBytes / 4) / (C * g.kernel.volume)))
     }
     let blocks = (plan.c + C - 1) / C
     let kv = g.kernel.volume

@@ -69,6 +69,7 @@ struct BenchKernels: ParsableCommand {
     // MARK: Measurement
 
     private func measure(threadCounts: [Int], volume: [Int]) -> KernelReport {
+        let loadBefore = loadAverage()
         let convs = resnet34Convs(volume: volume)
         let workspace = ConvWorkspace(bytes: workspaceMiB << 20)
         var runs: [KernelReport.ThreadRun] = []
@@ -87,6 +88,7 @@ struct BenchKernels: ParsableCommand {
         let flops = convs.reduce(0) { $0 + $1.geometry.flops(input: $1.input) * Double($1.count) }
         return KernelReport(
             machine: machineDescription(), openblas: BLAS.configuration, coreName: BLAS.coreName,
+            loadAverage: [loadBefore, loadAverage()],
             inputSize: volume, repetitions: repetitions, warmup: warmup,
             workspaceMiB: workspaceMiB, networkConvs: convs.reduce(0) { $0 + $1.count },
             networkForwardGFlop: flops / 1e9, runs: runs)
@@ -165,6 +167,14 @@ struct BenchKernels: ParsableCommand {
         return times.count % 2 == 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2
     }
 
+    /// The 1-minute load average: on a shared machine, figures taken at a load above the core
+    /// count are not the machine's.
+    private func loadAverage() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+              let first = text.split(separator: " ").first, let value = Double(first) else { return -1 }
+        return value
+    }
+
     private func machineDescription() -> String {
         var model = "unknown CPU"
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
@@ -241,6 +251,8 @@ struct KernelReport: Codable {
     var machine: String
     var openblas: String
     var coreName: String
+    /// 1-minute load average before and after the run.
+    var loadAverage: [Double]
     var inputSize: [Int]
     var repetitions: Int
     var warmup: Int
@@ -255,9 +267,11 @@ struct KernelReport: Codable {
         func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         var out = """
         machine: \(machine); OpenBLAS \(openblas) (\(coreName))
+        load average (1 min) before/after: \(f(loadAverage[0], 2)) / \(f(loadAverage[1], 2))
         network input 1×1×\(inputSize.map(String.init).joined(separator: "×")); batch 1; \
         median of \(repetitions) after \(warmup) warm-up; conv workspace \(workspaceMiB) MiB
-        GF/s = GFLOP/s; (r) = ratio to sgemm 2048³ in the same run; gemm@tile = sgemm alone at the conv's tile shape
+        GF/s = GFLOP/s; (r) = ratio to sgemm 2048³ in the same run and thread count;
+        gemm@tile = sgemm alone (threaded) at the conv's single-worker tile shape M×K×T
 
         """
         for run in runs {
