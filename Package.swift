@@ -36,12 +36,15 @@ let package = Package(
         .target(name: "NIfTI", dependencies: ["CZlib"]),
         .target(name: "Data", dependencies: ["HDF5", "Tensor", "NIfTI"]),
 
+        // The network: ResNet3D-34 with the online attention module, losses, checkpoints.
+        .target(name: "Model", dependencies: ["NN", "HDF5"]),
+
         // Distributed training pieces over MPI: ring all-reduce, gradient buckets.
         .target(name: "Distributed", dependencies: ["MPI"]),
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
@@ -56,6 +59,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,134 @@
+import NN
+
+/// Conv3d (no bias) → BatchNorm3d, optionally → ReLU: the unit every ResNet layer is built of.
+///
+/// Forward keeps the conv output (the batch norm's backward needs its input) and the block
+/// output (the ReLU's backward and the next layer's weight gradient need it). Activations are
+/// allocated by `allocate(input:)` for one input shape and reused across steps.
+final class ConvBN {
+    let geometry: Conv3dGeometry
+    let weight: Tensor       // [Cout, Cin, k, k, k]
+    let dWeight: Tensor
+    let bn: BatchNorm3d
+    let relu: Bool
+    private(set) var convOut = Tensor(zeros: [0])   // [N, Cout, Do, Ho, Wo], pre-BN
+    private(set) var output = Tensor(zeros: [0])    // [N, Cout, Do, Ho, Wo], post-BN(/ReLU)
+
+    init(_ geometry: Conv3dGeometry, relu: Bool) {
+        self.geometry = geometry
+        weight = Tensor(zeros: geometry.weightShape)
+        dWeight = Tensor(zeros: geometry.weightShape)
+        bn = BatchNorm3d(channels: geometry.outChannels)
+        self.relu = relu
+    }
+
+    func register(_ r: ParameterRegistry, conv: String, bn bnName: String) {
+        r.parameter(conv + ".weight", weight, dWeight)
+        r.batchNorm(bnName, bn)
+    }
+
+    /// Kaiming normal, fan_out, ReLU gain (DESIGN.md §1): std = √(2 / (Cout · k³)).
+    func initialize(_ rng: inout SplitMix64) {
+        let fanOut = geometry.outChannels * geometry.kernel.volume
+        weight.fillNormal(std: Float((2.0 / Double(fanOut)).squareRoot()), rng: &rng)
+    }
+
+    /// Allocates activations for `input` and returns the output shape.
+    @discardableResult
+    func allocate(input: Shape5) -> Shape5 {
+        let out = geometry.outputShape(for: input)
+        if convOut.shape != out.dims {
+            convOut = Tensor(zeros: out.dims)
+            output = Tensor(zeros: out.dims)
+        }
+        return out
+    }
+
+    func forward(_ x: Tensor, workspace: ConvWorkspace) {
+        conv3dForward(y: convOut, x: x, weight: weight, geometry: geometry, workspace: workspace)
+        bn.forward(convOut, into: output)
+        if relu { ReLU.forward(output, into: output) }
+    }
+
+    /// WRITES dX (when given) from dOutput, ACCUMULATES dWeight and the BN's gradients.
+    /// `dOutput` is clobbered (used as scratch for the BN's input gradient).
+    func backward(_ dOutput: Tensor, input x: Tensor, dX: Tensor?, workspace: ConvWorkspace) {
+        if relu { ReLU.backward(dOutput, output: output, into: dOutput) }
+        bn.backward(dOutput, input: convOut, into: dOutput)
+        conv3dBackward(dX: dX, dWeight: dWeight, dY: dOutput, x: x, weight: weight, geometry: geometry, workspace: workspace)
+    }
+}
+
+/// ResNet's BasicBlock (DESIGN.md §1): conv3³ → BN → ReLU → conv3³ → BN, plus the shortcut
+/// (identity, or 1³ conv → BN with the block's stride when the shape changes: "type B"), → ReLU.
+final class BasicBlock {
+    let conv1: ConvBN
+    let conv2: ConvBN
+    let downsample: ConvBN?
+    private(set) var output = Tensor(zeros: [0])     // [N, C, D, H, W] after the final ReLU
+
+    init(inChannels: Int, channels: Int, stride: Int) {
+        conv1 = ConvBN(Conv3dGeometry(inChannels: inChannels, outChannels: channels, kernel: 3, stride: stride, padding: 1), relu: true)
+        conv2 = ConvBN(Conv3dGeometry(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1), relu: false)
+        downsample = (stride != 1 || inChannels != channels)
+            ? ConvBN(Conv3dGeometry(inChannels: inChannels, outChannels: channels, kernel: 1, stride: stride, padding: 0), relu: false)
+            : nil
+    }
+
+    func register(_ r: ParameterRegistry, _ prefix: String) {
+        conv1.register(r, conv: prefix + ".conv1", bn: prefix + ".bn1")
+        conv2.register(r, conv: prefix + ".conv2", bn: prefix + ".bn2")
+        downsample?.register(r, conv: prefix + ".downsample.0", bn: prefix + ".downsample.1")
+    }
+
+    func initialize(_ rng: inout SplitMix64) {
+        conv1.initialize(&rng)
+        conv2.initialize(&rng)
+        downsample?.initialize(&rng)
+    }
+
+    var batchNorms: [BatchNorm3d] { [conv1.bn, conv2.bn] + (downsample.map { [$0.bn] } ?? []) }
+
+    @discardableResult
+    func allocate(input: Shape5) -> Shape5 {
+        let out = conv1.allocate(input: input)
+        conv2.allocate(input: out)
+        downsample?.allocate(input: input)
+        if output.shape != out.dims { output = Tensor(zeros: out.dims) }
+        return out
+    }
+
+    func forward(_ x: Tensor, workspace: ConvWorkspace) {
+        conv1.forward(x, workspace: workspace)
+        conv2.forward(conv1.output, workspace: workspace)
+        let shortcut: Tensor
+        if let downsample {
+            downsample.forward(x, workspace: workspace)
+            shortcut = downsample.output
+        } else {
+            shortcut = x
+        }
+        AddReLU.forward(conv2.output, shortcut, into: output)
+    }
+
+    /// WRITES dX from dOutput; `dOutput`, `scratch` and `scratch2` are clobbered. Scratch tensors
+    /// have capacity for this block's largest activation and are reshaped here.
+    func backward(_ dOutput: Tensor, input x: Tensor, dX: Tensor, scratch: Tensor, scratch2: Tensor,
+                  workspace: ConvWorkspace) {
+        // dSum = dOutput · [output > 0], the gradient of both addends.
+        AddReLU.backward(dOutput, output: output, into: dOutput)
+        if let downsample {
+            // The shortcut first, while dOutput still holds dSum.
+            scratch2.reshape(dOutput.shape)
+            scratch2.assign(dOutput)
+            downsample.backward(scratch2, input: x, dX: dX, workspace: workspace)
+        } else {
+            dX.assign(dOutput)
+        }
+        scratch.reshape(conv1.output.shape)
+        conv2.backward(dOutput, input: conv1.output, dX: scratch, workspace: workspace)
+        scratch2.reshape(x.shape)
+        conv1.backward(scratch, input: x, dX: scratch2, workspace: workspace)
+        Add.forward(dX, scratch2, into: dX)
+    }
+}

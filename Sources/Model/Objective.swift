@@ -1,0 +1,72 @@
+import NN
+
+/// Sums a small buffer of doubles over all ranks and returns the result (identity on one rank).
+/// Distributed training passes an MPI all-reduce; the model knows nothing of MPI.
+public typealias SumAcrossRanks = ([Double]) throws -> [Double]
+
+/// The losses of one step over the global batch (DESIGN.md §2).
+public struct StepLosses: Equatable, Sendable {
+    /// L_c, binary cross-entropy on logits, mean over the global batch.
+    public var classification: Double
+    /// L_ex, the attention loss: one ratio over the COVID-19 cases of the global batch.
+    public var attention: Double
+    /// L = L_c + λ L_ex.
+    public var total: Double
+    /// Cases in the global batch, and the COVID-19 cases among them.
+    public var globalBatch: Int
+    public var covidCases: Int
+}
+
+/// Computes L = L_c + λ L_ex for the last forward and the gradients that start the backward,
+/// with global normalisers: the local sums of every rank are summed by `sum` before any division,
+/// so R ranks compute exactly the loss of one rank on the whole global batch (DESIGN.md §4).
+public final class Objective {
+    /// λ, the attention loss weight (0.5 in the paper; 0 with the attention module off).
+    public var lambda: Double
+    public private(set) var dLogits = Tensor(zeros: [0])
+    public private(set) var dAttention = Tensor(zeros: [0])
+    private var targets = Tensor(zeros: [0])
+
+    public init(lambda: Double = 0.5) { self.lambda = lambda }
+
+    /// `labels` are the local cases' labels (1 COVID-19, 0 CAP); `masks` their infection masks
+    /// `[n, 1, D, H, W]` (needed when λ > 0 and attention is on). Fills `dLogits` and, with the
+    /// attention loss, `dAttention`; returns the global losses.
+    public func evaluate(model: ResNet3D, labels: [Float], masks: Tensor?, sum: SumAcrossRanks) throws -> StepLosses {
+        let logits = model.logits
+        let n = labels.count
+        precondition(logits.shape == [n, 1], "Objective: logits \(logits.shape) for \(n) labels")
+        if targets.shape != [n] {
+            targets = Tensor(zeros: [n])
+            dLogits = Tensor(zeros: [n, 1])
+        }
+        for i in 0..<n { targets.data[i] = labels[i] }
+        let useAttention = model.config.attention && lambda > 0
+        var local = AttentionLossSums()
+        if useAttention {
+            guard let masks else { preconditionFailure("Objective: attention loss needs infection masks") }
+            local = AttentionLoss.localSums(attention: model.attentionMap, mask: masks, labels: targets)
+        }
+        let bce = BinaryCrossEntropyWithLogits.forward(logits: logits, targets: targets)
+        let covid = Double(labels.filter { $0 > 0.5 }.count)
+        let global = try sum([bce, Double(n), local.numerator, local.denominator, covid])
+        let batch = global[1]
+        precondition(batch >= 1, "Objective: empty global batch")
+        BinaryCrossEntropyWithLogits.backward(logits: logits, targets: targets, normalizer: batch, into: dLogits)
+        let sums = AttentionLossSums(numerator: global[2], denominator: global[3], covidCount: global[4])
+        if useAttention {
+            if dAttention.shape != model.attentionMap.shape { dAttention = Tensor(zeros: model.attentionMap.shape) }
+            AttentionLoss.backward(attention: model.attentionMap, mask: masks!, labels: targets, global: sums,
+                                   scale: lambda, into: dAttention)
+        }
+        let lc = global[0] / batch, lex = useAttention ? sums.loss : 0
+        return StepLosses(classification: lc, attention: lex, total: lc + lambda * lex,
+                          globalBatch: Int(batch), covidCases: Int(global[4]))
+    }
+
+    /// Runs the model's backward for the gradients `evaluate` produced.
+    public func backward(model: ResNet3D) {
+        let useAttention = model.config.attention && lambda > 0
+        model.backward(dLogits: dLogits, dAttention: useAttention ? dAttention : nil)
+    }
+}

@@ -1,0 +1,218 @@
+import NN
+
+/// The network's hyper-parameters. The default is the paper's 3D ResNet34 (DESIGN.md §1);
+/// `width` scales every channel count (64 → width, 128 → 2·width, …) for CI and quick demos.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    /// Channels of conv1 and layer1; layers 2–4 have 2×, 4×, 8×.
+    public var width: Int = 64
+    /// BasicBlocks per layer: ResNet34's [3, 4, 6, 3].
+    public var blocks: [Int] = [3, 4, 6, 3]
+    /// The online attention module (paper §III-B); off is the baseline "RN34 + US".
+    public var attention: Bool = true
+
+    public init(width: Int = 64, blocks: [Int] = [3, 4, 6, 3], attention: Bool = true) {
+        self.width = width
+        self.blocks = blocks
+        self.attention = attention
+    }
+
+    /// The paper's network.
+    public static let paper = ModelConfig()
+
+    /// First-block strides of layers 1–4: layer4 keeps stride 1, so the feature map is 1/16 of
+    /// the input (DESIGN.md §1).
+    public static let layerStrides = [1, 2, 2, 1]
+}
+
+/// The 3D ResNet34 of DESIGN.md §1 with the online attention module, forward and backward.
+///
+/// Input `[N, 1, D, H, W]` (image × lung in [0, 1]); output logits `[N, 1]` and, with attention
+/// on, the attention map T(A) `[N, 1, D, H, W]`. Every parameter and buffer is registered under
+/// its PyTorch `state_dict` name (`conv1.weight`, `layer2.0.downsample.1.running_var`,
+/// `fc.weight`, …) in PyTorch's layouts, so checkpoints move between dsan and PyTorch unchanged.
+/// Activations are allocated for one input shape at the first forward and reused; a different
+/// shape reallocates them. `backward` ACCUMULATES into every parameter gradient (zero them with
+/// `zeroGradients()` once per step; micro-batches add up).
+public final class ResNet3D {
+    public let config: ModelConfig
+    public let registry = ParameterRegistry()
+    let stem: ConvBN
+    let pool = MaxPool3dGeometry(kernel: 3, stride: 2, padding: 1)
+    let layers: [[BasicBlock]]
+    /// fc.weight `[1, C4]` (Linear without bias) and its gradient.
+    public let fcWeight: Tensor
+    public let fcGradient: Tensor
+    public let workspace = ConvWorkspace()
+    let attention: OnlineAttention
+
+    // Activations of the current input shape.
+    private(set) var inputShape: Shape5?
+    private var pooled = Tensor(zeros: [0])
+    private var poolIndices = IndexTensor(zeros: [0])
+    private var features = Tensor(zeros: [0])        // GAP output [N, C4]
+    public private(set) var logits = Tensor(zeros: [0])   // [N, 1]
+    // Gradient scratch, capacity of the largest activation after the stem.
+    private var gradA = Tensor(zeros: [0]), gradB = Tensor(zeros: [0])
+    private var gradC = Tensor(zeros: [0]), gradD = Tensor(zeros: [0])
+    private var dFeatures = Tensor(zeros: [0])
+    private var dStem = Tensor(zeros: [0])
+    /// The input of the last forward (the stem's weight gradient needs it).
+    private var lastInput: Tensor?
+
+    public init(config: ModelConfig = .paper, seed: UInt64 = 0) {
+        precondition(config.width >= 1 && config.blocks.count == 4 && config.blocks.allSatisfy { $0 >= 1 },
+                     "ResNet3D: bad config \(config)")
+        self.config = config
+        let w = config.width
+        stem = ConvBN(Conv3dGeometry(inChannels: 1, outChannels: w, kernel: 7, stride: 2, padding: 3), relu: true)
+        var layers: [[BasicBlock]] = []
+        var inChannels = w
+        for (l, count) in config.blocks.enumerated() {
+            let channels = w << l
+            layers.append((0..<count).map { b in
+                let block = BasicBlock(inChannels: b == 0 ? inChannels : channels, channels: channels,
+                                       stride: b == 0 ? ModelConfig.layerStrides[l] : 1)
+                return block
+            })
+            inChannels = channels
+        }
+        self.layers = layers
+        fcWeight = Tensor(zeros: [1, inChannels])
+        fcGradient = Tensor(zeros: [1, inChannels])
+        attention = OnlineAttention(channels: inChannels)
+
+        stem.register(registry, conv: "conv1", bn: "bn1")
+        for (l, blocks) in layers.enumerated() {
+            for (b, block) in blocks.enumerated() { block.register(registry, "layer\(l + 1).\(b)") }
+        }
+        registry.parameter("fc.weight", fcWeight, fcGradient)
+        initialize(seed: seed)
+    }
+
+    /// Channels of layer4's output (512 for the paper's width).
+    public var featureChannels: Int { fcWeight.shape[1] }
+
+    /// DESIGN.md §1 initialisation: Kaiming normal (fan_out, ReLU) for convs; BN weight 1, bias 0
+    /// (BatchNorm3d's own init); fc as PyTorch's Linear default, U(−1/√fan_in, 1/√fan_in).
+    public func initialize(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        stem.initialize(&rng)
+        for blocks in layers { for b in blocks { b.initialize(&rng) } }
+        let bound = Float(1 / Double(featureChannels).squareRoot())
+        fcWeight.fillUniform(-bound, bound, rng: &rng)
+    }
+
+    /// Every batch norm, in registration order (for the SyncBN seam and train/eval switching).
+    public var batchNorms: [BatchNorm3d] { registry.batchNorms.map(\.layer) }
+
+    /// Training mode (batch statistics) or eval mode (running statistics).
+    public var training: Bool = true {
+        didSet { for bn in batchNorms { bn.training = training } }
+    }
+
+    /// Sets the cross-rank reduction of every batch norm (SyncBatchNorm); nil for one rank.
+    public func setBatchNormAllReduce(_ reduce: BatchNormAllReduce?) {
+        for bn in batchNorms { bn.allReduce = reduce }
+    }
+
+    /// Sets every parameter gradient to zero.
+    public func zeroGradients() {
+        for p in registry.parameters { p.gradient.zero() }
+    }
+
+    /// The shape of layer4's output for an input shape (1/16 of the input in every dimension).
+    public func featureShape(for input: Shape5) -> Shape5 {
+        var s = stem.geometry.outputShape(for: input)
+        s = pool.outputShape(for: s)
+        for blocks in layers { for b in blocks { s = b.conv1.geometry.outputShape(for: s) } }
+        return s
+    }
+
+    private func allocate(_ input: Shape5) {
+        if inputShape == input { return }
+        var s = stem.allocate(input: input)
+        dStem = Tensor(zeros: s.dims)
+        var largest = 0
+        s = pool.outputShape(for: s)
+        pooled = Tensor(zeros: s.dims)
+        poolIndices = IndexTensor(zeros: s.dims)
+        largest = max(largest, s.count)
+        for blocks in layers {
+            for b in blocks {
+                s = b.allocate(input: s)
+                largest = max(largest, s.count)
+            }
+        }
+        features = Tensor(zeros: [input.n, featureChannels])
+        dFeatures = Tensor(zeros: [input.n, featureChannels])
+        logits = Tensor(zeros: [input.n, 1])
+        gradA = Tensor(zeros: [largest]); gradB = Tensor(zeros: [largest])
+        gradC = Tensor(zeros: [largest]); gradD = Tensor(zeros: [largest])
+        attention.allocate(features: s, input: input)
+        inputShape = input
+    }
+
+    /// layer4's output of the last forward, `[N, C4, d, h, w]`.
+    public var featureMap: Tensor { layers[3].last!.output }
+
+    /// Forward pass: logits `[N, 1]` (returned; owned by the model) and, when attention is on
+    /// (or `explain` is set), the attention map (`attentionMap`). `input` is `[N, 1, D, H, W]`.
+    @discardableResult
+    public func forward(_ input: Tensor, explain: Bool = false) -> Tensor {
+        let shape = input.shape5
+        precondition(shape.c == 1, "ResNet3D.forward: input \(shape), expected one channel")
+        allocate(shape)
+        lastInput = input
+        stem.forward(input, workspace: workspace)
+        maxPool3dForward(y: pooled, indices: poolIndices, x: stem.output, geometry: pool)
+        var x = pooled
+        for blocks in layers {
+            for b in blocks {
+                b.forward(x, workspace: workspace)
+                x = b.output
+            }
+        }
+        globalAveragePoolForward(y: features, x: x)
+        linearForward(y: logits, x: features, weight: fcWeight)
+        if config.attention || explain {
+            attention.forward(features: x, fcWeight: fcWeight, threshold: config.attention, workspace: workspace)
+        }
+        return logits
+    }
+
+    /// T(A) `[N, 1, D, H, W]` of the last forward with attention on; with attention off and
+    /// `explain`, the normalised class activation map (Grad-CAM on layer4; see `OnlineAttention`).
+    public var attentionMap: Tensor { attention.output }
+
+    /// Backward pass of the last forward. `dLogits` `[N, 1]` is ∂L/∂logits; `dAttention`
+    /// `[N, 1, D, H, W]` is ∂L/∂T(A) (nil when the attention loss is off). ACCUMULATES into
+    /// every parameter gradient; the attention branch never reaches `fc.weight` (DESIGN.md §1).
+    public func backward(dLogits: Tensor, dAttention: Tensor?) {
+        guard let input = inputShape else { preconditionFailure("ResNet3D.backward before forward") }
+        let f = featureMap
+        // fc and GAP.
+        linearBackward(dX: dFeatures, dWeight: fcGradient, dY: dLogits, x: features, weight: fcWeight)
+        var dOut = gradA
+        dOut.reshape(f.shape)
+        globalAveragePoolBackward(dX: dOut, dY: dFeatures)
+        if let dAttention {
+            precondition(config.attention, "ResNet3D.backward: attention gradient with attention off")
+            attention.backward(dAttention, features: f, fcWeight: fcWeight, addInto: dOut, scratch: gradB, workspace: workspace)
+        }
+        // Layers in reverse.
+        var spare = gradB
+        for l in stride(from: 3, through: 0, by: -1) {
+            for k in stride(from: layers[l].count - 1, through: 0, by: -1) {
+                let block = layers[l][k]
+                let x = k > 0 ? layers[l][k - 1].output : (l > 0 ? layers[l - 1].last!.output : pooled)
+                spare.reshape(x.shape)
+                block.backward(dOut, input: x, dX: spare, scratch: gradC, scratch2: gradD, workspace: workspace)
+                swap(&dOut, &spare)
+            }
+        }
+        // Max-pool, then the stem (no input gradient needed).
+        maxPool3dBackward(dX: dStem, dY: dOut, indices: poolIndices)
+        stem.backward(dStem, input: lastInput!, dX: nil, workspace: workspace)
+        precondition(lastInput!.shape5 == input, "ResNet3D.backward: input changed since forward")
+    }
+}
