@@ -70,6 +70,11 @@ public final class Dataset {
     /// A file dataspace selecting the hyperslab `start`/`count` (checked against the shape), and
     /// the matching memory dataspace.
     func selection(start: [Int], count: [Int], _ operation: String) throws -> (file: Handle, memory: Handle) {
+        if shape.isEmpty && start.isEmpty && count.isEmpty {
+            // A scalar: the whole (one-element) dataspace on both sides.
+            let all = { Handle(try h5call(self.fileName, self.object, "H5Screate") { H5Screate(H5S_SCALAR) }, close: H5Sclose) }
+            return (try all(), try all())
+        }
         guard start.count == shape.count, count.count == shape.count,
               zip(zip(start, count), shape).allSatisfy({ $0.0 >= 0 && $0.1 >= 0 && $0.0 + $0.1 <= $1 }) else {
             throw HDF5Error(file: fileName, object: object, operation: operation,

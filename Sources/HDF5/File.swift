@@ -73,9 +73,10 @@ extension Location {
         let p = childPath(name)
         let object = "dataset `\(p)`"
         let dims = shape.map { hsize_t($0) }
-        let space = try h5call(fileName, object, "H5Screate_simple") {
-            H5Screate_simple(Int32(dims.count), dims, nil)
-        }
+        // Shape [] is a scalar (what h5py writes for a 0-d array).
+        let space = dims.isEmpty
+            ? try h5call(fileName, object, "H5Screate") { H5Screate(H5S_SCALAR) }
+            : try h5call(fileName, object, "H5Screate_simple") { H5Screate_simple(Int32(dims.count), dims, nil) }
         let spaceHandle = Handle(space, close: H5Sclose)
         let dcpl = try h5call(fileName, object, "H5Pcreate") { H5Pcreate(dsan_h5p_dataset_create()) }
         let dcplHandle = Handle(dcpl, close: H5Pclose)

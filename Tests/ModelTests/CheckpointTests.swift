@@ -1,0 +1,95 @@
+import Foundation
+import HDF5
+import Testing
+@testable import Model
+import NN
+
+func temporaryPath(_ name: String) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsan-ckpt-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent(name).path
+}
+
+@Suite struct CheckpointTests {
+    /// A trained-looking tiny model: one training forward moves the BN running statistics.
+    func model(seed: UInt64) -> (ResNet3D, Tensor) {
+        let m = ResNet3D(config: ModelConfig(width: 2), seed: seed)
+        let x = Tensor(zeros: [2, 1, 16, 20, 18])
+        var rng = SplitMix64(seed: 99)
+        x.fillUniform(0, 1, rng: &rng)
+        m.forward(x)
+        return (m, x)
+    }
+
+    func probabilities(_ m: ResNet3D, _ x: Tensor) -> [Float] {
+        m.training = false
+        defer { m.training = true }
+        return m.forward(x).array.map { 1 / (1 + expf(-$0)) }
+    }
+
+    @Test func saveLoadPredictGivesIdenticalProbabilities() throws {
+        let path = try temporaryPath("model.h5")
+        let (a, x) = model(seed: 1)
+        let optimizer = Adam(parameters: a.registry.parameters.map { ($0.value, $0.gradient) })
+        for p in a.registry.parameters { p.gradient.fill(0.01) }
+        optimizer.step()
+        try Checkpoint.save(a, optimizer: optimizer, trainingState: #"{"epoch":3}"#, configuration: "lr: 0.0002", to: path)
+        #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
+
+        let config = try Checkpoint.modelConfig(at: path)
+        #expect(config == a.config)
+        let b = ResNet3D(config: config, seed: 2)
+        let optimizer2 = Adam(parameters: b.registry.parameters.map { ($0.value, $0.gradient) })
+        let state = try Checkpoint.load(into: b, optimizer: optimizer2, from: path)
+        #expect(state == #"{"epoch":3}"#)
+        for ((na, ta), (nb, tb)) in zip(Checkpoint.stateDict(a), Checkpoint.stateDict(b)) {
+            #expect(na == nb && ta.array == tb.array, "\(na)")
+        }
+        #expect(optimizer2.stepCount == 1)
+        #expect(zip(optimizer.firstMoments, optimizer2.firstMoments).allSatisfy { $0.array == $1.array })
+        #expect(zip(optimizer.secondMoments, optimizer2.secondMoments).allSatisfy { $0.array == $1.array })
+        #expect(probabilities(a, x) == probabilities(b, x))
+    }
+
+    @Test func plainStateDictFileLoadsForPrediction() throws {
+        // What a PyTorch user writes: `for k, v in sd.items(): f[k] = v.float().numpy()`.
+        let path = try temporaryPath("plain.h5")
+        let (a, x) = model(seed: 3)
+        do {
+            let file = try File(creating: path)
+            for (name, t) in Checkpoint.stateDict(a) {
+                try file.createDataset(name, type: .float32, shape: t.shape).write(t.array)
+            }
+        }
+        let config = try Checkpoint.modelConfig(at: path)
+        #expect(config == ModelConfig(width: 2, blocks: [3, 4, 6, 3], attention: true))
+        let b = ResNet3D(config: config, seed: 4)
+        try Checkpoint.load(into: b, from: path)
+        #expect(probabilities(a, x) == probabilities(b, x))
+        // Weights only: resuming training from it is refused with a reason.
+        let optimizer = Adam(parameters: b.registry.parameters.map { ($0.value, $0.gradient) })
+        let error = #expect(throws: CheckpointError.self) { try Checkpoint.load(into: b, optimizer: optimizer, from: path) }
+        #expect(error?.description.contains("holds weights only and cannot resume training") == true)
+    }
+
+    @Test func renamedAndReshapedTensorsAreAllNamed() throws {
+        let path = try temporaryPath("bad.h5")
+        let (a, _) = model(seed: 5)
+        do {
+            let file = try File(creating: path)
+            for (name, t) in Checkpoint.stateDict(a) {
+                switch name {
+                case "layer2.0.conv1.weight":   // renamed, as a typo in a conversion script would
+                    try file.createDataset("layer2.0.conv_1.weight", type: .float32, shape: t.shape).write(t.array)
+                case "fc.weight":               // reshaped
+                    try file.createDataset(name, type: .float32, shape: [t.count]).write(t.array)
+                default:
+                    try file.createDataset(name, type: .float32, shape: t.shape).write(t.array)
+                }
+            }
+        }
+        let b = ResNet3D(config: a.config, seed: 6)
+        let error = #expect(throws: CheckpointError.self) { try Checkpoint.load(into: b, from: path) }
+        #expect(error?.description == "\(path): cannot load checkpoint: missing `layer2.0.conv1.weight`; `fc.weight` has shape [16], the model expects [1, 16]; unexpected `layer2.0.conv_1.weight`")
+    }
+}
