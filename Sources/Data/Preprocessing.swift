@@ -188,7 +188,7 @@ public enum Preprocessing {
         let lungMask = threshold(resample(lung.voxels, tables, out, binarise: true), options.maskThreshold)
         let lungVoxels = countNonzero(lungMask)
         if lungVoxels == 0 {
-            throw DataError(file: lung.name, "the lung mask has \(inputLung) voxels but none is left after resampling to \(formatSize(options.size)); check the mask's geometry")
+            throw DataError(file: lung.name, "the lung mask has \(inputLung) voxels but none is left after resampling to \(formatDims(options.size)); check the mask's geometry")
         }
         var infectionMask: [UInt8]?
         var infectionVoxels = 0
@@ -324,7 +324,6 @@ public enum Preprocessing {
         }
     }
 
-    static func formatSize(_ s: [Int]) -> String { s.map(String.init).joined(separator: "×") }
     static func formatDims(_ s: [Int]) -> String { s.map(String.init).joined(separator: "×") }
     static func short(_ v: Double) -> String { "\((v * 1e4).rounded() / 1e4)" }
 }
