@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C bindings: module map + shim header, nothing else.
@@ -40,11 +41,17 @@ let package = Package(
         .target(name: "Model", dependencies: ["NN", "HDF5"]),
 
         // Distributed training pieces over MPI: ring all-reduce, gradient buckets.
-        .target(name: "Distributed", dependencies: ["MPI"]),
+        .target(name: "Distributed", dependencies: ["MPI", "Tensor"]),
+
+        // Training: configuration, the data-parallel trainer, metrics.
+        .target(name: "Training", dependencies: [
+            "Model", "Data", "Distributed", "MPI", "NN",
+            .product(name: "Yams", package: "Yams"),
+        ]),
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
@@ -59,6 +66,9 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
+        // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
+        .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI"]),
     ],

@@ -126,6 +126,21 @@ public final class Communicator: @unchecked Sendable {
         return request
     }
 
+    /// Starts a non-blocking barrier (`MPI_Ibarrier`); complete it with `wait(timeout:)`.
+    public func ibarrier() throws -> Request {
+        let request = Request(operation: "MPI_Ibarrier")
+        try check(MPI_Ibarrier(handle, &request.handle), request.operation)
+        return request
+    }
+
+    /// Starts a non-blocking broadcast from `root` (`MPI_Ibcast`).
+    public func ibroadcast<T: MPIElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws -> Request {
+        let request = Request(operation: "MPI_Ibcast of \(buffer.count) elements from root \(root)")
+        try check(MPI_Ibcast(buffer.baseAddress, mpiCount(buffer.count, "MPI_Ibcast"), T.mpiDatatype, Int32(root),
+                             handle, &request.handle), request.operation)
+        return request
+    }
+
     /// Gathers `send.count` elements from every rank into `receive` on every rank, rank r's block
     /// at offset r · send.count (`MPI_Allgather`).
     public func allgather<T: MPIElement>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>) throws {
