@@ -59,6 +59,24 @@ public final class Collectives {
         return v
     }
 
+    /// Every rank's list of integers (at most `maxCount` each), in rank order.
+    public func gather(_ local: [Int], maxCount: Int) throws -> [[Int]] {
+        precondition(local.count <= maxCount, "gather: \(local.count) values, at most \(maxCount)")
+        if size == 1 { return [local] }
+        let send = [Int64(local.count)] + local.map(Int64.init) + [Int64](repeating: -1, count: maxCount - local.count)
+        var all = [Int64](repeating: 0, count: send.count * size)
+        try send.withUnsafeBufferPointer { s in
+            try all.withUnsafeMutableBufferPointer { r in
+                let request = try comm.iallgather(s, into: r)
+                try waiting(request, "gathering the ranks' shares")
+            }
+        }
+        return (0..<size).map { r in
+            let block = all[(r * send.count)..<((r + 1) * send.count)]
+            return block.dropFirst().prefix(Int(block.first!)).map { Int($0) }
+        }
+    }
+
     /// Checks that every rank holds bit-identical tensors (PyTorch DDP's check after the initial
     /// broadcast): each rank's checksum is all-gathered and compared. Throws naming the ranks that
     /// differ from rank 0.

@@ -133,6 +133,17 @@ public final class Communicator: @unchecked Sendable {
         return request
     }
 
+    /// Starts a non-blocking all-gather (`MPI_Iallgather`): rank r's `send` lands at offset
+    /// r · send.count of `receive` on every rank.
+    public func iallgather<T: MPIElement>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>) throws -> Request {
+        precondition(receive.count == send.count * size, "iallgather: receive holds \(receive.count), needs \(send.count) × \(size)")
+        let request = Request(operation: "MPI_Iallgather of \(send.count) elements per rank")
+        let n = mpiCount(send.count, "MPI_Iallgather")
+        try check(MPI_Iallgather(send.baseAddress, n, T.mpiDatatype, receive.baseAddress, n, T.mpiDatatype, handle,
+                                 &request.handle), request.operation)
+        return request
+    }
+
     /// Starts a non-blocking broadcast from `root` (`MPI_Ibcast`).
     public func ibroadcast<T: MPIElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws -> Request {
         let request = Request(operation: "MPI_Ibcast of \(buffer.count) elements from root \(root)")

@@ -4,6 +4,16 @@ import NN
 /// Distributed training passes an MPI all-reduce; the model knows nothing of MPI.
 public typealias SumAcrossRanks = ([Double]) throws -> [Double]
 
+/// A loss that is not a finite number on this rank: training cannot go on from here.
+public struct NonFiniteLossError: Error, CustomStringConvertible {
+    public var classificationSum: Double
+    public var attentionNumerator: Double
+    public var attentionDenominator: Double
+    public var description: String {
+        "the loss is not finite on this rank (local BCE sum \(classificationSum), attention terms \(attentionNumerator) / \(attentionDenominator)); lower the learning rate or check the input data for NaN/Inf voxels (`dsan inspect`)"
+    }
+}
+
 /// The losses of one step over the global batch (DESIGN.md §2).
 public struct StepLosses: Equatable, Sendable {
     /// L_c, binary cross-entropy on logits, mean over the global batch.
@@ -48,6 +58,10 @@ public final class Objective {
             local = AttentionLoss.localSums(attention: model.attentionMap, mask: masks, labels: targets)
         }
         let bce = BinaryCrossEntropyWithLogits.forward(logits: logits, targets: targets)
+        if !(bce.isFinite && local.numerator.isFinite && local.denominator.isFinite) {
+            throw NonFiniteLossError(classificationSum: bce, attentionNumerator: local.numerator,
+                                     attentionDenominator: local.denominator)
+        }
         let covid = Double(labels.filter { $0 > 0.5 }.count)
         let global = try sum([bce, Double(n), local.numerator, local.denominator, covid])
         let batch = global[1]

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// dsan's own parallel loops for the memory-bound kernels (im2col, batch norm, pooling,
 /// elementwise). GEMM threads are OpenBLAS's and set separately (`BLAS.threads`).
@@ -9,7 +10,7 @@ import Dispatch
 public enum Parallel {
     /// Worker count for dsan's own loops. Defaults to the number of online cores; under `mpirun`
     /// the launcher sets it to the cores bound to the rank.
-    nonisolated(unsafe) public static var threads: Int = ProcessInfoCores.online
+    nonisolated(unsafe) public static var threads: Int = ProcessInfoCores.available
 
     /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when worthwhile.
     /// `grain` is the smallest range worth a thread.
@@ -41,8 +42,22 @@ public enum Parallel {
     }
 }
 
-/// Core count of this machine, as the OS reports it.
+/// Core counts, as the OS reports them.
 public enum ProcessInfoCores {
+    /// Cores this process may run on (its CPU affinity mask): under `mpirun`, which binds each
+    /// rank to a core, this is 1, and dsan's loops and OpenBLAS then use one thread per rank.
+    public static var available: Int {
+        // Linux reports the mask in /proc/self/status as "Cpus_allowed:\t<hex words, commas>".
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) {
+            let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+            let bits = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+            if bits > 0 { return min(bits, online) }
+        }
+        return online
+    }
+
+    /// Cores online on this machine.
     public static var online: Int {
         #if canImport(Glibc)
         return max(1, Int(sysconfOnline()))

@@ -147,13 +147,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     /// The resolved configuration as YAML, written into the run directory and checkpoints.
     public var yaml: String {
-        var lines: [String] = []
-        let mirror = Mirror(reflecting: self)
-        let names = Dictionary(uniqueKeysWithValues: CodingKeys.allCases.map { ("\($0)", $0.rawValue) })
-        for child in mirror.children {
-            guard let label = child.label, let key = names[label] else { continue }
-            lines.append("\(key): \(child.value)")
-        }
-        return lines.joined(separator: "\n") + "\n"
+        let pairs: [(CodingKeys, String)] = [
+            (.width, "\(width)"), (.attention, "\(attention)"), (.attentionWeight, "\(attentionWeight)"),
+            (.sampling, sampling), (.shuffle, "\(shuffle)"), (.epochs, "\(epochs)"), (.steps, "\(steps)"),
+            (.batch, "\(batch)"), (.lr, "\(lr)"), (.weightDecay, "\(weightDecay)"), (.lrStep, "\(lrStep)"),
+            (.lrGamma, "\(lrGamma)"), (.seed, "\(seed)"), (.folds, "\(folds)"), (.fold, "\(fold)"),
+            (.bucketMB, "\(bucketMB)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, "\(prefetch)"),
+            (.checkpointEvery, "\(checkpointEvery)"),
+        ]
+        precondition(pairs.count == CodingKeys.allCases.count, "TrainConfig.yaml: a key is missing")
+        return pairs.map { "\($0.0.rawValue): \($0.1)" }.joined(separator: "\n") + "\n"
     }
 }

@@ -1,0 +1,52 @@
+import Testing
+@testable import Training
+
+@Suite struct TrainConfigTests {
+    @Test func yamlOverridesDefaults() throws {
+        let c = try TrainConfig.parse("epochs: 3\nbatch: 4\nlr: 1.0e-3\nattention: off\nsampling: size-balanced\nweight_decay: 0\n", source: "t.yaml")
+        #expect(c.epochs == 3 && c.batch == 4 && c.lr == 1e-3 && !c.attention && c.sampling == "size-balanced" && c.weightDecay == 0)
+        #expect(c.lrStep == 5 && c.lrGamma == 0.1 && c.attentionWeight == 0.5)
+    }
+
+    func message(_ yaml: String) -> String {
+        do { _ = try TrainConfig.parse(yaml, source: "c.yaml"); return "no error" } catch { return "\(error)" }
+    }
+
+    @Test func unknownKeysAndBadValuesNameTheKey() {
+        #expect(message("epoch: 3\n").hasPrefix("c.yaml: unknown key `epoch`; known keys: attention, attention_weight, batch,"))
+        #expect(message("batch: many\n") == "c.yaml: key `batch`: expected an integer, got `many`")
+        #expect(message("batch: 0\n") == "c.yaml: key `batch`: must be at least 1, got 0")
+        #expect(message("sampling: random\n") == "c.yaml: key `sampling`: must be `uniform` or `size-balanced`, got `random`")
+        #expect(message("fold: 7\nfolds: 5\n") == "c.yaml: key `fold`: must be -1 (no fold) or in 0..<5, got 7")
+        #expect(message("- a\n- b\n") == "c.yaml: expected a mapping of `key: value` lines")
+    }
+
+    @Test func resolvedYamlRoundTrips() throws {
+        var c = TrainConfig()
+        c.epochs = 7
+        c.sampling = "size-balanced"
+        c.seed = 42
+        let back = try TrainConfig.parse(c.yaml, source: "round trip")
+        #expect(back == c, "\(c.yaml)\n→\n\(back.yaml)")
+    }
+}
+
+@Suite struct MetricsTests {
+    @Test func handComputedCaseWithTies() {
+        // Scores with a tie between a positive and a negative: AUC counts it ½.
+        let labels = [1, 1, 0, 0, 1, 0]
+        let scores = [0.9, 0.4, 0.4, 0.2, 0.7, 0.6]
+        let m = Metrics(labels: labels, scores: scores)
+        // Pairs (pos > neg): 0.9 beats 3, 0.7 beats 3, 0.4 beats 0.2 and ties 0.4 → 7.5 of 9.
+        #expect(abs(m.auc! - 7.5 / 9) < 1e-12)
+        // At 0.5: TP 2 (0.9, 0.7), FN 1, FP 1 (0.6), TN 2.
+        #expect(m.accuracy == 4.0 / 6 && m.sensitivity == 2.0 / 3 && m.specificity == 2.0 / 3 && m.f1 == 4.0 / 6)
+    }
+
+    @Test func singleClassHasNoAUC() {
+        let m = Metrics(labels: [1, 1], scores: [0.2, 0.8])
+        #expect(m.auc == nil && m.specificity == nil && m.sensitivity == 0.5)
+        let empty = Metrics(labels: [], scores: [])
+        #expect(empty.auc == nil && empty.accuracy == nil && empty.f1 == nil)
+    }
+}
