@@ -12,6 +12,8 @@ public enum ShardFormat {
     /// Dataset names.
     public static let image = "image", lung = "lung", infection = "infection", label = "label"
     public static let ratio = "infection_ratio", caseID = "case_id", patientID = "patient_id"
+    /// Optional dataset: each case's `PreprocessingTransform` as JSON ("" when it has none).
+    public static let transform = "transform"
     /// Spacing of preprocessed volumes in mm, (x, y, z) (DESIGN.md §7).
     public static let spacing: [Float] = [0.7168, 0.7168, 1.25]
     /// HU window mapped to [0, 1] (DESIGN.md §7): level −600, width 1500.
@@ -44,6 +46,8 @@ public final class ShardWriter {
     /// any of its objects is, so all are released together before the rename).
     private var open: (file: File, image: Dataset, lung: Dataset, infection: Dataset)?
     private var infos: [CaseInfo] = []
+    /// JSON of each case's preprocessing transform; "" for a case without one.
+    private var transforms: [String] = []
 
     /// `size` is [D, H, W]; `imageType` `.uint8` or `.float32`; `source` says what made it
     /// (e.g. "dsan synth --seed 7"), stored as an attribute.
@@ -69,8 +73,11 @@ public final class ShardWriter {
     }
 
     /// Appends a case. `lung` and `infection` are {0, 1}; `infection` nil means no mask (stored
-    /// as zeros with ratio NaN; such a case can be predicted on, not trained on).
-    public func append(_ info: CaseInfo, image voxels: ImageVoxels, lung lungMask: [UInt8], infection infectionMask: [UInt8]?) throws {
+    /// as zeros with ratio NaN; such a case can be predicted on, not trained on). `transform`
+    /// (from `Preprocessing.prepare`) lets an output-size map be put back on the source scan; the
+    /// shard gets a `transform` dataset only when some case has one.
+    public func append(_ info: CaseInfo, image voxels: ImageVoxels, lung lungMask: [UInt8], infection infectionMask: [UInt8]?,
+                       transform: PreprocessingTransform? = nil) throws {
         let n = size.reduce(1, *)
         precondition(voxels.count == n && lungMask.count == n && (infectionMask?.count ?? n) == n,
                      "ShardWriter.append: volume sizes do not match \(size)")
@@ -86,7 +93,13 @@ public final class ShardWriter {
         try inf.withUnsafeBufferPointer { try infection.write($0, start: start, count: count) }
         var info = info
         if infectionMask == nil { info.infectionRatio = .nan }
+        var json = ""
+        if let transform {
+            precondition(transform.size == size, "ShardWriter.append: transform for \(transform.size), shard is \(size)")
+            json = String(decoding: try JSONEncoder().encode(transform), as: UTF8.self)
+        }
         infos.append(info)
+        transforms.append(json)
     }
 
     /// Writes the per-case metadata, closes the file and renames it into place.
@@ -97,6 +110,9 @@ public final class ShardWriter {
         try file.createDataset(ShardFormat.ratio, type: .float32, shape: [capacity]).write(infos.map { $0.infectionRatio })
         try file.createDataset(ShardFormat.caseID, type: .string, shape: [capacity]).writeStrings(infos.map { $0.caseID })
         try file.createDataset(ShardFormat.patientID, type: .string, shape: [capacity]).writeStrings(infos.map { $0.patientID })
+        if transforms.contains(where: { !$0.isEmpty }) {
+            try file.createDataset(ShardFormat.transform, type: .string, shape: [capacity]).writeStrings(transforms)
+        }
         try file.flush()
         open = nil
         if rename(temporaryPath, path) != 0 {
@@ -115,6 +131,9 @@ public final class ShardReader {
     public let size: [Int]
     public let imageType: ElementType
     public let infos: [CaseInfo]
+    /// Per case, the preprocessing transform from the optional `transform` dataset (nil where
+    /// the dataset is absent or the entry empty).
+    private let transforms: [PreprocessingTransform?]
     private let file: File
     private let image, lung, infection: Dataset
 
@@ -169,6 +188,37 @@ public final class ShardReader {
             infos.append(CaseInfo(caseID: cases[i], patientID: patients[i], label: label, infectionRatio: ratios[i]))
         }
         self.infos = infos
+        var transforms = [PreprocessingTransform?](repeating: nil, count: n)
+        if try file.contains(ShardFormat.transform) {
+            let d = try file.dataset(ShardFormat.transform)
+            guard d.shape == [n], d.elementType == .string else {
+                throw DataError(file: path, "dataset `transform` is \(d.elementType) of shape \(d.shape), expected [\(n)] strings (one JSON transform per case, or empty)")
+            }
+            for (i, text) in try d.readStrings().enumerated() where !text.isEmpty {
+                do {
+                    let t = try JSONDecoder().decode(PreprocessingTransform.self, from: Data(text.utf8))
+                    guard t.size == size else {
+                        throw DataError(file: path, caseID: cases[i], "transform is for size \(t.size), the shard's volumes are \(size)")
+                    }
+                    transforms[i] = t
+                } catch let error as DataError {
+                    throw error
+                } catch {
+                    throw DataError(file: path, caseID: cases[i], "`transform` entry is not a valid preprocessing transform (\(error)); rewrite the shard with `dsan prepare`")
+                }
+            }
+        }
+        self.transforms = transforms
+    }
+
+    /// Whether the shard has the optional `transform` dataset.
+    public var hasTransforms: Bool { transforms.contains { $0 != nil } }
+
+    /// The preprocessing transform of case `index`: how its voxels map onto its source scan.
+    /// nil when the shard has no `transform` dataset or the case none (e.g. synthetic cases).
+    public func transform(_ index: Int) -> PreprocessingTransform? {
+        check(index)
+        return transforms[index]
     }
 
     /// v / 255 for every byte value.
