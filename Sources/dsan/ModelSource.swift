@@ -1,0 +1,98 @@
+import Data
+import Foundation
+import HDF5
+import Model
+import Tensor
+
+/// What `--model` names: one checkpoint, or (later) an ensemble file of DESIGN.md §5.
+enum ModelSource {
+    case checkpoint(String)
+    case ensemble(String)
+
+    /// HDF5's 8-byte file signature.
+    static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// Tells a checkpoint from an ensemble file by its contents, not its name.
+    static func identify(_ path: String) throws -> ModelSource {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw DataError(file: path, "no such file; --model takes a checkpoint written by `dsan train` (e.g. RUN/best.h5)")
+        }
+        guard !isDirectory.boolValue else {
+            throw DataError(file: path, "is a directory; --model takes a checkpoint file (e.g. RUN/best.h5)")
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw DataError(file: path, "cannot be read (permissions?)")
+        }
+        let head = [UInt8](handle.readData(ofLength: 512))
+        try? handle.close()
+        if Array(head.prefix(8)) == hdf5Signature {
+            let file = try File(opening: path)
+            if try file.hasAttribute("format") {
+                let format = try file.stringAttribute("format")
+                if format.contains("ensemble") { return .ensemble(path) }
+                if format != Checkpoint.format {
+                    throw DataError(file: path, "is an HDF5 file of format `\(format)`, not a checkpoint (`\(Checkpoint.format)`)")
+                }
+            }
+            return .checkpoint(path)
+        }
+        let text = String(decoding: head, as: UTF8.self)
+        if text.contains("w_out") || text.contains("w_in") || text.contains("ensemble") { return .ensemble(path) }
+        throw DataError(file: path, "is not a checkpoint (not an HDF5 file); --model takes a checkpoint written by `dsan train`")
+    }
+
+    /// Loads the model for inference (eval mode). `attention` overrides the checkpoint's setting
+    /// (it changes only which map is explained, T(A) or the normalised CAM, not the logits).
+    func load(attention: Bool?) throws -> any Predictor {
+        switch self {
+        case .checkpoint(let path):
+            return try CheckpointPredictor(path: path, attention: attention)
+        case .ensemble(let path):
+            throw DataError(file: path, "is an ensemble file; `dsan predict` does not support ensembles yet: pass one of its checkpoints instead")
+        }
+    }
+}
+
+/// A model that gives probabilities and explanation maps for a batch of network inputs.
+protocol Predictor: AnyObject {
+    /// What was loaded, for outputs (e.g. the checkpoint path).
+    var name: String { get }
+    /// Whether the maps are T(A) (attention on) or the normalised CAM (attention off).
+    var attention: Bool { get }
+    /// Throws when the model cannot take inputs of `size` [D, H, W].
+    func check(size: [Int]) throws
+    /// P(COVID-19) per sample of `input` [n, 1, D, H, W]; with `explain`, also the maps
+    /// [n, 1, D, H, W] (owned by the predictor, valid until the next call).
+    func predict(_ input: Tensor, explain: Bool) -> (probabilities: [Float], maps: Tensor?)
+}
+
+/// One `ResNet3D` from a checkpoint, in eval mode (batch norms use their running statistics).
+final class CheckpointPredictor: Predictor {
+    let name: String
+    let model: ResNet3D
+
+    init(path: String, attention: Bool?) throws {
+        var config = try Checkpoint.modelConfig(at: path, attention: attention ?? true)
+        if let attention { config.attention = attention }
+        model = ResNet3D(config: config)
+        try Checkpoint.load(into: model, from: path)
+        model.training = false
+        name = path
+    }
+
+    var attention: Bool { model.config.attention }
+
+    func check(size: [Int]) throws {
+        if size.contains(where: { $0 < VolumeSize.minimum }) {
+            throw DataError(file: name, "the model takes volumes of at least \(VolumeSize.minimum) voxels per dimension, these are \(size.map(String.init).joined(separator: "x")); prepare the data again with a larger --size")
+        }
+    }
+
+    func predict(_ input: Tensor, explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
+        let logits = model.forward(input, explain: explain)
+        // σ(logit) = 1 / (1 + e^−logit).
+        let p = (0..<logits.count).map { 1 / (1 + exp(-logits.buffer[$0])) }
+        return (p, explain ? model.attentionMap : nil)
+    }
+}

@@ -1,0 +1,206 @@
+import ArgumentParser
+import Data
+import Foundation
+import NIfTI
+import Tensor
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict COVID-19 vs CAP with a trained model, on shards or on one NIfTI scan.",
+        discussion: """
+        With --data DIR --out FILE.csv: every case of a shard directory. The CSV has the columns \
+        case_id,patient_id,label,infection_ratio,probability (label 1 = COVID-19, 0 = CAP; the \
+        ratio is empty for a case without infection mask). With --attention-maps MAPS, one \
+        MAPS/<case_id>.nii.gz per case at the shards' size, placed on the source scan when the \
+        shard records how it was prepared (shards of `dsan prepare` do).
+
+        With --image CT.nii.gz --lung L.nii.gz [--infection I.nii.gz] --out DIR: one scan, \
+        preprocessed as `dsan prepare` does, giving DIR/prediction.json and DIR/attention.nii.gz \
+        on the scan's own voxel grid (it overlays in ITK-SNAP or 3D Slicer).
+
+        The model runs in eval mode (batch-norm running statistics). Maps are T(A) with attention \
+        on, and with attention off the normalised class activation map (= Grad-CAM on layer4). \
+        Ensemble files are not supported yet.
+
+        Example: dsan predict --model run/best.h5 --data data/test --out predictions.csv
+        """
+    )
+
+    enum Toggle: String, ExpressibleByArgument, CaseIterable {
+        case on, off
+    }
+
+    @Option(help: "Checkpoint written by `dsan train` (ensemble files: not supported yet).")
+    var model: String
+
+    @Option(help: "Directory of shards to predict on (first form).")
+    var data: String?
+
+    @Option(help: "Output: the CSV file (with --data) or a directory (with --image).")
+    var out: String
+
+    @Option(name: .customLong("attention-maps"), help: "Directory for one <case_id>.nii.gz attention map per case (with --data).")
+    var attentionMaps: String?
+
+    @Option(help: "Attention module on or off (default: as the checkpoint says); off explains with the normalised CAM.")
+    var attention: Toggle?
+
+    @Option(help: "Cases per forward pass (with --data).")
+    var batch = 1
+
+    @Option(help: "CT scan in HU, NIfTI (second form).")
+    var image: String?
+
+    @Option(help: "Lung mask on the scan's grid; several (e.g. lobes) may be joined with +.")
+    var lung: String?
+
+    @Option(help: "Infection mask on the scan's grid (optional; gives the infection ratio).")
+    var infection: String?
+
+    @Option(help: "Network input size DxHxW for --image (each ≥ \(VolumeSize.minimum); default 138x256x256).")
+    var size: VolumeSize?
+
+    func validate() throws {
+        let scanForm = image != nil || lung != nil || infection != nil
+        if data != nil && scanForm {
+            throw ValidationError("--data (shards) and --image/--lung/--infection (one scan) are the two forms of predict; give one of them")
+        }
+        if data == nil && !scanForm {
+            throw ValidationError("give --data DIR (prepared shards) or --image CT.nii.gz --lung L.nii.gz (one scan)")
+        }
+        if scanForm {
+            if image == nil { throw ValidationError("--lung and --infection need --image CT.nii.gz") }
+            if lung == nil { throw ValidationError("--image needs --lung L.nii.gz (the network input is image × lung)") }
+            if attentionMaps != nil {
+                throw ValidationError("--attention-maps is for --data; with --image the map is written to OUT/attention.nii.gz")
+            }
+        } else if size != nil {
+            throw ValidationError("--size is for --image; shards keep the size they were prepared at")
+        }
+        guard batch > 0 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+    }
+
+    func run() throws {
+        try CommandErrors.reporting {
+            let predictor = try ModelSource.identify(model).load(attention: attention.map { $0 == .on })
+            if let data {
+                try predictShards(data, predictor)
+            } else {
+                try predictScan(predictor)
+            }
+        }
+    }
+
+    // MARK: - Shards
+
+    private func predictShards(_ directory: String, _ predictor: Predictor) throws {
+        let cohort = try Cohort(directory: directory)
+        try predictor.check(size: cohort.size)
+        try createParent(of: out)
+        if let attentionMaps {
+            try FileManager.default.createDirectory(atPath: attentionMaps, withIntermediateDirectories: true)
+        }
+        let (d, h, w) = (cohort.size[0], cohort.size[1], cohort.size[2])
+        let voxels = d * h * w
+        let progress = Progress("predict", total: cohort.count)
+        let prefetcher = Prefetcher(cohort: cohort, depth: max(2, batch))
+        defer { prefetcher.stop() }
+        prefetcher.schedule(Array(0..<cohort.count))
+
+        var rows = ["case_id,patient_id,label,infection_ratio,probability"]
+        var start = 0
+        while start < cohort.count {
+            let n = min(batch, cohort.count - start)
+            var cases: [LoadedCase] = []
+            let input = Tensor(zeros: [n, 1, d, h, w])
+            for k in 0..<n {
+                let c = try prefetcher.next()
+                c.input.withUnsafeBufferPointer { input.data.advanced(by: k * voxels).update(from: $0.baseAddress!, count: voxels) }
+                cases.append(c)
+            }
+            let (p, maps) = predictor.predict(input, explain: attentionMaps != nil)
+            for (k, c) in cases.enumerated() {
+                let r = c.info.infectionRatio
+                rows.append([csvField(c.info.caseID), csvField(c.info.patientID), String(c.info.label.rawValue),
+                             r.isNaN ? "" : "\(r)", "\(p[k])"].joined(separator: ","))
+                if let attentionMaps, let maps {
+                    let (reader, index) = cohort.shard(of: c.index)
+                    let affine = reader.transform(index)?.outputAffine
+                        ?? Affine(scale: ShardFormat.spacing.map(Double.init))
+                    let map = Array(UnsafeBufferPointer(start: maps.data.advanced(by: k * voxels), count: voxels))
+                    // [D, H, W] with x fastest is NIfTI's memory order for dims [W, H, D].
+                    let volume = Volume(dims: [w, h, d], voxels: map, affine: affine, name: c.info.caseID)
+                    try NIfTI.write(volume, to: (attentionMaps as NSString).appendingPathComponent(Self.fileName(c.info.caseID) + ".nii.gz"))
+                }
+            }
+            start += n
+            progress.update(start)
+        }
+        try writeText(rows.joined(separator: "\n") + "\n", to: out)
+        print("predicted \(cohort.count) cases with \(predictor.name) → \(out)"
+              + (attentionMaps.map { "; \(predictor.attention ? "attention maps T(A)" : "normalised CAMs") in \($0)" } ?? ""))
+    }
+
+    /// A case id as a file name: path separators replaced.
+    static func fileName(_ caseID: String) -> String {
+        caseID.replacingOccurrences(of: "/", with: "_")
+    }
+
+    /// RFC 4180: quoted when it holds a comma, a quote or a line break.
+    private func csvField(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    // MARK: - One scan
+
+    private func predictScan(_ predictor: Predictor) throws {
+        let size = self.size ?? VolumeSize(138, 256, 256)
+        try predictor.check(size: size.dims)
+        let scan = try NIfTI.read(image!)
+        let lungMask = try MaskFiles.read(lung!, partsRelativeTo: nil)
+        let infectionMask = try infection.map { try NIfTI.read($0) }
+        let prepared = try Preprocessing.prepare(image: scan, lung: lungMask, infection: infectionMask,
+                                                 options: PreprocessingOptions(size: size.dims))
+        // The same input as from a shard: the image quantised to uint8 as shards store it, × lung.
+        let bytes = prepared.imageBytes
+        let input = Tensor(zeros: [1, 1] + size.dims)
+        for i in 0..<bytes.count where prepared.lung[i] != 0 { input.data[i] = Float(bytes[i]) / 255 }
+        let (p, maps) = predictor.predict(input, explain: true)
+        let probability = p[0]
+
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let mapPath = (out as NSString).appendingPathComponent("attention.nii.gz")
+        let map = prepared.transform.toSourceGrid(maps!.array, name: mapPath)
+        try NIfTI.write(map, to: mapPath)
+        var json: [String: Any] = [
+            "model": predictor.name,
+            "image": image!,
+            "probability": Double(probability),
+            "threshold": 0.5,
+            "prediction": probability >= 0.5 ? "covid" : "cap",
+            "label": probability >= 0.5 ? 1 : 0,
+            "size": size.dims,
+            "attention_map": "attention.nii.gz",
+            "attention_map_kind": predictor.attention ? "T(A)" : "normalised CAM",
+        ]
+        if let r = prepared.infectionRatio { json["infection_ratio"] = r }
+        let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        try writeText(String(decoding: data, as: UTF8.self) + "\n", to: (out as NSString).appendingPathComponent("prediction.json"))
+        print(String(format: "P(COVID-19) = %.4f → %@; wrote %@/prediction.json and attention.nii.gz (%@ on the scan's grid)",
+                     probability, probability >= 0.5 ? "COVID-19" : "CAP", out, scan.dims.map(String.init).joined(separator: "×")))
+    }
+
+    // MARK: - Files
+
+    private func createParent(of path: String) throws {
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+    }
+
+    private func writeText(_ text: String, to path: String) throws {
+        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw DataError(file: path, "cannot write: \((error as NSError).localizedDescription)")
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import ArgumentParser
+import Data
+import Foundation
+import NIfTI
+import Tensor
+
+struct Prepare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Preprocess NIfTI cases listed in a manifest into HDF5 shards.",
+        discussion: """
+        The manifest is CSV with the columns case_id,patient_id,label,image,lung,infection (paths \
+        relative to the manifest; label covid or cap; an empty infection cell makes a predict-only \
+        case). Several lung masks on the image's grid (e.g. lobes) may be joined with + in the lung \
+        cell; their union is the lung mask. Each case is reoriented to RAS+, resampled to \
+        0.7168 × 0.7168 × 1.25 mm, shrunk by one common factor to fit --size, zero-padded and \
+        windowed to [−1350, 150] HU (paper §IV-B, Docs/nifti.md). Shards hold the cases in manifest \
+        order with each case's preprocessing transform, so attention maps can be put back on the scan.
+
+        Cases run in parallel (--jobs at a time; a 512×512×300 scan takes about 1 GB while it is \
+        prepared). A failed case is reported by name; without --keep-going the run stops and \
+        removes the shards it wrote, with --keep-going the failed cases are skipped and listed.
+
+        Example: dsan prepare --manifest cases.csv --out data/prepared --size 138x256x256
+        """
+    )
+
+    @Option(help: "CSV manifest: case_id,patient_id,label,image,lung,infection.")
+    var manifest: String
+
+    @Option(help: "Directory to write the shards into (created if missing; must hold no shards yet).")
+    var out: String
+
+    @Option(help: "Volume size DxHxW (each ≥ \(VolumeSize.minimum)).")
+    var size = VolumeSize(138, 256, 256)
+
+    @Option(name: .customLong("shard-size"),
+            help: "Cases per shard file (a shard's cases wait in memory, 3 bytes per voxel each, until it is written).")
+    var shardSize = 16
+
+    @Flag(name: .customLong("keep-going"), help: "Skip cases that fail (listed at the end) instead of stopping.")
+    var keepGoing = false
+
+    @Option(help: "Cases prepared at the same time (default: the number of cores).")
+    var jobs: Int?
+
+    func validate() throws {
+        guard shardSize > 0 else { throw ValidationError("--shard-size must be at least 1, got \(shardSize)") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+    }
+
+    func run() throws {
+        try CommandErrors.reporting {
+            let entries = try Manifest.read(manifest)
+            try prepareOutput()
+            try prepare(entries)
+        }
+    }
+
+    /// Creates `out`, refusing a directory that already holds shards (they would mix with these).
+    private func prepareOutput() throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let existing = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".h5") }
+        if !existing.isEmpty {
+            throw DataError(file: out, "already holds \(existing.count) shard(s) (\(existing.sorted()[0]), …); choose an empty directory or remove them, so cohorts do not mix")
+        }
+    }
+
+    /// One prepared case as the shard stores it.
+    private struct Ready: Sendable {
+        var info: CaseInfo
+        var image: [UInt8]
+        var lung: [UInt8]
+        var infection: [UInt8]?
+        var transform: PreprocessingTransform
+    }
+
+    private func prepare(_ entries: [ManifestEntry]) throws {
+        let options = PreprocessingOptions(size: size.dims)
+        let manifestDirectory = (manifest as NSString).deletingLastPathComponent
+        let jobs = min(self.jobs ?? ProcessInfoCores.available, entries.count)
+        // Case-level parallelism first; the kernels inside a case share what is left.
+        Parallel.threads = max(1, ProcessInfoCores.available / jobs)
+        let progress = Progress("prepare", total: entries.count)
+        let shardCount = (entries.count + shardSize - 1) / shardSize
+        let digits = max(3, String(shardCount - 1).count)
+        let source = "dsan prepare --manifest \((manifest as NSString).lastPathComponent) --size \(size)"
+
+        var pending: [Ready] = []          // prepared cases of the next shard, in manifest order
+        var written: [String] = []         // shard paths written by this run
+        var infos: [CaseInfo] = []
+        var failures: [(ManifestEntry, Error)] = []
+
+        func writeShard() throws {
+            guard !pending.isEmpty else { return }
+            let name = String(format: "shard-%0\(digits)d.h5", written.count)
+            let path = (out as NSString).appendingPathComponent(name)
+            let writer = try ShardWriter(path: path, cases: pending.count, size: size.dims, source: source)
+            for r in pending {
+                try writer.append(r.info, image: .uint8(r.image), lung: r.lung, infection: r.infection, transform: r.transform)
+            }
+            try writer.finish()
+            written.append(path)
+            infos += pending.map(\.info)
+            pending = []
+        }
+
+        // At most `jobs` cases are in flight (being prepared or waiting for their turn to be
+        // written); results are taken in manifest order.
+        let results = OrderedResults<Ready>()
+        var launched = 0
+        var stop = false
+        for next in 0..<entries.count {
+            while !stop && launched < entries.count && launched - next < jobs {
+                let i = launched, entry = entries[i]
+                launched += 1
+                DispatchQueue.global(qos: .userInitiated).async {
+                    results.put(i, Result { try Self.prepareCase(entry, manifestDirectory: manifestDirectory, options: options) })
+                }
+            }
+            if next >= launched { break }   // stopped: not launched
+            let result = results.take(next)
+
+            switch result {
+            case .success(let ready):
+                if !stop {
+                    pending.append(ready)
+                    if pending.count == shardSize { try writeShard() }
+                }
+            case .failure(let error):
+                failures.append((entries[next], error))
+                printError("dsan: case \(entries[next].caseID) (manifest line \(entries[next].line)) failed: \(error)")
+                if !keepGoing { stop = true }   // cases already running still finish and report
+            }
+            progress.update(next + 1)
+        }
+
+        if stop {
+            for path in written { try? FileManager.default.removeItem(atPath: path) }
+            throw ExitCode.failure.withMessage(
+                "\(failures.count) case(s) failed (\(failures.map(\.0.caseID).joined(separator: ", "))); no shards written to \(out). Fix them, or pass --keep-going to skip them")
+        }
+        try writeShard()
+        let covid = infos.filter { $0.label == .covid }.count
+        let withoutMask = infos.filter { !$0.hasInfectionMask }.count
+        if infos.isEmpty {
+            throw ExitCode.failure.withMessage("every case failed (\(failures.count)); nothing written to \(out)")
+        }
+        print("wrote \(infos.count) cases (\(covid) COVID-19, \(infos.count - covid) CAP; \(withoutMask) without infection mask, predict only) in \(written.count) shard(s) at \(size) to \(out)")
+        if !failures.isEmpty {
+            print("skipped \(failures.count) failed case(s): \(failures.map(\.0.caseID).joined(separator: ", "))")
+        }
+    }
+
+    /// Reads and preprocesses one case; the volumes it read are released when it returns.
+    private static func prepareCase(_ entry: ManifestEntry, manifestDirectory: String, options: PreprocessingOptions) throws -> Ready {
+        let image = try NIfTI.read(entry.image)
+        let lung = try MaskFiles.read(entry.lung, partsRelativeTo: manifestDirectory)
+        let infection = try entry.infection.map { try NIfTI.read($0) }
+        let prepared = try Preprocessing.prepare(image: image, lung: lung, infection: infection, options: options)
+        let info = CaseInfo(caseID: entry.caseID, patientID: entry.patientID, label: entry.label,
+                            infectionRatio: prepared.infectionRatio.map(Float.init) ?? .nan)
+        return Ready(info: info, image: prepared.imageBytes, lung: prepared.lung, infection: prepared.infection,
+                     transform: prepared.transform)
+    }
+}
+
+/// Results that arrive in any order from worker threads and are taken in index order.
+final class OrderedResults<T: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var results: [Int: Result<T, Error>] = [:]
+
+    func put(_ index: Int, _ result: Result<T, Error>) {
+        condition.lock()
+        results[index] = result
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits for the result of `index` and removes it.
+    func take(_ index: Int) -> Result<T, Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        while results[index] == nil { condition.wait() }
+        return results.removeValue(forKey: index)!
+    }
+}
+
+/// Reads a mask, or the union of several joined with `+` (e.g. lung lobes: `lobe1.nii.gz+lobe2.nii.gz`).
+/// A path that exists is taken as one file even if it contains `+`. The first part is used as
+/// given; later relative parts are resolved against `directory` (the manifest's; nil: the
+/// working directory). Every part must share the first's dims and affine; the union is 1 where
+/// any part is nonzero.
+enum MaskFiles {
+    static func read(_ cell: String, partsRelativeTo directory: String?) throws -> Volume {
+        if FileManager.default.fileExists(atPath: cell) || !cell.contains("+") {
+            return try NIfTI.read(cell)
+        }
+        let parts = cell.split(separator: "+", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+        if parts.contains(where: \.isEmpty) {
+            throw DataError(file: cell, "has an empty part between `+` signs; join mask files as a.nii.gz+b.nii.gz")
+        }
+        func resolve(_ p: String) -> String {
+            guard let directory, !p.hasPrefix("/") else { return p }
+            return (directory as NSString).appendingPathComponent(p)
+        }
+        let first = parts[0]
+        var union = try NIfTI.read(first)
+        for part in parts.dropFirst() {
+            let path = resolve(part)
+            let mask = try NIfTI.read(path)
+            guard mask.dims == union.dims else {
+                throw DataError(file: path, "is \(mask.dims.map(String.init).joined(separator: "×")) voxels but \(first) is \(union.dims.map(String.init).joined(separator: "×")); masks joined with + must share one voxel grid")
+            }
+            let d = mask.affine.maxDifference(union.affine)
+            guard d <= 1e-3 else {
+                throw DataError(file: path, "has a voxel-to-world affine that differs from \(first)'s by \(d) mm; masks joined with + must share one voxel grid")
+            }
+            for i in 0..<union.voxels.count where mask.voxels[i] != 0 { union.voxels[i] = 1 }
+        }
+        for i in 0..<union.voxels.count where union.voxels[i] != 0 { union.voxels[i] = 1 }
+        union.name = cell
+        return union
+    }
+}
+
+/// Runs `body`, turning any error other than the argument parser's into the one-line
+/// `dsan: <cause>` on stderr and a non-zero exit.
+enum CommandErrors {
+    static func reporting(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ExitCode.failure.withMessage("\(error)")
+        }
+    }
+}
