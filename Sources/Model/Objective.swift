@@ -46,7 +46,7 @@ public final class Objective {
         let logits = model.logits
         let n = labels.count
         precondition(logits.shape == [n, 1], "Objective: logits \(logits.shape) for \(n) labels")
-        if targets.shape != [n] {
+        if targets.shape != [n] || dLogits.shape != [n, 1] {
             targets = Tensor(zeros: [n])
             dLogits = Tensor(zeros: [n, 1])
         }

@@ -1,0 +1,186 @@
+import Data
+import Foundation
+import HDF5
+import Testing
+
+/// `mpirun` flags for tests: allowed as root (otherwise OpenMPI exits 0 having run nothing),
+/// oversubscribed so 3 ranks run on 2 cores.
+let mpirunFlags = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+
+/// Runs `dsan train` on `ranks` ranks (1 without mpirun) and returns the result.
+func train(ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+    if ranks == 1 && environment.isEmpty { return try run(dsanPath, ["train"] + arguments) }
+    var env: [String] = []
+    for (k, v) in environment { env += ["-x", "\(k)=\(v)"] }
+    return try run(mpirunPath!, mpirunFlags + env + ["-np", "\(ranks)", dsanPath, "train"] + arguments)
+}
+
+/// The step records of a run.
+struct Step: Decodable {
+    var loss: Double
+    var globalStep: Int
+    var epoch: Int
+    var step: Int
+    var shares: [[Int]]
+}
+
+func steps(_ run: String) throws -> [Step] {
+    let text = try String(contentsOfFile: run + "/steps.jsonl", encoding: .utf8)
+    return try text.split(separator: "\n").map { try JSONDecoder().decode(Step.self, from: Data($0.utf8)) }
+}
+
+/// Largest |a − b| over every dataset of two HDF5 files with the same names (checkpoints or
+/// gradient dumps), and the largest |a|.
+func largestDifference(_ a: String, _ b: String) throws -> (difference: Float, magnitude: Float) {
+    let fa = try File(opening: a), fb = try File(opening: b)
+    var worst: Float = 0, size: Float = 0
+    for name in try fa.childNames() where name != "optimizer" {
+        let x = try fa.dataset(name).read(as: Float.self), y = try fb.dataset(name).read(as: Float.self)
+        for (u, v) in zip(x, y) { worst = max(worst, abs(u - v)); size = max(size, abs(u)) }
+    }
+    return (worst, size)
+}
+
+/// A tiny synthetic cohort shared by the training tests (written once).
+let trainingData: String = {
+    let dir = try! scratchDirectory("train-data")
+    try! SyntheticCohort.write(directory: dir, cases: 12, size: [16, 32, 32], seed: 5, shardSize: 5)
+    return dir
+}()
+
+let ciArguments = ["--width", "4", "--epochs", "2", "--lr", "2e-4", "--timeout", "60"]
+
+@Suite(.serialized, .enabled(if: mpirunPath != nil, "needs mpirun (openmpi-bin)"))
+struct DistributedTrainingTests {
+    /// R ranks compute the same steps as one rank on the same global batch (DESIGN.md §4),
+    /// including global batches that do not divide by R and ranks with no case in a step.
+    @Test(arguments: [(5, [2, 3]), (2, [3])])
+    func ranksComputeTheSameStepsAsOneRank(batch: Int, rankCounts: [Int]) throws {
+        let base = try scratchDirectory("eq")
+        // Five steps: float summation order differs between rank counts (ring all-reduce,
+        // batch-norm sums), and Adam turns sign differences of noise-level gradient entries into
+        // full-size steps (|Δθ| ≤ ~lr per step), so the runs drift apart slowly; over five steps
+        // at lr 2e-4 the losses agree to 1e-4.
+        let stepCount = 5
+        let args = ciArguments + ["--data", trainingData, "--batch", "\(batch)", "--steps", "\(stepCount)"]
+        let one = try train(ranks: 1, args + ["--out", base + "/r1", "--dump-gradients", base + "/g1.h5"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let reference = try steps(base + "/r1")
+        #expect(reference.count == stepCount)
+        for ranks in rankCounts {
+            let out = base + "/r\(ranks)"
+            let result = try train(ranks: ranks, args + ["--out", out, "--dump-gradients", base + "/g\(ranks).h5"])
+            #expect(result.status == 0, "\(ranks) ranks: \(result.stderr)")
+            let records = try steps(out)
+            #expect(records.count == reference.count)
+            for (a, b) in zip(reference, records) {
+                #expect(abs(a.loss - b.loss) <= 1e-4 * abs(a.loss), "\(ranks) ranks, step \(a.globalStep): \(a.loss) vs \(b.loss)")
+                // Every rank reported its share; together they are exactly the global batch.
+                #expect(b.shares.count == ranks, "step \(b.globalStep): \(b.shares.count) ranks reported")
+                #expect(b.shares.flatMap { $0 } == a.shares.flatMap { $0 }, "step \(b.globalStep)")
+            }
+            if batch < ranks {
+                #expect(records.contains { $0.shares.contains { $0.isEmpty } }, "some rank should have had no case")
+            }
+            let params = try largestDifference(base + "/r1/last.h5", out + "/last.h5")
+            let grads = try largestDifference(base + "/g1.h5", base + "/g\(ranks).h5")
+            print("\(ranks) ranks, batch \(batch): largest parameter difference \(params.difference) (of \(params.magnitude)), first-step gradient difference \(grads.difference) (of \(grads.magnitude))")
+            // Adam's bound: each parameter moves at most ~lr per step in either run.
+            #expect(params.difference <= 2 * 2e-4 * Float(stepCount))
+            #expect(grads.difference <= 1e-5 * max(1, grads.magnitude))
+        }
+    }
+
+    @Test func resumeContinuesExactlyAsAnUninterruptedRun() throws {
+        let base = try scratchDirectory("resume")
+        let args = ciArguments + ["--data", trainingData, "--batch", "4"]
+        let whole = try train(ranks: 2, args + ["--out", base + "/whole"])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        // Stopped mid-epoch after 4 of 6 steps (as a killed job leaves its last checkpoint)…
+        let first = try train(ranks: 2, args + ["--out", base + "/split", "--steps", "4"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try steps(base + "/split").count == 4)
+        // …then resumed.
+        let second = try train(ranks: 2, args + ["--out", base + "/split", "--resume"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("resuming \(base)/split/last.h5 at epoch 2, step 2 (4 steps done)"), "\(second.stderr)")
+        let a = try steps(base + "/whole").map(\.loss), b = try steps(base + "/split").map(\.loss)
+        #expect(a == b, "losses differ after resuming")
+        #expect(try largestDifference(base + "/whole/last.h5", base + "/split/last.h5").difference == 0)
+    }
+
+    @Test func nanLossOnOneRankAbortsTheJobNamingIt() throws {
+        let base = try scratchDirectory("nan")
+        let started = Date()
+        let result = try train(ranks: 2, ciArguments + ["--data", trainingData, "--batch", "4", "--out", base],
+                               environment: ["DSAN_FAULT": "nan-loss:1:2"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("dsan: rank 1 of 2: the loss is not finite on this rank"), "\(result.stderr)")
+        #expect(Date().timeIntervalSince(started) < 60)
+    }
+
+    @Test func hungRankMakesTheOthersExitWithinTheTimeout() throws {
+        let base = try scratchDirectory("hang")
+        let started = Date()
+        let result = try train(ranks: 2, ["--width", "4", "--epochs", "2", "--timeout", "4", "--data", trainingData,
+                                          "--batch", "4", "--out", base], environment: ["DSAN_FAULT": "hang:1:1"])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("dsan: rank 0 of 2:") && result.stderr.contains("no answer within 4.0 s"), "\(result.stderr)")
+        #expect(elapsed < 60, "took \(elapsed) s")
+    }
+
+    @Test func rankThatExitsEarlyBringsTheJobDown() throws {
+        let base = try scratchDirectory("exit")
+        let started = Date()
+        let result = try train(ranks: 3, ciArguments + ["--data", trainingData, "--batch", "4", "--out", base],
+                               environment: ["DSAN_FAULT": "exit:2:1"])
+        #expect(result.status != 0)
+        #expect(Date().timeIntervalSince(started) < 60)
+        #expect(!FileManager.default.fileExists(atPath: base + "/last.h5"))
+    }
+
+    /// Size-balanced sampling on 3 ranks: the group frequencies over the global batches that the
+    /// ranks really trained on match the probabilities (DESIGN.md §3).
+    @Test func sizeBalancedFrequenciesHoldAcrossThreeRanks() throws {
+        let base = try scratchDirectory("sb")
+        let result = try train(ranks: 3, ["--width", "2", "--epochs", "25", "--lr", "2e-4", "--timeout", "60", "--data", trainingData,
+                                          "--batch", "6", "--sampling", "size-balanced", "--out", base])
+        #expect(result.status == 0, "\(result.stderr)")
+        let cohort = try Cohort(directory: trainingData)
+        let sampler = SizeBalancedSampler(indices: Array(cohort.cases.indices), cases: cohort.cases, batch: 6, seed: 1)
+        var counts = [Double](repeating: 0, count: 4), total = 0.0
+        for s in try steps(base) {
+            #expect(s.shares.count == 3)
+            #expect(s.shares.flatMap { $0 } == sampler.globalBatch(epoch: s.epoch, step: s.step))
+            for i in s.shares.flatMap({ $0 }) {
+                counts[SamplingGroup(label: cohort.cases[i].label, ratio: cohort.cases[i].infectionRatio).rawValue] += 1
+                total += 1
+            }
+        }
+        #expect(total == 25 * 2 * 6)
+        for g in 0..<4 {
+            let p = sampler.probabilities[g], f = counts[g] / total
+            let tolerance = 5 * (p * (1 - p) / total).squareRoot() + 1e-9
+            #expect(abs(f - p) <= tolerance, "group \(g): frequency \(f), probability \(p)")
+        }
+        #expect(result.stderr.contains("size-balanced groups"), "the weights are printed at the start")
+    }
+}
+
+@Suite struct TrainCommandTests {
+    @Test func badConfigurationIsOneLineNamingTheKey() throws {
+        let dir = try scratchDirectory("cfg")
+        try "epochs: 2\nbatchsize: 4\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let result = try dsan("train", "--data", trainingData, "--out", dir + "/run", "--config", dir + "/bad.yaml")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(dir)/bad.yaml: unknown key `batchsize`"), "\(result.stderr)")
+    }
+
+    @Test func missingDataDirectoryIsNamed() throws {
+        let dir = try scratchDirectory("nodata")
+        let result = try dsan("train", "--data", dir + "/nope", "--out", dir + "/run", "--width", "2")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("dsan: rank 0 of 1: \(dir)/nope: no such directory"), "\(result.stderr)")
+    }
+}
