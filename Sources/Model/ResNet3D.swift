@@ -128,6 +128,32 @@ public final class ResNet3D {
         return s
     }
 
+    /// Every convolution of a forward pass with the shape of its input, in execution order
+    /// (the attention branch's 1×1×1 conv last when attention is on).
+    public func convolutions(for input: Shape5) -> [(name: String, geometry: Conv3dGeometry, input: Shape5)] {
+        var list: [(String, Conv3dGeometry, Shape5)] = [("conv1", stem.geometry, input)]
+        var s = pool.outputShape(for: stem.geometry.outputShape(for: input))
+        for (l, blocks) in layers.enumerated() {
+            for (b, block) in blocks.enumerated() {
+                let prefix = "layer\(l + 1).\(b)"
+                list.append((prefix + ".conv1", block.conv1.geometry, s))
+                let mid = block.conv1.geometry.outputShape(for: s)
+                list.append((prefix + ".conv2", block.conv2.geometry, mid))
+                if let d = block.downsample { list.append((prefix + ".downsample.0", d.geometry, s)) }
+                s = mid
+            }
+        }
+        if config.attention { list.append(("attention", attention.geometry, s)) }
+        return list
+    }
+
+    /// Floating-point operations of the convolutions of one forward pass (the rest of the network
+    /// is under 1 % of it). A training step is about three times this: the forward, the input
+    /// gradient and the weight gradient of every conv (the stem needs no input gradient).
+    public func forwardFLOPs(for input: Shape5) -> Double {
+        convolutions(for: input).reduce(0) { $0 + $1.geometry.flops(input: $1.input) }
+    }
+
     private func allocate(_ input: Shape5) {
         if inputShape == input { return }
         var s = stem.allocate(input: input)
