@@ -12,8 +12,12 @@ public final class Collectives {
     public var rank: Int { comm.rank }
     public var size: Int { comm.size }
 
-    public init(comm: Communicator, timeout: Double) {
+    /// The MPI thread support this process has (a communication thread needs `.multiple`).
+    public let threadLevel: ThreadLevel
+
+    public init(comm: Communicator, timeout: Double, threadLevel: ThreadLevel = .funneled) {
         self.comm = comm
+        self.threadLevel = threadLevel
         self.timeout = timeout
         ring = RingAllreduce(comm: comm, timeout: timeout)
     }

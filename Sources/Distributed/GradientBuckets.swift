@@ -1,3 +1,4 @@
+import Foundation
 import MPI
 import Tensor
 
@@ -32,13 +33,17 @@ public final class GradientBuckets {
     /// Sums every gradient over all ranks, in place.
     public func allReduce(_ ring: RingAllreduce) throws {
         if ring.comm.size == 1 { return }
-        for (k, bucket) in buckets.enumerated() {
-            try reduce(bucket: k, bucket, ring)
-        }
+        for k in buckets.indices { try reduce(bucket: k, ring) }
         verified = true
     }
 
-    private func reduce(bucket k: Int, _ members: [Int], _ ring: RingAllreduce) throws {
+    /// One past the last gradient index of bucket `k`: the bucket can be reduced once that many
+    /// gradients (in backward order) are final.
+    public func end(of k: Int) -> Int { buckets[k].last! + 1 }
+
+    /// Sums bucket `k`'s gradients over all ranks, in place.
+    public func reduce(bucket k: Int, _ ring: RingAllreduce) throws {
+        let members = buckets[k]
         try buffers[k].withUnsafeMutableBufferPointer { buffer in
             var offset = 0
             for i in members {
@@ -47,12 +52,105 @@ public final class GradientBuckets {
                 offset += g.count
             }
             try ring.allreduce(buffer, verifyLength: !verified)
+            if k == buckets.count - 1 { verified = true }
             offset = 0
             for i in members {
                 let g = gradients[i]
                 g.data.update(from: buffer.baseAddress! + offset, count: g.count)
                 offset += g.count
             }
+        }
+    }
+}
+
+/// Reduces gradient buckets on a communication thread while backward continues (DESIGN.md §4):
+/// backward reports how many gradients are final (`ready`), the thread reduces every bucket they
+/// cover, in order, on its own communicator (so its messages never meet the main thread's batch-
+/// norm and loss reductions), and `finish` waits for the last bucket. Needs MPI_THREAD_MULTIPLE.
+public final class OverlappedReduction: @unchecked Sendable {
+    public let buckets: GradientBuckets
+    public let ring: RingAllreduce
+    private let condition = NSCondition()
+    private var readyCount = 0
+    private var next = 0
+    private var active = false
+    private var failure: Error?
+    private var stopped = false
+    private var thread: Thread?
+    /// Seconds the communication thread spent reducing in the last step, and the seconds
+    /// `finish` waited for it (the part not hidden behind backward).
+    public private(set) var reduceSeconds = 0.0
+    public private(set) var exposedSeconds = 0.0
+
+    public init(buckets: GradientBuckets, ring: RingAllreduce) {
+        self.buckets = buckets
+        self.ring = ring
+        let t = Thread { [weak self] in self?.loop() }
+        t.name = "dsan-allreduce"
+        thread = t
+        t.start()
+    }
+
+    deinit { stop() }
+
+    /// Starts a step: no gradient is final yet.
+    public func begin() {
+        condition.lock()
+        readyCount = 0
+        next = 0
+        active = true
+        failure = nil
+        reduceSeconds = 0
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// `count` gradients (in backward order) are final.
+    public func ready(_ count: Int) {
+        condition.lock()
+        readyCount = max(readyCount, count)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until every bucket is reduced; rethrows the communication thread's error.
+    public func finish() throws {
+        let start = Date()
+        condition.lock()
+        readyCount = buckets.gradients.count
+        condition.broadcast()
+        while next < buckets.buckets.count && failure == nil { condition.wait() }
+        active = false
+        let error = failure
+        condition.unlock()
+        exposedSeconds = Date().timeIntervalSince(start)
+        if let error { throw error }
+    }
+
+    public func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while !stopped && !(active && failure == nil && next < buckets.buckets.count && buckets.end(of: next) <= readyCount) {
+                condition.wait()
+            }
+            if stopped { condition.unlock(); return }
+            let k = next
+            condition.unlock()
+            let start = Date()
+            var error: Error?
+            do { try buckets.reduce(bucket: k, ring) } catch let e { error = e }
+            condition.lock()
+            reduceSeconds += Date().timeIntervalSince(start)
+            if let error { failure = error } else { next += 1 }
+            condition.broadcast()
+            condition.unlock()
         }
     }
 }

@@ -43,6 +43,12 @@ public final class ResNet3D {
     public let fcWeight: Tensor
     public let fcGradient: Tensor
     public let workspace = ConvWorkspace()
+    /// Registry index of each block's first parameter, to report gradient readiness.
+    private var blockFirstParameter: [[Int]] = []
+    /// Called during `backward` each time more gradients are final, with how many parameters,
+    /// counted from the END of the registry (fc.weight first), are complete. Distributed training
+    /// starts reducing a gradient bucket as soon as it is covered, while backward goes on.
+    public var gradientsReady: ((Int) -> Void)?
     let attention: OnlineAttention
 
     // Activations of the current input shape.
@@ -82,9 +88,16 @@ public final class ResNet3D {
         attention = OnlineAttention(channels: inChannels)
 
         stem.register(registry, conv: "conv1", bn: "bn1")
+        var firsts: [[Int]] = []
         for (l, blocks) in layers.enumerated() {
-            for (b, block) in blocks.enumerated() { block.register(registry, "layer\(l + 1).\(b)") }
+            var row: [Int] = []
+            for (b, block) in blocks.enumerated() {
+                row.append(registry.parameters.count)
+                block.register(registry, "layer\(l + 1).\(b)")
+            }
+            firsts.append(row)
         }
+        blockFirstParameter = firsts
         registry.parameter("fc.weight", fcWeight, fcGradient)
         initialize(seed: seed)
     }
@@ -218,6 +231,8 @@ public final class ResNet3D {
         let f = featureMap
         // fc and GAP.
         linearBackward(dX: dFeatures, dWeight: fcGradient, dY: dLogits, x: features, weight: fcWeight)
+        let total = registry.parameters.count
+        gradientsReady?(1)
         var dOut = gradA
         dOut.reshape(f.shape)
         globalAveragePoolBackward(dX: dOut, dY: dFeatures)
@@ -233,12 +248,14 @@ public final class ResNet3D {
                 let x = k > 0 ? layers[l][k - 1].output : (l > 0 ? layers[l - 1].last!.output : pooled)
                 spare.reshape(x.shape)
                 block.backward(dOut, input: x, dX: spare, scratch: gradC, scratch2: gradD, workspace: workspace)
+                gradientsReady?(total - blockFirstParameter[l][k])
                 swap(&dOut, &spare)
             }
         }
         // Max-pool, then the stem (no input gradient needed).
         maxPool3dBackward(dX: dStem, dY: dOut, indices: poolIndices)
         stem.backward(dStem, input: lastInput!, dX: nil, workspace: workspace)
+        gradientsReady?(total)
         precondition(lastInput!.shape5 == input, "ResNet3D.backward: input changed since forward")
     }
 }

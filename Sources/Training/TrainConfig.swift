@@ -38,6 +38,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var fold = -1
     /// Gradient bucket size for the ring all-reduce, in MB.
     public var bucketMB = 25.0
+    /// Reduce gradient buckets on a communication thread while backward continues.
+    public var overlap = true
     /// Seconds a collective may wait before the job is declared hung.
     public var timeoutSeconds = 1800.0
     /// Cases this rank keeps decoded ahead of the model.
@@ -48,7 +50,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case width, attention, sampling, shuffle, epochs, steps, batch, lr, seed, folds, fold, prefetch
+        case width, attention, sampling, shuffle, epochs, steps, batch, lr, seed, folds, fold, prefetch, overlap
         case attentionWeight = "attention_weight", weightDecay = "weight_decay", lrStep = "lr_step"
         case lrGamma = "lr_gamma", bucketMB = "bucket_mb", timeoutSeconds = "timeout_s"
         case checkpointEvery = "checkpoint_every"
@@ -118,6 +120,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case .bucketMB: bucketMB = try double()
         case .timeoutSeconds: timeoutSeconds = try double()
         case .prefetch: prefetch = try int()
+        case .overlap: overlap = try bool()
         case .checkpointEvery: checkpointEvery = try int()
         }
     }
@@ -152,7 +155,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             (.sampling, sampling), (.shuffle, "\(shuffle)"), (.epochs, "\(epochs)"), (.steps, "\(steps)"),
             (.batch, "\(batch)"), (.lr, "\(lr)"), (.weightDecay, "\(weightDecay)"), (.lrStep, "\(lrStep)"),
             (.lrGamma, "\(lrGamma)"), (.seed, "\(seed)"), (.folds, "\(folds)"), (.fold, "\(fold)"),
-            (.bucketMB, "\(bucketMB)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, "\(prefetch)"),
+            (.bucketMB, "\(bucketMB)"), (.overlap, "\(overlap)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, "\(prefetch)"),
             (.checkpointEvery, "\(checkpointEvery)"),
         ]
         precondition(pairs.count == CodingKeys.allCases.count, "TrainConfig.yaml: a key is missing")

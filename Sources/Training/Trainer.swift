@@ -88,6 +88,9 @@ public final class Trainer {
     let optimizer: Adam
     let objective: Objective
     let buckets: GradientBuckets
+    /// The communication thread that reduces buckets during backward (several ranks, overlap on,
+    /// MPI_THREAD_MULTIPLE available); nil reduces after backward.
+    let overlapped: OverlappedReduction?
     let schedule: StepLRSchedule
     var state = TrainingState()
     /// Test hook, `DSAN_FAULT=KIND:RANK:STEP`: at global step STEP, rank RANK makes its loss NaN
@@ -151,6 +154,15 @@ public final class Trainer {
         buckets = GradientBuckets(gradients: model.registry.parameters.reversed().map(\.gradient),
                                   bucketBytes: Int(config.bucketMB * 1_048_576))
         schedule = StepLRSchedule(baseLearningRate: config.lr, stepSize: config.lrStep, gamma: config.lrGamma)
+        if collectives.size > 1 && config.overlap && collectives.threadLevel == .multiple {
+            // Its own communicator: ring messages never meet the main thread's reductions.
+            let ring = RingAllreduce(comm: try collectives.comm.duplicate(), timeout: config.timeoutSeconds)
+            let reduction = OverlappedReduction(buckets: buckets, ring: ring)
+            model.gradientsReady = { reduction.ready($0) }
+            overlapped = reduction
+        } else {
+            overlapped = nil
+        }
         state.seed = config.seed
         state.ranks = collectives.size
 
@@ -177,6 +189,10 @@ public final class Trainer {
         try prepareModel()
         if rank == 0 { try writeRunFiles() }
         let steps = sampler.stepsPerEpoch
+        if collectives.size > 1 {
+            log.info(overlapped != nil ? "gradient buckets (\(buckets.buckets.count) of ~\(config.bucketMB) MB) are reduced on a communication thread during backward"
+                     : "gradient buckets (\(buckets.buckets.count)) are reduced after backward (overlap off or MPI_THREAD_MULTIPLE unavailable)")
+        }
         log.info("training \(trainIndices.count) cases (\(cohort.size.map(String.init).joined(separator: "×"))) on \(collectives.size) rank(s), global batch \(config.batch), \(steps) steps per epoch, \(config.epochs) epochs, sampling \(config.sampling), attention \(config.attention ? "on" : "off")"
                  + (validationIndices.isEmpty ? ", no validation set" : ", validating on \(validationIndices.count) cases"))
         if let sb = sampler as? SizeBalancedSampler {
@@ -319,8 +335,14 @@ public final class Trainer {
         let losses = try objective.evaluate(model: model, labels: labels, masks: masks) { [collectives] in
             try collectives.sum($0)
         }
-        objective.backward(model: model)
-        try buckets.allReduce(collectives.ring)
+        if let overlapped {
+            overlapped.begin()
+            objective.backward(model: model)
+            try overlapped.finish()
+        } else {
+            objective.backward(model: model)
+            try buckets.allReduce(collectives.ring)
+        }
         if state.globalStep == 0, let path = request.dumpGradients, rank == 0 { try dumpGradients(to: path) }
         optimizer.step()
         return StepRecord(epoch: epoch, step: step, globalStep: state.globalStep, loss: losses.total,

@@ -51,6 +51,7 @@ struct Train: ParsableCommand {
     @Option(help: "Validation shards (when not using --fold).") var val: String?
     @Option(help: "Write the all-reduced gradients of the first step to this HDF5 file.") var dumpGradients: String?
     @Option(help: "Seconds a collective may wait before the job is declared hung.") var timeout: Double?
+    @Option(help: "Gradient bucket size in MB for the ring all-reduce.") var bucketMb: Double?
 
     /// The configuration file with the flags applied on top.
     func resolvedConfiguration() throws -> TrainConfig {
@@ -67,6 +68,7 @@ struct Train: ParsableCommand {
         if let shuffle { c.shuffle = shuffle.bool }
         if let width { c.width = width }
         if let timeout { c.timeoutSeconds = timeout }
+        if let bucketMb { c.bucketMB = bucketMb }
         try c.validate(source: "command line")
         return c
     }
@@ -80,14 +82,14 @@ struct Train: ParsableCommand {
         request.resume = resume
         request.dumpGradients = dumpGradients
 
-        try MPI.initialize(required: .funneled, minimum: .funneled)
+        let level = try MPI.initialize(required: .multiple, minimum: .funneled)
         let world = try Communicator.world
         // One thread per core this rank may use (mpirun binds a rank to one core).
         let cores = ProcessInfoCores.available
         Parallel.threads = cores
         BLAS.threads = cores
         do {
-            let collectives = Collectives(comm: world, timeout: resolved.timeoutSeconds)
+            let collectives = Collectives(comm: world, timeout: resolved.timeoutSeconds, threadLevel: level)
             let trainer = try Trainer(request: request, collectives: collectives)
             try trainer.run()
             try MPI.finalize()
