@@ -4,6 +4,6 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure kernels, training steps, all-reduce and I/O on this machine.",
-        subcommands: [BenchKernels.self, BenchStep.self]
+        subcommands: [BenchKernels.self, BenchStep.self, BenchAllreduce.self]
     )
 }
