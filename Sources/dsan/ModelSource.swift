@@ -3,8 +3,9 @@ import Foundation
 import HDF5
 import Model
 import Tensor
+import Training
 
-/// What `--model` names: one checkpoint, or (later) an ensemble file of DESIGN.md §5.
+/// What `--model` names: one checkpoint, or an ensemble file of DESIGN.md §5.
 enum ModelSource {
     case checkpoint(String)
     case ensemble(String)
@@ -49,7 +50,7 @@ enum ModelSource {
         case .checkpoint(let path):
             return try CheckpointPredictor(path: path, attention: attention)
         case .ensemble(let path):
-            throw DataError(file: path, "is an ensemble file; `dsan predict` does not support ensembles yet: pass one of its checkpoints instead")
+            return try EnsemblePredictor(path: path, attention: attention)
         }
     }
 }
@@ -63,8 +64,9 @@ protocol Predictor: AnyObject {
     /// Throws when the model cannot take inputs of `size` [D, H, W].
     func check(size: [Int]) throws
     /// P(COVID-19) per sample of `input` [n, 1, D, H, W]; with `explain`, also the maps
-    /// [n, 1, D, H, W] (owned by the predictor, valid until the next call).
-    func predict(_ input: Tensor, explain: Bool) -> (probabilities: [Float], maps: Tensor?)
+    /// [n, 1, D, H, W] (owned by the predictor, valid until the next call). `ratios` are the
+    /// samples' infection ratios (nil when unknown); an ensemble chooses its weight by them.
+    func predict(_ input: Tensor, ratios: [Double?], explain: Bool) -> (probabilities: [Float], maps: Tensor?)
 }
 
 /// One `ResNet3D` from a checkpoint, in eval mode (batch norms use their running statistics).
@@ -89,10 +91,52 @@ final class CheckpointPredictor: Predictor {
         }
     }
 
-    func predict(_ input: Tensor, explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
+    func predict(_ input: Tensor, ratios: [Double?], explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
         let logits = model.forward(input, explain: explain)
         // σ(logit) = 1 / (1 + e^−logit).
         let p = (0..<logits.count).map { 1 / (1 + exp(-logits.buffer[$0])) }
         return (p, explain ? model.attentionMap : nil)
+    }
+}
+
+/// The dual-sampling ensemble of DESIGN.md §5: both checkpoints of an ensemble file, combined per
+/// case as P = w·P_US + (1 − w)·P_SS with w chosen by the case's infection ratio. Its map is the
+/// same weighted mean of the two models' maps.
+final class EnsemblePredictor: Predictor {
+    let name: String
+    let file: EnsembleFile
+    let us: CheckpointPredictor
+    let ss: CheckpointPredictor
+    private var combined = Tensor(zeros: [0])
+
+    init(path: String, attention: Bool?) throws {
+        file = try EnsembleFile.load(path)
+        let (usPath, ssPath) = file.resolvedCheckpoints(relativeTo: path)
+        us = try CheckpointPredictor(path: usPath, attention: attention)
+        ss = try CheckpointPredictor(path: ssPath, attention: attention)
+        name = path
+    }
+
+    var attention: Bool { us.attention }
+
+    func check(size: [Int]) throws {
+        try us.check(size: size)
+        try ss.check(size: size)
+    }
+
+    func predict(_ input: Tensor, ratios: [Double?], explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
+        let a = us.predict(input, ratios: ratios, explain: explain)
+        let aMaps = a.maps?.copy()
+        let b = ss.predict(input, ratios: ratios, explain: explain)
+        let n = a.probabilities.count
+        let p = (0..<n).map { Float(file.combine(us: Double(a.probabilities[$0]), ss: Double(b.probabilities[$0]), ratio: ratios[$0])) }
+        guard explain, let aMaps, let bMaps = b.maps else { return (p, nil) }
+        if combined.shape != aMaps.shape { combined = Tensor(zeros: aMaps.shape) }
+        let per = aMaps.count / max(n, 1)
+        for k in 0..<n {
+            let w = Float(file.rule.weight(ratio: ratios[k]))
+            for i in (k * per)..<((k + 1) * per) { combined.data[i] = w * aMaps.data[i] + (1 - w) * bMaps.data[i] }
+        }
+        return (p, combined)
     }
 }

@@ -5,13 +5,14 @@ import Model
 import NIfTI
 import Tensor
 import Testing
+import Training
 
 /// `dsan predict` run like a user, checked against an in-process eval-mode forward of the same model.
 @Suite struct PredictTests {
     /// A tiny model whose batch-norm running statistics are not the initial ones (so eval mode
     /// matters), saved as a checkpoint.
-    static func tinyCheckpoint(_ path: String, attention: Bool = true) throws {
-        let model = ResNet3D(config: ModelConfig(width: 2, attention: attention), seed: 3)
+    static func tinyCheckpoint(_ path: String, attention: Bool = true, seed: UInt64 = 3) throws {
+        let model = ResNet3D(config: ModelConfig(width: 2, attention: attention), seed: seed)
         var rng = SystemRandomNumberGenerator()
         let input = Tensor(shape: [2, 1, 16, 32, 32], values: (0..<(2 * 16 * 32 * 32)).map { _ in Float.random(in: 0...1, using: &rng) })
         model.forward(input)   // training mode: the running statistics move
@@ -35,6 +36,27 @@ import Testing
 
     static func csvRows(_ path: String) throws -> [[String]] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    }
+
+    /// An ensemble file runs both models and combines each case by its infection ratio (§5).
+    @Test func ensembleFileCombinesBothModelsPerCase() throws {
+        let dir = try scratchDirectory("predict-ensemble")
+        try Self.tinyCheckpoint("\(dir)/us.h5", seed: 3)
+        try Self.tinyCheckpoint("\(dir)/ss.h5", seed: 4)
+        let rule = EnsembleRule(wOut: 0.2, wIn: 0.9)
+        try EnsembleFile(usCheckpoint: "us.h5", ssCheckpoint: "ss.h5", rule: rule).write(to: "\(dir)/ensemble.json")
+        try SyntheticCohort.write(directory: "\(dir)/data", cases: 5, size: [16, 32, 32], seed: 2, shardSize: 5)
+        let r = try dsan("predict", "--model", "\(dir)/ensemble.json", "--data", "\(dir)/data", "--out", "\(dir)/p.csv", "--batch", "2")
+        #expect(r.status == 0, "\(r.stderr)")
+        let cohort = try Cohort(directory: "\(dir)/data")
+        let us = try Self.reference("\(dir)/us.h5", cohort).probabilities, ss = try Self.reference("\(dir)/ss.h5", cohort).probabilities
+        let rows = try Self.csvRows("\(dir)/p.csv").dropFirst()
+        #expect(rows.count == 5)
+        for (i, row) in rows.enumerated() {
+            let ratio = Double(cohort.cases[i].infectionRatio)
+            let expected = rule.combine(us: Double(us[i]), ss: Double(ss[i]), ratio: ratio)
+            #expect(abs(Double(row[4])! - expected) < 1e-5, "case \(i): \(row[4]) vs \(expected)")
+        }
     }
 
     @Test func shardsGiveTheInProcessProbabilitiesAndMaps() throws {
@@ -126,7 +148,8 @@ import Testing
 
         try "{\"w_out\": 0.35, \"w_in\": 0.96}\n".write(toFile: "\(dir)/ensemble.json", atomically: true, encoding: .utf8)
         let ensemble = try dsan("predict", "--model", "\(dir)/ensemble.json", "--data", dir, "--out", "\(dir)/p.csv")
-        #expect(ensemble.stderr == "dsan: \(dir)/ensemble.json: is an ensemble file; `dsan predict` does not support ensembles yet: pass one of its checkpoints instead\n")
+        #expect(ensemble.status != 0)
+        #expect(ensemble.stderr.hasPrefix("dsan: \(dir)/ensemble.json: "), "\(ensemble.stderr)")
 
         // Shards of 8×16×16: smaller than the model takes.
         try Self.tinyCheckpoint("\(dir)/model.h5")
@@ -169,15 +192,17 @@ DIR/attention.nii.gz on the scan's own voxel grid (it overlays in ITK-SNAP or
 
 The model runs in eval mode (batch-norm running statistics). Maps are T(A) with
 attention on, and with attention off the normalised class activation map (=
-Grad-CAM on layer4). Ensemble files are not supported yet.
+Grad-CAM on layer4). With an ensemble file (`dsan ensemble`) both models run,
+and each case's probability and map are w·US + (1 − w)·SS with w chosen by its
+infection ratio (DESIGN.md §5).
 
 Example: dsan predict --model run/best.h5 --data data/test --out predictions.csv
 
 USAGE: dsan predict --model <model> [--data <data>] --out <out> [--attention-maps <attention-maps>] [--attention <attention>] [--batch <batch>] [--image <image>] [--lung <lung>] [--infection <infection>] [--size <size>]
 
 OPTIONS:
-  --model <model>         Checkpoint written by `dsan train` (ensemble files:
-                          not supported yet).
+  --model <model>         Checkpoint written by `dsan train`, or an ensemble
+                          file written by `dsan ensemble`.
   --data <data>           Directory of shards to predict on (first form).
   --out <out>             Output: the CSV file (with --data) or a directory
                           (with --image).
@@ -197,6 +222,5 @@ OPTIONS:
                           default 138x256x256).
   --version               Show the version.
   -h, --help              Show help information.
-
 """#
 }
