@@ -23,6 +23,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
 
         // Safe Swift wrappers.
         .target(name: "MPI", dependencies: ["CMPI"]),
@@ -49,9 +51,12 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
 
+        // Reports: PNG figures (ROC curves, CT slices with attention maps) and HTML pages.
+        .target(name: "Report", dependencies: ["CPNG", "Training", "Data", "NIfTI"], path: "Sources/Report"),
+
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
@@ -71,6 +76,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Training", "Data", "NIfTI"]),
     ],
     swiftLanguageModes: [.v5]
 )
