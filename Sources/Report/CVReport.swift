@@ -40,8 +40,8 @@ public enum CVReport {
                 var row: [HTMLPage.Cell] = i == 0 ? [.label(metric.title, rows: models.count)] : []
                 row.append(.label(ModelName.long(m)))
                 row.append(.value(format3(metric.value(pooled[m]!.overall))))
-                row.append(.value(meanSD(metric.value(FoldSummary(perFold[m]!.map(\.overall))))))
-                if hasTest { row.append(.value(test[m].map { meanSD(metric.value(FoldSummary($0.map(\.overall)))) } ?? "–")) }
+                row.append(.value(meanSD(metric.value(FoldSummary(perFold[m]!.map(\.overall))), folds: cv.folds)))
+                if hasTest { row.append(.value(test[m].map { meanSD(metric.value(FoldSummary($0.map(\.overall))), folds: cv.folds) } ?? "–")) }
                 rows.append(row)
             }
         }
@@ -65,7 +65,8 @@ public enum CVReport {
         let tvCounts = counts(pooled[reference]!)
         let testCounts = test[reference]?.first.map(counts)
         for (name, pick) in [("COVID-19", { (c: (Int, Int)) in c.0 }), ("CAP", { $0.1 }), ("Total No.", { $0.0 + $0.1 })] {
-            var row: [HTMLPage.Cell] = [.label(name == "COVID-19" ? "No. of images" : ""), .label(name)]
+            var row: [HTMLPage.Cell] = name == "COVID-19" ? [.label("No. of images", rows: 3)] : []
+            row.append(.label(name))
             row += tvCounts.map { .value(String(pick($0))) }
             row += tvCounts.map { _ in .value("") }
             if hasTest { row += (testCounts ?? []).map { .value(String(pick($0))) } }
@@ -77,11 +78,11 @@ public enum CVReport {
                 row.append(.label(ModelName.long(m)))
                 row += pooled[m]!.bands.map { .value(format3(metric.value($0.metrics))) }
                 let foldBands = FoldSummary.of(perFold[m]!).bands
-                row += bands.map { .value(meanSD(metric.value(foldBands[$0]!))) }
+                row += bands.map { .value(meanSD(metric.value(foldBands[$0]!), folds: cv.folds)) }
                 if hasTest {
                     if let t = test[m] {
                         let testBands = FoldSummary.of(t).bands
-                        row += bands.map { .value(meanSD(metric.value(testBands[$0]!))) }
+                        row += bands.map { .value(meanSD(metric.value(testBands[$0]!), folds: cv.folds)) }
                     } else {
                         row += bands.map { _ in .value("–") }
                     }
@@ -177,8 +178,11 @@ public enum CVReport {
         return ReportOutput(html: page.render(), figures: page.figures, warnings: warnings)
     }
 
-    /// `0.948 ± 0.003`, or n/a.
-    static func meanSD(_ v: MeanSD?) -> String { v?.description ?? "n/a" }
+    /// `0.948 ± 0.003`, or n/a; `(2 of 5 folds)` added when the metric was undefined in some folds.
+    static func meanSD(_ v: MeanSD?, folds: Int) -> String {
+        guard let v else { return "n/a" }
+        return v.count < folds ? "\(v) (\(v.count) of \(folds) folds)" : v.description
+    }
 
     /// The paper compares the baseline with each attention model; without a baseline, each pair.
     static func comparisons(_ models: [String]) -> [(String, String)] {

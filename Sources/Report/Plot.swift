@@ -23,9 +23,10 @@ public struct LinePlot {
             self.decimals = decimals
         }
 
-        /// An axis from 0 to 1 with ticks every 0.2 (ROC plots).
+        /// An axis from 0 to 1 with ticks every 0.2 (ROC plots), padded by 2 % on both sides so a
+        /// curve along 0 or 1 stays visible inside the frame.
         public static func unit(_ title: String) -> Axis {
-            Axis(title: title, lower: 0, upper: 1, ticks: stride(from: 0, through: 1.0001, by: 0.2).map { $0 }, decimals: 1)
+            Axis(title: title, lower: -0.02, upper: 1.02, ticks: stride(from: 0, through: 1.0001, by: 0.2).map { $0 }, decimals: 1)
         }
 
         /// An axis covering `values` with about `count` round ticks (steps of 1, 2 or 5 × 10^k).
@@ -99,7 +100,8 @@ public struct LinePlot {
         let tickLabelWidth = y.ticks.map { BitmapFont.size(y.label($0), scale: s).width }.max() ?? 0
         let left = charH + 3 * s + tickLabelWidth + 8 * s + 6
         let bottom = 2 * charH + 14 * s
-        let top = title.isEmpty ? 6 * s : charH + 10 * s
+        // Marker labels sit in a band between the title and the plot, clear of the legend.
+        let top = (title.isEmpty ? 6 * s : charH + 10 * s) + (markers.isEmpty ? 0 : charH + 4 * s)
         let right = 12 * s
         var plotW = width - left - right, plotH = height - top - bottom
         if square { plotW = min(plotW, plotH); plotH = plotW }
@@ -112,15 +114,8 @@ public struct LinePlot {
         var area = RGBImage(width: plotW, height: plotH)
         for t in x.ticks { area.line(px(t), 0, px(t), Double(plotH), thickness: 1, Color(235, 235, 235)) }
         for t in y.ticks { area.line(0, py(t), Double(plotW), py(t), thickness: 1, Color(235, 235, 235)) }
-        var lastLabel = -Double.infinity
         for m in markers {
-            let x = px(m.x)
-            area.polyline([(x, 0), (x, Double(plotH))], thickness: 1, Color(160, 160, 160), dash: (4, 4))
-            let w = Double(BitmapFont.size(m.label, scale: s).width)
-            if x - lastLabel > w + Double(6 * s) && x + 2 + w < Double(plotW) {
-                area.text(m.label, x: Int(x) + 3, y: 3, scale: s, Color(120, 120, 120))
-                lastLabel = x
-            }
+            area.polyline([(px(m.x), 0), (px(m.x), Double(plotH))], thickness: 1, Color(160, 160, 160), dash: (4, 4))
         }
         for series in self.series {
             let points = series.points.map { (x: px($0.x), y: py($0.y)) }
@@ -128,6 +123,14 @@ public struct LinePlot {
             if let d = series.dots { for p in points { area.line(p.x, p.y, p.x, p.y, thickness: d, series.color) } }
         }
         image.draw(area, x: left, y: top)
+        var lastLabel = -Double.infinity
+        for m in markers {
+            let x = px(m.x), w = Double(BitmapFont.size(m.label, scale: s).width)
+            if x - w / 2 > lastLabel + Double(4 * s) && x + w / 2 < Double(plotW + right) {
+                image.text(m.label, x: left + Int(x), y: top - 3 * s, scale: s, Color(110, 110, 110), anchor: .bottom)
+                lastLabel = x + w / 2
+            }
+        }
         image.strokeRect(x: left - 1, y: top - 1, width: plotW + 2, height: plotH + 2, .black)
 
         // Ticks and their labels.

@@ -77,11 +77,12 @@ public enum ROCFigure {
         plot.height = size
         plot.square = true
         plot.series.append(LinePlot.Series(name: nil, points: [(0, 0), (1, 1)], color: .grey, thickness: 1.5, dash: (6, 5)))
-        for c in curves {
+        // Earlier curves thicker, so a curve that coincides with a later one still shows at its edges.
+        for (i, c) in curves.enumerated() {
             plot.series.append(LinePlot.Series(
                 name: c.name + "  AUC " + String(format: "%.3f", c.curve.auc),
                 points: c.curve.points.map { ($0.falsePositiveRate, $0.truePositiveRate) },
-                color: c.color, thickness: 2.5))
+                color: c.color, thickness: max(1.5, 5 - 1.5 * Double(i))))
         }
         plot.legend = .lowerRight
         return plot.render()
