@@ -184,11 +184,9 @@ public enum CVReport {
         return v.count < folds ? "\(v) (\(v.count) of \(folds) folds)" : v.description
     }
 
-    /// The paper compares the baseline with each attention model; without a baseline, each pair.
+    /// Every pair of models in table order: the paper's comparisons (the baseline against each
+    /// attention model) and those of `CV/tables/tables.json` (DS against each) among them.
     static func comparisons(_ models: [String]) -> [(String, String)] {
-        if models.contains("baseline") {
-            return models.filter { $0 != "baseline" }.map { ("baseline", $0) }
-        }
         var pairs: [(String, String)] = []
         for (i, a) in models.enumerated() { for b in models[(i + 1)...] { pairs.append((a, b)) } }
         return pairs
