@@ -222,5 +222,6 @@ OPTIONS:
                           default 138x256x256).
   --version               Show the version.
   -h, --help              Show help information.
+
 """#
 }
