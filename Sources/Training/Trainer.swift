@@ -231,7 +231,7 @@ public final class Trainer {
                 record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
                 lossSum += record.loss
                 lossSteps += 1
-                casesSeen += record.cases
+                casesSeen += record.cases   // the global batch
                 state.step += 1
                 state.globalStep += 1
                 if rank == 0 { try appendLine(record, to: outPath("steps.jsonl")) }
@@ -264,7 +264,7 @@ public final class Trainer {
             if rank == 0 {
                 let record = EpochRecord(epoch: epoch, meanLoss: lossSum / Double(max(1, lossSteps)),
                                          lr: optimizer.learningRate, seconds: seconds,
-                                         samplesPerSecond: Double(casesSeen * collectives.size) / max(seconds, 1e-9),
+                                         samplesPerSecond: Double(casesSeen) / max(seconds, 1e-9),
                                          validation: metrics)
                 try appendLine(record, to: outPath("metrics.jsonl"))
                 var line = String(format: "epoch %d done in %@: mean loss %.4f", epoch + 1, Self.duration(seconds) as NSString, record.meanLoss)
