@@ -25,7 +25,7 @@ over=()
 
 echo "== synthesising the cohort and a separate test set in $out/data"
 rm -rf "$out"
-"$dsan" synth --out "$out/data/all" --cases 160 --size 32x64x64 --seed 11 --shard-size 40
+"$dsan" synth --out "$out/data/all" --cases 200 --size 32x64x64 --seed 11 --shard-size 50
 "$dsan" synth --out "$out/data/test" --cases 60 --size 32x64x64 --seed 12 --prefix test --shard-size 30
 "$dsan" inspect "$out/data/all" --no-histogram | tail -n 1
 
