@@ -103,8 +103,10 @@ struct CrossValidate: ParsableCommand {
         let folds = try Folds(cases: cohort.cases, folds: base.folds, seed: base.seed)
         if rank == 0 {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            // Absolute paths: the report may run from another directory.
+            func absolute(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
             let summary: [String: Any] = ["folds": base.folds, "models": models.map(\.rawValue) + ["ensemble"],
-                                          "data": data, "test": test ?? NSNull(), "seed": base.seed]
+                                          "data": absolute(data), "test": test.map(absolute) ?? NSNull(), "seed": base.seed]
             let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             try json.write(to: URL(fileURLWithPath: path("cv.json")))
             try base.yaml.write(toFile: path("config.yaml"), atomically: true, encoding: .utf8)
