@@ -73,20 +73,8 @@ struct CrossValidate: ParsableCommand {
         let base: TrainConfig
         do { base = try resolvedConfiguration() } catch { throw ValidationError("\(error)") }
         guard maps >= 0 else { throw ValidationError("--maps must be ≥ 0, got \(maps)") }
-        let level = try MPI.initialize(required: .multiple, minimum: .funneled)
-        let world = try Communicator.world
-        let cores = ProcessInfoCores.available
-        Parallel.threads = cores
-        BLAS.threads = cores
-        do {
-            let collectives = Collectives(comm: world, timeout: base.timeoutSeconds, threadLevel: level)
+        try runMPIJob(timeout: base.timeoutSeconds) { collectives in
             try crossValidate(base, collectives)
-            try MPI.finalize()
-        } catch {
-            printError("dsan: rank \(world.rank) of \(world.size): \(error)")
-            if world.size > 1 { MPI.abort(code: 1) }
-            try? MPI.finalize()
-            throw ExitCode.failure
         }
     }
 

@@ -82,23 +82,8 @@ struct Train: ParsableCommand {
         request.resume = resume
         request.dumpGradients = dumpGradients
 
-        let level = try MPI.initialize(required: .multiple, minimum: .funneled)
-        let world = try Communicator.world
-        // One thread per core this rank may use (mpirun binds a rank to one core).
-        let cores = ProcessInfoCores.available
-        Parallel.threads = cores
-        BLAS.threads = cores
-        do {
-            let collectives = Collectives(comm: world, timeout: resolved.timeoutSeconds, threadLevel: level)
-            let trainer = try Trainer(request: request, collectives: collectives)
-            try trainer.run()
-            try MPI.finalize()
-        } catch {
-            // One line naming the rank; with several ranks, bring the whole job down.
-            printError("dsan: rank \(world.rank) of \(world.size): \(error)")
-            if world.size > 1 { MPI.abort(code: 1) }
-            try? MPI.finalize()
-            throw ExitCode.failure
+        try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
+            try Trainer(request: request, collectives: collectives).run()
         }
     }
 }
