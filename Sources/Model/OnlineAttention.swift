@@ -33,14 +33,15 @@ final class OnlineAttention {
         kernel = Tensor(zeros: geometry.weightShape)
     }
 
-    func allocate(features f: Shape5, input: Shape5) {
+    /// Buffers for features `f` and input size; the gradient buffers only `forTraining`.
+    func allocate(features f: Shape5, input: Shape5, forTraining: Bool) {
         let small = [f.n, 1, f.d, f.h, f.w], large = [input.n, 1, input.d, input.h, input.w]
         cam = Tensor(zeros: small)
-        dCam = Tensor(zeros: small)
+        dCam = Tensor(zeros: forTraining ? small : [0])
         upsampled = Tensor(zeros: large)
         normalized = Tensor(zeros: large)
         output = Tensor(zeros: large)
-        gradient = Tensor(zeros: large)
+        gradient = Tensor(zeros: forTraining ? large : [0])
         extrema = Tensor(zeros: [input.n, 2])
         upsampler = TrilinearUpsample(input: (f.d, f.h, f.w), output: (input.d, input.h, input.w))
     }

@@ -187,12 +187,77 @@ public final class ResNet3D {
         logits = Tensor(zeros: [input.n, 1])
         gradA = Tensor(zeros: [largest]); gradB = Tensor(zeros: [largest])
         gradC = Tensor(zeros: [largest]); gradD = Tensor(zeros: [largest])
-        attention.allocate(features: s, input: input)
+        attention.allocate(features: s, input: input, forTraining: true)
         inputShape = input
     }
 
     /// layer4's output of the last forward, `[N, C4, d, h, w]`.
-    public var featureMap: Tensor { layers[3].last!.output }
+    public var featureMap: Tensor { lastFeatures ?? layers[3].last!.output }
+    private var lastFeatures: Tensor?
+
+    // Eval-mode buffers: nothing is kept for a backward, so one stem-sized buffer and four
+    // buffers of the largest later activation serve every layer in turn.
+    private var inferenceShape: Shape5?
+    private var inferenceStem = Tensor(zeros: [0])
+    private var inferenceBuffers: [Tensor] = []
+    private var inferenceIndices = IndexTensor(zeros: [0])
+
+    private func allocateInference(_ input: Shape5) {
+        if inferenceShape == input { return }
+        let stemShape = stem.geometry.outputShape(for: input)
+        var s = pool.outputShape(for: stemShape)
+        var largest = s.count
+        for blocks in layers { for b in blocks { s = b.conv1.geometry.outputShape(for: s); largest = max(largest, s.count) } }
+        inferenceStem = Tensor(zeros: stemShape.dims)
+        inferenceIndices = IndexTensor(zeros: pool.outputShape(for: stemShape).dims)
+        inferenceBuffers = (0..<4).map { _ in Tensor(zeros: [largest]) }
+        features = Tensor(zeros: [input.n, featureChannels])
+        logits = Tensor(zeros: [input.n, 1])
+        attention.allocate(features: s, input: input, forTraining: false)
+        inferenceShape = input
+        inputShape = nil   // the training buffers (if any) no longer match `features` and `logits`
+    }
+
+    /// Eval-mode forward through shared buffers (batch norms use running statistics, in place).
+    private func inferenceForward(_ input: Tensor, explain: Bool) -> Tensor {
+        let shape = input.shape5
+        allocateInference(shape)
+        let y = inferenceStem
+        conv3dForward(y: y, x: input, weight: stem.weight, geometry: stem.geometry, workspace: workspace)
+        stem.bn.forward(y, into: y)
+        ReLU.forward(y, into: y)
+        var x = inferenceBuffers[0]
+        x.reshape(pool.outputShape(for: y.shape5).dims)
+        maxPool3dForward(y: x, indices: inferenceIndices, x: y, geometry: pool)
+        for blocks in layers {
+            for b in blocks {
+                let free = inferenceBuffers.filter { $0 !== x }
+                let (h, out, shortcut) = (free[0], free[1], free[2])
+                func unit(_ u: ConvBN, _ input: Tensor, into t: Tensor) {
+                    t.reshape(u.geometry.outputShape(for: input.shape5).dims)
+                    conv3dForward(y: t, x: input, weight: u.weight, geometry: u.geometry, workspace: workspace)
+                    u.bn.forward(t, into: t)
+                    if u.relu { ReLU.forward(t, into: t) }
+                }
+                unit(b.conv1, x, into: h)
+                unit(b.conv2, h, into: out)
+                if let d = b.downsample {
+                    unit(d, x, into: shortcut)
+                    AddReLU.forward(out, shortcut, into: out)
+                } else {
+                    AddReLU.forward(out, x, into: out)
+                }
+                x = out
+            }
+        }
+        lastFeatures = x
+        globalAveragePoolForward(y: features, x: x)
+        linearForward(y: logits, x: features, weight: fcWeight)
+        if config.attention || explain {
+            attention.forward(features: x, fcWeight: fcWeight, threshold: config.attention, workspace: workspace)
+        }
+        return logits
+    }
 
     /// Forward pass: logits `[N, 1]` (returned; owned by the model) and, when attention is on
     /// (or `explain` is set), the attention map (`attentionMap`). `input` is `[N, 1, D, H, W]`.
@@ -200,6 +265,14 @@ public final class ResNet3D {
     public func forward(_ input: Tensor, explain: Bool = false) -> Tensor {
         let shape = input.shape5
         precondition(shape.c == 1, "ResNet3D.forward: input \(shape), expected one channel")
+        if !training { return inferenceForward(input, explain: explain) }
+        lastFeatures = nil
+        if inferenceShape != nil {   // back to training: release the eval-mode buffers
+            inferenceShape = nil
+            inferenceStem = Tensor(zeros: [0])
+            inferenceBuffers = []
+            inferenceIndices = IndexTensor(zeros: [0])
+        }
         allocate(shape)
         lastInput = input
         stem.forward(input, workspace: workspace)
@@ -227,7 +300,9 @@ public final class ResNet3D {
     /// `[N, 1, D, H, W]` is ∂L/∂T(A) (nil when the attention loss is off). ACCUMULATES into
     /// every parameter gradient; the attention branch never reaches `fc.weight` (DESIGN.md §1).
     public func backward(dLogits: Tensor, dAttention: Tensor?) {
-        guard let input = inputShape else { preconditionFailure("ResNet3D.backward before forward") }
+        guard let input = inputShape, lastFeatures == nil else {
+            preconditionFailure("ResNet3D.backward without a training-mode forward")
+        }
         let f = featureMap
         // fc and GAP.
         linearBackward(dX: dFeatures, dWeight: fcGradient, dY: dLogits, x: features, weight: fcWeight)

@@ -170,3 +170,40 @@ struct TinyProblem {
         #expect(p.model.fcGradient.array.contains { $0 != 0 })
     }
 }
+
+@Suite struct InferencePathTests {
+    /// Eval mode runs through shared buffers; it must compute exactly what the layer-by-layer
+    /// path with each layer's own buffers computes.
+    @Test func sharedBufferInferenceEqualsLayerByLayerEval() {
+        let p = TinyProblem(size: (17, 33, 21))
+        p.model.forward(p.input)          // training mode: running statistics move
+        p.model.training = false
+        let fast = p.model.forward(p.input, explain: true).array
+        let fastMap = p.model.attentionMap.array
+
+        let m = p.model
+        var s = m.stem.allocate(input: p.input.shape5)
+        m.stem.forward(p.input, workspace: m.workspace)
+        s = m.pool.outputShape(for: s)
+        var x = Tensor(zeros: s.dims)
+        maxPool3dForward(y: x, indices: IndexTensor(zeros: s.dims), x: m.stem.output, geometry: m.pool)
+        for blocks in m.layers {
+            for b in blocks {
+                b.allocate(input: x.shape5)
+                b.forward(x, workspace: m.workspace)
+                x = b.output
+            }
+        }
+        let g = Tensor(zeros: [2, m.featureChannels]), logits = Tensor(zeros: [2, 1])
+        globalAveragePoolForward(y: g, x: x)
+        linearForward(y: logits, x: g, weight: m.fcWeight)
+        #expect(fast == logits.array)
+        #expect(m.featureMap.array == x.array)
+        #expect(fastMap.count == 2 * 17 * 33 * 21)
+
+        // Back to training: the training path works again after the eval-mode forward.
+        m.training = true
+        m.forward(p.input)
+        #expect(m.logits.shape == [2, 1])
+    }
+}
