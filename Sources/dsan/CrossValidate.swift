@@ -43,30 +43,13 @@ struct CrossValidate: ParsableCommand {
 
     @Option(help: "Directory of shards to cross-validate on.") var data: String
     @Option(help: "Output directory (created; an existing one is resumed).") var out: String
-    @Option(help: "YAML training configuration (see configs/).") var config: String?
+    @OptionGroup var settings: ConfigOptions
     @Option(help: "A separate test set of shards, predicted by every fold's models.") var test: String?
-    @Option(help: "Number of folds.") var folds: Int?
     @Flag(help: "Also train the baseline without the attention module.") var baseline = false
     @Option(help: "Validation cases per infection-ratio band that get attention maps.") var maps = 2
-    @Option(help: "Epochs (overrides the configuration).") var epochs: Int?
-    @Option(help: "Model width (overrides the configuration).") var width: Int?
-    @Option(help: "Global batch size (overrides the configuration).") var batch: Int?
-    @Option(help: "Learning rate (overrides the configuration).") var lr: Double?
-    @Option(help: "Random seed (overrides the configuration).") var seed: UInt64?
-    @Option(help: "Seconds a collective may wait before the job is declared hung.") var timeout: Double?
 
     func resolvedConfiguration() throws -> TrainConfig {
-        var c = try config.map { try TrainConfig.load($0) } ?? TrainConfig()
-        if let folds { c.folds = folds }
-        if let epochs { c.epochs = epochs }
-        if let width { c.width = width }
-        if let batch { c.batch = batch }
-        if let lr { c.lr = lr }
-        if let seed { c.seed = seed }
-        if let timeout { c.timeoutSeconds = timeout }
-        c.steps = 0
-        try c.validate(source: "command line")
-        return c
+        try settings.resolve { $0.steps = 0 }
     }
 
     func run() throws {

@@ -34,43 +34,26 @@ struct Train: ParsableCommand {
 
     @Option(help: "Directory of training shards.") var data: String
     @Option(help: "Run directory for checkpoints and logs (created).") var out: String
-    @Option(help: "YAML configuration (flat keys; see configs/paper.yaml).") var config: String?
+    @OptionGroup var settings: ConfigOptions
     @Option(help: "Validate on this fold of --data (0-based); the other folds train.") var fold: Int?
-    @Option(help: "Number of folds for --fold.") var folds: Int?
     @Option(help: "uniform or size-balanced.") var sampling: String?
     @Option(help: "Online attention module and its loss: on or off.") var attention: OnOff?
-    @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Stop after this many optimizer steps in total.") var steps: Int?
-    @Option(help: "Global batch size (over all ranks).") var batch: Int?
-    @Option(help: "Learning rate.") var lr: Double?
-    @Option(help: "Random seed (sampling, folds, initialisation).") var seed: UInt64?
     @Option(help: "Uniform sampling in a fresh order each epoch (on) or in shard order (off).") var shuffle: OnOff?
-    @Option(help: "Model width (64 = the paper's ResNet34).") var width: Int?
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights.") var initFrom: String?
     @Flag(help: "Continue RUN/last.h5 where it stopped.") var resume = false
     @Option(help: "Validation shards (when not using --fold).") var val: String?
     @Option(help: "Write the all-reduced gradients of the first step to this HDF5 file.") var dumpGradients: String?
-    @Option(help: "Seconds a collective may wait before the job is declared hung.") var timeout: Double?
-    @Option(help: "Gradient bucket size in MB for the ring all-reduce.") var bucketMb: Double?
 
     /// The configuration file with the flags applied on top.
     func resolvedConfiguration() throws -> TrainConfig {
-        var c = try config.map { try TrainConfig.load($0) } ?? TrainConfig()
-        if let fold { c.fold = fold }
-        if let folds { c.folds = folds }
-        if let sampling { c.sampling = sampling }
-        if let attention { c.attention = attention.bool }
-        if let epochs { c.epochs = epochs }
-        if let steps { c.steps = steps }
-        if let batch { c.batch = batch }
-        if let lr { c.lr = lr }
-        if let seed { c.seed = seed }
-        if let shuffle { c.shuffle = shuffle.bool }
-        if let width { c.width = width }
-        if let timeout { c.timeoutSeconds = timeout }
-        if let bucketMb { c.bucketMB = bucketMb }
-        try c.validate(source: "command line")
-        return c
+        try settings.resolve { c in
+            if let fold { c.fold = fold }
+            if let sampling { c.sampling = sampling }
+            if let attention { c.attention = attention.bool }
+            if let steps { c.steps = steps }
+            if let shuffle { c.shuffle = shuffle.bool }
+        }
     }
 
     func run() throws {
