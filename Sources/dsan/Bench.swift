@@ -3,7 +3,7 @@ import ArgumentParser
 /// `dsan bench …`: benchmarks whose figures go into Docs/performance.md.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure kernels, training steps, all-reduce and I/O on this machine.",
+        abstract: "Measure kernels, training steps and the all-reduce on this machine.",
         subcommands: [BenchKernels.self, BenchStep.self, BenchAllreduce.self]
     )
 }
