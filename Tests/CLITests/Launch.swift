@@ -37,15 +37,17 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
     process.standardInput = FileHandle.nullDevice
     try process.run()
     // Drain stderr on another thread so neither pipe can fill and block the child.
-    var errData = Data()
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errBox = Box()
     let group = DispatchGroup()
     group.enter()
     DispatchQueue.global().async {
-        errData = err.fileHandleForReading.readDataToEndOfFile()
+        errBox.data = err.fileHandleForReading.readDataToEndOfFile()
         group.leave()
     }
     let o = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
+    let errData = errBox.data
     process.waitUntilExit()
     return CommandResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                          stderr: String(decoding: errData, as: UTF8.self))
