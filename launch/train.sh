@@ -7,6 +7,7 @@
 # own loops and in OpenBLAS; dsan reads its CPU affinity, so binding is what sets the threads.
 # As root it passes --allow-run-as-root (without it OpenMPI exits 0 having run nothing).
 # --oversubscribe allows more ranks than cores (tests, debugging); never for real runs.
+# DSAN_BIN overrides the binary (default .build/release/dsan, built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/deps.sh
@@ -18,14 +19,14 @@ while [ $# -gt 0 ]; do
         --threads-per-rank) threads="$2"; shift 2 ;;
         --oversubscribe) oversubscribe=(--oversubscribe); shift ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "launch/train.sh: unknown option '$1' (train arguments go after --)" >&2; exit 2 ;;
     esac
 done
 cores=$(nproc)
 if [ -z "$threads" ]; then threads=$(( cores / ranks )); [ "$threads" -ge 1 ] || threads=1; fi
 
-dsan=.build/release/dsan
+dsan="${DSAN_BIN:-.build/release/dsan}"
 if [ ! -x "$dsan" ]; then
     dsan_install_deps
     swift build -c release --product dsan

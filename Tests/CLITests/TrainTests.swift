@@ -187,3 +187,27 @@ struct DistributedTrainingTests {
         #expect(result.stderr.contains("dsan: rank 0 of 1: \(dir)/nope: no such directory"), "\(result.stderr)")
     }
 }
+
+@Suite(.enabled(if: mpirunPath != nil, "needs mpirun (openmpi-bin)"))
+struct LaunchScriptTests {
+    /// The package root: the nearest ancestor of the build products holding Package.swift.
+    static var packageRoot: String? {
+        var url = productsDirectory()
+        while url.pathComponents.count > 1 {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+            url.deleteLastPathComponent()
+        }
+        return nil
+    }
+
+    @Test func trainScriptRunsBothRanks() throws {
+        let root = try #require(Self.packageRoot)
+        let out = try scratchDirectory("launch")
+        // The script runs .build/release/dsan; point it at the binary under test.
+        let result = try run("/bin/bash", [root + "/launch/train.sh", "-np", "2", "--", "--data", trainingData, "--out", out,
+                                           "--width", "2", "--batch", "4", "--steps", "2", "--timeout", "30"],
+                             environment: ["DSAN_BIN": dsanPath])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try steps(out).allSatisfy { $0.shares.count == 2 }, "both ranks report every step")
+    }
+}
