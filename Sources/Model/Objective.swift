@@ -43,17 +43,20 @@ public final class Objective {
     /// `[n, 1, D, H, W]` (needed when λ > 0 and attention is on). Fills `dLogits` and, with the
     /// attention loss, `dAttention`; returns the global losses.
     public func evaluate(model: ResNet3D, labels: [Float], masks: Tensor?, sum: SumAcrossRanks) throws -> StepLosses {
+        try gradients(model: model, labels: labels, masks: masks,
+                      global: try sum(localSums(model: model, labels: labels, masks: masks)))
+    }
+
+    /// This rank's reducible loss terms for the last forward: [Σ BCE, cases, Σ (T − M)²,
+    /// Σ (T + M), COVID-19 cases] (attention terms over COVID-19 cases, 0 with the attention loss
+    /// off). Throws when a term is not finite.
+    public func localSums(model: ResNet3D, labels: [Float], masks: Tensor?) throws -> [Double] {
         let logits = model.logits
         let n = labels.count
         precondition(logits.shape == [n, 1], "Objective: logits \(logits.shape) for \(n) labels")
-        if targets.shape != [n] || dLogits.shape != [n, 1] {
-            targets = Tensor(zeros: [n])
-            dLogits = Tensor(zeros: [n, 1])
-        }
-        for i in 0..<n { targets.data[i] = labels[i] }
-        let useAttention = model.config.attention && lambda > 0
+        setTargets(labels)
         var local = AttentionLossSums()
-        if useAttention {
+        if model.config.attention && lambda > 0 {
             guard let masks else { preconditionFailure("Objective: attention loss needs infection masks") }
             local = AttentionLoss.localSums(attention: model.attentionMap, mask: masks, labels: targets)
         }
@@ -62,12 +65,20 @@ public final class Objective {
             throw NonFiniteLossError(classificationSum: bce, attentionNumerator: local.numerator,
                                      attentionDenominator: local.denominator)
         }
-        let covid = Double(labels.filter { $0 > 0.5 }.count)
-        let global = try sum([bce, Double(n), local.numerator, local.denominator, covid])
+        return [bce, Double(n), local.numerator, local.denominator, Double(labels.filter { $0 > 0.5 }.count)]
+    }
+
+    /// Fills `dLogits` and `dAttention` for the last forward from the GLOBAL sums of
+    /// `localSums` (over all ranks, and over all micro-batches of the step), and returns the losses.
+    public func gradients(model: ResNet3D, labels: [Float], masks: Tensor?, global: [Double]) throws -> StepLosses {
+        let logits = model.logits
+        precondition(global.count == 5, "Objective.gradients: \(global.count) sums")
+        setTargets(labels)
         let batch = global[1]
         precondition(batch >= 1, "Objective: empty global batch")
         BinaryCrossEntropyWithLogits.backward(logits: logits, targets: targets, normalizer: batch, into: dLogits)
         let sums = AttentionLossSums(numerator: global[2], denominator: global[3], covidCount: global[4])
+        let useAttention = model.config.attention && lambda > 0
         if useAttention {
             if dAttention.shape != model.attentionMap.shape { dAttention = Tensor(zeros: model.attentionMap.shape) }
             AttentionLoss.backward(attention: model.attentionMap, mask: masks!, labels: targets, global: sums,
@@ -76,6 +87,15 @@ public final class Objective {
         let lc = global[0] / batch, lex = useAttention ? sums.loss : 0
         return StepLosses(classification: lc, attention: lex, total: lc + lambda * lex,
                           globalBatch: Int(batch), covidCases: Int(global[4]))
+    }
+
+    private func setTargets(_ labels: [Float]) {
+        let n = labels.count
+        if targets.shape != [n] || dLogits.shape != [n, 1] {
+            targets = Tensor(zeros: [n])
+            dLogits = Tensor(zeros: [n, 1])
+        }
+        for i in 0..<n { targets.data[i] = labels[i] }
     }
 
     /// Runs the model's backward for the gradients `evaluate` produced.

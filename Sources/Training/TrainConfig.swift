@@ -38,6 +38,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var fold = -1
     /// Gradient bucket size for the ring all-reduce, in MB.
     public var bucketMB = 25.0
+    /// Cases per micro-batch on a rank (0 = the rank's whole share at once). When a rank's share is
+    /// larger, it runs in micro-batches with gradient accumulation (DESIGN.md §4).
+    public var microBatch = 0
     /// Reduce gradient buckets on a communication thread while backward continues.
     public var overlap = true
     /// Seconds a collective may wait before the job is declared hung.
@@ -53,7 +56,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case width, attention, sampling, shuffle, epochs, steps, batch, lr, seed, folds, fold, prefetch, overlap
         case attentionWeight = "attention_weight", weightDecay = "weight_decay", lrStep = "lr_step"
         case lrGamma = "lr_gamma", bucketMB = "bucket_mb", timeoutSeconds = "timeout_s"
-        case checkpointEvery = "checkpoint_every"
+        case checkpointEvery = "checkpoint_every", microBatch = "micro_batch"
     }
 
     /// Loads a YAML file of flat `key: value` pairs over the defaults.
@@ -121,6 +124,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case .timeoutSeconds: timeoutSeconds = try double()
         case .prefetch: prefetch = try int()
         case .overlap: overlap = try bool()
+        case .microBatch: microBatch = try int()
         case .checkpointEvery: checkpointEvery = try int()
         }
     }
@@ -146,6 +150,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try check(timeoutSeconds > 0, .timeoutSeconds, "must be positive, got \(timeoutSeconds)")
         try check(prefetch >= 1, .prefetch, "must be at least 1, got \(prefetch)")
         try check(checkpointEvery >= 0, .checkpointEvery, "must be ≥ 0, got \(checkpointEvery)")
+        try check(microBatch >= 0, .microBatch, "must be ≥ 0 (0 = whole share), got \(microBatch)")
     }
 
     /// The resolved configuration as YAML, written into the run directory and checkpoints.
@@ -156,7 +161,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             (.batch, "\(batch)"), (.lr, "\(lr)"), (.weightDecay, "\(weightDecay)"), (.lrStep, "\(lrStep)"),
             (.lrGamma, "\(lrGamma)"), (.seed, "\(seed)"), (.folds, "\(folds)"), (.fold, "\(fold)"),
             (.bucketMB, "\(bucketMB)"), (.overlap, "\(overlap)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, "\(prefetch)"),
-            (.checkpointEvery, "\(checkpointEvery)"),
+            (.checkpointEvery, "\(checkpointEvery)"), (.microBatch, "\(microBatch)"),
         ]
         precondition(pairs.count == CodingKeys.allCases.count, "TrainConfig.yaml: a key is missing")
         return pairs.map { "\($0.0.rawValue): \($0.1)" }.joined(separator: "\n") + "\n"

@@ -195,6 +195,9 @@ public final class Trainer {
         }
         log.info("training \(trainIndices.count) cases (\(cohort.size.map(String.init).joined(separator: "×"))) on \(collectives.size) rank(s), global batch \(config.batch), \(steps) steps per epoch, \(config.epochs) epochs, sampling \(config.sampling), attention \(config.attention ? "on" : "off")"
                  + (validationIndices.isEmpty ? ", no validation set" : ", validating on \(validationIndices.count) cases"))
+        if microBatches > 1 {
+            log.info("micro-batches: each rank runs its share in \(microBatches) micro-batches of at most \(config.microBatch) cases with gradient accumulation; batch-norm statistics are those of one micro-batch across ranks, a deviation from exact equivalence with one rank on the whole global batch")
+        }
         if let sb = sampler as? SizeBalancedSampler {
             let w = sb.weights.map { String(format: "%.3f", $0) }, p = sb.probabilities.map { String(format: "%.3f", $0) }
             log.info("size-balanced groups [COVID small, COVID large, CAP small, CAP large]: cases \(sb.groups.map(\.count)), weights \(w), probabilities \(p)")
@@ -226,8 +229,11 @@ public final class Trainer {
                 let step = state.step
                 let cases = try share.map { _ in try prefetcher.next() }
                 inputs = assemble(cases, reuse: inputs)
-                var record = try trainStep(input: inputs.0, masks: inputs.1, labels: cases.map { Float($0.info.label.rawValue) },
-                                           epoch: epoch, step: step)
+                let labels = cases.map { Float($0.info.label.rawValue) }
+                var record = microBatches > 1
+                    ? try microBatchedStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step,
+                                           globalBatch: sampler.globalBatch(epoch: epoch, step: step).count)
+                    : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
                 record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
                 lossSum += record.loss
                 lossSteps += 1
@@ -348,6 +354,73 @@ public final class Trainer {
         return StepRecord(epoch: epoch, step: step, globalStep: state.globalStep, loss: losses.total,
                           classification: losses.classification, attention: losses.attention,
                           lr: optimizer.learningRate, cases: losses.globalBatch, covid: losses.covidCases, shares: [])
+    }
+
+    /// Micro-batches per step, the same on every rank (so collectives line up): the largest share
+    /// divided by `micro_batch`; 1 when micro-batching is off or not needed.
+    var microBatches: Int {
+        let largestShare = (config.batch + collectives.size - 1) / collectives.size
+        return config.microBatch > 0 ? max(1, (largestShare + config.microBatch - 1) / config.microBatch) : 1
+    }
+
+    /// A step in micro-batches (DESIGN.md §4): gradients accumulate over the micro-batches and the
+    /// loss normalisers stay global. The attention loss is one ratio of sums over the whole global
+    /// batch, and its gradient needs those sums before any backward, so with the attention loss
+    /// on a first forward pass over the micro-batches only collects the sums (batch-norm running
+    /// statistics restored afterwards); the second pass runs forward and backward per
+    /// micro-batch. Ranks with fewer cases run empty micro-batches to join every collective.
+    func microBatchedStep(input: Tensor, masks: Tensor, labels: [Float], epoch: Int, step: Int,
+                          globalBatch: Int) throws -> StepRecord {
+        model.training = true
+        model.zeroGradients()
+        let m = config.microBatch, n = labels.count
+        let ranges = (0..<microBatches).map { k in min(n, k * m)..<min(n, (k + 1) * m) }
+        let perCase = cohort.size.reduce(1, *)
+        func slice(_ t: Tensor, _ r: Range<Int>) -> Tensor {
+            let part = Tensor(zeros: [r.count, 1] + cohort.size)
+            if !r.isEmpty { part.data.update(from: t.data + r.lowerBound * perCase, count: r.count * perCase) }
+            return part
+        }
+        let sum: SumAcrossRanks = { [collectives] in try collectives.sum($0) }
+        let useAttention = config.attention && objective.lambda > 0
+        var global = [0, Double(globalBatch), 0, 0, 0]
+        if useAttention {
+            let saved = model.batchNorms.map { ($0.runningMean.copy(), $0.runningVar.copy(), $0.numBatchesTracked) }
+            var local = [Double](repeating: 0, count: 5)
+            for r in ranges {
+                model.forward(slice(input, r))
+                let l = try objective.localSums(model: model, labels: Array(labels[r]), masks: slice(masks, r))
+                for i in 0..<5 { local[i] += l[i] }
+            }
+            for (bn, s) in zip(model.batchNorms, saved) {
+                bn.runningMean.assign(s.0); bn.runningVar.assign(s.1); bn.numBatchesTracked = s.2
+            }
+            global = try sum(local)
+        }
+        var reported = [Double](repeating: 0, count: 5)
+        for (k, r) in ranges.enumerated() {
+            let mk = slice(masks, r)
+            model.forward(slice(input, r))
+            let l = try objective.localSums(model: model, labels: Array(labels[r]), masks: mk)
+            for i in 0..<5 { reported[i] += l[i] }
+            _ = try objective.gradients(model: model, labels: Array(labels[r]), masks: mk, global: global)
+            if k == ranges.count - 1, let overlapped {
+                overlapped.begin()   // gradients are final only in the last micro-batch's backward
+                objective.backward(model: model)
+                try overlapped.finish()
+            } else {
+                objective.backward(model: model)
+            }
+        }
+        if overlapped == nil { try buckets.allReduce(collectives.ring) }
+        if state.globalStep == 0, let path = request.dumpGradients, rank == 0 { try dumpGradients(to: path) }
+        optimizer.step()
+        let totals = try sum(reported)
+        let lc = totals[0] / totals[1]
+        let lex = useAttention && totals[4] > 0 && totals[3] > 0 ? totals[2] / totals[3] : 0
+        return StepRecord(epoch: epoch, step: step, globalStep: state.globalStep, loss: lc + objective.lambda * lex,
+                          classification: lc, attention: lex, lr: optimizer.learningRate, cases: Int(totals[1]),
+                          covid: Int(totals[4]), shares: [])
     }
 
     /// Rank 0 evaluates the validation cases in eval mode (running statistics, no collectives);

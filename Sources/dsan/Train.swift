@@ -39,6 +39,7 @@ struct Train: ParsableCommand {
     @Option(help: "uniform or size-balanced.") var sampling: String?
     @Option(help: "Online attention module and its loss: on or off.") var attention: OnOff?
     @Option(help: "Stop after this many optimizer steps in total.") var steps: Int?
+    @Option(help: "Cases per micro-batch on a rank (0 = whole share); a larger share accumulates gradients over micro-batches.") var microBatch: Int?
     @Option(help: "Uniform sampling in a fresh order each epoch (on) or in shard order (off).") var shuffle: OnOff?
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights.") var initFrom: String?
     @Flag(help: "Continue RUN/last.h5 where it stopped.") var resume = false
@@ -52,6 +53,7 @@ struct Train: ParsableCommand {
             if let sampling { c.sampling = sampling }
             if let attention { c.attention = attention.bool }
             if let steps { c.steps = steps }
+            if let microBatch { c.microBatch = microBatch }
             if let shuffle { c.shuffle = shuffle.bool }
         }
     }

@@ -1,6 +1,8 @@
 import Data
 import Foundation
 import HDF5
+import Model
+import Tensor
 import Testing
 
 /// `mpirun` flags for tests: allowed as root (otherwise OpenMPI exits 0 having run nothing),
@@ -209,5 +211,57 @@ struct LaunchScriptTests {
                              environment: ["DSAN_BIN": dsanPath])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try steps(out).allSatisfy { $0.shares.count == 2 }, "both ranks report every step")
+    }
+}
+
+@Suite(.enabled(if: mpirunPath != nil, "needs mpirun (openmpi-bin)"))
+struct MicroBatchTests {
+    /// 2 ranks, global batch 4, micro-batches of 1: micro-batch k is {rank 0's case k, rank 1's
+    /// case k} with synchronised batch norm, and the loss normalisers stay global. The all-reduced
+    /// first-step gradients must equal an in-process computation of exactly that.
+    @Test func microBatchedGradientsMatchTheirDefinition() throws {
+        let base = try scratchDirectory("micro")
+        let result = try train(ranks: 2, ["--data", trainingData, "--out", base + "/run", "--width", "2", "--batch", "4",
+                                          "--micro-batch", "1", "--steps", "1", "--timeout", "60",
+                                          "--dump-gradients", base + "/g.h5"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("micro-batches: each rank runs its share in 2 micro-batches"), "\(result.stderr)")
+
+        let cohort = try Cohort(directory: trainingData)
+        let batch = UniformSampler(indices: Array(cohort.cases.indices), batch: 4, seed: 1).globalBatch(epoch: 0, step: 0)
+        let groups = [[batch[0], batch[2]], [batch[1], batch[3]]]
+        let model = ResNet3D(config: ModelConfig(width: 2, attention: true), seed: 1)
+        let objective = Objective(lambda: 0.5)
+        func tensors(_ g: [Int]) throws -> (Tensor, Tensor, [Float]) {
+            let cases = try g.map { try cohort.load($0) }
+            let x = Tensor(shape: [g.count, 1] + cohort.size, values: cases.flatMap(\.input))
+            let m = Tensor(shape: [g.count, 1] + cohort.size, values: cases.flatMap(\.infection))
+            return (x, m, cases.map { Float($0.info.label.rawValue) })
+        }
+        // Pass 1: the global sums, with the running statistics restored afterwards.
+        let saved = model.batchNorms.map { ($0.runningMean.copy(), $0.runningVar.copy(), $0.numBatchesTracked) }
+        var global = [Double](repeating: 0, count: 5)
+        for g in groups {
+            let (x, m, y) = try tensors(g)
+            model.forward(x)
+            for (i, v) in try objective.localSums(model: model, labels: y, masks: m).enumerated() { global[i] += v }
+        }
+        for (bn, s) in zip(model.batchNorms, saved) { bn.runningMean.assign(s.0); bn.runningVar.assign(s.1); bn.numBatchesTracked = s.2 }
+        // Pass 2: forward and backward per micro-batch, gradients accumulating.
+        model.zeroGradients()
+        for g in groups {
+            let (x, m, y) = try tensors(g)
+            model.forward(x)
+            _ = try objective.gradients(model: model, labels: y, masks: m, global: global)
+            objective.backward(model: model)
+        }
+        let file = try File(opening: base + "/g.h5")
+        var worst: Float = 0, size: Float = 0
+        for p in model.registry.parameters {
+            let dumped = try file.dataset(p.name).read(as: Float.self)
+            for (a, b) in zip(dumped, p.gradient.array) { worst = max(worst, abs(a - b)); size = max(size, abs(b)) }
+        }
+        print("micro-batched gradients: largest difference \(worst) of \(size)")
+        #expect(size > 0 && worst <= 1e-5 * max(1, size))
     }
 }
