@@ -55,11 +55,13 @@ public final class RingAllreduce {
             for s in 0..<(size - 1) {
                 let out = segment((rank - s + size) % size, of: n)
                 let into = segment((rank - s - 1 + size) % size, of: n)
-                try exchange(send: UnsafeBufferPointer(start: base + out.lowerBound, count: out.count),
-                             receive: UnsafeMutableBufferPointer(start: tmp.baseAddress!, count: into.count),
-                             right: right, left: left, tag: 100 + s, phase: "reduce-scatter")
                 let dst = base + into.lowerBound, src = tmp.baseAddress!
-                for i in 0..<into.count { dst[i] += src[i] }
+                // In chunks, so each arrived chunk is added while the next ones are in flight.
+                try exchange(send: UnsafeBufferPointer(start: base + out.lowerBound, count: out.count),
+                             receive: UnsafeMutableBufferPointer(start: src, count: into.count),
+                             right: right, left: left, tag: 100 + s, phase: "reduce-scatter") { r in
+                    for i in r { dst[i] += src[i] }
+                }
             }
             // All-gather: step s forwards the summed segment (rank − s + 1), receives (rank − s).
             for s in 0..<(size - 1) {
@@ -72,14 +74,34 @@ public final class RingAllreduce {
         }
     }
 
-    /// Sends to the right neighbour while receiving from the left, each bounded by the timeout.
+    /// Elements per message: a segment travels as chunks of this size, so a receiver can work on
+    /// an arrived chunk while the rest is in flight (1 MiB of floats).
+    public static let chunk = 1 << 18
+
+    /// Sends to the right neighbour while receiving from the left, both in chunks of `chunk`
+    /// elements (messages between two ranks with one tag arrive in order), calling `arrived` with
+    /// each received chunk's range as it completes. Every wait is bounded by the timeout.
     private func exchange(send: UnsafeBufferPointer<Float>, receive: UnsafeMutableBufferPointer<Float>,
-                          right: Int, left: Int, tag: Int, phase: String) throws {
-        let r = try comm.ireceive(into: receive, from: left, tag: tag)
-        let s = try comm.isend(send, to: right, tag: tag)
+                          right: Int, left: Int, tag: Int, phase: String,
+                          arrived: (Range<Int>) -> Void = { _ in }) throws {
+        let c = Self.chunk
         do {
-            try r.wait(timeout: timeout)
-            try s.wait(timeout: timeout)
+            var receives: [(Request, Range<Int>)] = []
+            for lo in stride(from: 0, to: receive.count, by: c) {
+                let r = lo..<min(receive.count, lo + c)
+                let piece = UnsafeMutableBufferPointer(start: receive.baseAddress! + lo, count: r.count)
+                receives.append((try comm.ireceive(into: piece, from: left, tag: tag), r))
+            }
+            var sends: [Request] = []
+            for lo in stride(from: 0, to: send.count, by: c) {
+                let piece = UnsafeBufferPointer(start: send.baseAddress! + lo, count: min(send.count, lo + c) - lo)
+                sends.append(try comm.isend(piece, to: right, tag: tag))
+            }
+            for (request, r) in receives {
+                try request.wait(timeout: timeout)
+                arrived(r)
+            }
+            for request in sends { try request.wait(timeout: timeout) }
         } catch let error as MPIError {
             throw MPIError(operation: "ring all-reduce (\(phase)) on rank \(comm.rank)", code: error.code,
                            message: "no progress with rank \(error.operation.contains("Irecv") ? left : right): \(error.message)")
