@@ -70,10 +70,10 @@ let package = Package(
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
-        .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
+        .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
         .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Training", "Data", "NIfTI"]),

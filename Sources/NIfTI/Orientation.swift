@@ -105,22 +105,8 @@ public struct Reorientation: Equatable, Sendable, Codable {
     public func apply(_ volume: Volume) -> Volume {
         precondition(volume.dims == sourceDims, "Reorientation for \(sourceDims) applied to \(volume.dims)")
         if isIdentity { return volume }
-        let out = canonicalDims
-        let (base, s) = canonicalStrides
-        var voxels = [Float](repeating: 0, count: volume.count)
-        volume.voxels.withUnsafeBufferPointer { src in
-            voxels.withUnsafeMutableBufferPointer { dst in
-                var o = 0
-                for z in 0..<out[2] {
-                    for y in 0..<out[1] {
-                        var i = base + z * s[2] + y * s[1]
-                        for _ in 0..<out[0] { dst[o] = src[i]; o += 1; i += s[0] }
-                    }
-                }
-            }
-        }
-        return Volume(dims: out, voxels: voxels, affine: canonicalAffine(volume.affine),
-                      geometrySource: volume.geometrySource, name: volume.name)
+        return Volume(dims: canonicalDims, voxels: permute(volume.voxels, toCanonical: true),
+                      affine: canonicalAffine(volume.affine), geometrySource: volume.geometrySource, name: volume.name)
     }
 
     /// The inverse of `apply`: a volume on the canonical grid (say, a map computed from the
@@ -128,22 +114,33 @@ public struct Reorientation: Equatable, Sendable, Codable {
     public func revert(_ volume: Volume) -> Volume {
         precondition(volume.dims == canonicalDims, "Reorientation to \(canonicalDims) reverted on \(volume.dims)")
         if isIdentity { return volume }
+        return Volume(dims: sourceDims, voxels: permute(volume.voxels, toCanonical: false),
+                      affine: volume.affine * indexTransform.inverse,
+                      geometrySource: volume.geometrySource, name: volume.name)
+    }
+
+    /// Walks the canonical grid in memory order; source voxel i = base + Σ strides · index.
+    /// `toCanonical` gathers source → canonical, otherwise scatters canonical → source.
+    private func permute(_ values: [Float], toCanonical: Bool) -> [Float] {
         let out = canonicalDims
         let (base, s) = canonicalStrides
-        var voxels = [Float](repeating: 0, count: volume.count)
-        volume.voxels.withUnsafeBufferPointer { src in
-            voxels.withUnsafeMutableBufferPointer { dst in
+        var result = [Float](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { src in
+            result.withUnsafeMutableBufferPointer { dst in
                 var o = 0
                 for z in 0..<out[2] {
                     for y in 0..<out[1] {
                         var i = base + z * s[2] + y * s[1]
-                        for _ in 0..<out[0] { dst[i] = src[o]; o += 1; i += s[0] }
+                        for _ in 0..<out[0] {
+                            if toCanonical { dst[o] = src[i] } else { dst[i] = src[o] }
+                            o += 1
+                            i += s[0]
+                        }
                     }
                 }
             }
         }
-        return Volume(dims: sourceDims, voxels: voxels, affine: volume.affine * indexTransform.inverse,
-                      geometrySource: volume.geometrySource, name: volume.name)
+        return result
     }
 }
 

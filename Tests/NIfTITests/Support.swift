@@ -1,20 +1,14 @@
 import Foundation
 @testable import NIfTI
+import Tensor
 
-/// Deterministic generator for the tests (SplitMix64).
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Deterministic generator for the tests: dsan's own SplitMix64, with the draws these tests use.
+typealias SeededRandom = SplitMix64
+
+extension SplitMix64 {
     mutating func int(_ range: Range<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    mutating func unit() -> Double { uniform() }
 }
 
 /// A scratch folder removed at the end of the test.
