@@ -54,6 +54,10 @@ public struct StepRecord: Codable, Equatable {
     /// Cohort indices each rank trained on in this step, in rank order (their concatenation is
     /// the global batch: every rank reports what it really used).
     public var shares: [[Int]]
+    /// Rank 0's wall time of the step, from taking its cases off the prefetch queue to the end
+    /// of the optimizer step (seconds), and the part of it spent waiting for the prefetch thread.
+    public var seconds: Double = 0
+    public var dataWaitSeconds: Double = 0
 }
 
 /// One epoch's record, written by rank 0 to `metrics.jsonl`.
@@ -227,7 +231,9 @@ public final class Trainer {
             var lossSum = 0.0, lossSteps = 0, casesSeen = 0
             for (k, share) in shares.enumerated() {
                 let step = state.step
+                let stepStart = Date()
                 let cases = try share.map { _ in try prefetcher.next() }
+                let dataWait = Date().timeIntervalSince(stepStart)
                 inputs = assemble(cases, reuse: inputs)
                 let labels = cases.map { Float($0.info.label.rawValue) }
                 var record = microBatches > 1
@@ -235,6 +241,8 @@ public final class Trainer {
                                            globalBatch: sampler.globalBatch(epoch: epoch, step: step).count)
                     : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
                 record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
+                record.seconds = Date().timeIntervalSince(stepStart)
+                record.dataWaitSeconds = dataWait
                 lossSum += record.loss
                 lossSteps += 1
                 casesSeen += record.cases   // the global batch
