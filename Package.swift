@@ -51,12 +51,15 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
 
+        // Planning: the α-β model of a step, an epoch and a cross-validation on R ranks (pure arithmetic).
+        .target(name: "Planning"),
+
         // Reports: PNG figures (ROC curves, CT slices with attention maps) and HTML pages.
         .target(name: "Report", dependencies: ["CPNG", "Training", "Data", "NIfTI"], path: "Sources/Report"),
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report", "Planning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
@@ -76,6 +79,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI"]),
+        .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Training", "Data", "NIfTI"]),
     ],
     swiftLanguageModes: [.v5]

@@ -13,6 +13,6 @@ struct DSAN: ParsableCommand {
         launch guide.
         """,
         version: dsanVersion,
-        subcommands: [Synth.self, Prepare.self, Inspect.self, Predict.self, Evaluate.self, Ensemble.self, Train.self, CrossValidate.self, ReportCommand.self, Bench.self]
+        subcommands: [Synth.self, Prepare.self, Inspect.self, Predict.self, Evaluate.self, Ensemble.self, Train.self, CrossValidate.self, ReportCommand.self, Bench.self, Plan.self]
     )
 }

@@ -1,0 +1,285 @@
+import ArgumentParser
+import BLAS
+import Foundation
+import Model
+import NN
+import Planning
+import Tensor
+
+/// `dsan plan`: estimated time per step, epoch and cross-validation on R ranks, from rates
+/// measured on this machine (or a saved profile) and an α-β model of the network.
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Estimate time per step, epoch and cross-validation on a cluster.",
+        discussion: """
+        Compute: the model's conv FLOPs (a training step counts 3× the forward, as `dsan bench \
+        step` does) at sgemm's rate (2048³, measured here with --threads-per-rank threads, or \
+        read from --profile) times --efficiency, the fraction `dsan bench step` achieves; Adam \
+        timed on this machine. The busiest rank trains ⌈B/R⌉ cases per step. Communication: \
+        per gradient bucket a ring all-reduce, 2(R−1)·⌈b/(R·1 MiB)⌉·α + 2(R−1)/R·b/β; per \
+        synchronised batch norm two small all-reduces of ⌈log₂R⌉(α + m/β). With overlap the \
+        buckets are reduced in order as backward finishes them. Rank 0 validates alone after \
+        each epoch. The model and its check against measurements: Docs/scaling.md.
+
+        Examples: dsan plan --ranks 16 --threads-per-rank 32 --network infiniband --profile node.json
+                  dsan plan --save-profile node.json --threads-per-rank 32     (on a compute node)
+                  dsan plan --ranks 8 --sweep --json
+        """
+    )
+
+    @Option(help: "Ranks R.") var ranks: Int?
+    @Option(name: .customLong("threads-per-rank"), help: "Threads per rank T (default: the profile's, or this machine's cores).")
+    var threadsPerRank: Int?
+    @Option(help: "Volume size DxHxW.") var size = VolumeSize(138, 256, 256)
+    @Option(help: "Cases in the cohort (the paper's training-validation set: 2186 scans).") var cases = 2186
+    @Option(help: "Epochs per model.") var epochs = 20
+    @Option(help: "Global batch size B.") var batch = 20
+    @Option(help: "Cross-validation folds.") var folds = 5
+    @Option(help: "Models trained per fold (uniform and size-balanced: 2; 3 with `dsan cv --baseline`).") var models = 2
+    @Option(help: "Model width (64 = the paper's ResNet34).") var width = 64
+    @Option(help: "Network preset: infiniband (α 2 µs, β 12 GB/s) or 10gbe (α 30 µs, β 1.1 GB/s).") var network = "infiniband"
+    @Option(name: .customLong("latency-us"), help: "α, µs per message (overrides the preset's).") var latencyMicroseconds: Double?
+    @Option(name: .customLong("bandwidth-gbps"), help: "β, GB/s (10⁹ bytes) per rank (overrides the preset's).") var bandwidthGBps: Double?
+    @Option(name: .customLong("bucket-mb"), help: "Gradient bucket size in MB (MiB), as `bucket_mb`.") var bucketMB = 25.0
+    @Option(help: "Achieved training rate as a fraction of sgemm's (default: the profile's, else 0.69 from `dsan bench step` at 138x256x256).") var efficiency: Double?
+    @Option(help: "Read machine rates from this JSON profile instead of measuring.") var profile: String?
+    @Option(name: .customLong("save-profile"), help: "Measure this machine and write its profile to this file.") var saveProfile: String?
+    @Flag(help: "Also estimate R = 1, 2, 4, …, 1024.") var sweep = false
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    /// Achieved/sgemm measured by `dsan bench step --size 138x256x256` on 2 threads (Docs/performance.md).
+    static let defaultEfficiency = 0.69
+
+    func validate() throws {
+        if ranks == nil && saveProfile == nil { throw ValidationError("--ranks is required (or give --save-profile FILE to only measure)") }
+        if let r = ranks, r < 1 { throw ValidationError("--ranks must be at least 1, got \(r)") }
+        if let t = threadsPerRank, t < 1 { throw ValidationError("--threads-per-rank must be at least 1, got \(t)") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard folds >= 2 else { throw ValidationError("--folds must be at least 2, got \(folds)") }
+        guard cases >= folds else { throw ValidationError("--cases must be at least --folds (\(folds)), got \(cases)") }
+        guard models >= 1 else { throw ValidationError("--models must be at least 1, got \(models)") }
+        guard width >= 1 else { throw ValidationError("--width must be at least 1, got \(width)") }
+        guard NetworkModel.presets[network] != nil else {
+            throw ValidationError("--network must be one of \(NetworkModel.presets.keys.sorted().joined(separator: ", ")), got '\(network)'")
+        }
+        if let a = latencyMicroseconds, !(a >= 0 && a.isFinite) { throw ValidationError("--latency-us must be a non-negative number, got \(a)") }
+        if let b = bandwidthGBps, !(b > 0 && b.isFinite) { throw ValidationError("--bandwidth-gbps must be positive, got \(b)") }
+        guard bucketMB > 0 else { throw ValidationError("--bucket-mb must be positive, got \(bucketMB)") }
+        if let e = efficiency, !(e > 0 && e <= 1) { throw ValidationError("--efficiency must be in (0, 1], got \(e)") }
+        if profile != nil && saveProfile != nil { throw ValidationError("give either --profile (read) or --save-profile (measure and write), not both") }
+    }
+
+    struct Report: Codable {
+        var size: [Int], width: Int, parameters: Int, forwardGFLOP: Double
+        var shape: RunShape
+        var threadsPerRank: Int
+        var profile: MachineProfile
+        var profileSource: String
+        var trainingGFLOPS: Double
+        var network: NetworkModel
+        var buckets: [StepModel.Bucket]
+        var smallCollectivesPerStep: Int
+        var estimate: RunEstimate?
+        var stopsHidingAt: Int?
+        var sweep: [RunEstimate]?
+    }
+
+    func run() throws {
+        var machine: MachineProfile
+        var source: String
+        if let path = profile {
+            machine = try Self.loadProfile(path)
+            source = path
+        } else {
+            let t = threadsPerRank ?? ProcessInfoCores.available
+            machine = Self.measure(threads: min(t, ProcessInfoCores.available), efficiency: efficiency ?? Self.defaultEfficiency)
+            source = "measured now"
+            if let path = saveProfile {
+                let e = JSONEncoder()
+                e.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try e.encode(machine).write(to: URL(fileURLWithPath: path))
+                printError("plan: wrote the profile of this machine to \(path)")
+            }
+        }
+        if let e = efficiency { machine.efficiency = e }
+        guard let ranks else {
+            if !json { print(Self.describe(machine)) }
+            return
+        }
+        let threads = threadsPerRank ?? machine.threads
+        var net = NetworkModel.presets[network]!
+        if let a = latencyMicroseconds { net.latency = a * 1e-6 }
+        if let b = bandwidthGBps { net.bandwidth = b * 1e9 }
+        let units = Self.units(width: width, size: size)
+        let parameters = units.reduce(0) { $0 + $1.parameters }
+        let rate = machine.flops(threads: threads)
+        let model = StepModel(units: units, trainingFLOPS: rate, inferenceFLOPS: rate,
+                              adamSeconds: machine.adamSeconds(parameters: parameters, threads: threads),
+                              bucketBytes: Int(bucketMB * 1_048_576), network: net)
+        let shape = RunShape(cases: cases, folds: folds, epochs: epochs, batch: batch, modelsPerFold: models)
+        let maxRanks = max(1024, ranks)
+        let sweepRanks = sweep ? (0...Int(log2(Double(maxRanks)))).map { 1 << $0 } : []
+        let report = Report(size: size.dims, width: width, parameters: parameters, forwardGFLOP: model.forwardFLOPs / 1e9,
+                            shape: shape, threadsPerRank: threads, profile: machine, profileSource: source,
+                            trainingGFLOPS: rate / 1e9, network: net, buckets: model.buckets,
+                            smallCollectivesPerStep: model.smallCollectives(batch: batch, ranks: ranks).count,
+                            estimate: model.estimate(shape, ranks: ranks),
+                            stopsHidingAt: model.communicationStopsHiding(batch: batch, maxRanks: maxRanks),
+                            sweep: sweep ? sweepRanks.map { model.estimate(shape, ranks: $0) } : nil)
+        if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try e.encode(report), as: UTF8.self))
+        } else {
+            print(Self.text(report, maxRanks: maxRanks))
+        }
+    }
+
+    // MARK: The network's units
+
+    /// fc, each BasicBlock, the stem, in forward order, from the real model's parameter registry
+    /// (bucket layout) and conv list (FLOPs; training counts backward as 2× forward, the
+    /// convention of `dsan bench step`'s achieved rate).
+    static func units(width: Int, size: VolumeSize) -> [GradientUnit] {
+        let model = ResNet3D(config: ModelConfig(width: width, attention: true), seed: 0)
+        func unit(of name: String) -> String {
+            if name.hasPrefix("fc.") || name == "attention" { return "fc" }
+            if name.hasPrefix("layer") { return name.split(separator: ".").prefix(2).joined(separator: ".") }
+            return "stem"
+        }
+        var order: [String] = [], tensors: [String: [Int]] = [:], flops: [String: Double] = [:], bn: [String: [Int]] = [:]
+        for p in model.registry.parameters {
+            let u = unit(of: p.name)
+            if tensors[u] == nil { order.append(u) }
+            tensors[u, default: []].append(p.value.count)
+        }
+        let input = Shape5(n: 1, c: 1, d: size.d, h: size.h, w: size.w)
+        for c in model.convolutions(for: input) { flops[unit(of: c.name), default: 0] += c.geometry.flops(input: c.input) }
+        for b in model.registry.batchNorms { bn[unit(of: b.name), default: []].append(b.layer.channels) }
+        // Registry order is forward order: stem, blocks, fc.
+        return order.map { u in
+            GradientUnit(name: u, tensorElements: tensors[u]!.reversed(), forwardFLOPs: flops[u] ?? 0,
+                         backwardFLOPs: 2 * (flops[u] ?? 0), batchNormChannels: bn[u] ?? [])
+        }
+    }
+
+    // MARK: Calibration
+
+    static func measure(threads: Int, efficiency: Double) -> MachineProfile {
+        BLAS.threads = threads
+        Parallel.threads = threads
+        // sgemm 2048³: median of 3 after one warm-up.
+        let n = 2048
+        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var times: [Double] = []
+        for _ in 0..<4 {
+            let t0 = Date()
+            c.withUnsafeMutableBufferPointer { cp in
+                BLAS.sgemm(.none, .none, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: cp.baseAddress!, ldc: n)
+            }
+            times.append(Date().timeIntervalSince(t0))
+        }
+        let gemm = 2 * Double(n * n * n) / times.dropFirst().sorted()[1] / 1e9
+        // Adam over 8 M parameters (128 MB of state, well past the caches): median of 3.
+        let count = 8 << 20
+        let p = Tensor(zeros: [count]), g = Tensor(shape: [count], repeating: 1e-3)
+        let adam = Adam(parameters: [(p, g)])
+        var adamTimes: [Double] = []
+        for _ in 0..<4 {
+            let t0 = Date()
+            adam.step()
+            adamTimes.append(Date().timeIntervalSince(t0))
+        }
+        let adamPerMillion = adamTimes.dropFirst().sorted()[1] / (Double(count) / 1e6)
+        return MachineProfile(machine: machineName(), date: ISO8601DateFormatter().string(from: Date()), threads: threads,
+                              sgemmGFLOPS: gemm, efficiency: efficiency, adamSecondsPerMillionParameters: adamPerMillion)
+    }
+
+    static func machineName() -> String {
+        var model = "unknown CPU"
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return "\(model), \(ProcessInfoCores.online) cores"
+    }
+
+    static func loadProfile(_ path: String) throws -> MachineProfile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--profile \(path): cannot read the file; write one with `dsan plan --save-profile \(path)`")
+        }
+        let p: MachineProfile
+        do { p = try JSONDecoder().decode(MachineProfile.self, from: data) } catch {
+            throw ValidationError("--profile \(path): not a dsan machine profile (\(error)); write one with `dsan plan --save-profile \(path)`")
+        }
+        guard p.threads >= 1, p.sgemmGFLOPS > 0, p.efficiency > 0, p.efficiency <= 1, p.adamSecondsPerMillionParameters >= 0 else {
+            throw ValidationError("--profile \(path): threads, sgemmGFLOPS, efficiency (0…1] and adamSecondsPerMillionParameters must be positive")
+        }
+        return p
+    }
+
+    // MARK: Text
+
+    static func describe(_ p: MachineProfile) -> String {
+        String(format: "profile: %@, %d thread(s), %@: sgemm %.1f GFLOP/s, efficiency %.2f, Adam %.4f s per million parameters",
+               p.machine, p.threads, p.date, p.sgemmGFLOPS, p.efficiency, p.adamSecondsPerMillionParameters)
+    }
+
+    static func duration(_ s: Double) -> String {
+        if s < 1 { return String(format: "%.1f ms", s * 1e3) }
+        if s < 120 { return String(format: "%.2f s", s) }
+        if s < 7200 { return String(format: "%.1f min", s / 60) }
+        if s < 3 * 86400 { return String(format: "%.1f h", s / 3600) }
+        return String(format: "%.1f days", s / 86400)
+    }
+
+    static func text(_ r: Report, maxRanks: Int) -> String {
+        let s = r.shape, e = r.estimate!, st = e.step
+        let mb = Double(r.parameters * 4) / 1e6
+        var lines: [String] = []
+        lines.append("ResNet34 (width \(r.width), attention on, \(r.parameters) parameters, \(String(format: "%.0f", mb)) MB of gradients) at \(r.size.map(String.init).joined(separator: "x")), global batch \(s.batch)")
+        lines.append("cohort \(s.cases) cases, \(s.folds) folds: \(s.trainingCases) training + \(s.validationCases) validation cases, \(s.stepsPerEpoch) steps per epoch, \(s.epochs) epochs, \(s.modelsPerFold) models per fold")
+        lines.append(describe(r.profile) + " (\(r.profileSource))")
+        lines.append(String(format: "compute per rank: %.1f GFLOP/s with %d thread(s)%@; forward %.0f GFLOP per case, training 3×",
+                            r.trainingGFLOPS, r.threadsPerRank,
+                            r.threadsPerRank > r.profile.threads ? " (scaled linearly from \(r.profile.threads): optimistic)" as NSString : "" as NSString,
+                            r.forwardGFLOP))
+        lines.append(String(format: "network %@: α %.1f µs, β %.2f GB/s; %d gradient buckets (%@ MB); %d small all-reduces per step",
+                            r.network.name, r.network.latency * 1e6, r.network.bandwidth / 1e9, r.buckets.count,
+                            r.buckets.map { String(format: "%.0f", Double($0.bytes) / 1e6) }.joined(separator: ", "), r.smallCollectivesPerStep))
+        lines.append("")
+        lines.append("R = \(st.ranks) rank(s) × \(r.threadsPerRank) thread(s): \(st.share) case(s) on the busiest rank" + (st.idleRanks > 0 ? ", \(st.idleRanks) rank(s) idle (R > B)" : ""))
+        func row(_ label: String, _ v: String) { lines.append("  " + label.padding(toLength: 26, withPad: " ", startingAt: 0) + v) }
+        row("forward", duration(st.forward))
+        row("backward", duration(st.backward))
+        row("sync batch norm + losses", duration(st.syncCollectives))
+        row("gradient all-reduce", "\(duration(st.gradientAllreduce)) (last bucket \(duration(st.lastBucket))); exposed with overlap \(duration(st.exposedOverlapped))")
+        row("Adam", duration(st.adam))
+        row("step", "\(duration(st.overlapped)) with overlap, \(duration(st.sequential)) without")
+        row("validation (rank 0)", duration(e.validationSeconds) + " per epoch")
+        row("epoch", "\(duration(e.epochOverlapped)) with overlap, \(duration(e.epochSequential)) without")
+        row("cross-validation", "\(duration(e.crossValidationOverlapped)) with overlap, \(duration(e.crossValidationSequential)) without (\(s.folds) folds × \(s.modelsPerFold) models × \(s.epochs) epochs)")
+        row("speed-up over 1 rank", String(format: "%.2f× (%.0f%% per rank)", e.speedup, 100 * e.efficiency))
+        lines.append("")
+        if let k = r.stopsHidingAt {
+            lines.append("communication stops hiding behind backward at R = \(k): from there more than the last bucket is exposed")
+        } else {
+            lines.append("communication hides behind backward (all but the last bucket) at every R up to \(maxRanks)")
+        }
+        if let sweep = r.sweep {
+            lines.append("")
+            func cell(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+            lines.append("     R  share  step (overlap)  step (no overlap)  exposed comm       epoch  cross-validation  speed-up")
+            for x in sweep {
+                lines.append(cell("\(x.step.ranks)", 6) + cell("\(x.step.share)", 7) + cell(duration(x.step.overlapped), 16)
+                             + cell(duration(x.step.sequential), 19) + cell(duration(x.step.exposedOverlapped), 14)
+                             + cell(duration(x.epochOverlapped), 12) + cell(duration(x.crossValidationOverlapped), 18)
+                             + cell(String(format: "%.1f×", x.speedup), 10))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
