@@ -3,7 +3,7 @@ import ArgumentParser
 /// `dsan bench …`: benchmarks whose figures go into Docs/performance.md.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure kernels, training steps and the all-reduce on this machine.",
-        subcommands: [BenchKernels.self, BenchStep.self, BenchAllreduce.self]
+        abstract: "Measure kernels, training steps, the all-reduce and shard I/O on this machine.",
+        subcommands: [BenchKernels.self, BenchStep.self, BenchAllreduce.self, BenchIO.self]
     )
 }
