@@ -133,10 +133,10 @@ struct CrossValidate: ParsableCommand {
             let inBand = validation.filter { cohort.cases[$0].hasInfectionMask && RatioBand(ratio: cohort.cases[$0].infectionRatio) == band }
             chosen.formUnion(inBand.prefix(maps))
         }
-        let sources: [(String, String)] = models.map { ($0.rawValue, path("fold-\(k)", $0.rawValue, "best.h5")) } + [("ensemble", ensemblePath)]
-        for (name, model) in sources {
-            let predictor = try ModelSource.identify(model).load(attention: nil)
-            let mapsDir: String? = (name == "us" || name == "ss") && !chosen.isEmpty ? path("fold-\(k)", "attention", name) : nil
+        for model in models {
+            let name = model.rawValue
+            let predictor = try ModelSource.identify(path("fold-\(k)", name, "best.h5")).load(attention: nil)
+            let mapsDir: String? = model != .baseline && !chosen.isEmpty ? path("fold-\(k)", "attention", name) : nil
             try Predict.predict(cohort: cohort, indices: validation, with: predictor, batch: 2,
                                 csv: path("fold-\(k)", "predictions", name + ".csv"), attentionMaps: mapsDir, mapsFor: chosen)
             if let testCohort {
@@ -144,7 +144,30 @@ struct CrossValidate: ParsableCommand {
                                     csv: path("test", "\(name)-fold-\(k).csv"), attentionMaps: nil)
             }
         }
+        // The ensemble's predictions follow from the two models' (DESIGN.md §5, Eq. 5): combining
+        // them gives the numbers `dsan predict --model ensemble.json` prints, without running both
+        // networks a second time.
+        var outputs: [(String) -> String] = [{ path("fold-\(k)", "predictions", $0 + ".csv") }]
+        if testCohort != nil { outputs.append { path("test", "\($0)-fold-\(k).csv") } }
+        for file in outputs {
+            try PredictionsCSV.write(try ensemblePredictions(rule: fit.rule, usFile: file("us"), ssFile: file("ss")),
+                                     to: file("ensemble"))
+        }
         log.info("fold \(k + 1): predictions written to \(path("fold-\(k)", "predictions"))")
+    }
+
+    /// The ensemble's predictions of the cases two prediction files share, as `EnsemblePredictor`
+    /// computes them: both probabilities and the ratio are the float32 values the models printed,
+    /// combined in double precision and rounded to float32.
+    func ensemblePredictions(rule: EnsembleRule, usFile: String, ssFile: String) throws -> [Prediction] {
+        let us = try PredictionsCSV.read(usFile), ss = try PredictionsCSV.read(ssFile)
+        let joined = try EnsembleCase.join(us: us, ss: ss, usFile: usFile, ssFile: ssFile)
+        return zip(us, joined).map { u, c in
+            let ratio = c.infectionRatio.map { Double(Float($0)) }
+            let p = rule.combine(us: Double(Float(c.us)), ss: Double(Float(c.ss)), ratio: ratio)
+            return Prediction(caseID: u.caseID, patientID: u.patientID, label: u.label,
+                              infectionRatio: u.infectionRatio, probability: Double(Float(p)))
+        }
     }
 
     /// Rank 0: the paper's Table II and Table III in its rows and columns. Rows: each metric ×

@@ -1,6 +1,7 @@
 import Data
 import Foundation
 import Testing
+import Training
 
 @Suite(.serialized, .enabled(if: mpirunPath != nil, "needs mpirun (openmpi-bin)"))
 struct CrossValidateTests {
@@ -29,6 +30,17 @@ struct CrossValidateTests {
             }
             let maps = (try? files.contentsOfDirectory(atPath: "\(out)/fold-\(k)/attention/us")) ?? []
             #expect(!maps.isEmpty && maps.allSatisfy { $0.hasSuffix(".nii.gz") })
+        }
+        // The ensemble's predictions, combined from the two models' in `dsan cv`, are what
+        // `dsan predict` prints when it runs both networks of the ensemble file.
+        let direct = base + "/ensemble-fold-1.csv"
+        let predicted = try dsan("predict", "--model", out + "/fold-1/ensemble.json", "--data", base + "/test", "--out", direct)
+        #expect(predicted.status == 0, "\(predicted.stderr)")
+        let combined = try PredictionsCSV.read(out + "/test/ensemble-fold-1.csv")
+        let reference = try PredictionsCSV.read(direct)
+        #expect(combined.map(\.caseID) == reference.map(\.caseID) && combined.count == 5)
+        for (a, b) in zip(combined, reference) {
+            #expect(Float(a.probability) == Float(b.probability), "\(a.caseID): \(a.probability) vs \(b.probability)")
         }
         for table in ["table2", "table3"] {
             for ext in ["md", "csv", "json"] { #expect(files.fileExists(atPath: "\(out)/tables/\(table).\(ext)")) }
