@@ -20,6 +20,9 @@ import BLAS
 // 1×1×1 stride-1 unpadded convs skip vol2col entirely (x_n already is cols_n); 1×1×1 stride-2
 // convs go through the tiled path, whose vol2col then is a plain strided gather of K = Cin rows.
 //
+// 3×3×3 stride-1 padding-1 convs take the Winograd F(2×2×2, 3×3×3) path instead (Winograd.swift,
+// 3.4× fewer multiply-adds) unless `ConvAlgorithm.selected` is `.direct` (env `DSAN_CONV=direct`).
+//
 // Threads: OpenBLAS threads inside each GEMM (`BLAS.threads`), `Parallel.forEach` over the rows of
 // a tile in vol2col and over (input channel, input depth) planes in col2vol. Each worker writes a
 // disjoint part of the output and every voxel's sum is taken in the same order for any thread
@@ -139,6 +142,11 @@ public final class ConvWorkspace {
 
     deinit { UnsafeMutableRawPointer(columns).deallocate() }
 
+    /// The Winograd convs' buffers (transformed weights, a block's transformed input and output),
+    /// allocated at first use and grown to the widest conv: 64·Cout·Cin floats for U plus
+    /// 2 × 64·C·T for a block (Winograd.swift).
+    lazy var winograd = WinogradBuffers()
+
     /// The tile for `geometry` over `positions` output positions: all input channels and as many
     /// columns as fit when that leaves at least `minimumTileColumns` columns (or all of them);
     /// otherwise `minimumTileColumns` columns and as many whole input channels as fit, in blocks of
@@ -180,9 +188,19 @@ public final class ConvWorkspace {
 ///   - workspace: column scratch (contents are clobbered)
 public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3dGeometry,
                           workspace: ConvWorkspace) {
-    let plan = ConvPlan(g, x.shape5)
-    precondition(y.shape == plan.outputShape.dims, "conv3dForward \(g): y \(y.shape), expected \(plan.outputShape)")
+    precondition(y.shape == g.outputShape(for: x.shape5).dims, "conv3dForward \(g): y \(y.shape), expected \(g.outputShape(for: x.shape5))")
     precondition(weight.shape == g.weightShape, "conv3dForward \(g): weight \(weight.shape)")
+    if WinogradConv.isUsed(for: g, input: x.shape5) {
+        winogradForward(y: y, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
+    } else {
+        directConv3dForward(y: y, x: x, weight: weight, geometry: g, workspace: workspace)
+    }
+}
+
+/// `conv3dForward` by vol2col + GEMM, whatever `ConvAlgorithm.selected` says.
+func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3dGeometry,
+                         workspace: ConvWorkspace) {
+    let plan = ConvPlan(g, x.shape5)
     let K = plan.rows, P = plan.positions, cout = plan.outC
     let w = UnsafePointer(weight.data)
     if g.isPointwise {
@@ -234,11 +252,21 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
 /// - `dY` `[N, Cout, Do, Ho, Wo]` is ∂L/∂y; `x` and `weight` are the forward's inputs.
 public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor,
                            geometry g: Conv3dGeometry, workspace: ConvWorkspace) {
-    let plan = ConvPlan(g, x.shape5)
-    precondition(dY.shape == plan.outputShape.dims, "conv3dBackward \(g): dY \(dY.shape), expected \(plan.outputShape)")
+    precondition(dY.shape == g.outputShape(for: x.shape5).dims, "conv3dBackward \(g): dY \(dY.shape), expected \(g.outputShape(for: x.shape5))")
     precondition(weight.shape == g.weightShape, "conv3dBackward \(g): weight \(weight.shape)")
     if let dX { precondition(dX.shape == x.shape, "conv3dBackward \(g): dX \(dX.shape) vs x \(x.shape)") }
     if let dWeight { precondition(dWeight.shape == g.weightShape, "conv3dBackward \(g): dWeight \(dWeight.shape)") }
+    if WinogradConv.isUsed(for: g, input: x.shape5) {
+        winogradBackward(dX: dX, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
+    } else {
+        directConv3dBackward(dX: dX, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, workspace: workspace)
+    }
+}
+
+/// `conv3dBackward` by vol2col + GEMM, whatever `ConvAlgorithm.selected` says.
+func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor,
+                          geometry g: Conv3dGeometry, workspace: ConvWorkspace) {
+    let plan = ConvPlan(g, x.shape5)
     let K = plan.rows, P = plan.positions, cout = plan.outC
     let w = UnsafePointer(weight.data)
     if g.isPointwise {

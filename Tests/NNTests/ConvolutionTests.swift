@@ -8,8 +8,10 @@ import Testing
 // Tolerances (float32 throughout):
 // - fast vs naive forward and backward: |Δ| ≤ 1e-4 · (1 + max |reference|) — different summation
 //   orders of ≤ 400 terms of size ≤ 1;
-// - finite differences: relative error ≤ 5e-3 with floor 1e-2 (eps = 1e-2; the conv is linear in x
-//   and in w, so the only error is the rounding of the float forward, ~1e-4 relative);
+// - finite differences: relative error ≤ 5e-3 with floor 1e-2 (eps = 0.25; the conv is linear in x
+//   and in w, so central differences have no truncation error at any step and the only error is
+//   the rounding of the float forward, which a large step shrinks relative to the difference. With
+//   eps = 1e-2 the Winograd forward's rounding gave 5.3e-3 on a small weight gradient);
 // - thread counts 1 and 2 of dsan's loops, and tile widths: bitwise equal / ≤ 1e-5 respectively.
 
 private let forwardTolerance: Float = 1e-4
@@ -22,8 +24,9 @@ private func randomTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: 
     return t
 }
 
-/// The textbook definition: six loops over output and window, on plain arrays.
-private func naiveConvForward(_ x: [Float], _ s: Shape5, _ w: [Float], _ g: Conv3dGeometry) -> [Float] {
+/// The textbook definition: six loops over output and window, on plain arrays (also the reference
+/// of WinogradTests).
+func naiveConvForward(_ x: [Float], _ s: Shape5, _ w: [Float], _ g: Conv3dGeometry) -> [Float] {
     let o = g.outputShape(for: s)
     let (k, st, p) = (g.kernel, g.stride, g.padding)
     var y = [Float](repeating: 0, count: o.count)
@@ -42,7 +45,7 @@ private func naiveConvForward(_ x: [Float], _ s: Shape5, _ w: [Float], _ g: Conv
 }
 
 /// The same loops run backwards: dX and dW of L = Σ dY·y.
-private func naiveConvBackward(_ x: [Float], _ s: Shape5, _ w: [Float], _ dy: [Float],
+func naiveConvBackward(_ x: [Float], _ s: Shape5, _ w: [Float], _ dy: [Float],
                                _ g: Conv3dGeometry) -> (dx: [Float], dw: [Float]) {
     let o = g.outputShape(for: s)
     let (k, st, p) = (g.kernel, g.stride, g.padding)
@@ -163,10 +166,10 @@ private struct ConvFixture {
         conv3dBackward(dX: dX, dWeight: dW, dY: f.g, x: f.x, weight: f.w, geometry: c.geometry,
                        workspace: f.workspace)
         let rx = checkGradient(f.x, analytic: dX, indices: sampleIndices(f.x.count, 40, seed: 1),
-                               eps: 1e-2, scale: 1e-2, loss: f.loss)
+                               eps: 0.25, scale: 1e-2, loss: f.loss)
         #expect(rx.worstRelativeError <= gradientTolerance, "dX \(c): \(rx)")
         let rw = checkGradient(f.w, analytic: dW, indices: sampleIndices(f.w.count, 40, seed: 2),
-                               eps: 1e-2, scale: 1e-2, loss: f.loss)
+                               eps: 0.25, scale: 1e-2, loss: f.loss)
         #expect(rw.worstRelativeError <= gradientTolerance, "dWeight \(c): \(rw)")
     }
 
