@@ -138,9 +138,11 @@ struct BenchIO: ParsableCommand {
         let start = Date()
         for _ in 0..<steps {
             let t0 = Date()
-            for _ in 0..<batch { _ = try prefetcher.next() }
+            // Kept through the step, as the trainer keeps its batch: freeing tens of MB is not a stall.
+            let cases = try (0..<batch).map { _ in try prefetcher.next() }
             stalls.append(Date().timeIntervalSince(t0))
             simulateStep(threads: t)
+            withExtendedLifetime(cases) {}
         }
         let total = Date().timeIntervalSince(start)
         let rest = Array(stalls.dropFirst())
