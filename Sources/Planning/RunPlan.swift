@@ -69,8 +69,9 @@ public struct MachineProfile: Codable, Equatable, Sendable {
     public var threads: Int
     /// sgemm at 2048³, GFLOP/s, with `threads` threads.
     public var sgemmGFLOPS: Double
-    /// Achieved training GFLOP/s divided by sgemm's (from `dsan bench step`; the default is the
-    /// 0.69 measured at 138×256×256 on 2 threads, Docs/performance.md).
+    /// Achieved training GFLOP/s divided by sgemm's (from `dsan bench step`, which counts
+    /// direct-conv FLOPs, so Winograd convs can make it exceed 1; the default is the 0.69
+    /// measured at 138×256×256 on 2 threads with direct convs, Docs/performance.md).
     public var efficiency: Double
     /// Seconds of Adam per million parameters with `threads` threads.
     public var adamSecondsPerMillionParameters: Double

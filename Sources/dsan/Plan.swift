@@ -41,14 +41,18 @@ struct Plan: ParsableCommand {
     @Option(name: .customLong("latency-us"), help: "α, µs per message (overrides the preset's).") var latencyMicroseconds: Double?
     @Option(name: .customLong("bandwidth-gbps"), help: "β, GB/s (10⁹ bytes) per rank (overrides the preset's).") var bandwidthGBps: Double?
     @Option(name: .customLong("bucket-mb"), help: "Gradient bucket size in MB (MiB), as `bucket_mb`.") var bucketMB = 25.0
-    @Option(help: "Achieved training rate as a fraction of sgemm's (default: the profile's, else 0.69 from `dsan bench step` at 138x256x256).") var efficiency: Double?
+    @Option(help: "Achieved training rate (direct-conv FLOPs per second) as a fraction of sgemm's, from `dsan bench step` (default: the profile's, else 0.69, measured at 138x256x256 with direct convs).") var efficiency: Double?
     @Option(help: "Read machine rates from this JSON profile instead of measuring.") var profile: String?
     @Option(name: .customLong("save-profile"), help: "Measure this machine and write its profile to this file.") var saveProfile: String?
     @Flag(help: "Also estimate R = 1, 2, 4, …, 1024.") var sweep = false
     @Flag(help: "Print JSON instead of text.") var json = false
 
-    /// Achieved/sgemm measured by `dsan bench step --size 138x256x256` on 2 threads (Docs/performance.md).
+    /// Achieved/sgemm measured by `dsan bench step --size 138x256x256` on 2 threads with direct
+    /// convs (Docs/performance.md).
     static let defaultEfficiency = 0.69
+    /// Achieved is counted in direct-conv FLOPs, so with Winograd's fewer multiplications it can
+    /// exceed sgemm's rate; at most 3.375× (its multiply reduction) times sgemm, with a margin.
+    static let maximumEfficiency = 10.0
 
     func validate() throws {
         if ranks == nil && saveProfile == nil { throw ValidationError("--ranks is required (or give --save-profile FILE to only measure)") }
@@ -66,7 +70,7 @@ struct Plan: ParsableCommand {
         if let a = latencyMicroseconds, !(a >= 0 && a.isFinite) { throw ValidationError("--latency-us must be a non-negative number, got \(a)") }
         if let b = bandwidthGBps, !(b > 0 && b.isFinite) { throw ValidationError("--bandwidth-gbps must be positive, got \(b)") }
         guard bucketMB > 0 else { throw ValidationError("--bucket-mb must be positive, got \(bucketMB)") }
-        if let e = efficiency, !(e > 0 && e <= 1) { throw ValidationError("--efficiency must be in (0, 1], got \(e)") }
+        if let e = efficiency, !(e > 0 && e <= Self.maximumEfficiency) { throw ValidationError("--efficiency must be in (0, \(Int(Self.maximumEfficiency))], got \(e)") }
         if profile != nil && saveProfile != nil { throw ValidationError("give either --profile (read) or --save-profile (measure and write), not both") }
     }
 
@@ -81,7 +85,10 @@ struct Plan: ParsableCommand {
         var buckets: [StepModel.Bucket]
         var smallCollectivesPerStep: Int
         var estimate: RunEstimate?
+        /// The smallest R at which communication stops hiding; absent if it hides at every R up
+        /// to `searchedUpTo`.
         var stopsHidingAt: Int?
+        var searchedUpTo: Int
         var sweep: [RunEstimate]?
     }
 
@@ -125,7 +132,7 @@ struct Plan: ParsableCommand {
                             trainingGFLOPS: rate / 1e9, network: net, buckets: model.buckets,
                             smallCollectivesPerStep: model.smallCollectives(batch: batch, ranks: ranks).count,
                             estimate: model.estimate(shape, ranks: ranks),
-                            stopsHidingAt: model.communicationStopsHiding(batch: batch, maxRanks: maxRanks),
+                            stopsHidingAt: model.communicationStopsHiding(batch: batch, maxRanks: maxRanks), searchedUpTo: maxRanks,
                             sweep: sweep ? sweepRanks.map { model.estimate(shape, ranks: $0) } : nil)
         if json {
             let e = JSONEncoder()
@@ -215,8 +222,8 @@ struct Plan: ParsableCommand {
         do { p = try JSONDecoder().decode(MachineProfile.self, from: data) } catch {
             throw ValidationError("--profile \(path): not a dsan machine profile (\(error)); write one with `dsan plan --save-profile \(path)`")
         }
-        guard p.threads >= 1, p.sgemmGFLOPS > 0, p.efficiency > 0, p.efficiency <= 1, p.adamSecondsPerMillionParameters >= 0 else {
-            throw ValidationError("--profile \(path): threads, sgemmGFLOPS, efficiency (0…1] and adamSecondsPerMillionParameters must be positive")
+        guard p.threads >= 1, p.sgemmGFLOPS > 0, p.efficiency > 0, p.efficiency <= maximumEfficiency, p.adamSecondsPerMillionParameters >= 0 else {
+            throw ValidationError("--profile \(path): threads, sgemmGFLOPS, efficiency (0…\(Int(maximumEfficiency))] and adamSecondsPerMillionParameters must be positive")
         }
         return p
     }

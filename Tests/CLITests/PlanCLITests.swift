@@ -32,6 +32,7 @@ import Testing
         #expect(comm > 0)
         let epoch = try #require(e["epochOverlapped"] as? Double), cv = try #require(e["crossValidationOverlapped"] as? Double)
         #expect(abs(cv - 5 * 2 * 20 * epoch) < 1e-6 * cv)
+        #expect(r["searchedUpTo"] as? Int == 1024)
     }
 
     @Test func oneRankHasNoCommunicationAndSweepListsPowersOfTwo() throws {
@@ -70,7 +71,7 @@ import Testing
         (["plan", "--ranks", "0"], "--ranks must be at least 1, got 0"),
         (["plan", "--ranks", "2", "--network", "wifi"], "--network must be one of 10gbe, infiniband, got 'wifi'"),
         (["plan", "--ranks", "2", "--bandwidth-gbps", "0"], "--bandwidth-gbps must be positive, got 0.0"),
-        (["plan", "--ranks", "2", "--efficiency", "1.5"], "--efficiency must be in (0, 1], got 1.5"),
+        (["plan", "--ranks", "2", "--efficiency", "11"], "--efficiency must be in (0, 10], got 11.0"),
         (["plan", "--ranks", "2", "--folds", "1"], "--folds must be at least 2, got 1"),
         (["plan", "--ranks", "2", "--profile", "/nonexistent/p.json"], "--profile /nonexistent/p.json: cannot read the file"),
     ])
