@@ -257,7 +257,12 @@ public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
     if let dX { precondition(dX.shape == x.shape, "conv3dBackward \(g): dX \(dX.shape) vs x \(x.shape)") }
     if let dWeight { precondition(dWeight.shape == g.weightShape, "conv3dBackward \(g): dWeight \(dWeight.shape)") }
     if WinogradConv.isUsed(for: g, input: x.shape5) {
-        winogradBackward(dX: dX, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
+        if dWeight == nil || WinogradConv.usesWinogradWeightGradient(for: g, input: x.shape5) {
+            winogradBackward(dX: dX, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
+        } else {   // few tiles: dX by Winograd, dWeight direct
+            winogradBackward(dX: dX, dWeight: nil, dY: dY, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
+            directConv3dBackward(dX: nil, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, workspace: workspace)
+        }
     } else {
         directConv3dBackward(dX: dX, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, workspace: workspace)
     }

@@ -91,9 +91,22 @@ public enum WinogradConv {
         g.kernel == Size3(3) && g.stride == Size3(1) && g.padding == Size3(1)
     }
 
-    /// True when `conv3dForward` / `conv3dBackward` take the Winograd path for `g` on `input`.
+    /// Below this many tiles (N·⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) the weight gradient stays direct: its GEMMs
+    /// have K = tiles, and at 32 tiles (layers 3–4 at a 64×128×128 input, batch 1) Winograd's dW
+    /// measured 0.85–1.0× the direct one while forward and dX still gained 1.2–1.4×
+    /// (Docs/performance.md, "Winograd").
+    public static let minimumWeightGradientTiles = 64
+
+    /// True when `conv3dForward` / `conv3dBackward` take the Winograd path for `g` on `input`
+    /// (for the weight gradient, see also `usesWinogradWeightGradient`).
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
         ConvAlgorithm.selected == .winograd && applies(to: g)
+    }
+
+    /// True when `conv3dBackward` computes dWeight by Winograd for `g` on `input`.
+    public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
+        isUsed(for: g, input: input)
+            && input.n * ((input.d + 1) / 2) * ((input.h + 1) / 2) * ((input.w + 1) / 2) >= minimumWeightGradientTiles
     }
 }
 
@@ -589,7 +602,6 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     let v = buffers.input(64 * cin * p.ld), dm = buffers.output(64 * cout * p.ld)
     let (xp, dyp) = (UnsafePointer(x.data), UnsafePointer(dY.data))
     withSingleThreadedGEMM(workers: workers) {
-        split(64, workers: workers, scratch, per) { r, _ in (du + r.lowerBound * cout * cin).update(repeating: 0, count: r.count * cout * cin) }
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
             split(cin + cout, workers: workers, scratch, per) { r, sc in   // channels of x, then of dY
@@ -602,7 +614,7 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
             split(64, workers: workers, scratch, per) { r, _ in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
                 for xi in r {
                     BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * cout * p.ld, lda: p.ld,
-                               b: v + xi * cin * p.ld, ldb: p.ld, beta: 1, c: du + xi * cout * cin, ldc: cin)
+                               b: v + xi * cin * p.ld, ldb: p.ld, beta: block == 0 ? 0 : 1, c: du + xi * cout * cin, ldc: cin)
                 }
             }
         }

@@ -5,7 +5,9 @@ import NN
 
 /// `dsan bench kernels`: sgemm and every distinct conv of ResNet34, forward, input gradient and
 /// weight gradient, at each requested thread count; every conv pass is also given as a fraction of
-/// the same-run sgemm rate at 2048³, the ceiling the conv kernels are built on.
+/// the same-run sgemm rate at 2048³, the ceiling the conv kernels are built on. The 3³ stride-1
+/// convs are timed with both algorithms in the same run: direct (vol2col + GEMM) and Winograd, the
+/// latter as "effective" GFLOP/s (the direct conv's FLOPs ÷ Winograd's time) and as a speed-up.
 struct BenchKernels: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
@@ -13,7 +15,8 @@ struct BenchKernels: ParsableCommand {
         discussion: """
         Each figure is the median of --repetitions timed runs after --warmup untimed ones, batch 1. \
         The network forward estimate sums the forward time of the 36 convs of ResNet34 at --size \
-        (the other layers are memory-bound and not included). Build with -c release.
+        (the other layers are memory-bound and not included), once all direct and once with \
+        Winograd for the 3³ stride-1 convs. Build with -c release.
         """
     )
 
@@ -82,8 +85,11 @@ struct BenchKernels: ParsableCommand {
                 rows.append(measureConv(conv, workspace: workspace, sgemm2048: gemm2048))
             }
             let forward = rows.reduce(0) { $0 + $1.forward.seconds * Double($1.countInNetwork) }
+            let winograd = rows.reduce(0) {
+                $0 + ($1.winograd?.forward.seconds ?? $1.forward.seconds) * Double($1.countInNetwork)
+            }
             runs.append(.init(threads: t, sgemm2048GFlops: gemm2048, convs: rows,
-                              networkForwardSeconds: forward))
+                              networkForwardSeconds: forward, networkForwardWinogradSeconds: winograd))
         }
         let flops = convs.reduce(0) { $0 + $1.geometry.flops(input: $1.input) * Double($1.count) }
         return KernelReport(
@@ -125,21 +131,33 @@ struct BenchKernels: ParsableCommand {
                 p0 += t
             }
         }
-        let fwd = median { conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: workspace) }
-        let dx = median {
-            conv3dBackward(dX: dX, dWeight: nil, dY: dY, x: x, weight: w, geometry: g, workspace: workspace)
-        }
-        let dw = median {
-            conv3dBackward(dX: nil, dWeight: dW, dY: dY, x: x, weight: w, geometry: g, workspace: workspace)
+        let saved = ConvAlgorithm.selected
+        defer { ConvAlgorithm.selected = saved }
+        /// Median seconds of the forward, dX and dW passes with `algorithm`.
+        func passes(_ algorithm: ConvAlgorithm) -> [Double] {
+            ConvAlgorithm.selected = algorithm
+            return [
+                median { conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: workspace) },
+                median { conv3dBackward(dX: dX, dWeight: nil, dY: dY, x: x, weight: w, geometry: g, workspace: workspace) },
+                median { conv3dBackward(dX: nil, dWeight: dW, dY: dY, x: x, weight: w, geometry: g, workspace: workspace) },
+            ]
         }
         func pass(_ seconds: Double) -> KernelReport.Pass {
             let rate = flops / seconds / 1e9
             return .init(seconds: seconds, gflops: rate, ratioToSgemm: rate / sgemm2048)
         }
+        let direct = passes(.direct)
+        var winograd: KernelReport.WinogradPasses? = nil
+        if WinogradConv.applies(to: g) {
+            let t = passes(.winograd)
+            winograd = .init(forward: pass(t[0]), inputGradient: pass(t[1]), weightGradient: pass(t[2]),
+                             speedUp: zip(direct, t).map { $0 / $1 })
+        }
         return .init(name: c.name, conv: g.description, input: c.input.dims, countInNetwork: c.count,
                      gflop: flops / 1e9, gemmShape: [g.outChannels, rows, tile],
                      sgemmAtShapeGFlops: flops / gemmSeconds / 1e9,
-                     forward: pass(fwd), inputGradient: pass(dx), weightGradient: pass(dw))
+                     forward: pass(direct[0]), inputGradient: pass(direct[1]), weightGradient: pass(direct[2]),
+                     winograd: winograd)
     }
 
     private func sgemmRate(m: Int, n: Int, k: Int) -> Double {
@@ -238,15 +256,29 @@ struct KernelReport: Codable {
         /// [M, K, N] of each GEMM call of the forward: [Cout, tile channels·k³, tile width].
         var gemmShape: [Int]
         var sgemmAtShapeGFlops: Double
+        /// The direct conv (vol2col + GEMM).
         var forward: Pass
         var inputGradient: Pass
         var weightGradient: Pass
+        /// Winograd F(2×2×2, 3×3×3), for the 3³ stride-1 padding-1 convs only.
+        var winograd: WinogradPasses?
+    }
+    /// Winograd's passes; GFLOP/s are effective (the direct conv's FLOPs ÷ Winograd's time).
+    struct WinogradPasses: Codable {
+        var forward: Pass
+        var inputGradient: Pass
+        var weightGradient: Pass
+        /// Direct time ÷ Winograd time for forward, dX, dW, measured in the same run.
+        var speedUp: [Double]
     }
     struct ThreadRun: Codable {
         var threads: Int
         var sgemm2048GFlops: Double
         var convs: [ConvRow]
+        /// All 36 convs direct.
         var networkForwardSeconds: Double
+        /// The 3³ stride-1 convs by Winograd, the others direct.
+        var networkForwardWinogradSeconds: Double
     }
     var machine: String
     var openblas: String
@@ -272,13 +304,16 @@ struct KernelReport: Codable {
         median of \(repetitions) after \(warmup) warm-up; conv workspace \(workspaceMiB) MiB
         GF/s = GFLOP/s; (r) = ratio to sgemm 2048³ in the same run and thread count;
         gemm@tile = sgemm alone (threaded) at the conv's single-worker tile shape M×K×T
+        wino = Winograd F(2×2×2, 3×3×3) on the 3³ stride-1 convs: effective GF/s (direct FLOPs ÷ time) \
+        (×) = direct time ÷ Winograd time, same run
 
         """
         for run in runs {
             out += "\nthreads \(run.threads): sgemm 2048³ \(f(run.sgemm2048GFlops, 1)) GF/s\n"
             out += pad("conv", 21) + pad("geometry", 28) + pad("input C×D×H×W", 16) + lpad("GFLOP", 6)
                 + lpad("×n", 4) + lpad("M×K×T", 17) + lpad("gemm@tile", 10)
-                + lpad("forward (r)", 15) + lpad("dX (r)", 15) + lpad("dW (r)", 15) + "\n"
+                + lpad("forward (r)", 15) + lpad("dX (r)", 15) + lpad("dW (r)", 15)
+                + lpad("wino fwd (×)", 16) + lpad("wino dX (×)", 16) + lpad("wino dW (×)", 16) + "\n"
             for c in run.convs {
                 func cell(_ p: Pass) -> String { lpad("\(f(p.gflops, 1)) (\(f(p.ratioToSgemm, 2)))", 15) }
                 out += pad(c.name, 21) + pad(c.conv, 28)
@@ -286,10 +321,19 @@ struct KernelReport: Codable {
                     + lpad(f(c.gflop, 2), 6) + lpad("\(c.countInNetwork)", 4)
                     + lpad(c.gemmShape.map(String.init).joined(separator: "×"), 17)
                     + lpad(f(c.sgemmAtShapeGFlops, 1), 10)
-                    + cell(c.forward) + cell(c.inputGradient) + cell(c.weightGradient) + "\n"
+                    + cell(c.forward) + cell(c.inputGradient) + cell(c.weightGradient)
+                if let w = c.winograd {
+                    for (p, x) in zip([w.forward, w.inputGradient, w.weightGradient], w.speedUp) {
+                        out += lpad("\(f(p.gflops, 1)) (\(f(x, 2)))", 16)
+                    }
+                }
+                out += "\n"
             }
             out += "network forward, \(networkConvs) convs, \(f(networkForwardGFlop, 1)) GFLOP: "
-                + "\(f(run.networkForwardSeconds, 3)) s (\(f(networkForwardGFlop / run.networkForwardSeconds, 1)) GF/s)\n"
+                + "direct \(f(run.networkForwardSeconds, 3)) s (\(f(networkForwardGFlop / run.networkForwardSeconds, 1)) GF/s), "
+                + "with Winograd \(f(run.networkForwardWinogradSeconds, 3)) s "
+                + "(\(f(networkForwardGFlop / run.networkForwardWinogradSeconds, 1)) effective GF/s, "
+                + "×\(f(run.networkForwardSeconds / run.networkForwardWinogradSeconds, 2)))\n"
         }
         return out
     }
