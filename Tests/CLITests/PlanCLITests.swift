@@ -66,6 +66,19 @@ import Testing
         #expect((try Self.object(plan.stdout))["profileSource"] as? String == dir + "/node.json")
     }
 
+    @Test func helpListsTheNewCommands() throws {
+        let top = try dsan("--help")
+        #expect(top.stdout.contains("  plan                    Estimate time per step, epoch and cross-validation on\n"), "\(top.stdout)")
+        let bench = try dsan("bench", "--help")
+        #expect(bench.stdout.contains("  io                      Shard read + decode throughput, raw file reads, and\n"), "\(bench.stdout)")
+        let plan = try dsan("plan", "--help")
+        #expect(plan.stdout.contains("USAGE: dsan plan <options>"))
+        for flag in ["--ranks", "--threads-per-rank", "--size", "--cases", "--epochs", "--batch", "--folds", "--latency-us",
+                     "--bandwidth-gbps", "--network", "--profile", "--save-profile", "--json"] {
+            #expect(plan.stdout.contains("  \(flag) "), "\(flag)")
+        }
+    }
+
     @Test(arguments: [
         (["plan"], "--ranks is required"),
         (["plan", "--ranks", "0"], "--ranks must be at least 1, got 0"),
