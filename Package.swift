@@ -69,18 +69,18 @@ let package = Package(
         .target(name: "NumericalTesting", dependencies: ["Tensor"], path: "Tests/NumericalTesting"),
 
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
-        .testTarget(name: "HDF5Tests", dependencies: ["HDF5"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "NumericalTesting"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
-        .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training"]),
+        .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI", "NumericalTesting"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Training", "Data", "NIfTI"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Training", "Data", "NIfTI", "NumericalTesting"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import NumericalTesting
 
 /// Directory holding the built `dsan` executable: the test bundle sits beside it in
 /// `.build/<config>/`. `DSAN_BIN_DIR` overrides it.
@@ -58,12 +59,8 @@ func dsan(_ arguments: String..., environment: [String: String] = [:]) throws ->
     try run(dsanPath, arguments, environment: environment)
 }
 
-/// A fresh temporary directory.
-func scratchDirectory(_ tag: String) throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("dsan-\(tag)-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+/// A fresh temporary directory (removed with the test process's scratch folder).
+func scratchDirectory(_ tag: String) throws -> String { try Scratch.directory(tag) }
 
 /// Absolute path of `mpirun`, if installed.
 let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {

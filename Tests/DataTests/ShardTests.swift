@@ -2,12 +2,9 @@ import Foundation
 import Testing
 @testable import Data
 import HDF5
+import NumericalTesting
 
-func temporaryDirectory(_ tag: String = "data") throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("dsan-\(tag)-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+func temporaryDirectory(_ tag: String = "data") throws -> String { try Scratch.directory(tag) }
 
 /// Writes a shard dataset by dataset through the HDF5 API the way h5py's defaults do (chunked,
 /// gzip only, variable-length UTF-8 strings), letting a test break one thing at a time.

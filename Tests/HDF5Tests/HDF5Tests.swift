@@ -2,13 +2,10 @@ import Foundation
 import Testing
 @testable import HDF5
 import CHDF5
+import NumericalTesting
 
 /// A fresh temporary directory per test.
-func temporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("dsan-hdf5-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+func temporaryDirectory() throws -> URL { URL(fileURLWithPath: try Scratch.directory("hdf5")) }
 
 @Suite struct HDF5RoundTripTests {
     @Test func everySupportedTypeRoundTripsChunkedAndCompressed() throws {

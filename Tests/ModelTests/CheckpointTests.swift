@@ -3,11 +3,10 @@ import HDF5
 import Testing
 @testable import Model
 import NN
+import NumericalTesting
 
 func temporaryPath(_ name: String) throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsan-ckpt-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir.appendingPathComponent(name).path
+    (try Scratch.directory("ckpt") as NSString).appendingPathComponent(name)
 }
 
 @Suite struct CheckpointTests {

@@ -1,9 +1,10 @@
 import Foundation
+import NumericalTesting
 import Report
 import Testing
 
 func temporaryPath(_ name: String) -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("dsan-report-\(UUID().uuidString)-\(name)").path
+    (try! Scratch.directory("report") as NSString).appendingPathComponent(name)
 }
 
 @Suite struct PNGTests {
