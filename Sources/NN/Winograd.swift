@@ -97,16 +97,25 @@ public enum WinogradConv {
     /// (Docs/performance.md, "Winograd").
     public static let minimumWeightGradientTiles = 64
 
+    /// Each pass writes and reads the transformed weights, 64·Cin·Cout floats, once; Winograd pays
+    /// when that is at most 1 MiB per tile, i.e. at least Cin·Cout / 4096 tiles. At a 64×128×128
+    /// input (batch 1) this keeps layer4's 512→512 convs (32 tiles, 64 MiB of U) direct: there
+    /// Winograd measured 0.65–1.28× (median 1.19×) forward and 0.89–1.22× (0.94×) dX.
+    public static let weightFloatsPerTile = 4096
+
+    /// The tiles N·⌈D/2⌉·⌈H/2⌉·⌈W/2⌉ of an input.
+    static func tiles(_ s: Shape5) -> Int { s.n * ((s.d + 1) / 2) * ((s.h + 1) / 2) * ((s.w + 1) / 2) }
+
     /// True when `conv3dForward` / `conv3dBackward` take the Winograd path for `g` on `input`
     /// (for the weight gradient, see also `usesWinogradWeightGradient`).
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
         ConvAlgorithm.selected == .winograd && applies(to: g)
+            && tiles(input) * weightFloatsPerTile >= g.inChannels * g.outChannels
     }
 
     /// True when `conv3dBackward` computes dWeight by Winograd for `g` on `input`.
     public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
-        isUsed(for: g, input: input)
-            && input.n * ((input.d + 1) / 2) * ((input.h + 1) / 2) * ((input.w + 1) / 2) >= minimumWeightGradientTiles
+        isUsed(for: g, input: input) && tiles(input) >= minimumWeightGradientTiles
     }
 }
 
