@@ -58,6 +58,15 @@ public struct StepRecord: Codable, Equatable {
     /// of the optimizer step (seconds), and the part of it spent waiting for the prefetch thread.
     public var seconds: Double = 0
     public var dataWaitSeconds: Double = 0
+    /// Rank 0's split of the step: forward with the losses (their global sums included),
+    /// backward, the gradient all-reduce (time spent reducing buckets, and the part the step
+    /// waited for after backward — equal without overlap), and Adam. With micro-batches forward
+    /// and backward interleave and `backwardSeconds` holds both.
+    public var forwardSeconds: Double = 0
+    public var backwardSeconds: Double = 0
+    public var allreduceSeconds: Double = 0
+    public var exposedAllreduceSeconds: Double = 0
+    public var optimizerSeconds: Double = 0
 }
 
 /// One epoch's record, written by rank 0 to `metrics.jsonl`.
@@ -336,6 +345,7 @@ public final class Trainer {
 
     /// Forward, losses over the global batch, backward, gradient all-reduce, Adam.
     func trainStep(input: Tensor, masks: Tensor, labels: [Float], epoch: Int, step: Int) throws -> StepRecord {
+        var clock = StepClock()
         model.training = true
         model.zeroGradients()
         let logits = model.forward(input)
@@ -349,19 +359,29 @@ public final class Trainer {
         let losses = try objective.evaluate(model: model, labels: labels, masks: masks) { [collectives] in
             try collectives.sum($0)
         }
+        clock.lap(\.forwardSeconds)
         if let overlapped {
             overlapped.begin()
             objective.backward(model: model)
+            clock.lap(\.backwardSeconds)
             try overlapped.finish()
+            clock.lap(\.exposedAllreduceSeconds)
+            clock.times.allreduceSeconds = overlapped.reduceSeconds
         } else {
             objective.backward(model: model)
+            clock.lap(\.backwardSeconds)
             try buckets.allReduce(collectives.ring)
+            clock.lap(\.exposedAllreduceSeconds)
+            clock.times.allreduceSeconds = clock.times.exposedAllreduceSeconds
         }
         if state.globalStep == 0, let path = request.dumpGradients, rank == 0 { try dumpGradients(to: path) }
         optimizer.step()
-        return StepRecord(epoch: epoch, step: step, globalStep: state.globalStep, loss: losses.total,
-                          classification: losses.classification, attention: losses.attention,
-                          lr: optimizer.learningRate, cases: losses.globalBatch, covid: losses.covidCases, shares: [])
+        clock.lap(\.optimizerSeconds)
+        var record = StepRecord(epoch: epoch, step: step, globalStep: state.globalStep, loss: losses.total,
+                                classification: losses.classification, attention: losses.attention,
+                                lr: optimizer.learningRate, cases: losses.globalBatch, covid: losses.covidCases, shares: [])
+        clock.copy(into: &record)
+        return record
     }
 
     /// Micro-batches per step, the same on every rank (so collectives line up): the largest share
@@ -379,6 +399,7 @@ public final class Trainer {
     /// micro-batch. Ranks with fewer cases run empty micro-batches to join every collective.
     func microBatchedStep(input: Tensor, masks: Tensor, labels: [Float], epoch: Int, step: Int,
                           globalBatch: Int) throws -> StepRecord {
+        var clock = StepClock()
         model.training = true
         model.zeroGradients()
         let m = config.microBatch, n = labels.count
@@ -420,15 +441,21 @@ public final class Trainer {
                 objective.backward(model: model)
             }
         }
+        clock.lap(\.backwardSeconds)   // forward and backward interleave: both count as backward
         if overlapped == nil { try buckets.allReduce(collectives.ring) }
+        clock.lap(\.exposedAllreduceSeconds)
+        clock.times.allreduceSeconds = overlapped?.reduceSeconds ?? clock.times.exposedAllreduceSeconds
         if state.globalStep == 0, let path = request.dumpGradients, rank == 0 { try dumpGradients(to: path) }
         optimizer.step()
+        clock.lap(\.optimizerSeconds)
         let totals = try sum(reported)
         let lc = totals[0] / totals[1]
         let lex = useAttention && totals[4] > 0 && totals[3] > 0 ? totals[2] / totals[3] : 0
-        return StepRecord(epoch: epoch, step: step, globalStep: state.globalStep, loss: lc + objective.lambda * lex,
-                          classification: lc, attention: lex, lr: optimizer.learningRate, cases: Int(totals[1]),
-                          covid: Int(totals[4]), shares: [])
+        var record = StepRecord(epoch: epoch, step: step, globalStep: state.globalStep, loss: lc + objective.lambda * lex,
+                                classification: lc, attention: lex, lr: optimizer.learningRate, cases: Int(totals[1]),
+                                covid: Int(totals[4]), shares: [])
+        clock.copy(into: &record)
+        return record
     }
 
     /// Rank 0 evaluates the validation cases in eval mode (running statistics, no collectives);
@@ -527,6 +554,31 @@ public final class Trainer {
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
+/// Splits a step's wall time into the phases `StepRecord` reports.
+struct StepClock {
+    struct Times {
+        var forwardSeconds = 0.0, backwardSeconds = 0.0, allreduceSeconds = 0.0
+        var exposedAllreduceSeconds = 0.0, optimizerSeconds = 0.0
+    }
+    var times = Times()
+    private var last = Date()
+
+    /// Adds the time since the previous lap to `phase`.
+    mutating func lap(_ phase: WritableKeyPath<Times, Double>) {
+        let now = Date()
+        times[keyPath: phase] += now.timeIntervalSince(last)
+        last = now
+    }
+
+    func copy(into record: inout StepRecord) {
+        record.forwardSeconds = times.forwardSeconds
+        record.backwardSeconds = times.backwardSeconds
+        record.allreduceSeconds = times.allreduceSeconds
+        record.exposedAllreduceSeconds = times.exposedAllreduceSeconds
+        record.optimizerSeconds = times.optimizerSeconds
+    }
+}
+
 func csvField(_ s: String) -> String {
     if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
