@@ -3,7 +3,7 @@
 # cohort and a separate test set, runs a 2-fold cross-validation of the uniform (US) and
 # size-balanced (SS) models with their dual-sampling ensemble (DS) under `mpirun -np 2`,
 # evaluates every fold's models on the test set, writes the HTML report, and prints the
-# headline metrics. About 10–15 minutes on 2 cores, most of it the first build.
+# headline metrics. About 10 minutes on an idle 2-core machine from a fresh clone (see README).
 #
 #   launch/demo.sh [OUT]        (default OUT: demo)
 set -euo pipefail
@@ -25,8 +25,9 @@ over=()
 
 echo "== synthesising the cohort and a separate test set in $out/data"
 rm -rf "$out"
-"$dsan" synth --out "$out/data/all" --cases 200 --size 32x64x64 --seed 11 --shard-size 50
-"$dsan" synth --out "$out/data/test" --cases 60 --size 32x64x64 --seed 12 --prefix test --shard-size 30
+cases=600 test_cases=200
+"$dsan" synth --out "$out/data/all" --cases $cases --size 32x64x64 --seed 11 --shard-size 50
+"$dsan" synth --out "$out/data/test" --cases $test_cases --size 32x64x64 --seed 12 --prefix test --shard-size 50
 "$dsan" inspect "$out/data/all" --no-histogram | tail -n 1
 
 echo "== 2-fold cross-validation: US, SS and their ensemble, on $ranks MPI ranks"
@@ -37,8 +38,9 @@ echo "== report"
 report="$out/cv/report.html"
 "$dsan" report "$out/cv" --out "$report"
 
-echo "== headline: test set (60 cases), mean ± sd of the 2 fold models"
+echo "== headline: test set ($test_cases cases), mean ± sd of the 2 fold models"
 grep -E "^\| (AUC|Accuracy|Sensitivity|Specificity|F1-score) \| Attention RN34 \+ DS" "$out/cv/tables/table2.md" \
     | awk -F'|' '{gsub(/^ +| +$/, "", $2); gsub(/^ +| +$/, "", $5); printf "  ensemble %-12s %s\n", $2, $5}'
 echo "tables:  $out/cv/tables/table2.md, table3.md"
 echo "report:  $report"
+echo "demo took $((SECONDS / 60)) min $((SECONDS % 60)) s"
