@@ -67,6 +67,14 @@ public struct StepRecord: Codable, Equatable {
     public var allreduceSeconds: Double = 0
     public var exposedAllreduceSeconds: Double = 0
     public var optimizerSeconds: Double = 0
+    /// Time in the synchronised batch norms' global sums (forward and backward), waiting for the
+    /// slowest rank included; part of `forwardSeconds` and `backwardSeconds`.
+    public var batchNormSyncSeconds: Double = 0
+}
+
+/// Seconds accumulated by a closure that outlives a step (the batch norms' all-reduce hook).
+final class Accumulator: @unchecked Sendable {
+    var seconds = 0.0
 }
 
 /// One epoch's record, written by rank 0 to `metrics.jsonl`.
@@ -106,6 +114,8 @@ public final class Trainer {
     let overlapped: OverlappedReduction?
     let schedule: StepLRSchedule
     var state = TrainingState()
+    /// Time this step spent in the synchronised batch norms' global sums.
+    let batchNormSync = Accumulator()
     /// Test hook, `DSAN_FAULT=KIND:RANK:STEP`: at global step STEP, rank RANK makes its loss NaN
     /// (`nan-loss`), exits at once without a word (`exit`), or stops answering (`hang`).
     let fault: (kind: String, rank: Int, step: Int)?
@@ -216,7 +226,9 @@ public final class Trainer {
             log.info("size-balanced groups [COVID small, COVID large, CAP small, CAP large]: cases \(sb.groups.map(\.count)), weights \(w), probabilities \(p)")
         }
         if collectives.size > 1 {
-            model.setBatchNormAllReduce { [collectives, log] buffer in
+            model.setBatchNormAllReduce { [collectives, log, batchNormSync] buffer in
+                let start = Date()
+                defer { batchNormSync.seconds += Date().timeIntervalSince(start) }
                 do { try collectives.sum(buffer) } catch {
                     log.error("synchronised batch norm failed: \(error)")
                     MPI.abort(code: 3)
@@ -241,6 +253,7 @@ public final class Trainer {
             for (k, share) in shares.enumerated() {
                 let step = state.step
                 let stepStart = Date()
+                batchNormSync.seconds = 0
                 let cases = try share.map { _ in try prefetcher.next() }
                 let dataWait = Date().timeIntervalSince(stepStart)
                 inputs = assemble(cases, reuse: inputs)
@@ -251,6 +264,7 @@ public final class Trainer {
                     : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
                 record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
                 record.seconds = Date().timeIntervalSince(stepStart)
+                record.batchNormSyncSeconds = batchNormSync.seconds
                 record.dataWaitSeconds = dataWait
                 lossSum += record.loss
                 lossSteps += 1
