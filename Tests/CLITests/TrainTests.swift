@@ -43,6 +43,20 @@ func largestDifference(_ a: String, _ b: String) throws -> (difference: Float, m
     return (worst, size)
 }
 
+/// The largest |a − b| of one tensor over that tensor's largest |a|, and which tensor.
+func largestRelativeDifference(_ a: String, _ b: String) throws -> (difference: Float, name: String) {
+    let fa = try File(opening: a), fb = try File(opening: b)
+    var worst: Float = 0, worstName = ""
+    for name in try fa.childNames() where name != "optimizer" {
+        let x = try fa.dataset(name).read(as: Float.self), y = try fb.dataset(name).read(as: Float.self)
+        let scale = x.reduce(Float(0)) { max($0, abs($1)) }
+        // An all-zero tensor must stay zero: its difference counts in absolute terms.
+        let d = zip(x, y).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) } / (scale > 0 ? scale : 1)
+        if d > worst { worst = d; worstName = name }
+    }
+    return (worst, worstName)
+}
+
 /// A tiny synthetic cohort shared by the training tests (written once).
 let trainingData: String = {
     let dir = try! scratchDirectory("train-data")
@@ -56,16 +70,26 @@ let ciArguments = ["--width", "4", "--epochs", "2", "--lr", "2e-4", "--timeout",
 struct DistributedTrainingTests {
     /// R ranks compute the same steps as one rank on the same global batch (DESIGN.md §4),
     /// including global batches that do not divide by R and ranks with no case in a step.
-    @Test(arguments: [(5, [2, 3]), (2, [3])])
-    func ranksComputeTheSameStepsAsOneRank(batch: Int, rankCounts: [Int]) throws {
+    ///
+    /// With the direct convolution the first step's gradients agree to 1e-5 of the largest
+    /// entry: only the order of float sums differs between rank counts (measured ≤ 7e-7 of each
+    /// tensor's largest entry). The Winograd path (the default) sums its weight gradient over
+    /// blocks of tiles that span the samples a rank holds, in the transformed domain, where
+    /// values are several times larger than the result: the same reordering then moves a
+    /// gradient entry by up to ~5e-5 of its tensor's largest (measured 5.3e-5 at batch 2 on 3
+    /// ranks; Winograd against direct on one rank differs by up to 7.6e-5), so the bound is 2e-4
+    /// per tensor (Docs/performance.md, "Winograd").
+    @Test(arguments: [(5, [2, 3], "winograd"), (2, [3], "winograd"), (2, [3], "direct")])
+    func ranksComputeTheSameStepsAsOneRank(batch: Int, rankCounts: [Int], conv: String) throws {
         let base = try scratchDirectory("eq")
+        let environment = ["DSAN_CONV": conv]
         // Five steps: float summation order differs between rank counts (ring all-reduce,
         // batch-norm sums), and Adam turns sign differences of noise-level gradient entries into
         // full-size steps (|Δθ| ≤ ~lr per step), so the runs drift apart slowly; over five steps
         // at lr 2e-4 the losses agree to 1e-4.
         let stepCount = 5
         let args = ciArguments + ["--data", trainingData, "--batch", "\(batch)", "--steps", "\(stepCount)"]
-        let one = try train(ranks: 1, args + ["--out", base + "/r1", "--dump-gradients", base + "/g1.h5"])
+        let one = try train(ranks: 1, args + ["--out", base + "/r1", "--dump-gradients", base + "/g1.h5"], environment: environment)
         #expect(one.status == 0, "\(one.stderr)")
         let reference = try steps(base + "/r1")
         #expect(reference.count == stepCount)
@@ -73,7 +97,7 @@ struct DistributedTrainingTests {
             let out = base + "/r\(ranks)"
             // Small buckets (~40 of them): the communication thread reduces them during backward.
             let result = try train(ranks: ranks, args + ["--out", out, "--dump-gradients", base + "/g\(ranks).h5",
-                                                         "--bucket-mb", "0.005"])
+                                                         "--bucket-mb", "0.005"], environment: environment)
             #expect(result.stderr.contains("are reduced on a communication thread during backward"), "\(result.stderr)")
             #expect(result.status == 0, "\(ranks) ranks: \(result.stderr)")
             let records = try steps(out)
@@ -89,10 +113,15 @@ struct DistributedTrainingTests {
             }
             let params = try largestDifference(base + "/r1/last.h5", out + "/last.h5")
             let grads = try largestDifference(base + "/g1.h5", base + "/g\(ranks).h5")
-            print("\(ranks) ranks, batch \(batch): largest parameter difference \(params.difference) (of \(params.magnitude)), first-step gradient difference \(grads.difference) (of \(grads.magnitude))")
+            let relative = try largestRelativeDifference(base + "/g1.h5", base + "/g\(ranks).h5")
+            print("\(conv): \(ranks) ranks, batch \(batch): largest parameter difference \(params.difference) (of \(params.magnitude)), first-step gradient difference \(grads.difference) (of \(grads.magnitude)), per tensor \(relative.difference) of \(relative.name)'s largest entry")
             // Adam's bound: each parameter moves at most ~lr per step in either run.
             #expect(params.difference <= 2 * 2e-4 * Float(stepCount))
-            #expect(grads.difference <= 1e-5 * max(1, grads.magnitude))
+            if conv == "direct" {
+                #expect(grads.difference <= 1e-5 * max(1, grads.magnitude))
+            } else {
+                #expect(relative.difference <= 2e-4, "\(relative.name)")
+            }
         }
     }
 
