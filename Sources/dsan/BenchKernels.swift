@@ -93,7 +93,7 @@ struct BenchKernels: ParsableCommand {
         }
         let flops = convs.reduce(0) { $0 + $1.geometry.flops(input: $1.input) * Double($1.count) }
         return KernelReport(
-            machine: machineDescription(), openblas: BLAS.configuration, coreName: BLAS.coreName,
+            machine: Machine.description, openblas: BLAS.configuration, coreName: BLAS.coreName,
             loadAverage: [loadBefore, loadAverage()],
             inputSize: volume, repetitions: repetitions, warmup: warmup,
             workspaceMiB: workspaceMiB, networkConvs: convs.reduce(0) { $0 + $1.count },
@@ -193,15 +193,6 @@ struct BenchKernels: ParsableCommand {
         return value
     }
 
-    private func machineDescription() -> String {
-        var model = "unknown CPU"
-        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let colon = line.firstIndex(of: ":") {
-            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return "\(model), \(ProcessInfoCores.online) cores"
-    }
 }
 
 /// One distinct conv of ResNet34 and how many times the network runs it.

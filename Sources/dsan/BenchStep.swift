@@ -88,7 +88,7 @@ struct BenchStep: ParsableCommand {
         let report = Report(size: size.dims, batch: batch, threads: t, width: width, inference: inference,
                             forwardSeconds: f, backwardSeconds: b, optimizerSeconds: o, stepSeconds: step,
                             samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
-                            sgemmGflops: sgemmRate(), peakRSSGiB: peakRSS(),
+                            sgemmGflops: Machine.sgemm2048(), peakRSSGiB: peakRSS(),
                             parameters: model.registry.parameters.reduce(0) { $0 + $1.value.count })
         if json {
             let e = JSONEncoder()
@@ -113,22 +113,6 @@ struct BenchStep: ParsableCommand {
         """)
     }
 
-    /// sgemm GFLOP/s at 2048³ with the current thread count (median of 3).
-    func sgemmRate() -> Double {
-        let n = 2048
-        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
-        var c = [Float](repeating: 0, count: n * n)
-        var times: [Double] = []
-        for _ in 0..<4 {
-            let t0 = Date()
-            c.withUnsafeMutableBufferPointer { cp in
-                BLAS.sgemm(.none, .none, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: cp.baseAddress!, ldc: n)
-            }
-            times.append(Date().timeIntervalSince(t0))
-        }
-        let s = times.dropFirst().sorted()[1]
-        return 2 * Double(n * n * n) / s / 1e9
-    }
 
     /// Peak resident set size of this process (VmHWM in /proc/self/status), GiB.
     func peakRSS() -> Double {

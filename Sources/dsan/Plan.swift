@@ -176,19 +176,7 @@ struct Plan: ParsableCommand {
     static func measure(threads: Int, efficiency: Double) -> MachineProfile {
         BLAS.threads = threads
         Parallel.threads = threads
-        // sgemm 2048³: median of 3 after one warm-up.
-        let n = 2048
-        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
-        var c = [Float](repeating: 0, count: n * n)
-        var times: [Double] = []
-        for _ in 0..<4 {
-            let t0 = Date()
-            c.withUnsafeMutableBufferPointer { cp in
-                BLAS.sgemm(.none, .none, m: n, n: n, k: n, a: a, lda: n, b: b, ldb: n, c: cp.baseAddress!, ldc: n)
-            }
-            times.append(Date().timeIntervalSince(t0))
-        }
-        let gemm = 2 * Double(n * n * n) / times.dropFirst().sorted()[1] / 1e9
+        let gemm = Machine.sgemm2048()
         // Adam over 8 M parameters (128 MB of state, well past the caches): median of 3.
         let count = 8 << 20
         let p = Tensor(zeros: [count]), g = Tensor(shape: [count], repeating: 1e-3)
@@ -200,18 +188,8 @@ struct Plan: ParsableCommand {
             adamTimes.append(Date().timeIntervalSince(t0))
         }
         let adamPerMillion = adamTimes.dropFirst().sorted()[1] / (Double(count) / 1e6)
-        return MachineProfile(machine: machineName(), date: ISO8601DateFormatter().string(from: Date()), threads: threads,
+        return MachineProfile(machine: Machine.description, date: ISO8601DateFormatter().string(from: Date()), threads: threads,
                               sgemmGFLOPS: gemm, efficiency: efficiency, adamSecondsPerMillionParameters: adamPerMillion)
-    }
-
-    static func machineName() -> String {
-        var model = "unknown CPU"
-        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let colon = line.firstIndex(of: ":") {
-            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return "\(model), \(ProcessInfoCores.online) cores"
     }
 
     static func loadProfile(_ path: String) throws -> MachineProfile {
