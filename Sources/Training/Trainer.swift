@@ -40,53 +40,6 @@ public struct TrainingState: Codable, Equatable {
     public var ranks = 1
 }
 
-/// One optimizer step's record, written by rank 0 to `steps.jsonl`.
-public struct StepRecord: Codable, Equatable {
-    public var epoch: Int
-    public var step: Int
-    public var globalStep: Int
-    public var loss: Double
-    public var classification: Double
-    public var attention: Double
-    public var lr: Double
-    public var cases: Int
-    public var covid: Int
-    /// Cohort indices each rank trained on in this step, in rank order (their concatenation is
-    /// the global batch: every rank reports what it really used).
-    public var shares: [[Int]]
-    /// Rank 0's wall time of the step, from taking its cases off the prefetch queue to the end
-    /// of the optimizer step (seconds), and the part of it spent waiting for the prefetch thread.
-    public var seconds: Double = 0
-    public var dataWaitSeconds: Double = 0
-    /// Rank 0's split of the step: forward with the losses (their global sums included),
-    /// backward, the gradient all-reduce (time spent reducing buckets, and the part the step
-    /// waited for after backward — equal without overlap), and Adam. With micro-batches forward
-    /// and backward interleave and `backwardSeconds` holds both.
-    public var forwardSeconds: Double = 0
-    public var backwardSeconds: Double = 0
-    public var allreduceSeconds: Double = 0
-    public var exposedAllreduceSeconds: Double = 0
-    public var optimizerSeconds: Double = 0
-    /// Time in the synchronised batch norms' global sums (forward and backward), waiting for the
-    /// slowest rank included; part of `forwardSeconds` and `backwardSeconds`.
-    public var batchNormSyncSeconds: Double = 0
-}
-
-/// Seconds accumulated by a closure that outlives a step (the batch norms' all-reduce hook).
-final class Accumulator: @unchecked Sendable {
-    var seconds = 0.0
-}
-
-/// One epoch's record, written by rank 0 to `metrics.jsonl`.
-public struct EpochRecord: Codable {
-    public var epoch: Int
-    public var meanLoss: Double
-    public var lr: Double
-    public var seconds: Double
-    public var samplesPerSecond: Double
-    public var validation: Metrics?
-}
-
 /// The data-parallel trainer (DESIGN.md §3, §4, §6).
 ///
 /// Every rank holds a replica; rank 0's initial parameters and buffers are broadcast and every
@@ -568,31 +521,6 @@ public final class Trainer {
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
-/// Splits a step's wall time into the phases `StepRecord` reports.
-struct StepClock {
-    struct Times {
-        var forwardSeconds = 0.0, backwardSeconds = 0.0, allreduceSeconds = 0.0
-        var exposedAllreduceSeconds = 0.0, optimizerSeconds = 0.0
-    }
-    var times = Times()
-    private var last = Date()
-
-    /// Adds the time since the previous lap to `phase`.
-    mutating func lap(_ phase: WritableKeyPath<Times, Double>) {
-        let now = Date()
-        times[keyPath: phase] += now.timeIntervalSince(last)
-        last = now
-    }
-
-    func copy(into record: inout StepRecord) {
-        record.forwardSeconds = times.forwardSeconds
-        record.backwardSeconds = times.backwardSeconds
-        record.allreduceSeconds = times.allreduceSeconds
-        record.exposedAllreduceSeconds = times.exposedAllreduceSeconds
-        record.optimizerSeconds = times.optimizerSeconds
-    }
-}
-
 func csvField(_ s: String) -> String {
     if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""

@@ -17,13 +17,6 @@ import Testing
 private let forwardTolerance: Float = 1e-4
 private let gradientTolerance = 5e-3
 
-private func randomTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
-    var rng = SplitMix64(seed: seed)
-    let t = Tensor(zeros: shape)
-    t.fillUniform(lo, hi, rng: &rng)
-    return t
-}
-
 /// The textbook definition: six loops over output and window, on plain arrays (also the reference
 /// of WinogradTests).
 func naiveConvForward(_ x: [Float], _ s: Shape5, _ w: [Float], _ g: Conv3dGeometry) -> [Float] {
@@ -118,8 +111,8 @@ private struct ConvFixture {
 
     init(_ c: ConvCase, seed: UInt64) {
         self.c = c
-        x = randomTensor(c.input, seed: seed)
-        w = randomTensor(c.geometry.weightShape, seed: seed + 1, -0.5, 0.5)
+        x = uniformTensor(c.input, seed: seed)
+        w = uniformTensor(c.geometry.weightShape, seed: seed + 1, -0.5, 0.5)
         y = Tensor(zeros: c.geometry.outputShape(for: Shape5(c.input)).dims)
         g = projectionWeights(like: y, seed: seed + 2)
         workspace = ConvWorkspace(bytes: 1 << 20)
@@ -187,8 +180,8 @@ private struct ConvFixture {
     /// Tiling changes only which GEMM calls are made and the order of the channel blocks' partial sums.
     @Test func tileWidthDoesNotChangeResults() {
         let geometry = Conv3dGeometry(inChannels: 3, outChannels: 5, kernel: 3, stride: 2, padding: 1)
-        let x = randomTensor([1, 3, 9, 11, 13], seed: 51)
-        let w = randomTensor(geometry.weightShape, seed: 52)
+        let x = uniformTensor([1, 3, 9, 11, 13], seed: 51)
+        let w = uniformTensor(geometry.weightShape, seed: 52)
         let shape = geometry.outputShape(for: x.shape5).dims
         let ws = ConvWorkspace(bytes: 1 << 20)
         let whole = Tensor(zeros: shape), tiled = Tensor(zeros: shape)
@@ -202,9 +195,9 @@ private struct ConvFixture {
     /// dsan's own loops (vol2col, col2vol) give the same bits on 1 and 2 threads.
     @Test func threadCountDoesNotChangeBits() {
         let geometry = Conv3dGeometry(inChannels: 4, outChannels: 3, kernel: 3, stride: 2, padding: 1)
-        let x = randomTensor([1, 4, 9, 10, 11], seed: 61)
-        let w = randomTensor(geometry.weightShape, seed: 62)
-        let dy = randomTensor(geometry.outputShape(for: x.shape5).dims, seed: 63)
+        let x = uniformTensor([1, 4, 9, 10, 11], seed: 61)
+        let w = uniformTensor(geometry.weightShape, seed: 62)
+        let dy = uniformTensor(geometry.outputShape(for: x.shape5).dims, seed: 63)
         let ws = ConvWorkspace(bytes: 1 << 20)
         ws.maxTileColumns = 13
         ws.maxTileChannels = 3

@@ -7,13 +7,6 @@ import Testing
 // finite differences relative error ≤ 5e-3 with floor 1e-2, eps = 1e-2 (the layer is linear, so
 // only the float rounding of the forward enters).
 
-private func randomTensor(_ shape: [Int], seed: UInt64) -> Tensor {
-    var rng = SplitMix64(seed: seed)
-    let t = Tensor(zeros: shape)
-    t.fillUniform(-1, 1, rng: &rng)
-    return t
-}
-
 private func expectClose(_ fast: Tensor, _ reference: [Float], _ what: String) {
     let scale = reference.map(abs).max() ?? 0
     var worst: Float = 0
@@ -26,7 +19,7 @@ private func expectClose(_ fast: Tensor, _ reference: [Float], _ what: String) {
     @Test(arguments: [(3, 512, 1), (4, 37, 5)])
     func linearMatchesNaiveAndFiniteDifferences(_ dims: (Int, Int, Int)) {
         let (n, inF, outF) = dims
-        let x = randomTensor([n, inF], seed: 1), w = randomTensor([outF, inF], seed: 2)
+        let x = uniformTensor([n, inF], seed: 1), w = uniformTensor([outF, inF], seed: 2)
         let y = Tensor(zeros: [n, outF])
         linearForward(y: y, x: x, weight: w)
         var yRef = [Float](repeating: 0, count: n * outF)

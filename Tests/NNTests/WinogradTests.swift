@@ -23,13 +23,6 @@ import Testing
 private let relativeTolerance: Float = 2e-5
 private let gradientTolerance = 5e-3
 
-private func uniformTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
-    var rng = SplitMix64(seed: seed)
-    let t = Tensor(zeros: shape)
-    t.fillUniform(lo, hi, rng: &rng)
-    return t
-}
-
 /// max |fast − reference| / max |reference|.
 private func relativeError(_ fast: Tensor, _ reference: [Float]) -> Float {
     let scale = max(reference.map(abs).max() ?? 0, .leastNormalMagnitude)

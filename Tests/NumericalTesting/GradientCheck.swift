@@ -54,10 +54,15 @@ public func checkGradient(
 /// A fixed random weighting `g` of an output, so that the scalar loss Σ g·y exercises every output
 /// element with a distinct coefficient (a plain sum would hide transposition errors).
 public func projectionWeights(like t: Tensor, seed: UInt64) -> Tensor {
+    uniformTensor(t.shape, seed: seed)
+}
+
+/// A tensor of `shape` with entries uniform in [lo, hi), drawn from SplitMix64(`seed`).
+public func uniformTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
     var rng = SplitMix64(seed: seed)
-    let g = Tensor(zeros: t.shape)
-    g.fillUniform(-1, 1, rng: &rng)
-    return g
+    let t = Tensor(zeros: shape)
+    t.fillUniform(lo, hi, rng: &rng)
+    return t
 }
 
 /// Σ g·y in double precision.
