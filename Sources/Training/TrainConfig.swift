@@ -45,12 +45,26 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var overlap = true
     /// Seconds a collective may wait before the job is declared hung.
     public var timeoutSeconds = 1800.0
-    /// Cases this rank keeps decoded ahead of the model.
-    public var prefetch = 2
+    /// Cases this rank keeps decoded ahead of the model; 0 (`auto`, the default) = the rank's share
+    /// of one global batch, so the next step's cases are all decoded while this step computes.
+    public var prefetch = 0
     /// Write a checkpoint (last.h5) every this many steps as well as every epoch (0 = epochs only).
     public var checkpointEvery = 0
 
     public init() {}
+
+    /// Prefetch depth on a rank of `ranks` for volumes of `voxels` voxels: `prefetch`, or for `auto`
+    /// the largest share of one global batch (⌈batch / ranks⌉), so that loading the next step never
+    /// waits inside the step, but at most what `autoPrefetchBytes` holds (a decoded case is about
+    /// 8 bytes per voxel: the float image and its mask) and at least 2.
+    public func prefetchDepth(ranks: Int, voxels: Int) -> Int {
+        if prefetch > 0 { return prefetch }
+        let share = (batch + ranks - 1) / max(ranks, 1)
+        return max(2, min(share, Self.autoPrefetchBytes / max(8 * voxels, 1)))
+    }
+
+    /// Memory `prefetch: auto` may fill with decoded cases on a rank.
+    public static let autoPrefetchBytes = 1 << 30
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case width, attention, sampling, shuffle, epochs, steps, batch, lr, seed, folds, fold, prefetch, overlap
@@ -122,7 +136,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case .fold: fold = try int()
         case .bucketMB: bucketMB = try double()
         case .timeoutSeconds: timeoutSeconds = try double()
-        case .prefetch: prefetch = try int()
+        case .prefetch:
+            if let s = value as? String, s.lowercased() == "auto" { prefetch = 0 } else {
+                guard let v = value as? Int, v >= 1 else { throw fail("`auto` or a number of cases ≥ 1") }
+                prefetch = v
+            }
         case .overlap: overlap = try bool()
         case .microBatch: microBatch = try int()
         case .checkpointEvery: checkpointEvery = try int()
@@ -148,7 +166,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try check(fold >= -1 && fold < folds, .fold, "must be -1 (no fold) or in 0..<\(folds), got \(fold)")
         try check(bucketMB > 0, .bucketMB, "must be positive, got \(bucketMB)")
         try check(timeoutSeconds > 0, .timeoutSeconds, "must be positive, got \(timeoutSeconds)")
-        try check(prefetch >= 1, .prefetch, "must be at least 1, got \(prefetch)")
+        try check(prefetch >= 0, .prefetch, "must be `auto` (0) or at least 1, got \(prefetch)")
         try check(checkpointEvery >= 0, .checkpointEvery, "must be ≥ 0, got \(checkpointEvery)")
         try check(microBatch >= 0, .microBatch, "must be ≥ 0 (0 = whole share), got \(microBatch)")
     }
@@ -160,7 +178,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             (.sampling, sampling), (.shuffle, "\(shuffle)"), (.epochs, "\(epochs)"), (.steps, "\(steps)"),
             (.batch, "\(batch)"), (.lr, "\(lr)"), (.weightDecay, "\(weightDecay)"), (.lrStep, "\(lrStep)"),
             (.lrGamma, "\(lrGamma)"), (.seed, "\(seed)"), (.folds, "\(folds)"), (.fold, "\(fold)"),
-            (.bucketMB, "\(bucketMB)"), (.overlap, "\(overlap)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, "\(prefetch)"),
+            (.bucketMB, "\(bucketMB)"), (.overlap, "\(overlap)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, prefetch == 0 ? "auto" : "\(prefetch)"),
             (.checkpointEvery, "\(checkpointEvery)"), (.microBatch, "\(microBatch)"),
         ]
         precondition(pairs.count == CodingKeys.allCases.count, "TrainConfig.yaml: a key is missing")

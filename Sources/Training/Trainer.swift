@@ -165,12 +165,14 @@ public final class Trainer {
         try prepareModel()
         if rank == 0 { try writeRunFiles() }
         let steps = sampler.stepsPerEpoch
+        let prefetchDepth = config.prefetchDepth(ranks: collectives.size, voxels: cohort.size.reduce(1, *))
         if collectives.size > 1 {
             log.info(overlapped != nil ? "gradient buckets (\(buckets.buckets.count) of ~\(config.bucketMB) MB) are reduced on a communication thread during backward"
                      : "gradient buckets (\(buckets.buckets.count)) are reduced after backward (overlap off or MPI_THREAD_MULTIPLE unavailable)")
         }
         log.info("training \(trainIndices.count) cases (\(cohort.size.map(String.init).joined(separator: "×"))) on \(collectives.size) rank(s), global batch \(config.batch), \(steps) steps per epoch, \(config.epochs) epochs, sampling \(config.sampling), attention \(config.attention ? "on" : "off")"
-                 + (validationIndices.isEmpty ? ", no validation set" : ", validating on \(validationIndices.count) cases"))
+                 + (validationIndices.isEmpty ? ", no validation set" : ", validating on \(validationIndices.count) cases")
+                 + "; \(prefetchDepth) case(s) decoded ahead" + (config.prefetch == 0 ? " (prefetch: auto)" : ""))
         if microBatches > 1 {
             log.info("micro-batches: each rank runs its share in \(microBatches) micro-batches of at most \(config.microBatch) cases with gradient accumulation; batch-norm statistics are those of one micro-batch across ranks, a deviation from exact equivalence with one rank on the whole global batch")
         }
@@ -194,7 +196,7 @@ public final class Trainer {
         while state.epoch < config.epochs {
             let epoch = state.epoch
             optimizer.learningRate = schedule.learningRate(epoch: epoch)
-            let prefetcher = Prefetcher(cohort: cohort, depth: config.prefetch)
+            let prefetcher = Prefetcher(cohort: cohort, depth: prefetchDepth)
             defer { prefetcher.stop() }
             let shares = (state.step..<steps).map { s -> [Int] in
                 let batch = sampler.globalBatch(epoch: epoch, step: s)
@@ -435,7 +437,7 @@ public final class Trainer {
             defer { model.training = true }
             var rows: [String] = ["case_id,patient_id,label,infection_ratio,probability"]
             var labels: [Int] = [], scores: [Double] = []
-            let prefetcher = Prefetcher(cohort: vc, depth: config.prefetch)
+            let prefetcher = Prefetcher(cohort: vc, depth: config.prefetch > 0 ? config.prefetch : 2)
             defer { prefetcher.stop() }
             prefetcher.schedule(validationIndices)
             var tensors = (Tensor(zeros: [0]), Tensor(zeros: [0]))

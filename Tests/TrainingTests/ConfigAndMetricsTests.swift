@@ -28,6 +28,31 @@ import Testing
         c.seed = 42
         let back = try TrainConfig.parse(c.yaml, source: "round trip")
         #expect(back == c, "\(c.yaml)\n→\n\(back.yaml)")
+        #expect(c.yaml.contains("prefetch: auto\n"))
+        c.prefetch = 3
+        #expect(try TrainConfig.parse(c.yaml, source: "round trip") == c)
+    }
+
+    @Test func prefetchIsAutoOrAPositiveCount() throws {
+        #expect(try TrainConfig.parse("prefetch: auto\n", source: "p.yaml").prefetch == 0)
+        #expect(try TrainConfig.parse("prefetch: 5\n", source: "p.yaml").prefetch == 5)
+        #expect(message("prefetch: 0\n") == "c.yaml: key `prefetch`: expected `auto` or a number of cases ≥ 1, got `0`")
+        #expect(message("prefetch: soon\n") == "c.yaml: key `prefetch`: expected `auto` or a number of cases ≥ 1, got `soon`")
+    }
+
+    @Test func autoPrefetchHoldsOneShareWithinItsMemory() {
+        var c = TrainConfig()
+        c.batch = 20
+        // 64×128×128: a share of 20, 10 or 7 fits in 1 GiB.
+        #expect(c.prefetchDepth(ranks: 1, voxels: 64 * 128 * 128) == 20)
+        #expect(c.prefetchDepth(ranks: 2, voxels: 64 * 128 * 128) == 10)
+        #expect(c.prefetchDepth(ranks: 3, voxels: 64 * 128 * 128) == 7)
+        // 138×256×256 (72 MiB a case): 1 GiB holds 14, so one rank keeps 14 of its 20.
+        #expect(c.prefetchDepth(ranks: 1, voxels: 138 * 256 * 256) == 14)
+        // At least 2, even with more ranks than cases; an explicit count is kept as given.
+        #expect(c.prefetchDepth(ranks: 40, voxels: 64) == 2)
+        c.prefetch = 1
+        #expect(c.prefetchDepth(ranks: 1, voxels: 64) == 1)
     }
 }
 
