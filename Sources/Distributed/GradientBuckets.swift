@@ -5,14 +5,14 @@ import Tensor
 /// Gradients grouped into buckets of about `bucketBytes` in the order backward produces them
 /// (last layer first), each summed across ranks by the ring all-reduce (DESIGN.md §4).
 ///
-/// A bucket is packed into one contiguous buffer, reduced, and unpacked. Every rank builds the
-/// same buckets from the same model, and the ring checks the lengths once per bucket layout.
+/// A bucket's gradients are reduced where they live, as one buffer laid end to end (no packing
+/// copy). Every rank builds the same buckets from the same model, and the ring checks the layout
+/// (lengths of the bucket and of its tensors) once per bucket.
 /// Batch-norm running statistics are buffers, never gradients, and are not in here.
 public final class GradientBuckets {
     public let gradients: [Tensor]
     /// Indices into `gradients` per bucket.
     public let buckets: [[Int]]
-    private var buffers: [[Float]]
     private var verified = false
 
     /// `gradients` in the order backward completes them.
@@ -27,7 +27,6 @@ public final class GradientBuckets {
         }
         if !current.isEmpty { buckets.append(current) }
         self.buckets = buckets
-        buffers = buckets.map { b in [Float](repeating: 0, count: b.reduce(0) { $0 + gradients[$1].count }) }
     }
 
     /// Sums every gradient over all ranks, in place.
@@ -41,25 +40,11 @@ public final class GradientBuckets {
     /// gradients (in backward order) are final.
     public func end(of k: Int) -> Int { buckets[k].last! + 1 }
 
-    /// Sums bucket `k`'s gradients over all ranks, in place.
+    /// Sums bucket `k`'s gradients over all ranks, in place: the ring reads and writes the
+    /// gradient tensors themselves, as one buffer laid end to end.
     public func reduce(bucket k: Int, _ ring: RingAllreduce) throws {
-        let members = buckets[k]
-        try buffers[k].withUnsafeMutableBufferPointer { buffer in
-            var offset = 0
-            for i in members {
-                let g = gradients[i]
-                (buffer.baseAddress! + offset).update(from: g.data, count: g.count)
-                offset += g.count
-            }
-            try ring.allreduce(buffer, verifyLength: !verified)
-            if k == buckets.count - 1 { verified = true }
-            offset = 0
-            for i in members {
-                let g = gradients[i]
-                g.data.update(from: buffer.baseAddress! + offset, count: g.count)
-                offset += g.count
-            }
-        }
+        try ring.allreduce(pieces: buckets[k].map { gradients[$0].buffer }, verifyLayout: !verified)
+        if k == buckets.count - 1 { verified = true }
     }
 }
 

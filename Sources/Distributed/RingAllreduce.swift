@@ -20,17 +20,23 @@ public final class RingAllreduce {
         self.timeout = timeout
     }
 
-    /// Checks that every rank passes the same length (baidu-allreduce's check): a mismatch would
-    /// otherwise corrupt memory or hang. Collective.
-    public func verifySameLength(_ n: Int) throws {
-        var v: [Int64] = [Int64(n), -Int64(n)]
+    /// Checks that every rank passes the same layout — total length, number of pieces and their
+    /// lengths (baidu-allreduce's check, extended to pieces): a mismatch would otherwise corrupt
+    /// memory, truncate messages or hang. Collective.
+    public func verifySameLayout(_ layout: PieceLayout) throws {
+        let n = Int64(layout.count), k = Int64(layout.pieces.count), h = layout.signature
+        var v: [Int64] = [n, -n, k, -k, h, -h]
         try v.withUnsafeMutableBufferPointer { b in
             let r = try comm.iallreduce(b, .max)
             try r.wait(timeout: timeout)
         }
-        if v[0] != Int64(n) || -v[1] != Int64(n) {
+        if v[0] != n || -v[1] != n {
             throw MPIError(operation: "ring all-reduce on rank \(comm.rank)", code: -1,
                            message: "ranks pass different lengths (this rank \(n), others between \(-v[1]) and \(v[0])); every rank must reduce the same buffer layout")
+        }
+        if v[2] != k || -v[3] != k || v[4] != h || -v[5] != h {
+            throw MPIError(operation: "ring all-reduce on rank \(comm.rank)", code: -1,
+                           message: "ranks pass the same length \(n) in different pieces (this rank \(k) pieces); every rank must reduce the same buffer layout")
         }
     }
 
@@ -42,70 +48,130 @@ public final class RingAllreduce {
 
     /// Replaces `buffer` on every rank by its elementwise sum over all ranks. Collective.
     public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, verifyLength: Bool = true) throws {
-        let n = buffer.count
-        if verifyLength { try verifySameLength(n) }
+        try allreduce(pieces: [buffer], verifyLayout: verifyLength)
+    }
+
+    /// Replaces every piece on every rank by its elementwise sum over all ranks, as if the pieces
+    /// were one buffer laid end to end, without copying them into one: gradient tensors are
+    /// reduced where they live (PyTorch DDP copies them into a bucket and back; this saves those
+    /// two passes over the gradients). Every rank must pass the same piece lengths. Collective.
+    public func allreduce(pieces: [UnsafeMutableBufferPointer<Float>], verifyLayout: Bool = true) throws {
+        let layout = PieceLayout(pieces)
+        let n = layout.count
+        if verifyLayout { try verifySameLayout(layout) }
         let size = comm.size, rank = comm.rank
         if size == 1 || n == 0 { return }
         let right = (rank + 1) % size, left = (rank + size - 1) % size
         let largest = (n + size - 1) / size + 1
         if scratch.count < largest { scratch = [Float](repeating: 0, count: largest) }
-        let base = buffer.baseAddress!
         try scratch.withUnsafeMutableBufferPointer { tmp in
             // Reduce-scatter: step s sends segment (rank − s) and adds the received (rank − s − 1).
             for s in 0..<(size - 1) {
                 let out = segment((rank - s + size) % size, of: n)
                 let into = segment((rank - s - 1 + size) % size, of: n)
-                let dst = base + into.lowerBound, src = tmp.baseAddress!
-                // In chunks, so each arrived chunk is added while the next ones are in flight.
-                try exchange(send: UnsafeBufferPointer(start: base + out.lowerBound, count: out.count),
-                             receive: UnsafeMutableBufferPointer(start: src, count: into.count),
-                             right: right, left: left, tag: 100 + s, phase: "reduce-scatter") { r in
-                    for i in r { dst[i] += src[i] }
+                let incoming = layout.messages(into, chunk: Self.chunk)
+                // Each message lands in the scratch and is added to its piece while later ones
+                // are in flight.
+                try exchange(send: layout.messages(out, chunk: Self.chunk).map { ($0.pointer, $0.count) },
+                             receive: incoming.map { (tmp.baseAddress! + ($0.offset - into.lowerBound), $0.count) },
+                             right: right, left: left, tag: 100 + s, phase: "reduce-scatter") { k in
+                    let m = incoming[k], src = tmp.baseAddress! + (m.offset - into.lowerBound), dst = m.pointer
+                    for i in 0..<m.count { dst[i] += src[i] }
                 }
             }
-            // All-gather: step s forwards the summed segment (rank − s + 1), receives (rank − s).
+            // All-gather: step s forwards the summed segment (rank − s + 1), receives (rank − s)
+            // straight into the pieces.
             for s in 0..<(size - 1) {
                 let out = segment((rank - s + 1 + size) % size, of: n)
                 let into = segment((rank - s + size) % size, of: n)
-                try exchange(send: UnsafeBufferPointer(start: base + out.lowerBound, count: out.count),
-                             receive: UnsafeMutableBufferPointer(start: base + into.lowerBound, count: into.count),
+                try exchange(send: layout.messages(out, chunk: Self.chunk).map { ($0.pointer, $0.count) },
+                             receive: layout.messages(into, chunk: Self.chunk).map { ($0.pointer, $0.count) },
                              right: right, left: left, tag: 200 + s, phase: "all-gather")
             }
         }
     }
 
-    /// Elements per message: a segment travels as chunks of this size, so a receiver can work on
-    /// an arrived chunk while the rest is in flight (1 MiB of floats).
+    /// Elements per message: a segment travels as messages of at most this size (and never across
+    /// a piece boundary), so a receiver can work on an arrived message while the rest is in flight
+    /// (1 MiB of floats).
     public static let chunk = 1 << 18
 
-    /// Sends to the right neighbour while receiving from the left, both in chunks of `chunk`
-    /// elements (messages between two ranks with one tag arrive in order), calling `arrived` with
-    /// each received chunk's range as it completes. Every wait is bounded by the timeout.
-    private func exchange(send: UnsafeBufferPointer<Float>, receive: UnsafeMutableBufferPointer<Float>,
+    /// Sends `send` to the right neighbour while receiving `receive` from the left, one message
+    /// per (pointer, count) (messages between two ranks with one tag arrive in order, and both
+    /// sides cut a range into the same messages), calling `arrived` with each received message's
+    /// index as it completes. Every wait is bounded by the timeout.
+    private func exchange(send: [(UnsafeMutablePointer<Float>, Int)], receive: [(UnsafeMutablePointer<Float>, Int)],
                           right: Int, left: Int, tag: Int, phase: String,
-                          arrived: (Range<Int>) -> Void = { _ in }) throws {
-        let c = Self.chunk
+                          arrived: (Int) -> Void = { _ in }) throws {
         do {
-            var receives: [(Request, Range<Int>)] = []
-            for lo in stride(from: 0, to: receive.count, by: c) {
-                let r = lo..<min(receive.count, lo + c)
-                let piece = UnsafeMutableBufferPointer(start: receive.baseAddress! + lo, count: r.count)
-                receives.append((try comm.ireceive(into: piece, from: left, tag: tag), r))
+            var receives: [Request] = []
+            receives.reserveCapacity(receive.count)
+            for (pointer, count) in receive {
+                receives.append(try comm.ireceive(into: UnsafeMutableBufferPointer(start: pointer, count: count),
+                                                  from: left, tag: tag))
             }
             var sends: [Request] = []
-            for lo in stride(from: 0, to: send.count, by: c) {
-                let piece = UnsafeBufferPointer(start: send.baseAddress! + lo, count: min(send.count, lo + c) - lo)
-                sends.append(try comm.isend(piece, to: right, tag: tag))
+            sends.reserveCapacity(send.count)
+            for (pointer, count) in send {
+                sends.append(try comm.isend(UnsafeBufferPointer(start: pointer, count: count), to: right, tag: tag))
             }
-            for (request, r) in receives {
+            for (k, request) in receives.enumerated() {
                 try request.wait(timeout: timeout)
-                arrived(r)
+                arrived(k)
             }
             for request in sends { try request.wait(timeout: timeout) }
         } catch let error as MPIError {
             throw MPIError(operation: "ring all-reduce (\(phase)) on rank \(comm.rank)", code: error.code,
                            message: "no progress with rank \(error.operation.contains("Irecv") ? left : right): \(error.message)")
         }
+    }
+}
+
+/// Several float buffers seen as one, laid end to end: the ring cuts this logical buffer into
+/// segments and messages, and each message maps back to memory inside one piece.
+public struct PieceLayout {
+    public let pieces: [UnsafeMutableBufferPointer<Float>]
+    /// Logical offset of each piece, and the total length.
+    let starts: [Int]
+    public let count: Int
+
+    public init(_ pieces: [UnsafeMutableBufferPointer<Float>]) {
+        self.pieces = pieces
+        var starts: [Int] = [], n = 0
+        starts.reserveCapacity(pieces.count)
+        for p in pieces { starts.append(n); n += p.count }
+        self.starts = starts
+        count = n
+    }
+
+    /// FNV-1a of the piece lengths (63 bits, so that it negates): equal on every rank that passes
+    /// the same layout.
+    var signature: Int64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for p in pieces { h = (h ^ UInt64(p.count)) &* 0x0000_0100_0000_01B3 }
+        return Int64(h >> 1)
+    }
+
+    /// The messages that carry logical `range`: maximal runs inside one piece, cut every `chunk`
+    /// elements; `offset` is each message's logical start.
+    func messages(_ range: Range<Int>, chunk: Int) -> [(pointer: UnsafeMutablePointer<Float>, count: Int, offset: Int)] {
+        var out: [(pointer: UnsafeMutablePointer<Float>, count: Int, offset: Int)] = []
+        if range.isEmpty { return out }
+        // The piece holding range.lowerBound: the last start ≤ it (skipping empty pieces).
+        var lo = 0, hi = starts.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if starts[mid] <= range.lowerBound { lo = mid } else { hi = mid - 1 }
+        }
+        var k = lo, position = range.lowerBound
+        while position < range.upperBound {
+            let pieceEnd = starts[k] + pieces[k].count
+            if position >= pieceEnd { k += 1; continue }
+            let end = min(range.upperBound, pieceEnd, position + chunk)
+            out.append((pieces[k].baseAddress! + (position - starts[k]), end - position, position))
+            position = end
+        }
+        return out
     }
 }
 

@@ -184,7 +184,44 @@ func runChecks(_ c: Checks) {
         // R terms of magnitude ≤ 1: rounding differences ≤ R · 2^-23 per element.
         try c.expect(worst <= Float(size) * 1.2e-7, "largest difference \(worst)")
     }
+    // Pieces reduced in place as one buffer: empty pieces, pieces longer than a message, and
+    // segment boundaries falling inside pieces, against MPI_Allreduce of the concatenation.
+    c.run("ring all-reduce of pieces == MPI_Allreduce of their concatenation") {
+        let lengths = [0, 5, 300_007, 0, 1, RingAllreduce.chunk, 17, size + 1, 0]
+        let total = lengths.reduce(0, +)
+        let x = (0..<total).map { value(rank: rank, index: $0) }
+        var viaMPI = x
+        try comm.allreduce(&viaMPI)
+        var offset = 0
+        let pointers = lengths.map { n -> UnsafeMutableBufferPointer<Float> in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+            x.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress! + offset, count: n) }
+            offset += n
+            return UnsafeMutableBufferPointer(start: p, count: n)
+        }
+        defer { for p in pointers { p.baseAddress!.deallocate() } }
+        try ring.allreduce(pieces: pointers)
+        offset = 0
+        for (k, p) in pointers.enumerated() {
+            if let i = (0..<p.count).first(where: { p[$0] != viaMPI[offset + $0] }) {
+                throw CheckFailure(description: "piece \(k) element \(i): ring \(p[i]), MPI_Allreduce \(viaMPI[offset + i])")
+            }
+            offset += p.count
+        }
+    }
     if size > 1 {
+        c.run("ring all-reduce refuses the same length in different pieces") {
+            let cut = rank == 0 ? 4 : 6
+            var a = [Float](repeating: 1, count: cut), b = [Float](repeating: 1, count: 10 - cut)
+            do {
+                try a.withUnsafeMutableBufferPointer { pa in
+                    try b.withUnsafeMutableBufferPointer { pb in try ring.allreduce(pieces: [pa, pb]) }
+                }
+                throw CheckFailure(description: "no error for mismatched pieces")
+            } catch let error as MPIError {
+                try c.expect(error.description.contains("in different pieces"), "\(error)")
+            }
+        }
         c.run("ring all-reduce refuses different lengths on every rank") {
             var x = [Float](repeating: 1, count: 10 + (rank == 0 ? 1 : 0))
             do {
