@@ -81,6 +81,20 @@ public final class Collectives {
         }
     }
 
+    /// Every rank's `value`, in rank order.
+    public func gather(_ value: Double, what: String) throws -> [Double] {
+        if size == 1 { return [value] }
+        let send = [value]
+        var all = [Double](repeating: 0, count: size)
+        try send.withUnsafeBufferPointer { s in
+            try all.withUnsafeMutableBufferPointer { r in
+                let request = try comm.iallgather(s, into: r)
+                try waiting(request, "gathering \(what)")
+            }
+        }
+        return all
+    }
+
     /// Checks that every rank holds bit-identical tensors (PyTorch DDP's check after the initial
     /// broadcast): each rank's checksum is all-gathered and compared. Throws naming the ranks that
     /// differ from rank 0.

@@ -33,6 +33,10 @@ public struct StepRecord: Codable, Equatable {
     /// Time in the synchronised batch norms' global sums (forward and backward), waiting for the
     /// slowest rank included; part of `forwardSeconds` and `backwardSeconds`.
     public var batchNormSyncSeconds: Double = 0
+    /// Every rank's `batchNormSyncSeconds`, in rank order. The ranks wait for the slowest one,
+    /// so the rank that waits least in step after step is the straggler (a slower node, a busy
+    /// core, a noisy neighbour); ranks that wait about equally are drifting by chance.
+    public var batchNormSyncSecondsByRank: [Double] = []
 }
 
 /// Seconds accumulated by a closure that outlives a step (the batch norms' all-reduce hook).

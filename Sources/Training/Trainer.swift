@@ -220,6 +220,8 @@ public final class Trainer {
                 record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
                 record.seconds = Date().timeIntervalSince(stepStart)
                 record.batchNormSyncSeconds = batchNormSync.seconds
+                record.batchNormSyncSecondsByRank = try collectives.gather(batchNormSync.seconds,
+                                                                           what: "the ranks' batch-norm sync waits")
                 record.dataWaitSeconds = dataWait
                 lossSum += record.loss
                 lossSteps += 1

@@ -24,6 +24,7 @@ struct Step: Decodable {
     var epoch: Int
     var step: Int
     var shares: [[Int]]
+    var batchNormSyncSecondsByRank: [Double]
 }
 
 func steps(_ run: String) throws -> [Step] {
@@ -93,6 +94,7 @@ struct DistributedTrainingTests {
         #expect(one.status == 0, "\(one.stderr)")
         let reference = try steps(base + "/r1")
         #expect(reference.count == stepCount)
+        #expect(reference.allSatisfy { $0.batchNormSyncSecondsByRank == [0] })
         for ranks in rankCounts {
             let out = base + "/r\(ranks)"
             // Small buckets (~40 of them): the communication thread reduces them during backward.
@@ -107,6 +109,9 @@ struct DistributedTrainingTests {
                 // Every rank reported its share; together they are exactly the global batch.
                 #expect(b.shares.count == ranks, "step \(b.globalStep): \(b.shares.count) ranks reported")
                 #expect(b.shares.flatMap { $0 } == a.shares.flatMap { $0 }, "step \(b.globalStep)")
+                // …and its time in the synchronised batch norms (one rank has no one to wait for).
+                #expect(b.batchNormSyncSecondsByRank.count == ranks && b.batchNormSyncSecondsByRank.allSatisfy { $0 >= 0 })
+                #expect(b.batchNormSyncSecondsByRank.contains { $0 > 0 }, "step \(b.globalStep): \(b.batchNormSyncSecondsByRank)")
             }
             if batch < ranks {
                 #expect(records.contains { $0.shares.contains { $0.isEmpty } }, "some rank should have had no case")
