@@ -9,6 +9,7 @@
 # step times come from rank 0's RUN/steps.jsonl ("seconds"), the first two steps (warm-up) are
 # dropped, and each configuration's figure is the median over all its steps in all rounds.
 # Prints cases per second and the speed-ups over 1 × 1. Needs the machine otherwise idle.
+# Keeps each run's steps.jsonl and log in DIR (default /tmp/dsan-scaling), not its checkpoints.
 # DSAN_BIN overrides the binary (default .build/release/dsan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
         --steps) steps="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "launch/bench-scaling.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -52,6 +53,8 @@ for r in $(seq 1 "$rounds"); do
         OPENBLAS_NUM_THREADS=1 taskset -c "$c" "$dsan" "${train[@]}" --out "$out/r$r-pair$c" >"$out/r$r-pair$c.log" 2>&1 &
     done
     wait
+    # Only the step records are needed: drop the checkpoints (about 1 GB each at width 64).
+    rm -f "$out/r$r-"*/*.h5
     echo "  round $r done (load $(cut -d' ' -f1 /proc/loadavg))"
 done
 
