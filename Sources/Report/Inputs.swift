@@ -12,6 +12,8 @@ public struct StepLine: Decodable, Sendable, Equatable {
     public var classification: Double
     public var attention: Double
     public var lr: Double
+    /// Every rank's seconds in the synchronised batch norms (absent in runs before this field).
+    public var batchNormSyncSecondsByRank: [Double]?
 }
 
 /// A training run directory as `dsan train` leaves it: `steps.jsonl`, `metrics.jsonl`,

@@ -98,6 +98,29 @@ public enum RunReport {
                 """)
         }
 
+        let waits = run.steps.compactMap(\.batchNormSyncSecondsByRank).filter { $0.count > 1 }
+        if let ranks = waits.first?.count, waits.allSatisfy({ $0.count == ranks }) {
+            page.heading("Ranks")
+            let summary = SyncWaits(waits)
+            page.table(caption: "Seconds each rank spent per step in the synchronised batch norms' global sums, "
+                           + "waiting for the slowest rank included (steps.jsonl, \(waits.count) steps)",
+                       header: [["rank", "median s", "mean s", "least-waiting in"].map { .header($0) }],
+                       rows: (0..<ranks).map { r in
+                           [.value(String(r)), .value(String(format: "%.3f", summary.median[r])),
+                            .value(String(format: "%.3f", summary.mean[r])), .value("\(summary.leastCount[r]) of \(waits.count) steps")]
+                       })
+            page.paragraph("""
+                Every rank waits for the slowest one at each batch norm, so the rank that waits least is the one \
+                the others wait for. With equal shares on equal hardware that role moves from step to step; a rank \
+                that holds it in most steps is a straggler (a slower node, a busy or shared core).
+                """)
+            if let r = summary.straggler {
+                let note = "rank \(r) waited least in \(summary.leastCount[r]) of \(waits.count) steps: the other ranks wait for it (a slower node or a busy core?)"
+                warnings.append(note)
+                page.paragraph(note, class: "note")
+            }
+        }
+
         page.heading("Validation per epoch")
         let validated = run.epochs.filter { $0.validation != nil }
         if !validated.isEmpty {
@@ -145,6 +168,27 @@ public enum RunReport {
             }
         }
         return ReportOutput(html: page.render(), figures: page.figures, warnings: warnings)
+    }
+
+    /// Per-rank summary of `batchNormSyncSecondsByRank` over a run's steps.
+    struct SyncWaits {
+        var median: [Double], mean: [Double]
+        /// Steps in which each rank waited least.
+        var leastCount: [Int]
+        /// A rank that waited least in more than half the steps and at least twice its fair share,
+        /// over 10 steps or more.
+        var straggler: Int?
+
+        init(_ waits: [[Double]]) {
+            let ranks = waits[0].count
+            median = (0..<ranks).map { r in let s = waits.map { $0[r] }.sorted(); return s[s.count / 2] }
+            mean = (0..<ranks).map { r in waits.reduce(0) { $0 + $1[r] } / Double(waits.count) }
+            leastCount = [Int](repeating: 0, count: ranks)
+            for w in waits { leastCount[w.indices.min { w[$0] < w[$1] }!] += 1 }
+            let top = leastCount.indices.max { leastCount[$0] < leastCount[$1] }!
+            let share = Double(leastCount[top]) / Double(waits.count)
+            straggler = waits.count >= 10 && share > 0.5 && share >= 2 / Double(ranks) ? top : nil
+        }
     }
 
     static func bandRows(_ e: Evaluation) -> [[HTMLPage.Cell]] {

@@ -1,6 +1,7 @@
 import Data
 import Foundation
 import NIfTI
+import NumericalTesting
 import Report
 import Testing
 import Training
@@ -131,9 +132,32 @@ func count(_ needle: String, in text: String) -> Int { text.components(separated
         #expect(output.figures == 2)  // loss, validation per epoch (no val_predictions.csv)
         #expect(output.html.contains("<tr class=\"best\"><td>1</td>"))
         #expect(count("<img src=\"data:image/png;base64,", in: output.html) == 2)
+        #expect(!output.html.contains("<h2>Ranks</h2>"))   // its steps.jsonl predates the per-rank waits
         if let keep = ProcessInfo.processInfo.environment["DSAN_REPORT_KEEP"] {
             try Data(output.html.utf8).write(to: URL(fileURLWithPath: keep + "/run.html"))
         }
+    }
+
+    /// Three ranks over 12 steps; rank 2 waits least in 10 of them: the page says so and warns.
+    @Test func runReportNamesTheStraggler() throws {
+        let run = try Scratch.directory("report-ranks")
+        func lines(_ waits: (Int) -> [Double]) -> String {
+            (0..<12).map { g in
+                #"{"epoch":0,"step":\#(g),"globalStep":\#(g),"loss":1,"classification":0.7,"attention":0.3,"lr":0.0002,"#
+                    + #""batchNormSyncSecondsByRank":[\#(waits(g).map { String($0) }.joined(separator: ","))]}"#
+            }.joined(separator: "\n") + "\n"
+        }
+        try Data(lines { g in g < 10 ? [0.30 + 0.01 * Double(g), 0.25, 0.05] : [0.02, 0.3, 0.2] }.utf8)
+            .write(to: URL(fileURLWithPath: run + "/steps.jsonl"))
+        let output = try Report.generate(directory: run)
+        #expect(output.html.contains("<h2>Ranks</h2>"))
+        #expect(output.html.contains("<td>10 of 12 steps</td>") && output.html.contains("<td>2 of 12 steps</td>"))
+        #expect(output.warnings.contains { $0.hasPrefix("rank 2 waited least in 10 of 12 steps") }, "\(output.warnings)")
+        // The role alternating between two ranks: no warning.
+        try Data(lines { g in g % 2 == 0 ? [0.1, 0.2] : [0.2, 0.1] }.utf8).write(to: URL(fileURLWithPath: run + "/steps.jsonl"))
+        let even = try Report.generate(directory: run)
+        #expect(even.html.contains("<td>6 of 12 steps</td>"))
+        #expect(!even.warnings.contains { $0.contains("waited least") })
     }
 
     @Test func missingPredictionsFileIsNamed() throws {
