@@ -274,11 +274,11 @@ struct MicroBatchTests {
         }
         // Pass 1: the global sums, with the running statistics restored afterwards.
         let saved = model.batchNorms.map { ($0.runningMean.copy(), $0.runningVar.copy(), $0.numBatchesTracked) }
-        var global = [Double](repeating: 0, count: 5)
+        var global = LossSums()
         for g in groups {
             let (x, m, y) = try tensors(g)
             model.forward(x)
-            for (i, v) in try objective.localSums(model: model, labels: y, masks: m).enumerated() { global[i] += v }
+            global += try objective.localSums(model: model, labels: y, masks: m)
         }
         for (bn, s) in zip(model.batchNorms, saved) { bn.runningMean.assign(s.0); bn.runningVar.assign(s.1); bn.numBatchesTracked = s.2 }
         // Pass 2: forward and backward per micro-batch, gradients accumulating.
