@@ -6,6 +6,11 @@ public struct ConfigError: Error, CustomStringConvertible {
     public var source: String
     public var message: String
     public var description: String { "\(source): \(message)" }
+
+    public init(source: String, message: String) {
+        self.source = source
+        self.message = message
+    }
 }
 
 /// Everything a training run is configured by (DESIGN.md §6 defaults), loaded from YAML
@@ -18,8 +23,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var attention = true
     /// λ, weight of the attention loss (DESIGN.md §2).
     public var attentionWeight = 0.5
-    /// `uniform` or `size-balanced` (DESIGN.md §3).
-    public var sampling = "uniform"
+    /// How global batches are drawn (DESIGN.md §3).
+    public var sampling = SamplingStrategy.uniform
     /// Uniform sampling: a fresh permutation per epoch (on) or shard order (off).
     public var shuffle = true
     public var epochs = 20
@@ -122,7 +127,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case .width: width = try int()
         case .attention: attention = try bool()
         case .attentionWeight: attentionWeight = try double()
-        case .sampling: guard let s = value as? String else { throw fail("`uniform` or `size-balanced`") }; sampling = s
+        case .sampling:
+            guard let s = value as? String else { throw fail(SamplingStrategy.accepted) }
+            sampling = try SamplingStrategy(parsing: s, source: source)
         case .shuffle: shuffle = try bool()
         case .epochs: epochs = try int()
         case .steps: steps = try int()
@@ -154,7 +161,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         }
         try check(width >= 1, .width, "must be at least 1, got \(width)")
         try check(attentionWeight >= 0 && attentionWeight.isFinite, .attentionWeight, "must be ≥ 0, got \(attentionWeight)")
-        try check(["uniform", "size-balanced"].contains(sampling), .sampling, "must be `uniform` or `size-balanced`, got `\(sampling)`")
         try check(epochs >= 1, .epochs, "must be at least 1, got \(epochs)")
         try check(steps >= 0, .steps, "must be ≥ 0, got \(steps)")
         try check(batch >= 1, .batch, "must be at least 1, got \(batch)")
@@ -175,7 +181,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var yaml: String {
         let pairs: [(CodingKeys, String)] = [
             (.width, "\(width)"), (.attention, "\(attention)"), (.attentionWeight, "\(attentionWeight)"),
-            (.sampling, sampling), (.shuffle, "\(shuffle)"), (.epochs, "\(epochs)"), (.steps, "\(steps)"),
+            (.sampling, sampling.rawValue), (.shuffle, "\(shuffle)"), (.epochs, "\(epochs)"), (.steps, "\(steps)"),
             (.batch, "\(batch)"), (.lr, "\(lr)"), (.weightDecay, "\(weightDecay)"), (.lrStep, "\(lrStep)"),
             (.lrGamma, "\(lrGamma)"), (.seed, "\(seed)"), (.folds, "\(folds)"), (.fold, "\(fold)"),
             (.bucketMB, "\(bucketMB)"), (.overlap, "\(overlap)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, prefetch == 0 ? "auto" : "\(prefetch)"),

@@ -48,9 +48,10 @@ struct Train: ParsableCommand {
 
     /// The configuration file with the flags applied on top.
     func resolvedConfiguration() throws -> TrainConfig {
-        try settings.resolve { c in
+        let strategy = try sampling.map { try SamplingStrategy(parsing: $0, source: "command line") }
+        return try settings.resolve { c in
             if let fold { c.fold = fold }
-            if let sampling { c.sampling = sampling }
+            if let strategy { c.sampling = strategy }
             if let attention { c.attention = attention.bool }
             if let steps { c.steps = steps }
             if let microBatch { c.microBatch = microBatch }
@@ -68,7 +69,9 @@ struct Train: ParsableCommand {
         request.dumpGradients = dumpGradients
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
-            try Trainer(request: request, collectives: collectives).run()
+            let trainer = try Trainer(request: request, collectives: collectives)
+            trainer.stepObserver = try TestFaultInjection.fromEnvironment()   // test-only, unset in use
+            try trainer.run()
         }
     }
 }

@@ -4,7 +4,7 @@ import Testing
 @Suite struct TrainConfigTests {
     @Test func yamlOverridesDefaults() throws {
         let c = try TrainConfig.parse("epochs: 3\nbatch: 4\nlr: 1.0e-3\nattention: off\nsampling: size-balanced\nweight_decay: 0\n", source: "t.yaml")
-        #expect(c.epochs == 3 && c.batch == 4 && c.lr == 1e-3 && !c.attention && c.sampling == "size-balanced" && c.weightDecay == 0)
+        #expect(c.epochs == 3 && c.batch == 4 && c.lr == 1e-3 && !c.attention && c.sampling == .sizeBalanced && c.weightDecay == 0)
         #expect(c.lrStep == 5 && c.lrGamma == 0.1 && c.attentionWeight == 0.5)
     }
 
@@ -24,7 +24,7 @@ import Testing
     @Test func resolvedYamlRoundTrips() throws {
         var c = TrainConfig()
         c.epochs = 7
-        c.sampling = "size-balanced"
+        c.sampling = .sizeBalanced
         c.seed = 42
         let back = try TrainConfig.parse(c.yaml, source: "round trip")
         #expect(back == c, "\(c.yaml)\n→\n\(back.yaml)")
