@@ -6,8 +6,8 @@ import MPI
 /// receives 2(R − 1)/R of the buffer, independent of R, which is why rings scale.
 ///
 /// Segments are `[n·i/R, n·(i+1)/R)`, so lengths that do not divide by R work, and R > n leaves
-/// some segments empty. Every wait is bounded by `timeout`: a dead or hung neighbour becomes an
-/// `MPIError` naming that rank, never a silent hang. The summation order of each element depends
+/// some segments empty. Every wait is bounded by `timeout`: a dead or hung neighbour becomes a
+/// `RingError.noProgress` naming that rank, never a silent hang. The summation order of each element depends
 /// on R (floating-point rounding differs between rank counts, nothing else).
 public final class RingAllreduce {
     public let comm: Communicator
@@ -22,7 +22,8 @@ public final class RingAllreduce {
 
     /// Checks that every rank passes the same layout — total length, number of pieces and their
     /// lengths (baidu-allreduce's check, extended to pieces): a mismatch would otherwise corrupt
-    /// memory, truncate messages or hang. Collective.
+    /// memory, truncate messages or hang. Throws `RingError.differentLengths` or
+    /// `.differentPieces` on every rank. Collective.
     public func verifySameLayout(_ layout: PieceLayout) throws {
         let n = Int64(layout.count), k = Int64(layout.pieces.count), h = layout.signature
         var v: [Int64] = [n, -n, k, -k, h, -h]
@@ -31,12 +32,10 @@ public final class RingAllreduce {
             try r.wait(timeout: timeout)
         }
         if v[0] != n || -v[1] != n {
-            throw MPIError(operation: "ring all-reduce on rank \(comm.rank)", code: -1,
-                           message: "ranks pass different lengths (this rank \(n), others between \(-v[1]) and \(v[0])); every rank must reduce the same buffer layout")
+            throw RingError.differentLengths(rank: comm.rank, length: layout.count, othersBetween: Int(-v[1])...Int(v[0]))
         }
         if v[2] != k || -v[3] != k || v[4] != h || -v[5] != h {
-            throw MPIError(operation: "ring all-reduce on rank \(comm.rank)", code: -1,
-                           message: "ranks pass the same length \(n) in different pieces (this rank \(k) pieces); every rank must reduce the same buffer layout")
+            throw RingError.differentPieces(rank: comm.rank, length: layout.count, pieces: layout.pieces.count)
         }
     }
 
@@ -74,7 +73,7 @@ public final class RingAllreduce {
                 // are in flight.
                 try exchange(send: layout.messages(out, chunk: Self.chunk).map { ($0.pointer, $0.count) },
                              receive: incoming.map { (tmp.baseAddress! + ($0.offset - into.lowerBound), $0.count) },
-                             right: right, left: left, tag: 100 + s, phase: "reduce-scatter") { k in
+                             right: right, left: left, tag: 100 + s, phase: .reduceScatter) { k in
                     let m = incoming[k], src = tmp.baseAddress! + (m.offset - into.lowerBound), dst = m.pointer
                     for i in 0..<m.count { dst[i] += src[i] }
                 }
@@ -86,7 +85,7 @@ public final class RingAllreduce {
                 let into = segment((rank - s + size) % size, of: n)
                 try exchange(send: layout.messages(out, chunk: Self.chunk).map { ($0.pointer, $0.count) },
                              receive: layout.messages(into, chunk: Self.chunk).map { ($0.pointer, $0.count) },
-                             right: right, left: left, tag: 200 + s, phase: "all-gather")
+                             right: right, left: left, tag: 200 + s, phase: .allGather)
             }
         }
     }
@@ -101,29 +100,31 @@ public final class RingAllreduce {
     /// sides cut a range into the same messages), calling `arrived` with each received message's
     /// index as it completes. Every wait is bounded by the timeout.
     private func exchange(send: [(UnsafeMutablePointer<Float>, Int)], receive: [(UnsafeMutablePointer<Float>, Int)],
-                          right: Int, left: Int, tag: Int, phase: String,
+                          right: Int, left: Int, tag: Int, phase: RingError.Phase,
                           arrived: (Int) -> Void = { _ in }) throws {
-        do {
-            var receives: [Request] = []
-            receives.reserveCapacity(receive.count)
-            for (pointer, count) in receive {
-                receives.append(try comm.ireceive(into: UnsafeMutableBufferPointer(start: pointer, count: count),
-                                                  from: left, tag: tag))
+        // Every MPI call below talks to one neighbour: a failure names it.
+        func with<T>(_ neighbour: Int, _ call: () throws -> T) throws -> T {
+            do { return try call() } catch let error as MPIError {
+                throw RingError.noProgress(phase: phase, rank: comm.rank, neighbour: neighbour, error: error)
             }
-            var sends: [Request] = []
-            sends.reserveCapacity(send.count)
-            for (pointer, count) in send {
-                sends.append(try comm.isend(UnsafeBufferPointer(start: pointer, count: count), to: right, tag: tag))
-            }
-            for (k, request) in receives.enumerated() {
-                try request.wait(timeout: timeout)
-                arrived(k)
-            }
-            for request in sends { try request.wait(timeout: timeout) }
-        } catch let error as MPIError {
-            throw MPIError(operation: "ring all-reduce (\(phase)) on rank \(comm.rank)", code: error.code,
-                           message: "no progress with rank \(error.operation.contains("Irecv") ? left : right): \(error.message)")
         }
+        var receives: [Request] = []
+        receives.reserveCapacity(receive.count)
+        for (pointer, count) in receive {
+            receives.append(try with(left) {
+                try comm.ireceive(into: UnsafeMutableBufferPointer(start: pointer, count: count), from: left, tag: tag)
+            })
+        }
+        var sends: [Request] = []
+        sends.reserveCapacity(send.count)
+        for (pointer, count) in send {
+            sends.append(try with(right) { try comm.isend(UnsafeBufferPointer(start: pointer, count: count), to: right, tag: tag) })
+        }
+        for (k, request) in receives.enumerated() {
+            try with(left) { try request.wait(timeout: timeout) }
+            arrived(k)
+        }
+        for request in sends { try with(right) { try request.wait(timeout: timeout) } }
     }
 }
 
