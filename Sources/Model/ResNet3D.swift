@@ -123,7 +123,8 @@ public final class ResNet3D {
         didSet { for bn in batchNorms { bn.training = training } }
     }
 
-    /// Sets the cross-rank reduction of every batch norm (SyncBatchNorm); nil for one rank.
+    /// Sets the cross-rank reduction of every batch norm (Training's `SyncBatchNorm` sets a sum over
+    /// all ranks); nil for one rank.
     public func setBatchNormAllReduce(_ reduce: BatchNormAllReduce?) {
         for bn in batchNorms { bn.allReduce = reduce }
     }

@@ -17,6 +17,9 @@ public typealias BatchNormAllReduce = (UnsafeMutableBufferPointer<Double>) -> Vo
 ///
 /// ## The synchronisation seam (SyncBatchNorm)
 ///
+/// Synchronised batch norm is `SyncBatchNorm` (Sources/Training/SyncBatchNorm.swift), which sets
+/// `allReduce` on every batch norm of the model to a sum over all ranks; this layer knows no MPI.
+///
 /// `forward` in training mode is three steps, each public so a caller may also run them itself:
 /// 1. `computeLocalStatistics(x)` fills `statistics` = [count, Σ(x − K)_c…, Σ(x − K)²_c…] (1 + 2C
 ///    doubles) over this rank's samples, K_c being `runningMean[c]` (see below);

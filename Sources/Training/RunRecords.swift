@@ -39,11 +39,6 @@ public struct StepRecord: Codable, Equatable {
     public var batchNormSyncSecondsByRank: [Double] = []
 }
 
-/// Seconds accumulated by a closure that outlives a step (the batch norms' all-reduce hook).
-final class Accumulator: @unchecked Sendable {
-    var seconds = 0.0
-}
-
 /// One epoch's record, written by rank 0 to `metrics.jsonl`.
 public struct EpochRecord: Codable {
     public var epoch: Int
