@@ -55,7 +55,8 @@ import Glibc
 public enum ConvAlgorithm: String, Sendable, CaseIterable, CustomStringConvertible {
     /// vol2col + GEMM (Convolution.swift).
     case direct
-    /// Winograd F(2×2×2, 3×3×3) where `WinogradConv.isFaster` says it pays (Winograd.swift).
+    /// Winograd F(2×2×2, 3×3×3) where `WinogradConv.isUsed(for:input:)` says it pays
+    /// (Winograd.swift); the other convs stay direct.
     case winograd
 
     /// The algorithm `conv3dForward` / `conv3dBackward` use. Defaults to the environment variable
