@@ -62,8 +62,10 @@ let package = Package(
             "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report", "Planning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
-        .executableTarget(name: "dsan-mpi-checks", dependencies: ["MPI", "Distributed"]),
+        // Rank-side halves of the multi-rank tests, launched under mpirun by Tests/MPITests and
+        // Tests/DistributedTests.
+        .executableTarget(name: "dsan-mpi-checks", dependencies: ["MPI"]),
+        .executableTarget(name: "dsan-ring-checks", dependencies: ["MPI", "Distributed", "Tensor"]),
 
         // Shared test helpers (finite differences, naive references, tolerances).
         .target(name: "NumericalTesting", dependencies: ["Tensor"], path: "Tests/NumericalTesting"),
@@ -73,6 +75,8 @@ let package = Package(
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
+        // Runs the built `dsan-ring-checks` under mpirun; pure layout and bucketing tests in-process.
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
         .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),

@@ -1,8 +1,8 @@
-// The rank-side half of dsan's multi-rank tests. Tests/MPITests launches this under
+// The rank-side half of the MPI wrapper's multi-rank tests (the ring all-reduce has its own,
+// dsan-ring-checks, for Tests/DistributedTests). Tests/MPITests launches this under
 // `mpirun -np R` (and once alone, as a singleton); every rank runs every check and prints one
 // line "rank r of R: N checks passed" or "rank r of R: FAILED …", so the test can prove that
 // every rank ran. Exit status is non-zero if any check failed on this rank.
-import Distributed
 import MPI
 
 #if canImport(Glibc)
@@ -155,81 +155,6 @@ func runChecks(_ c: Checks) {
             let text = error.description
             try c.expect(text.contains("MPI_Send to rank \(size + 3)"), "message lacks the operation: \(text)")
             try c.expect(text.lowercased().contains("rank"), "message lacks MPI's text: \(text)")
-        }
-    }
-
-    // Ring all-reduce against MPI_Allreduce: exact on integer-valued floats, lengths around R.
-    let ring = RingAllreduce(comm: comm, timeout: 60)
-    for n in Array(Set([0, 1, max(0, size - 1), size + 1, 1001, 3_000_001])).sorted() {
-        c.run("ring all-reduce == MPI_Allreduce, length \(n)") {
-            let x = (0..<n).map { value(rank: rank, index: $0) }
-            var viaRing = x, viaMPI = x
-            try ring.allreduce(&viaRing)
-            try comm.allreduce(&viaMPI)
-            if let i = (0..<n).first(where: { viaRing[$0] != viaMPI[$0] }) {
-                throw CheckFailure(description: "element \(i): ring \(viaRing[i]), MPI_Allreduce \(viaMPI[i])")
-            }
-        }
-    }
-    c.run("ring all-reduce of random floats within rounding of MPI_Allreduce") {
-        var g = UInt64(rank + 1) &* 0x9E37_79B9_7F4A_7C15
-        let x = (0..<100_003).map { _ -> Float in
-            g = g &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: g >> 11) % 2_000_001 - 1_000_000) / 999_983
-        }
-        var viaRing = x, viaMPI = x
-        try ring.allreduce(&viaRing)
-        try comm.allreduce(&viaMPI)
-        let worst = zip(viaRing, viaMPI).map { abs($0 - $1) }.max() ?? 0
-        // R terms of magnitude ≤ 1: rounding differences ≤ R · 2^-23 per element.
-        try c.expect(worst <= Float(size) * 1.2e-7, "largest difference \(worst)")
-    }
-    // Pieces reduced in place as one buffer: empty pieces, pieces longer than a message, and
-    // segment boundaries falling inside pieces, against MPI_Allreduce of the concatenation.
-    c.run("ring all-reduce of pieces == MPI_Allreduce of their concatenation") {
-        let lengths = [0, 5, 300_007, 0, 1, RingAllreduce.chunk, 17, size + 1, 0]
-        let total = lengths.reduce(0, +)
-        let x = (0..<total).map { value(rank: rank, index: $0) }
-        var viaMPI = x
-        try comm.allreduce(&viaMPI)
-        var offset = 0
-        let pointers = lengths.map { n -> UnsafeMutableBufferPointer<Float> in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-            x.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress! + offset, count: n) }
-            offset += n
-            return UnsafeMutableBufferPointer(start: p, count: n)
-        }
-        defer { for p in pointers { p.baseAddress!.deallocate() } }
-        try ring.allreduce(pieces: pointers)
-        offset = 0
-        for (k, p) in pointers.enumerated() {
-            if let i = (0..<p.count).first(where: { p[$0] != viaMPI[offset + $0] }) {
-                throw CheckFailure(description: "piece \(k) element \(i): ring \(p[i]), MPI_Allreduce \(viaMPI[offset + i])")
-            }
-            offset += p.count
-        }
-    }
-    if size > 1 {
-        c.run("ring all-reduce refuses the same length in different pieces") {
-            let cut = rank == 0 ? 4 : 6
-            var a = [Float](repeating: 1, count: cut), b = [Float](repeating: 1, count: 10 - cut)
-            do {
-                try a.withUnsafeMutableBufferPointer { pa in
-                    try b.withUnsafeMutableBufferPointer { pb in try ring.allreduce(pieces: [pa, pb]) }
-                }
-                throw CheckFailure(description: "no error for mismatched pieces")
-            } catch let error as MPIError {
-                try c.expect(error.description.contains("in different pieces"), "\(error)")
-            }
-        }
-        c.run("ring all-reduce refuses different lengths on every rank") {
-            var x = [Float](repeating: 1, count: 10 + (rank == 0 ? 1 : 0))
-            do {
-                try ring.allreduce(&x)
-                throw CheckFailure(description: "no error for mismatched lengths")
-            } catch let error as MPIError {
-                try c.expect(error.description.contains("ranks pass different lengths"), "\(error)")
-            }
         }
     }
 

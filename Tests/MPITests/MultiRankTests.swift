@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import MPI
 
-/// Directory holding the built products (`dsan`, `dsan-mpi-checks`): the test bundle sits beside
+/// Directory holding the built products (`dsan`, `dsan-mpi-checks`, `dsan-ring-checks`): the test bundle sits beside
 /// them in `.build/<config>/`. `DSAN_BIN_DIR` overrides it.
 func productsDirectory() -> URL {
     if let dir = ProcessInfo.processInfo.environment["DSAN_BIN_DIR"] {
