@@ -1,0 +1,72 @@
+import Testing
+@testable import Tensor
+
+/// Runs `body` with `Parallel.threads` set to `n`, restoring it after.
+func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
+    let saved = Parallel.threads
+    Parallel.threads = n
+    defer { Parallel.threads = saved }
+    return try body()
+}
+
+/// Serialised: the tests change the process-wide `Parallel.threads`.
+@Suite(.serialized) struct ParallelTests {
+    @Test(arguments: [1, 2, 3, 7])
+    func forEachVisitsEveryIndexOnce(threads: Int) {
+        for count in [0, 1, 5, 1000, 1001] {
+            let visits = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(count, 1))
+            defer { visits.deallocate() }
+            visits.initialize(repeating: 0)
+            withThreads(threads) {
+                Parallel.forEach(count) { r in for i in r { visits[i] += 1 } }
+            }
+            #expect(visits.prefix(count).allSatisfy { $0 == 1 }, "count \(count), \(threads) threads")
+        }
+    }
+
+    @Test func forEachRespectsTheGrain() {
+        var ranges: [Range<Int>] = []
+        withThreads(8) {
+            Parallel.forEach(100, grain: 60) { ranges.append($0) }   // 100 / 60 < 2: one worker
+        }
+        #expect(ranges == [0..<100])
+    }
+
+    @Test(arguments: [1, 2, 5])
+    func forEachWorkerGivesEachWorkerItsOwnRange(threads: Int) {
+        let count = 37
+        let owner = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)
+        defer { owner.deallocate() }
+        owner.initialize(repeating: -1)
+        withThreads(threads) {
+            Parallel.forEachWorker(count) { worker, r in for i in r { owner[i] = worker } }
+        }
+        let workers = min(threads, count)
+        // Fixed chunk boundaries: index i belongs to worker ⌊i·workers/count⌋'s range.
+        for i in 0..<count {
+            let expected = (0..<workers).first { count * $0 / workers <= i && i < count * ($0 + 1) / workers }!
+            #expect(owner[i] == expected, "index \(i)")
+        }
+    }
+
+    @Test func blockedSumMatchesANaiveSumAndIgnoresTheThreadCount() {
+        var rng = SplitMix64(seed: 11)
+        let values = (0..<100_003).map { _ in rng.uniform() * 2 - 1 }
+        var naive = 0.0
+        for v in values { naive += v }
+        let sums = [1, 2, 3, 8].map { threads in
+            withThreads(threads) {
+                values.withUnsafeBufferPointer { v in
+                    Parallel.blockedSum(v.count, block: 1000) { r in
+                        var s = 0.0
+                        for i in r { s += v[i] }
+                        return s
+                    }
+                }
+            }
+        }
+        #expect(abs(sums[0] - naive) <= 1e-9 * Double(values.count))
+        #expect(sums.allSatisfy { $0 == sums[0] }, "bit-identical across thread counts: \(sums)")
+        #expect(Parallel.blockedSum(0) { _ in 1 } == 0)
+    }
+}
