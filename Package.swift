@@ -67,16 +67,17 @@ let package = Package(
         .executableTarget(name: "dsan-mpi-checks", dependencies: ["MPI"]),
         .executableTarget(name: "dsan-ring-checks", dependencies: ["MPI", "Distributed", "Tensor"]),
 
-        // Shared test helpers (finite differences, naive references, tolerances).
+        // Shared test helpers (finite differences, naive references, tolerances, finding the built
+        // products and mpirun).
         .target(name: "NumericalTesting", dependencies: ["Tensor"], path: "Tests/NumericalTesting"),
 
-        .testTarget(name: "MPITests", dependencies: ["MPI"]),
+        .testTarget(name: "MPITests", dependencies: ["MPI", "NumericalTesting"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "NumericalTesting"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         // Runs the built `dsan-ring-checks` under mpirun; pure layout and bucketing tests in-process.
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
         .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),

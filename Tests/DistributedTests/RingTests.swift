@@ -1,28 +1,6 @@
 import Foundation
+import NumericalTesting
 import Testing
-
-/// The built products directory (`dsan-ring-checks` sits beside the test bundle in
-/// `.build/<config>/`); `DSAN_BIN_DIR` overrides it.
-func productsDirectory() -> URL {
-    if let dir = ProcessInfo.processInfo.environment["DSAN_BIN_DIR"] {
-        return URL(fileURLWithPath: dir)
-    }
-    var url = Bundle.main.bundleURL
-    while !FileManager.default.fileExists(atPath: url.appendingPathComponent("dsan-ring-checks").path),
-          url.pathComponents.count > 1 {
-        url.deleteLastPathComponent()
-    }
-    return url
-}
-
-/// Absolute path of `mpirun`, if installed.
-let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {
-    FileManager.default.isExecutableFile(atPath: $0)
-}
-
-/// Allowed as root (otherwise OpenMPI exits 0 having run nothing), oversubscribed so 3 ranks run
-/// on 2 cores.
-let mpirunFlags = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
 
 /// One launch of `dsan-ring-checks`: each rank's line per check.
 struct RingJob {
@@ -86,7 +64,7 @@ func expectEveryRankPassedEveryCheck(_ job: RingJob, ranks: Int) {
 
 /// The ring all-reduce, gradient buckets and the layout checks across real ranks (DESIGN.md §4).
 @Suite(.serialized) struct RingAllreduceTests {
-    let checks = productsDirectory().appendingPathComponent("dsan-ring-checks").path
+    let checks = productsDirectory(holding: "dsan-ring-checks").appendingPathComponent("dsan-ring-checks").path
 
     @Test func singletonWithoutMpirun() throws {
         expectEveryRankPassedEveryCheck(try RingJob(checks, []), ranks: 1)

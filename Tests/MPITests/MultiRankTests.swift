@@ -1,20 +1,7 @@
 import Foundation
+import NumericalTesting
 import Testing
 @testable import MPI
-
-/// Directory holding the built products (`dsan`, `dsan-mpi-checks`, `dsan-ring-checks`): the test bundle sits beside
-/// them in `.build/<config>/`. `DSAN_BIN_DIR` overrides it.
-func productsDirectory() -> URL {
-    if let dir = ProcessInfo.processInfo.environment["DSAN_BIN_DIR"] {
-        return URL(fileURLWithPath: dir)
-    }
-    var url = Bundle.main.bundleURL
-    while !FileManager.default.fileExists(atPath: url.appendingPathComponent("dsan-mpi-checks").path),
-          url.pathComponents.count > 1 {
-        url.deleteLastPathComponent()
-    }
-    return url
-}
 
 /// The result of one launched job.
 struct JobResult {
@@ -45,15 +32,6 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
                      stderr: String(decoding: e, as: UTF8.self))
 }
 
-/// Absolute path of `mpirun`, if installed.
-let mpirunPath: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {
-    FileManager.default.isExecutableFile(atPath: $0)
-}
-
-/// `mpirun` flags for tests: allowed as root (otherwise OpenMPI prints a notice and exits 0
-/// having run nothing), oversubscribed so 3 ranks run on 2 cores.
-let mpirunFlags = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
-
 /// Asserts that every rank 0..<ranks printed its success line exactly once and nothing failed.
 func expectEveryRankPassed(_ result: JobResult, ranks: Int) {
     #expect(result.status == 0, "exit \(result.status)\nstdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
@@ -68,7 +46,7 @@ func expectEveryRankPassed(_ result: JobResult, ranks: Int) {
 }
 
 @Suite(.serialized) struct MultiRankTests {
-    let checks = productsDirectory().appendingPathComponent("dsan-mpi-checks").path
+    let checks = productsDirectory(holding: "dsan-mpi-checks").appendingPathComponent("dsan-mpi-checks").path
 
     @Test func singletonWithoutMpirun() throws {
         let result = try run(checks, [])
