@@ -111,91 +111,119 @@ public final class Trainer {
         try directory.create()
         try prepareModel()
         if rank == 0 { try directory.writeStart(config: config, resuming: request.resume) }
-        let steps = sampler.stepsPerEpoch
         let prefetchDepth = config.prefetchDepth(ranks: collectives.size, voxels: cohort.size.reduce(1, *))
-        logStart(steps: steps, prefetchDepth: prefetchDepth)
+        logStart(steps: sampler.stepsPerEpoch, prefetchDepth: prefetchDepth)
         if collectives.size > 1 { syncBatchNorm.attach(to: model) }
         var inputs = (Tensor(zeros: [0]), Tensor(zeros: [0]))
-        let limit = config.steps
         while state.epoch < config.epochs {
             let epoch = state.epoch
-            optimizer.learningRate = schedule.learningRate(epoch: epoch)
-            let prefetcher = Prefetcher(cohort: cohort, depth: prefetchDepth)
-            defer { prefetcher.stop() }
-            let shares = (state.step..<steps).map { s -> [Int] in
-                let batch = sampler.globalBatch(epoch: epoch, step: s)
-                return Array(batch[rankShare(count: batch.count, rank: rank, ranks: collectives.size)])
-            }
-            prefetcher.schedule(shares.flatMap { $0 })
-            let start = Date()
-            var lossSum = 0.0, lossSteps = 0, casesSeen = 0
-            for (k, share) in shares.enumerated() {
-                let step = state.step
-                let stepStart = Date()
-                syncBatchNorm.resetWait()
-                let cases = try share.map { _ in try prefetcher.next() }
-                let dataWait = Date().timeIntervalSince(stepStart)
-                inputs = assemble(cases, reuse: inputs)
-                let labels = cases.map { Float($0.info.label.rawValue) }
-                var record = microBatches > 1
-                    ? try microBatchedStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step,
-                                           globalBatch: sampler.globalBatch(epoch: epoch, step: step).count)
-                    : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
-                record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
-                record.seconds = Date().timeIntervalSince(stepStart)
-                record.batchNormSyncSeconds = syncBatchNorm.waitSeconds
-                record.batchNormSyncSecondsByRank = try collectives.gather(syncBatchNorm.waitSeconds,
-                                                                           what: "the ranks' batch-norm sync waits")
-                record.dataWaitSeconds = dataWait
-                lossSum += record.loss
-                lossSteps += 1
-                casesSeen += record.cases   // the global batch
-                state.step += 1
-                state.globalStep += 1
-                if rank == 0 { try directory.append(record) }
-                let elapsed = Date().timeIntervalSince(start)
-                let rate = Double(casesSeen) / max(elapsed, 1e-9)
-                let remaining = Double(shares.count - k - 1) * elapsed / Double(k + 1)
-                log.progress(String(format: "epoch %d/%d step %d/%d loss %.4f (cls %.4f att %.4f) %.2f cases/s ETA %@",
-                                    epoch + 1, config.epochs, step + 1, steps, record.loss, record.classification,
-                                    record.attention, rate, ProgressText.duration(remaining) as NSString),
-                             force: k == shares.count - 1)
-                if limit > 0 && state.globalStep >= limit {
-                    try saveCheckpoint(best: false)
-                    log.info("stopped after \(state.globalStep) steps (--steps \(limit)); checkpoint \(directory.lastCheckpoint)")
-                    return state
-                }
-                if config.checkpointEvery > 0 && state.globalStep % config.checkpointEvery == 0 && state.step < steps {
-                    try saveCheckpoint(best: false)
-                }
-            }
-            let seconds = Date().timeIntervalSince(start)
+            guard let totals = try trainEpoch(epoch, prefetchDepth: prefetchDepth, inputs: &inputs) else { return state }
             state.epoch += 1
             state.step = 0
-            let metrics = try validate(epoch: epoch)
-            var improved = false
-            if let auc = metrics?.auc, auc > (state.bestAUC ?? -1) {
-                state.bestAUC = auc
-                state.bestEpoch = epoch
-                improved = true
-            }
-            if rank == 0 {
-                let record = EpochRecord(epoch: epoch, meanLoss: lossSum / Double(max(1, lossSteps)),
-                                         lr: optimizer.learningRate, seconds: seconds,
-                                         samplesPerSecond: Double(casesSeen) / max(seconds, 1e-9),
-                                         validation: metrics)
-                try directory.append(record)
-                var line = String(format: "epoch %d done in %@: mean loss %.4f", epoch + 1, ProgressText.duration(seconds) as NSString, record.meanLoss)
-                if let m = metrics {
-                    line += String(format: ", validation AUC %@ accuracy %@", ProgressText.metric(m.auc), ProgressText.metric(m.accuracy))
-                    if improved { line += " (best so far)" }
-                }
-                log.info(line)
-            }
-            try saveCheckpoint(best: improved || (split.validationIndices.isEmpty && rank == 0))
+            try finishEpoch(epoch, totals)
         }
         log.info("finished \(config.epochs) epochs; last checkpoint \(directory.lastCheckpoint)" + (state.bestAUC != nil ? ", best \(directory.bestCheckpoint) (epoch \(state.bestEpoch! + 1), AUC \(ProgressText.metric(state.bestAUC)))" : ""))
         return state
+    }
+
+    /// What an epoch's steps add up to, for its record.
+    struct EpochTotals {
+        var lossSum = 0.0, steps = 0
+        /// Cases of the global batches trained on.
+        var cases = 0
+        var seconds = 0.0
+    }
+
+    /// Runs the steps of `epoch` from `state.step` on, advancing the state and writing each step's
+    /// record; nil when `--steps` stopped the run (its checkpoint written).
+    func trainEpoch(_ epoch: Int, prefetchDepth: Int, inputs: inout (Tensor, Tensor)) throws -> EpochTotals? {
+        let steps = sampler.stepsPerEpoch
+        optimizer.learningRate = schedule.learningRate(epoch: epoch)
+        let prefetcher = Prefetcher(cohort: cohort, depth: prefetchDepth)
+        defer { prefetcher.stop() }
+        let shares = (state.step..<steps).map { s -> [Int] in
+            let batch = sampler.globalBatch(epoch: epoch, step: s)
+            return Array(batch[rankShare(count: batch.count, rank: rank, ranks: collectives.size)])
+        }
+        prefetcher.schedule(shares.flatMap { $0 })
+        let start = Date()
+        var totals = EpochTotals()
+        for (k, share) in shares.enumerated() {
+            let step = state.step
+            let record = try runStep(share: share, from: prefetcher, epoch: epoch, step: step, inputs: &inputs)
+            totals.lossSum += record.loss
+            totals.steps += 1
+            totals.cases += record.cases   // the global batch
+            state.step += 1
+            state.globalStep += 1
+            if rank == 0 { try directory.append(record) }
+            let elapsed = Date().timeIntervalSince(start)
+            let rate = Double(totals.cases) / max(elapsed, 1e-9)
+            let remaining = Double(shares.count - k - 1) * elapsed / Double(k + 1)
+            log.progress(String(format: "epoch %d/%d step %d/%d loss %.4f (cls %.4f att %.4f) %.2f cases/s ETA %@",
+                                epoch + 1, config.epochs, step + 1, steps, record.loss, record.classification,
+                                record.attention, rate, ProgressText.duration(remaining) as NSString),
+                         force: k == shares.count - 1)
+            if config.steps > 0 && state.globalStep >= config.steps {
+                try saveCheckpoint(best: false)
+                log.info("stopped after \(state.globalStep) steps (--steps \(config.steps)); checkpoint \(directory.lastCheckpoint)")
+                return nil
+            }
+            if config.checkpointEvery > 0 && state.globalStep % config.checkpointEvery == 0 && state.step < steps {
+                try saveCheckpoint(best: false)
+            }
+        }
+        totals.seconds = Date().timeIntervalSince(start)
+        return totals
+    }
+
+    /// One optimizer step on this rank's `share` of the global batch, and its record with every
+    /// rank's share and batch-norm wait.
+    func runStep(share: [Int], from prefetcher: Prefetcher, epoch: Int, step: Int,
+                 inputs: inout (Tensor, Tensor)) throws -> StepRecord {
+        let stepStart = Date()
+        syncBatchNorm.resetWait()
+        let cases = try share.map { _ in try prefetcher.next() }
+        let dataWait = Date().timeIntervalSince(stepStart)
+        inputs = assemble(cases, reuse: inputs)
+        let labels = cases.map { Float($0.info.label.rawValue) }
+        var record = microBatches > 1
+            ? try microBatchedStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step,
+                                   globalBatch: sampler.globalBatch(epoch: epoch, step: step).count)
+            : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
+        record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
+        record.seconds = Date().timeIntervalSince(stepStart)
+        record.batchNormSyncSeconds = syncBatchNorm.waitSeconds
+        record.batchNormSyncSecondsByRank = try collectives.gather(syncBatchNorm.waitSeconds,
+                                                                   what: "the ranks' batch-norm sync waits")
+        record.dataWaitSeconds = dataWait
+        return record
+    }
+
+    /// After an epoch's steps: validation, the best AUC so far, the epoch's record and log line,
+    /// and the checkpoints.
+    func finishEpoch(_ epoch: Int, _ totals: EpochTotals) throws {
+        let metrics = try validate(epoch: epoch)
+        var improved = false
+        if let auc = metrics?.auc, auc > (state.bestAUC ?? -1) {
+            state.bestAUC = auc
+            state.bestEpoch = epoch
+            improved = true
+        }
+        if rank == 0 {
+            let record = EpochRecord(epoch: epoch, meanLoss: totals.lossSum / Double(max(1, totals.steps)),
+                                     lr: optimizer.learningRate, seconds: totals.seconds,
+                                     samplesPerSecond: Double(totals.cases) / max(totals.seconds, 1e-9),
+                                     validation: metrics)
+            try directory.append(record)
+            var line = String(format: "epoch %d done in %@: mean loss %.4f", epoch + 1, ProgressText.duration(totals.seconds) as NSString, record.meanLoss)
+            if let m = metrics {
+                line += String(format: ", validation AUC %@ accuracy %@", ProgressText.metric(m.auc), ProgressText.metric(m.accuracy))
+                if improved { line += " (best so far)" }
+            }
+            log.info(line)
+        }
+        try saveCheckpoint(best: improved || (split.validationIndices.isEmpty && rank == 0))
     }
 
     /// What the run is about to do, on rank 0's log.
