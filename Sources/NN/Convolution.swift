@@ -24,7 +24,7 @@ import BLAS
 // 3.4× fewer multiply-adds) unless `ConvAlgorithm.selected` is `.direct` (env `DSAN_CONV=direct`).
 //
 // Threads: the work is cut into jobs whose boundaries depend on the shapes alone — (sample,
-// tile, block of output channels) in the forward, (block of input channels, group of tiles) in
+// tile) in the forward, (block of input channels, group of tiles) in
 // the backward, column panels for 1×1×1 convs — and `Parallel.forEachWorker` hands whole jobs to
 // workers, each with its own workspace slice and single-threaded GEMMs. Every element's sum is
 // therefore taken by the same GEMM calls in the same order on any number of threads: the results
@@ -228,31 +228,25 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
         }
         return
     }
-    // Jobs are (sample, tile of positions, block of output rows): Y[rows, tile] is the sum over
-    // the channel blocks of W[rows, block] · cols[block, tile]. Rows are split only when there are
-    // fewer tiles than `minimumConvJobs`; a worker then reuses its tile's columns for the next
-    // block of rows when the tile holds every input channel.
-    let (T, C) = workspace.tile(for: g, positions: P)
+    // Jobs are (sample, tile of positions): Y[:, tile] is the sum over the channel blocks of
+    // W[:, block] · cols[block, tile]. Tiles narrow (to `minimumSplitColumns` at least) until
+    // there are `minimumConvJobs` of them; a column's sum does not depend on the tile width.
+    let (widest, C) = workspace.tile(for: g, positions: P)
+    let T = splitColumns(widest, positions: P, samples: plan.n)
     let tiles = (P + T - 1) / T
-    let (panelRows, rowPanels) = rowPanels(cout, tileJobs: plan.n * tiles)
     let kv = g.kernel.volume
     withSingleThreadedBLAS {
-        Parallel.forEachWorker(plan.n * tiles * rowPanels, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorker(plan.n * tiles, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats
-            var filled = -1                                         // the tile job in `cols`
             for job in jobs {
-                let tileJob = job / rowPanels, m0 = (job % rowPanels) * panelRows, m = min(panelRows, cout - m0)
-                let n = tileJob / tiles, p0 = (tileJob % tiles) * T, t = min(T, P - p0)
+                let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
                 let xn = xp + n * plan.inputPerSample               // [Cin, D, H, W]
-                let yn = yp + n * cout * P + m0 * P                 // [rows, P]
+                let yn = yp + n * cout * P                          // [Cout, P]
                 var c0 = 0
-                while c0 < plan.c {                                 // Y[rows, tile] += W[rows, block] · cols
+                while c0 < plan.c {                                 // Y[:, tile] += W[:, block] · cols
                     let c1 = min(plan.c, c0 + C)
-                    if !(c0 == 0 && c1 == plan.c && filled == tileJob) {
-                        vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
-                        filled = c0 == 0 && c1 == plan.c ? tileJob : -1
-                    }
-                    BLAS.sgemm(.none, .none, m: m, n: t, k: (c1 - c0) * kv, a: w + m0 * K + c0 * kv, lda: K,
+                    vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
+                    BLAS.sgemm(.none, .none, m: cout, n: t, k: (c1 - c0) * kv, a: w + c0 * kv, lda: K,
                                b: cols, ldb: t, beta: c0 == 0 ? 0 : 1, c: yn + p0, ldc: P)
                     c0 = c1
                 }
@@ -261,12 +255,20 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     }
 }
 
-/// Column panels of a 1×1×1 conv over P positions and `samples` samples: at least
-/// `minimumConvJobs` jobs in all where there are positions for them, panels of at least 256
-/// columns. A function of the shape only.
-func pointwisePanels(_ P: Int, samples: Int) -> (panel: Int, panels: Int) {
+/// Columns below which a tile is not narrowed further for the sake of more jobs.
+let minimumSplitColumns = 64
+
+/// The tile width for `positions` positions of `samples` samples: `widest` (what the workspace
+/// holds), narrowed until the samples have `minimumConvJobs` tiles in all, but not below
+/// `minimumSplitColumns`. A function of the shape only.
+func splitColumns(_ widest: Int, positions P: Int, samples: Int) -> Int {
     let wanted = max(1, (minimumConvJobs + samples - 1) / max(1, samples))
-    let panel = max(min(P, ConvWorkspace.minimumTileColumns), (P + wanted - 1) / wanted)
+    return max(1, min(widest, max(min(P, minimumSplitColumns), (P + wanted - 1) / wanted)))
+}
+
+/// Column panels of a 1×1×1 conv over P positions and `samples` samples (see `splitColumns`).
+func pointwisePanels(_ P: Int, samples: Int) -> (panel: Int, panels: Int) {
+    let panel = splitColumns(P, positions: P, samples: samples)
     return (panel, (P + panel - 1) / panel)
 }
 
