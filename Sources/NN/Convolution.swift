@@ -216,7 +216,7 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let K = plan.rows, P = plan.positions, cout = plan.outC
     let (w, xp, yp) = (UnsafePointer(weight.data), UnsafePointer(x.data), y.data)
     if g.isPointwise {   // Y_n[Cout, panel] = W[Cout, Cin] · x_n[Cin, panel]
-        let (panel, panels) = pointwisePanels(P, samples: plan.n)
+        let (panel, panels) = pointwisePanels(P)
         withSingleThreadedBLAS {
             Parallel.forEach(plan.n * panels) { jobs in
                 for job in jobs {
@@ -229,10 +229,10 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
         return
     }
     // Jobs are (sample, tile of positions): Y[:, tile] is the sum over the channel blocks of
-    // W[:, block] · cols[block, tile]. Tiles narrow (to `minimumSplitColumns` at least) until
-    // there are `minimumConvJobs` of them; a column's sum does not depend on the tile width.
+    // W[:, block] · cols[block, tile]. Tiles narrow (to `minimumSplitColumns` at least) until a
+    // sample has `minimumConvJobs` of them.
     let (widest, C) = workspace.tile(for: g, positions: P)
-    let T = splitColumns(widest, positions: P, samples: plan.n)
+    let T = splitColumns(widest, positions: P)
     let tiles = (P + T - 1) / T
     let kv = g.kernel.volume
     withSingleThreadedBLAS {
@@ -258,17 +258,19 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
 /// Columns below which a tile is not narrowed further for the sake of more jobs.
 let minimumSplitColumns = 64
 
-/// The tile width for `positions` positions of `samples` samples: `widest` (what the workspace
-/// holds), narrowed until the samples have `minimumConvJobs` tiles in all, but not below
-/// `minimumSplitColumns`. A function of the shape only.
-func splitColumns(_ widest: Int, positions P: Int, samples: Int) -> Int {
-    let wanted = max(1, (minimumConvJobs + samples - 1) / max(1, samples))
-    return max(1, min(widest, max(min(P, minimumSplitColumns), (P + wanted - 1) / wanted)))
+/// The tile width for `positions` positions: `widest` (what the workspace holds), narrowed until
+/// one sample has `minimumConvJobs` tiles, but not below `minimumSplitColumns`. A function of the
+/// geometry alone — not of the thread count, and not of the samples a rank holds: OpenBLAS rounds
+/// an element differently depending on where in a GEMM's columns it falls, so a tile width that
+/// followed a rank's share of the batch would make rank counts differ (3e-4 of a gradient at
+/// width 64, global batch 3).
+func splitColumns(_ widest: Int, positions P: Int) -> Int {
+    max(1, min(widest, max(min(P, minimumSplitColumns), (P + minimumConvJobs - 1) / minimumConvJobs)))
 }
 
-/// Column panels of a 1×1×1 conv over P positions and `samples` samples (see `splitColumns`).
-func pointwisePanels(_ P: Int, samples: Int) -> (panel: Int, panels: Int) {
-    let panel = splitColumns(P, positions: P, samples: samples)
+/// Column panels of a 1×1×1 conv over P positions (see `splitColumns`).
+func pointwisePanels(_ P: Int) -> (panel: Int, panels: Int) {
+    let panel = splitColumns(P, positions: P)
     return (panel, (P + panel - 1) / panel)
 }
 
@@ -338,7 +340,7 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
                 }
             }
             if let dX {        // dX_n[Cin, panel] = Wᵀ[Cin, Cout] · dY_n[Cout, panel]
-                let (panel, panels) = pointwisePanels(P, samples: plan.n)
+                let (panel, panels) = pointwisePanels(P)
                 Parallel.forEach(plan.n * panels) { jobs in
                     for job in jobs {
                         let n = job / panels, p0 = (job % panels) * panel
