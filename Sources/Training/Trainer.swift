@@ -248,7 +248,9 @@ public final class Trainer {
             let seconds = Date().timeIntervalSince(start)
             state.epoch += 1
             state.step = 0
+            let validationStart = Date()
             let metrics = try validate(epoch: epoch)
+            let validationSeconds = Date().timeIntervalSince(validationStart)
             var improved = false
             if let auc = metrics?.auc, auc > (state.bestAUC ?? -1) {
                 state.bestAUC = auc
@@ -259,7 +261,9 @@ public final class Trainer {
                 let record = EpochRecord(epoch: epoch, meanLoss: lossSum / Double(max(1, lossSteps)),
                                          lr: optimizer.learningRate, seconds: seconds,
                                          samplesPerSecond: Double(casesSeen) / max(seconds, 1e-9),
-                                         validation: metrics)
+                                         validation: metrics,
+                                         validationSeconds: validationIndices.isEmpty ? nil : validationSeconds,
+                                         validationCasesByRank: validationIndices.isEmpty ? nil : validationCasesByRank)
                 try appendLine(record, to: outPath("metrics.jsonl"))
                 var line = String(format: "epoch %d done in %@: mean loss %.4f", epoch + 1, Self.duration(seconds) as NSString, record.meanLoss)
                 if let m = metrics {
@@ -429,29 +433,49 @@ public final class Trainer {
         return record
     }
 
-    /// Rank 0 evaluates the validation cases in eval mode (running statistics, no collectives);
-    /// the other ranks wait at a barrier bounded by the timeout.
+    /// Validation after an epoch (DESIGN.md §4). The forward passes (eval mode: running
+    /// statistics, no collectives) are split across the ranks in contiguous slices of the
+    /// validation cases (`validation: shared`) or all run on rank 0 (`validation: rank0`); rank 0
+    /// gathers the probabilities in case order, so they are the values one rank computes (a conv
+    /// gives the same bits on any thread count), writes the predictions and computes the metrics.
+    /// Every rank learns the AUC, so all agree on `bestAUC` in the saved state.
+    /// How many validation cases each rank evaluated in the last validation (rank order).
+    var validationCasesByRank: [Int] = []
+
     func validate(epoch: Int) throws -> Metrics? {
         guard let vc = validationCohort, !validationIndices.isEmpty else { return nil }
-        var metrics: Metrics?
-        if rank == 0 {
+        let ranks = collectives.size, count = validationIndices.count
+        let mine: Range<Int> = config.validation == .shared
+            ? (count * rank / ranks)..<(count * (rank + 1) / ranks)
+            : (rank == 0 ? 0..<count : 0..<0)
+        var local: [Double] = []
+        if !mine.isEmpty {
             model.training = false
             defer { model.training = true }
-            var rows: [String] = ["case_id,patient_id,label,infection_ratio,probability"]
-            var labels: [Int] = [], scores: [Double] = []
             let prefetcher = Prefetcher(cohort: vc, depth: config.prefetch > 0 ? config.prefetch : 2)
             defer { prefetcher.stop() }
-            prefetcher.schedule(validationIndices)
+            prefetcher.schedule(Array(validationIndices[mine]))
             var tensors = (Tensor(zeros: [0]), Tensor(zeros: [0]))
-            for _ in validationIndices {
-                let c = try prefetcher.next()
-                tensors = assemble([c], reuse: tensors)
+            for _ in mine {
+                tensors = assemble([try prefetcher.next()], reuse: tensors)
                 let logit = Double(model.forward(tensors.0).data[0])
-                let p = 1 / (1 + exp(-logit))
-                labels.append(Int(c.info.label.rawValue))
-                scores.append(p)
-                let r = c.info.infectionRatio.isNaN ? "" : "\(c.info.infectionRatio)"
-                rows.append("\(csvField(c.info.caseID)),\(csvField(c.info.patientID)),\(c.info.label.rawValue),\(r),\(p)")
+                local.append(1 / (1 + exp(-logit)))
+            }
+        }
+        let widest = config.validation == .shared ? (count + ranks - 1) / ranks : count
+        let gathered = try collectives.gather(local, maxCount: widest, what: "the validation predictions")
+        validationCasesByRank = gathered.map(\.count)
+        let scores = gathered.flatMap { $0 }
+        var metrics: Metrics?
+        if rank == 0 {
+            precondition(scores.count == count, "validation: gathered \(scores.count) predictions for \(count) cases")
+            var rows: [String] = ["case_id,patient_id,label,infection_ratio,probability"]
+            var labels: [Int] = []
+            for (i, p) in zip(validationIndices, scores) {
+                let info = vc.cases[i]
+                labels.append(Int(info.label.rawValue))
+                let r = info.infectionRatio.isNaN ? "" : "\(info.infectionRatio)"
+                rows.append("\(csvField(info.caseID)),\(csvField(info.patientID)),\(info.label.rawValue),\(r),\(p)")
             }
             metrics = Metrics(labels: labels, scores: scores)
             let text = rows.joined(separator: "\n") + "\n"
@@ -460,8 +484,6 @@ public final class Trainer {
                 try text.write(toFile: outPath("val_predictions.csv"), atomically: true, encoding: .utf8)
             }
         }
-        try collectives.barrier("waiting for rank 0's validation")
-        // Every rank learns the AUC so that all agree on `bestAUC` in the saved state.
         let auc = try collectives.broadcast([metrics?.auc ?? .nan], root: 0)[0]
         if rank != 0 && !auc.isNaN {
             metrics = Metrics(labels: [], scores: [])

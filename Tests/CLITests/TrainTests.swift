@@ -158,6 +158,33 @@ struct DistributedTrainingTests {
         #expect(relative.difference <= (conv == "direct" ? 1e-5 : 2e-4), "\(relative.name)")
     }
 
+    /// Validation shared by all ranks (DESIGN.md §4): each rank evaluates a contiguous slice and
+    /// rank 0 gathers them in case order, so the predictions are exactly those of rank 0 alone
+    /// (`validation: rank0`) on 1, 2 and 3 ranks, and every rank ran its slice.
+    @Test(arguments: [1, 2, 3])
+    func sharedValidationEqualsRankZerosExactly(ranks: Int) throws {
+        let base = try scratchDirectory("val\(ranks)")
+        try "validation: rank0\n".write(toFile: base + "/rank0.yaml", atomically: true, encoding: .utf8)
+        let args = ["--width", "8", "--epochs", "1", "--timeout", "60", "--data", trainingData, "--batch", "4",
+                    "--folds", "3", "--fold", "0"]
+        let shared = try train(ranks: ranks, args + ["--out", base + "/shared"])
+        #expect(shared.status == 0, "\(shared.stderr)")
+        let alone = try train(ranks: ranks, args + ["--out", base + "/rank0", "--config", base + "/rank0.yaml"])
+        #expect(alone.status == 0, "\(alone.stderr)")
+        let a = try String(contentsOfFile: base + "/shared/val_predictions_last.csv", encoding: .utf8)
+        let b = try String(contentsOfFile: base + "/rank0/val_predictions_last.csv", encoding: .utf8)
+        #expect(a.split(separator: "\n").count == 5, "4 validation cases and a header: \(a)")
+        #expect(a == b)
+        // Every rank evaluated its contiguous slice; with `rank0` rank 0 evaluated them all.
+        struct Epoch: Decodable { var validationCasesByRank: [Int] }
+        func byRank(_ run: String) throws -> [Int] {
+            let line = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")[0]
+            return try JSONDecoder().decode(Epoch.self, from: Data(line.utf8)).validationCasesByRank
+        }
+        #expect(try byRank(base + "/shared") == (0..<ranks).map { 4 * ($0 + 1) / ranks - 4 * $0 / ranks })
+        #expect(try byRank(base + "/rank0") == [4] + [Int](repeating: 0, count: ranks - 1))
+    }
+
     @Test func resumeContinuesExactlyAsAnUninterruptedRun() throws {
         let base = try scratchDirectory("resume")
         let args = ciArguments + ["--data", trainingData, "--batch", "4"]
