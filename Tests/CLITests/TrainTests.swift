@@ -354,3 +354,29 @@ struct MicroBatchTests {
         #expect(size > 0 && worst <= 1e-5 * max(1, size))
     }
 }
+
+/// A run directory on a file system that fills up (DESIGN.md §4: a failure is an error, never a
+/// signal): the checkpoint write fails with an error that names the full disk, the previous
+/// `last.h5` stays intact and loads, no partial file is left behind, and `--resume` continues.
+@Suite(.serialized, .enabled(if: getuid() == 0, "mounts a small tmpfs, which needs root"))
+struct FullDiskTests {
+    @Test func fullDiskEndsWithAnErrorAndKeepsTheLastCheckpoint() throws {
+        let base = try scratchDirectory("full")
+        let mountPoint = base + "/fs"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=20m", "tmpfs", mountPoint])
+        #expect(mounted.status == 0, "\(mounted.stderr)")
+        defer { _ = try? run("/bin/umount", [mountPoint]) }
+        let args = ["--width", "8", "--batch", "4", "--epochs", "3", "--data", trainingData]
+        let result = try run(dsanPath, ["train"] + args + ["--out", mountPoint + "/run"])
+        #expect(result.status == 1, "a full disk must end with an error, not a signal: status \(result.status)\n\(result.stderr)")
+        #expect(result.stderr.contains("cannot write checkpoint: the file system is full (No space left on device)"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: mountPoint + "/run/last.h5.partial"))
+        // What was written before is intact: copy the run off the full disk and resume it.
+        let moved = base + "/run"
+        try FileManager.default.copyItem(atPath: mountPoint + "/run", toPath: moved)
+        let resumed = try run(dsanPath, ["train"] + args + ["--out", moved, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("resuming \(moved)/last.h5"), "\(resumed.stderr)")
+    }
+}
