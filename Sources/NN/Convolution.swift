@@ -353,51 +353,39 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
         return
     }
     dX?.zero()
-    // Jobs are (block of input channels, group of tiles). A block owns its rows of dW and its
-    // channels of dX; the input channels are cut into at least `minimumConvJobs` blocks where
-    // there are channels for them. With fewer blocks and no dX to scatter (the stem), the
-    // (sample, tile) sequence is also cut into groups, each summing its dW into a partial of its
-    // own, added to dW in group order at the end. Per element the sums run over samples, then
-    // tiles, then groups, in the same order on any number of threads.
+    // Jobs are (block of input channels, block of output rows). A block of input channels owns
+    // its rows of dW and its channels of dX; the input channels are cut into at least
+    // `minimumConvJobs` blocks where there are channels for them. With fewer blocks and no dX to
+    // scatter (the stem), the output rows of dW are cut into blocks as well (`rowPanels`). Per
+    // element the sums run over samples, then tiles, in the same order whatever the thread count
+    // and however many samples a rank holds.
     let (T, C) = workspace.tile(for: g, positions: P, minimumBlocks: minimumConvJobs)
-    let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T, tileJobs = plan.n * tiles
-    let groups = dX == nil && dWeight != nil && blocks < minimumConvJobs
-        ? min(tileJobs, (minimumConvJobs + blocks - 1) / blocks) : 1
+    let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
+    let (panelRows, panels) = dX == nil && blocks < minimumConvJobs ? rowPanels(cout, tileJobs: blocks) : (cout, 1)
     let kv = g.kernel.volume
-    let partials: UnsafeMutablePointer<Float>? = groups > 1 ? .allocate(capacity: groups * cout * K) : nil
-    partials?.initialize(repeating: 0, count: groups * cout * K)
-    defer { partials?.deallocate() }
     withSingleThreadedBLAS {
-        Parallel.forEachWorker(blocks * groups, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorker(blocks * panels, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
             for job in jobs {
-                let block = job / groups, group = job % groups
+                let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
                 let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
-                let dW = partials.map { $0 + group * cout * K } ?? dWeight?.data
-                for tileJob in (tileJobs * group / groups)..<(tileJobs * (group + 1) / groups) {
-                    let n = tileJob / tiles, p0 = (tileJob % tiles) * T, t = min(T, P - p0)
+                for n in 0..<plan.n {
                     let xn = xp + n * plan.inputPerSample           // [Cin, D, H, W]
                     let dyn = dyp + n * cout * P                    // [Cout, P]
-                    if let dW {        // dW[:, rows] += dY_n[:, tile] · colsᵀ
-                        vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
-                        BLAS.sgemm(.none, .transpose, m: cout, n: rows, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
-                                   beta: 1, c: dW + c0 * kv, ldc: K)
-                    }
-                    if let dX {        // dcols = W[:, rows]ᵀ · dY_n[:, tile], scattered back into dX_n
-                        BLAS.sgemm(.transpose, .none, m: rows, n: t, k: cout, a: w + c0 * kv, lda: K,
-                                   b: dyn + p0, ldb: P, c: cols, ldc: t)
-                        col2vol(plan, cols, c0, c1, p0, p0 + t, dX.data + n * plan.inputPerSample, parallel: false)
+                    for tile in 0..<tiles {
+                        let p0 = tile * T, t = min(T, P - p0)
+                        if let dWeight {   // dW[rows of this job, block] += dY_n[rows, tile] · colsᵀ
+                            vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
+                            BLAS.sgemm(.none, .transpose, m: m, n: rows, k: t, a: dyn + m0 * P + p0, lda: P, b: cols, ldb: t,
+                                       beta: 1, c: dWeight.data + m0 * K + c0 * kv, ldc: K)
+                        }
+                        if let dX {        // dcols = W[:, block]ᵀ · dY_n[:, tile], scattered back into dX_n
+                            BLAS.sgemm(.transpose, .none, m: rows, n: t, k: cout, a: w + c0 * kv, lda: K,
+                                       b: dyn + p0, ldb: P, c: cols, ldc: t)
+                            col2vol(plan, cols, c0, c1, p0, p0 + t, dX.data + n * plan.inputPerSample, parallel: false)
+                        }
                     }
                 }
-            }
-        }
-    }
-    if let partials, let dWeight {   // dW += Σ_group partial, in group order
-        let d = dWeight.data
-        Parallel.forEach(cout * K, grain: 1 << 14) { range in
-            for group in 0..<groups {
-                let part = partials + group * cout * K
-                for i in range { d[i] += part[i] }
             }
         }
     }

@@ -84,11 +84,15 @@ struct DistributedTrainingTests {
     func ranksComputeTheSameStepsAsOneRank(batch: Int, rankCounts: [Int], conv: String) throws {
         let base = try scratchDirectory("eq")
         let environment = ["DSAN_CONV": conv]
-        // Five steps: float summation order differs between rank counts (ring all-reduce,
+        // Three steps: float summation order differs between rank counts (ring all-reduce,
         // batch-norm sums), and Adam turns sign differences of noise-level gradient entries into
-        // full-size steps (|Δθ| ≤ ~lr per step), so the runs drift apart slowly; over five steps
-        // at lr 2e-4 the losses agree to 1e-4.
-        let stepCount = 5
+        // full-size steps (|Δθ| ≤ ~lr per step), so the runs drift apart slowly; over three steps
+        // at lr 2e-4 the losses agree to 1e-4. Not much further: at width 4 on 16×32×32 the last
+        // layer's batch norms see 2 values per channel at batch 2, and one of them can tip at the
+        // fifth step (loss 3.5e-3 apart, with the same numbers before and after the convs became
+        // thread-independent, on an Intel Xeon with OpenBLAS's Prescott kernels). The tight check
+        // of the step itself is the first step's gradients, here and at width 64 below.
+        let stepCount = 3
         let args = ciArguments + ["--data", trainingData, "--batch", "\(batch)", "--steps", "\(stepCount)"]
         let one = try train(ranks: 1, args + ["--out", base + "/r1", "--dump-gradients", base + "/g1.h5"], environment: environment)
         #expect(one.status == 0, "\(one.stderr)")
