@@ -81,6 +81,25 @@ public final class Collectives {
         }
     }
 
+    /// Every rank's list of doubles (at most `maxCount` each), in rank order: one all-gather of
+    /// fixed-size blocks `[count, values…, padding]`, bounded by the timeout like every wait here.
+    public func gather(_ local: [Double], maxCount: Int, what: String) throws -> [[Double]] {
+        precondition(local.count <= maxCount, "gather: \(local.count) values, at most \(maxCount)")
+        if size == 1 { return [local] }
+        let send = [Double(local.count)] + local + [Double](repeating: 0, count: maxCount - local.count)
+        var all = [Double](repeating: 0, count: send.count * size)
+        try send.withUnsafeBufferPointer { s in
+            try all.withUnsafeMutableBufferPointer { r in
+                let request = try comm.iallgather(s, into: r)
+                try waiting(request, "gathering \(what)")
+            }
+        }
+        return (0..<size).map { r in
+            let block = all[(r * send.count)..<((r + 1) * send.count)]
+            return Array(block.dropFirst().prefix(Int(block.first!)))
+        }
+    }
+
     /// Every rank's `value`, in rank order.
     public func gather(_ value: Double, what: String) throws -> [Double] {
         if size == 1 { return [value] }

@@ -33,7 +33,14 @@ public struct HDF5Error: Error, CustomStringConvertible, Sendable {
 /// without thread safety.
 enum Library {
     private static let lock = NSRecursiveLock()
-    private static let setUp: Void = { _ = H5open() }()
+    /// `H5dont_atexit` first: HDF5's exit handler closes whatever is still open, and after a write
+    /// failed (a full disk) the file it then closes again crashes it (SIGSEGV in `H5G_close` from
+    /// `H5_term_library`, HDF5 1.10). Every handle dsan opens is closed by its owner, so the
+    /// handler has nothing to do that the program needs.
+    private static let setUp: Void = {
+        _ = H5dont_atexit()
+        _ = H5open()
+    }()
 
     /// Runs `body` holding the library lock. HDF5's automatic error printing is switched off
     /// on every call because a thread-safe HDF5 keeps that setting per thread.

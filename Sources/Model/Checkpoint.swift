@@ -7,9 +7,17 @@ import NN
 public struct CheckpointError: Error, CustomStringConvertible {
     public var file: String
     public var problems: [String]
+    /// Whether it was writing the checkpoint that failed (otherwise loading it).
+    public var writing = false
+
+    public init(file: String, problems: [String], writing: Bool = false) {
+        self.file = file
+        self.problems = problems
+        self.writing = writing
+    }
 
     public var description: String {
-        "\(file): cannot load checkpoint: " + problems.joined(separator: "; ")
+        "\(file): cannot \(writing ? "write" : "load") checkpoint: " + problems.joined(separator: "; ")
     }
 }
 
@@ -50,6 +58,27 @@ public enum Checkpoint {
                             configuration: String? = nil, to path: String) throws {
         let temporary = path + ".partial"
         do {
+            try writeState(model, optimizer: optimizer, trainingState: trainingState, configuration: configuration, to: temporary)
+        } catch {
+            unlink(temporary)
+            let text = "\(error)"
+            if text.contains("errno = \(ENOSPC)") || text.contains("No space left on device") {
+                throw CheckpointError(file: path, problems: [
+                    "the file system is full (No space left on device) while writing \(temporary); "
+                    + (FileManager.default.fileExists(atPath: path) ? "\(path) is unchanged" : "nothing was written")
+                    + ". Free space or choose another --out, then continue with --resume"], writing: true)
+            }
+            throw error
+        }
+        if rename(temporary, path) != 0 {
+            throw CheckpointError(file: path, problems: ["cannot rename \(temporary) into place: \(String(cString: strerror(errno)))"], writing: true)
+        }
+    }
+
+    /// The body of `save`: every dataset and attribute into a new file at `path`.
+    private static func writeState(_ model: ResNet3D, optimizer: Adam?, trainingState: String?,
+                                   configuration: String?, to temporary: String) throws {
+        do {
             let file = try File(creating: temporary)
             try file.setAttribute("format", format)
             try file.setAttribute("format_version", version)
@@ -74,9 +103,6 @@ public enum Checkpoint {
                 }
             }
             try file.flush()
-        }
-        if rename(temporary, path) != 0 {
-            throw CheckpointError(file: path, problems: ["cannot rename \(temporary) into place: \(String(cString: strerror(errno)))"])
         }
     }
 

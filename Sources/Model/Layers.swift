@@ -45,8 +45,24 @@ final class ConvBN {
     }
 
     func forward(_ x: Tensor, workspace: ConvWorkspace) {
+        convolve(x, workspace: workspace)
+        normalize()
+    }
+
+    /// The forward's two halves, for a caller that runs several batch norms in one round.
+    func convolve(_ x: Tensor, workspace: ConvWorkspace) {
         conv3dForward(y: convOut, x: x, weight: weight, geometry: geometry, workspace: workspace)
+    }
+
+    func normalize() {
         bn.forward(convOut, into: output)
+        activate()
+    }
+
+    /// The batch norm's part of `normalize`, for `BatchNorm3d.forward(together:)`.
+    var batchNormForward: (layer: BatchNorm3d, x: Tensor, y: Tensor) { (bn, convOut, output) }
+
+    func activate() {
         if relu { ReLU.forward(output, into: output) }
     }
 
@@ -55,7 +71,12 @@ final class ConvBN {
     func backward(_ dOutput: Tensor, input x: Tensor, dX: Tensor?, workspace: ConvWorkspace) {
         if relu { ReLU.backward(dOutput, output: output, into: dOutput) }
         bn.backward(dOutput, input: convOut, into: dOutput)
-        conv3dBackward(dX: dX, dWeight: dWeight, dY: dOutput, x: x, weight: weight, geometry: geometry, workspace: workspace)
+        backwardConvolution(dOutput, input: x, dX: dX, workspace: workspace)
+    }
+
+    /// The conv's part of `backward`, given ∂L/∂(conv output) in `dConvOut`.
+    func backwardConvolution(_ dConvOut: Tensor, input x: Tensor, dX: Tensor?, workspace: ConvWorkspace) {
+        conv3dBackward(dX: dX, dWeight: dWeight, dY: dConvOut, x: x, weight: weight, geometry: geometry, workspace: workspace)
     }
 }
 
@@ -98,14 +119,20 @@ final class BasicBlock {
         return out
     }
 
+    /// With a shortcut conv, the second batch norm and the shortcut's share one round of the
+    /// synchronised sums (forward and backward): both inputs are ready at the same time.
     func forward(_ x: Tensor, workspace: ConvWorkspace) {
         conv1.forward(x, workspace: workspace)
-        conv2.forward(conv1.output, workspace: workspace)
         let shortcut: Tensor
         if let downsample {
-            downsample.forward(x, workspace: workspace)
+            conv2.convolve(conv1.output, workspace: workspace)
+            downsample.convolve(x, workspace: workspace)
+            BatchNorm3d.forward(together: [conv2.batchNormForward, downsample.batchNormForward])
+            conv2.activate()
+            downsample.activate()
             shortcut = downsample.output
         } else {
+            conv2.forward(conv1.output, workspace: workspace)
             shortcut = x
         }
         AddReLU.forward(conv2.output, shortcut, into: output)
@@ -117,16 +144,20 @@ final class BasicBlock {
                   workspace: ConvWorkspace) {
         // dSum = dOutput · [output > 0], the gradient of both addends.
         AddReLU.backward(dOutput, output: output, into: dOutput)
+        scratch.reshape(conv1.output.shape)
         if let downsample {
-            // The shortcut first, while dOutput still holds dSum.
+            // Neither second batch norm has a ReLU after it: both see dSum. The shortcut's copy
+            // of it goes to scratch2, then the two batch norms' backward sums share one round.
             scratch2.reshape(dOutput.shape)
             scratch2.assign(dOutput)
-            downsample.backward(scratch2, input: x, dX: dX, workspace: workspace)
+            BatchNorm3d.backward(together: [(downsample.bn, scratch2, downsample.convOut, scratch2),
+                                            (conv2.bn, dOutput, conv2.convOut, dOutput)])
+            downsample.backwardConvolution(scratch2, input: x, dX: dX, workspace: workspace)
+            conv2.backwardConvolution(dOutput, input: conv1.output, dX: scratch, workspace: workspace)
         } else {
             dX.assign(dOutput)
+            conv2.backward(dOutput, input: conv1.output, dX: scratch, workspace: workspace)
         }
-        scratch.reshape(conv1.output.shape)
-        conv2.backward(dOutput, input: conv1.output, dX: scratch, workspace: workspace)
         scratch2.reshape(x.shape)
         conv1.backward(scratch, input: x, dX: scratch2, workspace: workspace)
         Add.forward(dX, scratch2, into: dX)

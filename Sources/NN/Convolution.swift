@@ -23,10 +23,21 @@ import BLAS
 // 3×3×3 stride-1 padding-1 convs take the Winograd F(2×2×2, 3×3×3) path instead (Winograd.swift,
 // 3.4× fewer multiply-adds) unless `ConvAlgorithm.selected` is `.direct` (env `DSAN_CONV=direct`).
 //
-// Threads: OpenBLAS threads inside each GEMM (`BLAS.threads`), `Parallel.forEach` over the rows of
-// a tile in vol2col and over (input channel, input depth) planes in col2vol. Each worker writes a
-// disjoint part of the output and every voxel's sum is taken in the same order for any thread
-// count, so results depend on the thread count only through OpenBLAS's own rounding.
+// Threads: the work is cut into jobs whose boundaries depend on the shapes alone — (sample,
+// tile) in the forward, (block of input channels, group of tiles) in
+// the backward, column panels for 1×1×1 convs — and `Parallel.forEachWorker` hands whole jobs to
+// workers, each with its own workspace slice and single-threaded GEMMs. Every element's sum is
+// therefore taken by the same GEMM calls in the same order on any number of threads: the results
+// are the same bits on 1 thread or 16. (OpenBLAS's own threading splits a GEMM by the thread
+// count, and its kernels round an element differently depending on where a split falls; under
+// mpirun a rank's thread count follows its binding, so a conv that used it made 3 ranks on 2
+// cores differ from 1 rank by 1e-2 at width 64.) A job is at most a slice of the workspace, so a
+// tile stays in its core's cache between vol2col and the GEMM.
+
+/// The work of one conv is cut into at least this many jobs where its shape allows (more jobs
+/// than this only where the tiling needs them), so up to this many workers share it. A function of
+/// nothing but this constant and the shapes, which keeps the results independent of the threads.
+public let minimumConvJobs = 8
 
 /// Three extents along depth, height and width (a kernel size, stride or padding).
 public struct Size3: Equatable, Sendable, CustomStringConvertible {
@@ -109,13 +120,14 @@ public struct Conv3dGeometry: Equatable, Sendable, CustomStringConvertible {
 /// (one per model, shared by all its convs) so that the hot path never allocates.
 ///
 /// A tile is a block of the column matrix: the rows of `channels` input channels (channels·k³ rows)
-/// by `columns` output positions, and it never exceeds `capacity` floats, so memory is bounded
-/// whatever the input size. Each worker (`Parallel.threads`) gets its own slice of at most
-/// `tileBytes`: a tile that stays in the core's L2 cache between vol2col writing it and the GEMM
-/// reading it is what makes the conv run near the sgemm rate (Docs/performance.md).
+/// by `columns` output positions, and it never exceeds one slice of min(`capacity`, `tileBytes`),
+/// so memory is bounded whatever the input size: a tile that stays in the core's L2 cache between
+/// vol2col writing it and the GEMM reading it is what makes the conv run near the sgemm rate
+/// (Docs/performance.md). Each worker gets a slice of its own, so at most `slices` workers run
+/// tiles at once; the slice size, and with it the tiling, does not depend on the worker count.
 public final class ConvWorkspace {
-    /// The default size: one `tileBytes` slice for each of 2 workers.
-    public static let defaultBytes = 2 << 20
+    /// The default size: one `tileBytes` slice per thread (`Parallel.threads`), at least 2.
+    public static var defaultBytes: Int { max(2, Parallel.threads) * tileBytes }
     /// The most one worker's tile uses, 1 MiB: the L2 cache of one core of the target machine
     /// (AMD Zen 3), and the best of 1–32 MiB tiles measured there (Docs/performance.md).
     public static let tileBytes = 1 << 20
@@ -147,34 +159,34 @@ public final class ConvWorkspace {
     /// 2 × 64·C·T for a block (Winograd.swift).
     lazy var winograd = WinogradBuffers()
 
-    /// The tile for `geometry` over `positions` output positions: all input channels and as many
-    /// columns as fit when that leaves at least `minimumTileColumns` columns (or all of them);
-    /// otherwise `minimumTileColumns` columns and as many whole input channels as fit, in blocks of
-    /// equal size.
-    ///
-    /// Each worker gets min(capacity / workers, tileBytes); with `workers` > 1 the columns are capped at
-    /// ⌈positions / workers⌉, so that every worker has a tile of its own.
-    public func tile(for geometry: Conv3dGeometry, positions: Int, workers: Int = 1) -> (columns: Int, channels: Int) {
-        tile(for: geometry, positions: positions, workers: workers, splitPositions: true)
-    }
+    /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4).
+    public var sliceFloats: Int { min(capacity, ConvWorkspace.tileBytes / MemoryLayout<Float>.stride) }
 
-    func tile(for geometry: Conv3dGeometry, positions: Int, workers: Int, splitPositions: Bool) -> (columns: Int, channels: Int) {
+    /// How many workers can run tiles at once: min(`Parallel.threads`, whole slices in `capacity`).
+    public var slices: Int { max(1, min(Parallel.threads, capacity / sliceFloats)) }
+
+    /// The tile for `geometry` over `positions` output positions: all input channels and as many
+    /// columns as fit in one slice when that leaves at least `minimumTileColumns` columns (or all
+    /// of them); otherwise `minimumTileColumns` columns and as many whole input channels as fit,
+    /// in blocks of equal size. With `minimumBlocks` > 1 the input channels are cut into at least
+    /// that many blocks (as far as there are channels), and the columns widen to fill the slice.
+    /// The result depends on the geometry, `positions` and the slice size only.
+    public func tile(for geometry: Conv3dGeometry, positions: Int, minimumBlocks: Int = 1) -> (columns: Int, channels: Int) {
         let kv = geometry.kernel.volume, cin = geometry.inChannels
-        let budget = min(capacity / max(1, workers), ConvWorkspace.tileBytes / MemoryLayout<Float>.stride)
+        let budget = sliceFloats
         precondition(budget >= kv, "ConvWorkspace: \(budget) floats per worker cannot hold one column of \(kv) rows")
-        let share = splitPositions ? (positions + workers - 1) / max(1, workers) : positions
         var channels = cin, columns: Int
-        let wanted = min(share, ConvWorkspace.minimumTileColumns)
+        let wanted = min(positions, ConvWorkspace.minimumTileColumns)
         if cin * kv * wanted <= budget {
-            columns = min(share, budget / (cin * kv))
+            columns = min(positions, budget / (cin * kv))
         } else {
             columns = wanted
             channels = max(1, budget / (kv * columns))
         }
-        channels = min(channels, maxTileChannels)
+        channels = min(channels, maxTileChannels, (cin + minimumBlocks - 1) / max(1, minimumBlocks))
         let blocks = (cin + channels - 1) / channels
         channels = (cin + blocks - 1) / blocks
-        columns = max(1, min(columns, maxTileColumns, budget / (kv * channels)))
+        columns = max(1, min(positions, maxTileColumns, budget / (kv * channels)))
         return (columns, channels)
     }
 }
@@ -202,46 +214,84 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
                          workspace: ConvWorkspace) {
     let plan = ConvPlan(g, x.shape5)
     let K = plan.rows, P = plan.positions, cout = plan.outC
-    let w = UnsafePointer(weight.data)
-    if g.isPointwise {
-        for n in 0..<plan.n {   // Y_n[Cout, P] = W[Cout, Cin] · x_n[Cin, P]
-            BLAS.sgemm(.none, .none, m: cout, n: P, k: K, a: w, lda: K,
-                       b: x.data + n * plan.inputPerSample, ldb: P, c: y.data + n * cout * P, ldc: P)
+    let (w, xp, yp) = (UnsafePointer(weight.data), UnsafePointer(x.data), y.data)
+    if g.isPointwise {   // Y_n[Cout, panel] = W[Cout, Cin] · x_n[Cin, panel]
+        let (panel, panels) = pointwisePanels(P)
+        withSingleThreadedBLAS {
+            Parallel.forEach(plan.n * panels) { jobs in
+                for job in jobs {
+                    let n = job / panels, p0 = (job % panels) * panel
+                    BLAS.sgemm(.none, .none, m: cout, n: min(panel, P - p0), k: K, a: w, lda: K,
+                               b: xp + n * plan.inputPerSample + p0, ldb: P, c: yp + n * cout * P + p0, ldc: P)
+                }
+            }
         }
         return
     }
-    // Tiles are independent in the forward (each writes its own columns of Y), so with several
-    // workers each takes a contiguous run of (sample, tile) jobs, with its own slice of the
-    // workspace and a single-threaded GEMM: vol2col and GEMM of a tile stay on one core, in that
-    // core's cache, and no thread waits for another between them.
-    let workers = max(1, Parallel.threads)
-    let (T, C) = workspace.tile(for: g, positions: P, workers: workers)
-    let tiles = (P + T - 1) / T, jobs = plan.n * tiles
+    // Jobs are (sample, tile of positions): Y[:, tile] is the sum over the channel blocks of
+    // W[:, block] · cols[block, tile]. Tiles narrow (to `minimumSplitColumns` at least) until a
+    // sample has `minimumConvJobs` of them.
+    let (widest, C) = workspace.tile(for: g, positions: P)
+    let T = splitColumns(widest, positions: P)
+    let tiles = (P + T - 1) / T
     let kv = g.kernel.volume
-    let (xp, yp, slice) = (UnsafePointer(x.data), y.data, workspace.capacity / workers)
-    func run(_ job: Int, _ cols: UnsafeMutablePointer<Float>, parallel: Bool) {
-        let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
-        let xn = xp + n * plan.inputPerSample                     // [Cin, D, H, W]
-        let yn = yp + n * cout * P                                 // [Cout, P]
-        var c0 = 0
-        while c0 < plan.c {                                        // Y[:, tile] += W[:, rows] · cols
-            let c1 = min(plan.c, c0 + C)
-            vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: parallel)
-            BLAS.sgemm(.none, .none, m: cout, n: t, k: (c1 - c0) * kv, a: w + c0 * kv, lda: K,
-                       b: cols, ldb: t, beta: c0 == 0 ? 0 : 1, c: yn + p0, ldc: P)
-            c0 = c1
+    withSingleThreadedBLAS {
+        Parallel.forEachWorker(plan.n * tiles, maxWorkers: workspace.slices) { worker, jobs in
+            let cols = workspace.columns + worker * workspace.sliceFloats
+            for job in jobs {
+                let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
+                let xn = xp + n * plan.inputPerSample               // [Cin, D, H, W]
+                let yn = yp + n * cout * P                          // [Cout, P]
+                var c0 = 0
+                while c0 < plan.c {                                 // Y[:, tile] += W[:, block] · cols
+                    let c1 = min(plan.c, c0 + C)
+                    vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
+                    BLAS.sgemm(.none, .none, m: cout, n: t, k: (c1 - c0) * kv, a: w + c0 * kv, lda: K,
+                               b: cols, ldb: t, beta: c0 == 0 ? 0 : 1, c: yn + p0, ldc: P)
+                    c0 = c1
+                }
+            }
         }
     }
-    if workers > 1 && jobs >= workers {
-        let saved = BLAS.threads
-        BLAS.threads = 1
-        defer { BLAS.threads = saved }
-        Parallel.forEachWorker(jobs) { worker, range in
-            for job in range { run(job, workspace.columns + worker * slice, parallel: false) }
-        }
-    } else {
-        for job in 0..<jobs { run(job, workspace.columns, parallel: true) }
-    }
+}
+
+/// Columns below which a tile is not narrowed further for the sake of more jobs.
+let minimumSplitColumns = 64
+
+/// The tile width for `positions` positions: `widest` (what the workspace holds), narrowed until
+/// one sample has `minimumConvJobs` tiles, but not below `minimumSplitColumns`. A function of the
+/// geometry alone — not of the thread count, and not of the samples a rank holds: OpenBLAS rounds
+/// an element differently depending on where in a GEMM's columns it falls, so a tile width that
+/// followed a rank's share of the batch would make rank counts differ (3e-4 of a gradient at
+/// width 64, global batch 3).
+func splitColumns(_ widest: Int, positions P: Int) -> Int {
+    max(1, min(widest, max(min(P, minimumSplitColumns), (P + minimumConvJobs - 1) / minimumConvJobs)))
+}
+
+/// Column panels of a 1×1×1 conv over P positions (see `splitColumns`).
+func pointwisePanels(_ P: Int) -> (panel: Int, panels: Int) {
+    let panel = splitColumns(P, positions: P)
+    return (panel, (P + panel - 1) / panel)
+}
+
+/// Blocks of output rows (multiples of 16, the widest GEMM micro-kernel's rows) so that `tileJobs`
+/// tiles make at least `minimumConvJobs` jobs where there are rows for them. A function of the
+/// shape only.
+func rowPanels(_ rows: Int, tileJobs: Int) -> (panelRows: Int, panels: Int) {
+    if tileJobs >= minimumConvJobs || tileJobs == 0 || rows <= 16 { return (rows, 1) }
+    let wanted = (minimumConvJobs + tileJobs - 1) / tileJobs
+    let panelRows = max(16, ((rows + wanted - 1) / wanted + 15) / 16 * 16)
+    return (panelRows, (rows + panelRows - 1) / panelRows)
+}
+
+/// Runs `body` with OpenBLAS on one thread (dsan's workers run the GEMMs side by side), then
+/// restores the thread count.
+func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    let saved = BLAS.threads
+    if saved == 1 { return try body() }
+    BLAS.threads = 1
+    defer { BLAS.threads = saved }
+    return try body()
 }
 
 /// Backward of `conv3dForward`. Pass nil for a gradient that is not needed (the stem's `dX`).
@@ -273,67 +323,70 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
                           geometry g: Conv3dGeometry, workspace: ConvWorkspace) {
     let plan = ConvPlan(g, x.shape5)
     let K = plan.rows, P = plan.positions, cout = plan.outC
-    let w = UnsafePointer(weight.data)
+    let (w, xp, dyp) = (UnsafePointer(weight.data), UnsafePointer(x.data), UnsafePointer(dY.data))
     if g.isPointwise {
-        for n in 0..<plan.n {
-            let xn = UnsafePointer(x.data + n * plan.inputPerSample)   // [Cin, P]
-            let dyn = UnsafePointer(dY.data + n * cout * P)            // [Cout, P]
-            if let dWeight {   // dW[Cout, Cin] += dY_n[Cout, P] · x_nᵀ[P, Cin]
-                BLAS.sgemm(.none, .transpose, m: cout, n: K, k: P, a: dyn, lda: P, b: xn, ldb: P,
-                           beta: 1, c: dWeight.data, ldc: K)
+        withSingleThreadedBLAS {
+            if let dWeight {   // dW[rows, Cin] += Σ_n dY_n[rows, P] · x_nᵀ[P, Cin], blocks of output rows
+                let (panelRows, panels) = rowPanels(cout, tileJobs: 1)
+                Parallel.forEach(panels) { jobs in
+                    for job in jobs {
+                        let m0 = job * panelRows
+                        for n in 0..<plan.n {
+                            BLAS.sgemm(.none, .transpose, m: min(panelRows, cout - m0), n: K, k: P,
+                                       a: dyp + n * cout * P + m0 * P, lda: P, b: xp + n * plan.inputPerSample, ldb: P,
+                                       beta: 1, c: dWeight.data + m0 * K, ldc: K)
+                        }
+                    }
+                }
             }
-            if let dX {        // dX_n[Cin, P] = Wᵀ[Cin, Cout] · dY_n[Cout, P]
-                BLAS.sgemm(.transpose, .none, m: K, n: P, k: cout, a: w, lda: K, b: dyn, ldb: P,
-                           c: dX.data + n * plan.inputPerSample, ldc: P)
+            if let dX {        // dX_n[Cin, panel] = Wᵀ[Cin, Cout] · dY_n[Cout, panel]
+                let (panel, panels) = pointwisePanels(P)
+                Parallel.forEach(plan.n * panels) { jobs in
+                    for job in jobs {
+                        let n = job / panels, p0 = (job % panels) * panel
+                        BLAS.sgemm(.transpose, .none, m: K, n: min(panel, P - p0), k: cout, a: w, lda: K,
+                                   b: dyp + n * cout * P + p0, ldb: P, c: dX.data + n * plan.inputPerSample + p0, ldc: P)
+                    }
+                }
             }
         }
         return
     }
     dX?.zero()
-    // Each channel block owns its rows of dW and its channels of dX, so with several workers each
-    // takes whole blocks (single-threaded GEMMs, its own workspace slice); otherwise blocks run in
-    // turn with threaded GEMMs and parallel vol2col/col2vol. Per element the sums run in the same
-    // order (samples, then tiles) either way.
-    let workers = max(1, Parallel.threads)
-    var (T, C) = workspace.tile(for: g, positions: P, workers: workers, splitPositions: false)
-    if workers > 1 {
-        C = min(C, (plan.c + workers - 1) / workers)
-        C = (plan.c + (plan.c + C - 1) / C - 1) / ((plan.c + C - 1) / C)   // equal blocks
-        T = max(1, min(T, min(workspace.capacity / workers, ConvWorkspace.tileBytes / 4) / (C * g.kernel.volume)))
-    }
-    let blocks = (plan.c + C - 1) / C
+    // Jobs are (block of input channels, block of output rows). A block of input channels owns
+    // its rows of dW and its channels of dX; the input channels are cut into at least
+    // `minimumConvJobs` blocks where there are channels for them. With fewer blocks and no dX to
+    // scatter (the stem), the output rows of dW are cut into blocks as well (`rowPanels`). Per
+    // element the sums run over samples, then tiles, in the same order whatever the thread count
+    // and however many samples a rank holds.
+    let (T, C) = workspace.tile(for: g, positions: P, minimumBlocks: minimumConvJobs)
+    let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
+    let (panelRows, panels) = dX == nil && blocks < minimumConvJobs ? rowPanels(cout, tileJobs: blocks) : (cout, 1)
     let kv = g.kernel.volume
-    let (xp, dyp, slice) = (UnsafePointer(x.data), UnsafePointer(dY.data), workspace.capacity / workers)
-    func run(_ block: Int, _ cols: UnsafeMutablePointer<Float>, parallel: Bool) {   // cols [rows, t]
-        let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
-        for n in 0..<plan.n {
-            let xn = xp + n * plan.inputPerSample                   // [Cin, D, H, W]
-            let dyn = dyp + n * cout * P                            // [Cout, P]
-            var p0 = 0
-            while p0 < P {
-                let t = min(T, P - p0)
-                if let dWeight {   // dW[:, rows] += dY_n[:, tile] · colsᵀ
-                    vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: parallel)
-                    BLAS.sgemm(.none, .transpose, m: cout, n: rows, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
-                               beta: 1, c: dWeight.data + c0 * kv, ldc: K)
+    withSingleThreadedBLAS {
+        Parallel.forEachWorker(blocks * panels, maxWorkers: workspace.slices) { worker, jobs in
+            let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
+            for job in jobs {
+                let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
+                let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+                for n in 0..<plan.n {
+                    let xn = xp + n * plan.inputPerSample           // [Cin, D, H, W]
+                    let dyn = dyp + n * cout * P                    // [Cout, P]
+                    for tile in 0..<tiles {
+                        let p0 = tile * T, t = min(T, P - p0)
+                        if let dWeight {   // dW[rows of this job, block] += dY_n[rows, tile] · colsᵀ
+                            vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
+                            BLAS.sgemm(.none, .transpose, m: m, n: rows, k: t, a: dyn + m0 * P + p0, lda: P, b: cols, ldb: t,
+                                       beta: 1, c: dWeight.data + m0 * K + c0 * kv, ldc: K)
+                        }
+                        if let dX {        // dcols = W[:, block]ᵀ · dY_n[:, tile], scattered back into dX_n
+                            BLAS.sgemm(.transpose, .none, m: rows, n: t, k: cout, a: w + c0 * kv, lda: K,
+                                       b: dyn + p0, ldb: P, c: cols, ldc: t)
+                            col2vol(plan, cols, c0, c1, p0, p0 + t, dX.data + n * plan.inputPerSample, parallel: false)
+                        }
+                    }
                 }
-                if let dX {        // dcols = W[:, rows]ᵀ · dY_n[:, tile], scattered back into dX_n
-                    BLAS.sgemm(.transpose, .none, m: rows, n: t, k: cout, a: w + c0 * kv, lda: K,
-                               b: dyn + p0, ldb: P, c: cols, ldc: t)
-                    col2vol(plan, cols, c0, c1, p0, p0 + t, dX.data + n * plan.inputPerSample, parallel: parallel)
-                }
-                p0 += t
             }
         }
-    }
-    if workers > 1 && blocks >= workers {
-        let saved = BLAS.threads
-        BLAS.threads = 1
-        defer { BLAS.threads = saved }
-        Parallel.forEachWorker(blocks) { worker, range in
-            for block in range { run(block, workspace.columns + worker * slice, parallel: false) }
-        }
-    } else {
-        for block in 0..<blocks { run(block, workspace.columns, parallel: true) }
     }
 }

@@ -252,6 +252,59 @@ public final class BatchNorm3d {
         }
     }
 
+    // MARK: Several batch norms in one round
+
+    /// Training forwards of batch norms whose inputs are ready together (a residual block's second
+    /// batch norm and its shortcut's): their `statistics` go through the seam as one buffer, so
+    /// the ranks meet once instead of once per layer. Same results as calling `forward` on each
+    /// (the hook sums element-wise). Falls back to one `forward` each when they do not all train
+    /// with the same kind of hook.
+    public static func forward(together layers: [(layer: BatchNorm3d, x: Tensor, y: Tensor)]) {
+        guard layers.count > 1, let reduce = layers[0].layer.allReduce,
+              layers.allSatisfy({ $0.layer.training && $0.layer.allReduce != nil }) else {
+            for l in layers { l.layer.forward(l.x, into: l.y) }
+            return
+        }
+        for l in layers { l.layer.computeLocalStatistics(l.x) }
+        sumTogether(layers.map(\.layer.statistics), reduce)
+        for l in layers {
+            l.layer.applyStatistics()
+            l.layer.normalize(l.x, into: l.y)
+        }
+    }
+
+    /// Backwards of batch norms whose output gradients are ready together, their `gradientSums`
+    /// through the seam as one buffer (see `forward(together:)`). Each element is
+    /// (layer, dy, its forward's input x, dx), as for `backward`.
+    public static func backward(together layers: [(layer: BatchNorm3d, dy: Tensor, x: Tensor, dx: Tensor)]) {
+        guard layers.count > 1, let reduce = layers[0].layer.allReduce,
+              layers.allSatisfy({ $0.layer.lastForwardTrained && $0.layer.allReduce != nil }) else {
+            for l in layers { l.layer.backward(l.dy, input: l.x, into: l.dx) }
+            return
+        }
+        for l in layers { l.layer.computeLocalGradientSums(l.dy, input: l.x) }
+        sumTogether(layers.map(\.layer.gradientSums), reduce)
+        for l in layers { l.layer.computeInputGradient(l.dy, input: l.x, into: l.dx) }
+    }
+
+    /// One call of `reduce` over the concatenation of `buffers`, copied back in place.
+    private static func sumTogether(_ buffers: [UnsafeMutableBufferPointer<Double>], _ reduce: BatchNormAllReduce) {
+        let total = buffers.reduce(0) { $0 + $1.count }
+        let joined = UnsafeMutableBufferPointer<Double>.allocate(capacity: total)
+        defer { joined.deallocate() }
+        var offset = 0
+        for b in buffers {
+            (joined.baseAddress! + offset).update(from: b.baseAddress!, count: b.count)
+            offset += b.count
+        }
+        reduce(joined)
+        offset = 0
+        for b in buffers {
+            b.baseAddress!.update(from: joined.baseAddress! + offset, count: b.count)
+            offset += b.count
+        }
+    }
+
     private func checkedShape(_ x: Tensor) -> Shape5 {
         let s = x.shape5
         precondition(s.c == channels, "BatchNorm3d(\(channels)): input \(s) has \(s.c) channels")

@@ -55,6 +55,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var prefetch = 0
     /// Write a checkpoint (last.h5) every this many steps as well as every epoch (0 = epochs only).
     public var checkpointEvery = 0
+    /// Who runs the validation forward passes (DESIGN.md §4): every rank a contiguous slice
+    /// (`shared`, the default) or rank 0 alone (`rank0`). Rank 0 computes the metrics either way,
+    /// from the same predictions.
+    public var validation = ValidationMode.shared
 
     public init() {}
 
@@ -72,7 +76,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public static let autoPrefetchBytes = 1 << 30
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case width, attention, sampling, shuffle, epochs, steps, batch, lr, seed, folds, fold, prefetch, overlap
+        case width, attention, sampling, shuffle, epochs, steps, batch, lr, seed, folds, fold, prefetch, overlap, validation
         case attentionWeight = "attention_weight", weightDecay = "weight_decay", lrStep = "lr_step"
         case lrGamma = "lr_gamma", bucketMB = "bucket_mb", timeoutSeconds = "timeout_s"
         case checkpointEvery = "checkpoint_every", microBatch = "micro_batch"
@@ -149,6 +153,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
                 prefetch = v
             }
         case .overlap: overlap = try bool()
+        case .validation:
+            guard let s = value as? String, let v = ValidationMode(rawValue: s) else { throw fail("`shared` or `rank0`") }
+            validation = v
         case .microBatch: microBatch = try int()
         case .checkpointEvery: checkpointEvery = try int()
         }
@@ -185,9 +192,18 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             (.batch, "\(batch)"), (.lr, "\(lr)"), (.weightDecay, "\(weightDecay)"), (.lrStep, "\(lrStep)"),
             (.lrGamma, "\(lrGamma)"), (.seed, "\(seed)"), (.folds, "\(folds)"), (.fold, "\(fold)"),
             (.bucketMB, "\(bucketMB)"), (.overlap, "\(overlap)"), (.timeoutSeconds, "\(timeoutSeconds)"), (.prefetch, prefetch == 0 ? "auto" : "\(prefetch)"),
-            (.checkpointEvery, "\(checkpointEvery)"), (.microBatch, "\(microBatch)"),
+            (.checkpointEvery, "\(checkpointEvery)"), (.microBatch, "\(microBatch)"), (.validation, validation.rawValue),
         ]
         precondition(pairs.count == CodingKeys.allCases.count, "TrainConfig.yaml: a key is missing")
         return pairs.map { "\($0.0.rawValue): \($0.1)" }.joined(separator: "\n") + "\n"
     }
+}
+
+/// Who runs the validation forward passes (`validation:` in a config).
+public enum ValidationMode: String, Codable, Sendable, CaseIterable {
+    /// Every rank evaluates a contiguous slice of the validation cases; rank 0 gathers them in
+    /// case order. Validation takes about 1/R of rank 0's time alone.
+    case shared
+    /// Rank 0 evaluates every case while the others wait.
+    case rank0
 }

@@ -203,7 +203,9 @@ public final class Trainer {
     /// After an epoch's steps: validation, the best AUC so far, the epoch's record and log line,
     /// and the checkpoints.
     func finishEpoch(_ epoch: Int, _ totals: EpochTotals) throws {
+        let validationStart = Date()
         let metrics = try validate(epoch: epoch)
+        let validationSeconds = Date().timeIntervalSince(validationStart)
         var improved = false
         if let auc = metrics?.auc, auc > (state.bestAUC ?? -1) {
             state.bestAUC = auc
@@ -214,7 +216,9 @@ public final class Trainer {
             let record = EpochRecord(epoch: epoch, meanLoss: totals.lossSum / Double(max(1, totals.steps)),
                                      lr: optimizer.learningRate, seconds: totals.seconds,
                                      samplesPerSecond: Double(totals.cases) / max(totals.seconds, 1e-9),
-                                     validation: metrics)
+                                     validation: metrics,
+                                     validationSeconds: metrics == nil ? nil : validationSeconds,
+                                     validationCasesByRank: metrics == nil ? nil : validationCasesByRank)
             try directory.append(record)
             var line = String(format: "epoch %d done in %@: mean loss %.4f", epoch + 1, ProgressText.duration(totals.seconds) as NSString, record.meanLoss)
             if let m = metrics {
@@ -401,35 +405,53 @@ public final class Trainer {
         return record
     }
 
-    /// Rank 0 evaluates the validation cases in eval mode (running statistics, no collectives)
-    /// and writes their predictions; the other ranks wait at a barrier bounded by the timeout.
+    /// How many validation cases each rank evaluated in the last validation (rank order).
+    var validationCasesByRank: [Int] = []
+
+    /// Validation after an epoch (DESIGN.md §4). The forward passes (eval mode: running
+    /// statistics, no collectives) are split across the ranks in contiguous slices of the
+    /// validation cases (`validation: shared`) or all run on rank 0 (`validation: rank0`); rank 0
+    /// gathers the probabilities in case order, so they are the values one rank computes (a conv
+    /// gives the same bits on any thread count), writes the predictions and computes the metrics.
+    /// Every rank learns the AUC, so all agree on `bestAUC` in the saved state.
     func validate(epoch: Int) throws -> Metrics? {
         guard let vc = split.validationCohort, !split.validationIndices.isEmpty else { return nil }
-        var metrics: Metrics?
-        if rank == 0 {
+        let indices = split.validationIndices
+        let ranks = collectives.size, count = indices.count
+        let mine: Range<Int> = config.validation == .shared
+            ? (count * rank / ranks)..<(count * (rank + 1) / ranks)
+            : (rank == 0 ? 0..<count : 0..<0)
+        var local: [Double] = []
+        if !mine.isEmpty {
             model.training = false
             defer { model.training = true }
-            var predictions: [Prediction] = []
             let prefetcher = Prefetcher(cohort: vc, depth: config.prefetch > 0 ? config.prefetch : 2)
             defer { prefetcher.stop() }
-            prefetcher.schedule(split.validationIndices)
+            prefetcher.schedule(Array(indices[mine]))
             var tensors = (Tensor(zeros: [0]), Tensor(zeros: [0]))
-            for _ in split.validationIndices {
-                let c = try prefetcher.next()
-                tensors = assemble([c], reuse: tensors)
+            for _ in mine {
+                tensors = assemble([try prefetcher.next()], reuse: tensors)
                 let logit = Double(model.forward(tensors.0).data[0])
-                let ratio = c.info.infectionRatio
-                // The ratio as its Float spelling reads (what `dsan predict` writes), not widened.
-                predictions.append(Prediction(caseID: c.info.caseID, patientID: c.info.patientID, label: c.info.label,
-                                              infectionRatio: ratio.isNaN ? nil : Double("\(ratio)"),
-                                              probability: 1 / (1 + exp(-logit))))
+                local.append(1 / (1 + exp(-logit)))
             }
-            metrics = Metrics(labels: predictions.map { Int($0.label.rawValue) }, scores: predictions.map(\.probability))
+        }
+        let widest = config.validation == .shared ? (count + ranks - 1) / ranks : count
+        let gathered = try collectives.gather(local, maxCount: widest, what: "the validation predictions")
+        validationCasesByRank = gathered.map(\.count)
+        var metrics: Metrics?
+        if rank == 0 {
+            let scores = gathered.flatMap { $0 }
+            precondition(scores.count == count, "validation: gathered \(scores.count) predictions for \(count) cases")
+            let predictions = zip(indices, scores).map { i, p -> Prediction in
+                let info = vc.cases[i], ratio = info.infectionRatio
+                // The ratio as its Float spelling reads (what `dsan predict` writes), not widened.
+                return Prediction(caseID: info.caseID, patientID: info.patientID, label: info.label,
+                                  infectionRatio: ratio.isNaN ? nil : Double("\(ratio)"), probability: p)
+            }
+            metrics = Metrics(labels: predictions.map { Int($0.label.rawValue) }, scores: scores)
             let best = metrics?.auc.map { $0 > (state.bestAUC ?? -1) } ?? false
             try directory.writeValidationPredictions(predictions, best: best)
         }
-        try collectives.barrier("waiting for rank 0's validation")
-        // Every rank learns the AUC so that all agree on `bestAUC` in the saved state.
         let auc = try collectives.broadcast([metrics?.auc ?? .nan], root: 0)[0]
         if rank != 0 && !auc.isNaN {
             metrics = Metrics(labels: [], scores: [])

@@ -260,6 +260,46 @@ import Testing
         #expect(maxAbsDifference(rank0.runningVar, reference.runningVar) < 1e-6)
     }
 
+    /// Two batch norms in one round (a residual block's second and its shortcut's): one call of
+    /// the hook with both buffers end to end, and the same bits as a round each. The hook doubles
+    /// every sum (as two ranks holding the same batch would), so a mix-up of the buffers shows.
+    @Test func twoBatchNormsInOneRoundEqualARoundEach() {
+        let xa = input(2, seed: 21), xb = input(2, seed: 22)
+        let ga = projectionWeights(like: xa, seed: 23), gb = projectionWeights(like: xb, seed: 24)
+        func layers() -> (BatchNorm3d, BatchNorm3d) {
+            let a = BatchNorm3d(channels: 3), b = BatchNorm3d(channels: 3)
+            randomAffine(a, seed: 25)
+            randomAffine(b, seed: 26)
+            return (a, b)
+        }
+        var calls = [Int]()
+        let doubling: BatchNormAllReduce = { buffer in
+            calls.append(buffer.count)
+            for i in buffer.indices { buffer[i] *= 2 }
+        }
+        let (a1, b1) = layers(), (a2, b2) = layers()
+        for bn in [a1, b1, a2, b2] { bn.allReduce = doubling }
+        let ya1 = Tensor(zeros: xa.shape), yb1 = Tensor(zeros: xb.shape), ya2 = Tensor(zeros: xa.shape), yb2 = Tensor(zeros: xb.shape)
+        a1.forward(xa, into: ya1)
+        b1.forward(xb, into: yb1)
+        #expect(calls == [7, 7])
+        calls = []
+        BatchNorm3d.forward(together: [(a2, xa, ya2), (b2, xb, yb2)])
+        #expect(calls == [14])
+        #expect(ya1.array == ya2.array && yb1.array == yb2.array)
+        let dxa1 = Tensor(zeros: xa.shape), dxb1 = Tensor(zeros: xb.shape), dxa2 = Tensor(zeros: xa.shape), dxb2 = Tensor(zeros: xb.shape)
+        calls = []
+        a1.backward(ga, input: xa, into: dxa1)
+        b1.backward(gb, input: xb, into: dxb1)
+        #expect(calls == [6, 6])
+        calls = []
+        BatchNorm3d.backward(together: [(a2, ga, xa, dxa2), (b2, gb, xb, dxb2)])
+        #expect(calls == [12])
+        #expect(dxa1.array == dxa2.array && dxb1.array == dxb2.array)
+        #expect(a1.dWeight.array == a2.dWeight.array && b1.dBias.array == b2.dBias.array)
+        #expect(a1.runningVar.array == a2.runningVar.array && b1.runningMean.array == b2.runningMean.array)
+    }
+
     /// Sums the buffers element-wise and writes the sum back into each, like MPI_Allreduce(SUM).
     private func allReduce(_ buffers: [UnsafeMutableBufferPointer<Double>]) {
         for i in buffers[0].indices {
