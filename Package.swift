@@ -45,21 +45,31 @@ let package = Package(
         // Distributed training pieces over MPI: ring all-reduce, gradient buckets.
         .target(name: "Distributed", dependencies: ["MPI", "Tensor"]),
 
-        // Training: configuration, the data-parallel trainer, metrics.
+        // Evaluation: metrics, predictions files, the dual-sampling ensemble (rule, fit, file),
+        // the cross-validation tables with their t-tests. No MPI, no network.
+        .target(name: "Evaluation", dependencies: ["Data"]),
+
+        // Training: configuration, the data-parallel trainer, run records.
         .target(name: "Training", dependencies: [
-            "Model", "Data", "Distributed", "MPI", "NN",
+            "Model", "Data", "Distributed", "MPI", "NN", "Evaluation",
             .product(name: "Yams", package: "Yams"),
+        ]),
+
+        // Workflows: what the commands do, as library code: the cross-validation of `dsan cv` and
+        // prediction with a checkpoint or an ensemble file.
+        .target(name: "Workflows", dependencies: [
+            "Evaluation", "Training", "Model", "Data", "NIfTI", "HDF5", "Tensor", "Distributed",
         ]),
 
         // Planning: the α-β model of a step, an epoch and a cross-validation on R ranks (pure arithmetic).
         .target(name: "Planning"),
 
         // Reports: PNG figures (ROC curves, CT slices with attention maps) and HTML pages.
-        .target(name: "Report", dependencies: ["CPNG", "Training", "Data", "NIfTI"], path: "Sources/Report"),
+        .target(name: "Report", dependencies: ["CPNG", "Evaluation", "Data", "NIfTI"], path: "Sources/Report"),
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report", "Planning",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Evaluation", "Training", "Workflows", "Report", "Planning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
@@ -75,12 +85,14 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
-        .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),
+        .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "NumericalTesting"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Tensor"]),
+        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "Data", "Model", "Tensor"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Data", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI", "NumericalTesting"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Training", "Data", "NIfTI", "NumericalTesting"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Evaluation", "Data", "NIfTI", "NumericalTesting"]),
     ],
     swiftLanguageModes: [.v5]
 )

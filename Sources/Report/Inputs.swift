@@ -1,7 +1,7 @@
 import Data
 import Foundation
 import NIfTI
-import Training
+import Evaluation
 
 /// One line of a run's `steps.jsonl` (the fields of `StepRecord` a report plots).
 public struct StepLine: Decodable, Sendable, Equatable {

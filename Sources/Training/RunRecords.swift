@@ -44,16 +44,6 @@ final class Accumulator: @unchecked Sendable {
     var seconds = 0.0
 }
 
-/// One epoch's record, written by rank 0 to `metrics.jsonl`.
-public struct EpochRecord: Codable {
-    public var epoch: Int
-    public var meanLoss: Double
-    public var lr: Double
-    public var seconds: Double
-    public var samplesPerSecond: Double
-    public var validation: Metrics?
-}
-
 /// Splits a step's wall time into the phases `StepRecord` reports.
 struct StepClock {
     struct Times {

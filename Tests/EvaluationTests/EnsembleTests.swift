@@ -2,7 +2,7 @@ import Data
 import Foundation
 import Tensor
 import Testing
-@testable import Training
+@testable import Evaluation
 
 /// The ensemble rule of DESIGN.md §5, its grid-search fit and the ensemble file.
 @Suite struct EnsembleTests {

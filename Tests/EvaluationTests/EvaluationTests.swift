@@ -1,7 +1,7 @@
 import Data
 import Foundation
 import Testing
-@testable import Training
+@testable import Evaluation
 
 /// The predictions CSV, metrics per band, mean ± sd over folds and the paired t-test.
 @Suite struct EvaluationTests {
