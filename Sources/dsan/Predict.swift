@@ -109,38 +109,10 @@ struct Predict: ParsableCommand {
 
     private func predictScan(_ predictor: Predictor) throws {
         let size = self.size ?? VolumeSize(138, 256, 256)
-        try predictor.check(size: size.dims)
-        let scan = try NIfTI.read(image!)
-        let lungMask = try MaskFiles.read(lung!, partsRelativeTo: nil)
-        let infectionMask = try infection.map { try NIfTI.read($0) }
-        let prepared = try Preprocessing.prepare(image: scan, lung: lungMask, infection: infectionMask,
-                                                 options: PreprocessingOptions(size: size.dims))
-        // The same input as from a shard: the image quantised to uint8 as shards store it, × lung.
-        let bytes = prepared.imageBytes
-        let input = Tensor(zeros: [1, 1] + size.dims)
-        for i in 0..<bytes.count where prepared.lung[i] != 0 { input.data[i] = Float(bytes[i]) / 255 }
-        let (p, maps) = predictor.predict(input, ratios: [prepared.infectionRatio], explain: true)
-        let probability = p[0]
-
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let mapPath = (out as NSString).appendingPathComponent("attention.nii.gz")
-        let map = prepared.transform.toSourceGrid(maps!.array, name: mapPath)
-        try NIfTI.write(map, to: mapPath)
-        var json: [String: Any] = [
-            "model": predictor.name,
-            "image": image!,
-            "probability": Double(probability),
-            "threshold": 0.5,
-            "prediction": probability >= 0.5 ? "covid" : "cap",
-            "label": probability >= 0.5 ? 1 : 0,
-            "size": size.dims,
-            "attention_map": "attention.nii.gz",
-            "attention_map_kind": predictor.attention ? "T(A)" : "normalised CAM",
-        ]
-        if let r = prepared.infectionRatio { json["infection_ratio"] = r }
-        let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        try TextFile.write(String(decoding: data, as: UTF8.self) + "\n", to: (out as NSString).appendingPathComponent("prediction.json"))
+        let result = try ScanPrediction.predict(image: image!, lung: lung!, infection: infection, size: size.dims,
+                                                with: predictor, out: out)
+        let probability = result.probability
         print(String(format: "P(COVID-19) = %.4f → %@; wrote %@/prediction.json and attention.nii.gz (%@ on the scan's grid)",
-                     probability, probability >= 0.5 ? "COVID-19" : "CAP", out, scan.dims.map(String.init).joined(separator: "×")))
+                     probability, probability >= 0.5 ? "COVID-19" : "CAP", out, result.scanDims.map(String.init).joined(separator: "×")))
     }
 }
