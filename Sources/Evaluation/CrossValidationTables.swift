@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// The models of a cross-validation: the paper's two and, on request, the baseline.
@@ -84,7 +84,7 @@ public enum CrossValidationTables {
              + rows.dropFirst().map { "| " + $0.joined(separator: " | ") + " |" }).joined(separator: "\n") + "\n"
         }
         func csv(_ rows: [[String]]) -> String { CSV.text(rows, quotingSpaces: true) }
-        func json(_ rows: [[String]]) throws -> Foundation.Data {
+        func json(_ rows: [[String]]) throws -> Data {
             let objects = rows.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(rows[0], $0)) }
             return try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
         }

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// One validation case seen by both models.

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// An ensemble file: the JSON that `dsan ensemble` writes and `dsan predict --model` can name.

@@ -1,4 +1,4 @@
-import Data
+import CTData
 
 /// The grid search of DESIGN.md §5: w_out and w_in in {0, 0.01, …, 1} maximising the validation
 /// AUC of the ensemble, ties broken by the accuracy at 0.5, then by the L1 distance to the paper's

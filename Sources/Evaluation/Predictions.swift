@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// One row of a predictions CSV: what a model said about one case.

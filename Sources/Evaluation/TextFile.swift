@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// Text files that dsan writes for people and other programs (CSV, JSON): written whole and
@@ -7,7 +7,7 @@ public enum TextFile {
     /// Writes `text` as UTF-8 to `path` atomically.
     public static func write(_ text: String, to path: String) throws {
         do {
-            try Foundation.Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw DataError(file: path, "cannot write: \((error as NSError).localizedDescription)")
         }

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Distributed
 import Evaluation
 import Foundation

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Evaluation
 import Foundation
 import NIfTI

@@ -1,6 +1,6 @@
 import ArgumentParser
 import BLAS
-import Data
+import CTData
 import Distributed
 import Foundation
 import MPI

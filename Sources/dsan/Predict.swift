@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import CTData
 import Evaluation
 import Foundation
 import NIfTI

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 import Testing
 @testable import Evaluation
@@ -79,7 +79,7 @@ import Testing
         #expect(table3.contains("| No. of images | COVID-19 | 2 | 2 | 0 | n/a | n/a | n/a |"))
         #expect(table3.contains("| Total No. |  | 2 | 2 | 2 | n/a | n/a | n/a |"))
 
-        let tests = try JSONSerialization.jsonObject(with: Foundation.Data(contentsOf: URL(fileURLWithPath: "\(dir)/tables/tests.json"))) as! [String: Any]
+        let tests = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/tables/tests.json"))) as! [String: Any]
         #expect(tests["folds"] as? Int == 2)
         #expect(tests["ds_fold_auc"] as? [Double] == [1, 1])
         let paired = tests["paired_t_tests"] as! [[String: Any]]

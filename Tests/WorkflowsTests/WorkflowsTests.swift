@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Evaluation
 import Foundation
 import Tensor
@@ -78,7 +78,7 @@ final class MeanPredictor: Predictor {
         try FileManager.default.createDirectory(atPath: cv.path("fold-0", "us"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: cv.path("fold-0", "ss"), withIntermediateDirectories: true)
         #expect(cv.trainRequest(fold: 0, model: .us)?.resume == false)
-        _ = FileManager.default.createFile(atPath: cv.path("fold-0", "ss", "last.h5"), contents: Foundation.Data())
+        _ = FileManager.default.createFile(atPath: cv.path("fold-0", "ss", "last.h5"), contents: Data())
         #expect(cv.trainRequest(fold: 0, model: .ss)?.resume == true)
         try cv.markTrained(fold: 0, model: .us)
         #expect(FileManager.default.fileExists(atPath: cv.path("fold-0", "us", CrossValidation.doneMarker)))
