@@ -35,9 +35,9 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["BLAS"]),
         .target(name: "NN", dependencies: ["Tensor", "BLAS"]),
 
-        // Data: NIfTI files, HDF5 shards, preprocessing, synthetic cohort, folds, samplers.
+        // CTData: the CT cases — NIfTI preprocessing, HDF5 shards, the cohort, synthetic cohort, folds, samplers.
         .target(name: "NIfTI", dependencies: ["CZlib"]),
-        .target(name: "Data", dependencies: ["HDF5", "Tensor", "NIfTI"]),
+        .target(name: "CTData", dependencies: ["HDF5", "Tensor", "NIfTI"]),
 
         // The network: ResNet3D-34 with the online attention module, losses, checkpoints.
         .target(name: "Model", dependencies: ["NN", "HDF5"]),
@@ -45,21 +45,31 @@ let package = Package(
         // Distributed training pieces over MPI: ring all-reduce, gradient buckets.
         .target(name: "Distributed", dependencies: ["MPI", "Tensor"]),
 
-        // Training: configuration, the data-parallel trainer, metrics.
+        // Evaluation: metrics, predictions files, the dual-sampling ensemble (rule, fit, file),
+        // the cross-validation tables with their t-tests. No MPI, no network.
+        .target(name: "Evaluation", dependencies: ["CTData"]),
+
+        // Training: configuration, the data-parallel trainer, run records.
         .target(name: "Training", dependencies: [
-            "Model", "Data", "Distributed", "MPI", "NN",
+            "Model", "CTData", "Distributed", "MPI", "NN", "Evaluation",
             .product(name: "Yams", package: "Yams"),
+        ]),
+
+        // Workflows: what the commands do, as library code: the cross-validation of `dsan cv` and
+        // prediction with a checkpoint or an ensemble file.
+        .target(name: "Workflows", dependencies: [
+            "Evaluation", "Training", "Model", "CTData", "NIfTI", "HDF5", "Tensor", "Distributed",
         ]),
 
         // Planning: the α-β model of a step, an epoch and a cross-validation on R ranks (pure arithmetic).
         .target(name: "Planning"),
 
         // Reports: PNG figures (ROC curves, CT slices with attention maps) and HTML pages.
-        .target(name: "Report", dependencies: ["CPNG", "Training", "Data", "NIfTI"], path: "Sources/Report"),
+        .target(name: "Report", dependencies: ["CPNG", "Evaluation", "CTData", "NIfTI"], path: "Sources/Report"),
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report", "Planning",
+            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "CTData", "Distributed", "Model", "Evaluation", "Training", "Workflows", "Report", "Planning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side halves of the multi-rank tests, launched under mpirun by Tests/MPITests and
@@ -80,12 +90,14 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
-        .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Tensor"]),
+        .testTarget(name: "CLITests", dependencies: ["CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "NumericalTesting"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "CTData", "Tensor"]),
+        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "CTData", "Model", "Tensor"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "CTData", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI", "NumericalTesting"]),
+        .testTarget(name: "CTDataTests", dependencies: ["CTData", "HDF5", "NIfTI", "NumericalTesting"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Training", "Data", "NIfTI", "NumericalTesting"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Evaluation", "CTData", "NIfTI", "NumericalTesting"]),
     ],
     swiftLanguageModes: [.v5]
 )

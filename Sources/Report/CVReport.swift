@@ -1,7 +1,7 @@
-import Data
+import CTData
 import Foundation
 import NIfTI
-import Training
+import Evaluation
 
 /// The report of a cross-validation (`dsan cv`): the paper's Tables II and III recomputed from
 /// the predictions CSVs, paired t-tests between models across folds, the ROC curves of Fig. 4

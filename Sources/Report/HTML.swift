@@ -54,7 +54,7 @@ struct HTMLPage {
     /// A figure: the PNG of `image` inline, with a caption.
     mutating func figure(_ image: RGBImage, name: String, caption: String) throws {
         let png = try PNG.encode(image, name: name)
-        let data = Foundation.Data(png).base64EncodedString()
+        let data = Data(png).base64EncodedString()
         body.append("""
         <figure><img src="data:image/png;base64,\(data)" width="\(image.width)" height="\(image.height)" alt="\(Self.escape(name))">\
         <figcaption>\(Self.escape(caption))</figcaption></figure>

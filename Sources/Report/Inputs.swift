@@ -1,7 +1,7 @@
-import Data
+import CTData
 import Foundation
 import NIfTI
-import Training
+import Evaluation
 
 /// One line of a run's `steps.jsonl` (the fields of `StepRecord` a report plots).
 public struct StepLine: Decodable, Sendable, Equatable {
@@ -61,7 +61,7 @@ enum JSONLines {
             let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !trimmed.isEmpty else { continue }
             do {
-                out.append(try decoder.decode(T.self, from: Foundation.Data(trimmed.utf8)))
+                out.append(try decoder.decode(T.self, from: Data(trimmed.utf8)))
             } catch let DecodingError.keyNotFound(key, _) {
                 throw DataError(file: path, "line \(i + 1): missing field `\(key.stringValue)`")
             } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {

@@ -1,4 +1,4 @@
-import Training
+import Evaluation
 
 /// The receiver operating characteristic of one model on one set of predictions.
 ///

@@ -1,6 +1,6 @@
-import Data
+import CTData
 import Foundation
-import Training
+import Evaluation
 
 /// A generated page: the HTML text, how many figures it embeds, and what could not be shown
 /// (for the command line to print).

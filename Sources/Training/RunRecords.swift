@@ -39,28 +39,6 @@ public struct StepRecord: Codable, Equatable {
     public var batchNormSyncSecondsByRank: [Double] = []
 }
 
-/// One epoch's record, written by rank 0 to `metrics.jsonl`.
-public struct EpochRecord: Codable {
-    public var epoch: Int
-    public var meanLoss: Double
-    public var lr: Double
-    public var seconds: Double
-    public var samplesPerSecond: Double
-    public var validation: Metrics?
-    /// Wall time of the epoch's validation on rank 0, gathering included (nil without one).
-    public var validationSeconds: Double?
-    /// Validation cases each rank evaluated, in rank order (`validation: shared` splits them).
-    public var validationCasesByRank: [Int]?
-
-    public init(epoch: Int, meanLoss: Double, lr: Double, seconds: Double, samplesPerSecond: Double,
-                validation: Metrics?, validationSeconds: Double? = nil, validationCasesByRank: [Int]? = nil) {
-        self.epoch = epoch; self.meanLoss = meanLoss; self.lr = lr; self.seconds = seconds
-        self.samplesPerSecond = samplesPerSecond; self.validation = validation
-        self.validationSeconds = validationSeconds
-        self.validationCasesByRank = validationCasesByRank
-    }
-}
-
 /// Splits a step's wall time into the phases `StepRecord` reports.
 struct StepClock {
     struct Times {

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Distributed
 import Foundation
 import MPI

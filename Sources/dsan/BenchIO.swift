@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import CTData
 import Foundation
 import Tensor
 
@@ -117,7 +117,7 @@ struct BenchIO: ParsableCommand {
 
         let report = Report(directory: directory, synthetic: synthetic, files: files.count, fileMB: bytes / 1e6,
                             cases: n, size: cohort.size, decodedMBPerCase: Double(2 * 4 * cohort.size.reduce(1, *)) / 1e6,
-                            raw: raw, decode: decode, prefetch: prefetch, loadAverage: Self.loadAverage())
+                            raw: raw, decode: decode, prefetch: prefetch, loadAverage: Machine.loadAverage())
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -182,12 +182,6 @@ struct BenchIO: ParsableCommand {
             if got < 0 { throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))") }
             if got == 0 { break }
         }
-    }
-
-    static func loadAverage() -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
-              let first = text.split(separator: " ").first, let value = Double(first) else { return -1 }
-        return value
     }
 
     static func text(_ r: Report) -> String {

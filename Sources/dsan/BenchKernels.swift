@@ -1,6 +1,7 @@
 import ArgumentParser
 import BLAS
 import Foundation
+import Model
 import NN
 
 /// `dsan bench kernels`: sgemm and every distinct conv of ResNet34, forward, input gradient and
@@ -72,7 +73,7 @@ struct BenchKernels: ParsableCommand {
     // MARK: Measurement
 
     private func measure(threadCounts: [Int], volume: [Int]) -> KernelReport {
-        let loadBefore = loadAverage()
+        let loadBefore = Machine.loadAverage()
         let convs = resnet34Convs(volume: volume)
         let workspace = ConvWorkspace(bytes: workspaceMiB << 20)
         var runs: [KernelReport.ThreadRun] = []
@@ -94,7 +95,7 @@ struct BenchKernels: ParsableCommand {
         let flops = convs.reduce(0) { $0 + $1.geometry.flops(input: $1.input) * Double($1.count) }
         return KernelReport(
             machine: Machine.description, openblas: BLAS.configuration, coreName: BLAS.coreName,
-            loadAverage: [loadBefore, loadAverage()],
+            loadAverage: [loadBefore, Machine.loadAverage()],
             inputSize: volume, repetitions: repetitions, warmup: warmup,
             workspaceMiB: workspaceMiB, networkConvs: convs.reduce(0) { $0 + $1.count },
             networkForwardGFlop: flops / 1e9, runs: runs)
@@ -185,14 +186,6 @@ struct BenchKernels: ParsableCommand {
         return times.count % 2 == 1 ? times[mid] : (times[mid - 1] + times[mid]) / 2
     }
 
-    /// The 1-minute load average: on a shared machine, figures taken at a load above the core
-    /// count are not the machine's.
-    private func loadAverage() -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
-              let first = text.split(separator: " ").first, let value = Double(first) else { return -1 }
-        return value
-    }
-
 }
 
 /// One distinct conv of ResNet34 and how many times the network runs it.
@@ -203,32 +196,23 @@ private struct NetworkConv {
     var count: Int
 }
 
-/// The 11 distinct convs of ResNet34 (36 in all) for a batch-1 input of `volume` D×H×W.
+/// The 11 distinct convs of ResNet34 (36 in all) for a batch-1 input of `volume` D×H×W, in the
+/// network's order: `ResNet3D.convolutions(for:)` with the repeated 3³ convs of a layer (same
+/// geometry, same input) counted once, named `layerN 3³`.
 private func resnet34Convs(volume: [Int]) -> [NetworkConv] {
-    func conv(_ cin: Int, _ cout: Int, _ k: Int, _ s: Int, _ p: Int) -> Conv3dGeometry {
-        Conv3dGeometry(inChannels: cin, outChannels: cout, kernel: k, stride: s, padding: p)
+    let input = Shape5(n: 1, c: 1, d: volume[0], h: volume[1], w: volume[2])
+    var distinct: [NetworkConv] = []
+    for conv in ResNet3D(config: .paper).convolutions(for: input) {
+        if let i = distinct.firstIndex(where: { $0.geometry == conv.geometry && $0.input == conv.input }) {
+            distinct[i].count += 1
+            distinct[i].name = conv.name.prefix { $0 != "." } + " 3³"
+        } else {
+            let name = conv.name == "conv1" ? "conv1 (stem)"
+                : conv.name.hasSuffix(".downsample.0") ? String(conv.name.dropLast(2)) : conv.name
+            distinct.append(NetworkConv(name: name, geometry: conv.geometry, input: conv.input, count: 1))
+        }
     }
-    func down(_ v: [Int], _ k: Int, _ s: Int, _ p: Int) -> [Int] {
-        v.map { convOutputSize($0, kernel: k, stride: s, padding: p) }
-    }
-    func shape(_ c: Int, _ v: [Int]) -> Shape5 { Shape5(n: 1, c: c, d: v[0], h: v[1], w: v[2]) }
-    let stem = down(volume, 7, 2, 3)          // conv1
-    let l1 = down(stem, 3, 2, 1)              // maxpool
-    let l2 = down(l1, 3, 2, 1)
-    let l3 = down(l2, 3, 2, 1)                // layer4 keeps layer3's size (stride 1)
-    return [
-        NetworkConv(name: "conv1 (stem)", geometry: conv(1, 64, 7, 2, 3), input: shape(1, volume), count: 1),
-        NetworkConv(name: "layer1 3³", geometry: conv(64, 64, 3, 1, 1), input: shape(64, l1), count: 6),
-        NetworkConv(name: "layer2.0.conv1", geometry: conv(64, 128, 3, 2, 1), input: shape(64, l1), count: 1),
-        NetworkConv(name: "layer2 3³", geometry: conv(128, 128, 3, 1, 1), input: shape(128, l2), count: 7),
-        NetworkConv(name: "layer2.0.downsample", geometry: conv(64, 128, 1, 2, 0), input: shape(64, l1), count: 1),
-        NetworkConv(name: "layer3.0.conv1", geometry: conv(128, 256, 3, 2, 1), input: shape(128, l2), count: 1),
-        NetworkConv(name: "layer3 3³", geometry: conv(256, 256, 3, 1, 1), input: shape(256, l3), count: 11),
-        NetworkConv(name: "layer3.0.downsample", geometry: conv(128, 256, 1, 2, 0), input: shape(128, l2), count: 1),
-        NetworkConv(name: "layer4.0.conv1", geometry: conv(256, 512, 3, 1, 1), input: shape(256, l3), count: 1),
-        NetworkConv(name: "layer4 3³", geometry: conv(512, 512, 3, 1, 1), input: shape(512, l3), count: 5),
-        NetworkConv(name: "layer4.0.downsample", geometry: conv(256, 512, 1, 1, 0), input: shape(256, l3), count: 1),
-    ]
+    return distinct
 }
 
 /// What `dsan bench kernels` measured; encoded as is for `--json`.

@@ -1,7 +1,7 @@
 import ArgumentParser
-import Data
+import CTData
 import Foundation
-import Training
+import Evaluation
 
 struct Ensemble: ParsableCommand {
     static let configuration = CommandConfiguration(

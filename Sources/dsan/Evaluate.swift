@@ -1,7 +1,7 @@
 import ArgumentParser
-import Data
+import CTData
 import Foundation
-import Training
+import Evaluation
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,12 +29,7 @@ struct Evaluate: ParsableCommand {
             print("\(predictions): \(rows.count) cases")
             print(evaluation.table(), terminator: "")
             if let out {
-                do {
-                    try Foundation.Data(evaluation.json(predictions: predictions).text.utf8)
-                        .write(to: URL(fileURLWithPath: out), options: .atomic)
-                } catch {
-                    throw DataError(file: out, "cannot write: \((error as NSError).localizedDescription)")
-                }
+                try TextFile.write(evaluation.json(predictions: predictions).text, to: out)
                 print("wrote \(out)")
             }
         }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import CTData
 import Foundation
 
 struct Inspect: ParsableCommand {

@@ -4,6 +4,14 @@ import Tensor
 
 /// What the benchmarks and the planner say about this machine.
 enum Machine {
+    /// The 1-minute load average, -1 when /proc/loadavg cannot be read: on a shared machine,
+    /// figures taken at a load above the core count are not the machine's.
+    static func loadAverage() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+              let first = text.split(separator: " ").first, let value = Double(first) else { return -1 }
+        return value
+    }
+
     /// "<CPU model name>, <online cores> cores", from /proc/cpuinfo.
     static var description: String {
         var model = "unknown CPU"

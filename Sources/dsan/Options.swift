@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import Training
+import Workflows
 
 /// A volume size `DxHxW` (depth × height × width, voxels), e.g. `138x256x256`.
 struct VolumeSize: ExpressibleByArgument, CustomStringConvertible {
     var d, h, w: Int
-    /// The smallest dimension the model accepts (DESIGN.md §1: every size ≥ 16 must work).
-    static let minimum = 16
+    /// The smallest dimension the model accepts.
+    static let minimum = CheckpointPredictor.minimumSide
 
     init?(argument: String) {
         let parts = argument.lowercased().split(separator: "x").map { Int($0) }
@@ -44,18 +46,12 @@ final class Progress {
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let line = String(format: "%@: %d/%d %@ (%.1f %@/s, %@ %@)", label, done, total, unit, rate, unit,
-                          finished ? "took" : "ETA", Self.duration(finished ? elapsed : eta))
+                          finished ? "took" : "ETA", DurationText.short(finished ? elapsed : eta))
         if isTerminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (finished ? "\n" : "")).utf8))
         } else {
             FileHandle.standardError.write(Data((Self.timestamp() + " " + line + "\n").utf8))
         }
-    }
-
-    static func duration(_ s: Double) -> String {
-        if s < 60 { return String(format: "%.1fs", s) }
-        if s < 3600 { return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
-        return String(format: "%dh%02dm", Int(s) / 3600, (Int(s) % 3600) / 60)
     }
 
     static func timestamp() -> String {

@@ -1,8 +1,10 @@
 import ArgumentParser
-import Data
+import CTData
+import Evaluation
 import Foundation
 import NIfTI
 import Tensor
+import Workflows
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -97,122 +99,20 @@ struct Predict: ParsableCommand {
     private func predictShards(_ directory: String, _ predictor: Predictor) throws {
         let cohort = try Cohort(directory: directory)
         let progress = Progress("predict", total: cohort.count)
-        try Self.predict(cohort: cohort, indices: Array(0..<cohort.count), with: predictor, batch: batch,
+        try ShardPrediction.predict(cohort: cohort, indices: Array(0..<cohort.count), with: predictor, batch: batch,
                          csv: out, attentionMaps: attentionMaps) { progress.update($0) }
         print("predicted \(cohort.count) cases with \(predictor.name) → \(out)"
               + (attentionMaps.map { "; \(predictor.attention ? "attention maps T(A)" : "normalised CAMs") in \($0)" } ?? ""))
-    }
-
-    /// Predicts `indices` of `cohort` in batches of `batch`, writes the predictions CSV to `csv`
-    /// and, with `attentionMaps`, `<case_id>.nii.gz` maps at input size for the cases in
-    /// `mapsFor` (all when nil). Used by `dsan predict` and `dsan cv`.
-    static func predict(cohort: Cohort, indices: [Int], with predictor: Predictor, batch: Int, csv: String,
-                        attentionMaps: String?, mapsFor: Set<Int>? = nil, progress: (Int) -> Void = { _ in }) throws {
-        try predictor.check(size: cohort.size)
-        try createParent(of: csv)
-        if let attentionMaps {
-            try FileManager.default.createDirectory(atPath: attentionMaps, withIntermediateDirectories: true)
-        }
-        let (d, h, w) = (cohort.size[0], cohort.size[1], cohort.size[2])
-        let voxels = d * h * w
-        let prefetcher = Prefetcher(cohort: cohort, depth: max(2, batch))
-        defer { prefetcher.stop() }
-        prefetcher.schedule(indices)
-
-        var rows = ["case_id,patient_id,label,infection_ratio,probability"]
-        var start = 0
-        while start < indices.count {
-            let n = min(batch, indices.count - start)
-            var cases: [LoadedCase] = []
-            let input = Tensor(zeros: [n, 1, d, h, w])
-            for k in 0..<n {
-                let c = try prefetcher.next()
-                c.input.withUnsafeBufferPointer { input.data.advanced(by: k * voxels).update(from: $0.baseAddress!, count: voxels) }
-                cases.append(c)
-            }
-            let ratios = cases.map { $0.info.infectionRatio.isNaN ? nil : Double($0.info.infectionRatio) }
-            let explain = attentionMaps != nil && (mapsFor == nil || cases.contains { mapsFor!.contains($0.index) })
-            let (p, maps) = predictor.predict(input, ratios: ratios, explain: explain)
-            for (k, c) in cases.enumerated() {
-                let r = c.info.infectionRatio
-                rows.append([csvField(c.info.caseID), csvField(c.info.patientID), String(c.info.label.rawValue),
-                             r.isNaN ? "" : "\(r)", "\(p[k])"].joined(separator: ","))
-                if let attentionMaps, let maps, mapsFor?.contains(c.index) ?? true {
-                    let (reader, index) = cohort.shard(of: c.index)
-                    let affine = reader.transform(index)?.outputAffine
-                        ?? Affine(scale: ShardFormat.spacing.map(Double.init))
-                    let map = Array(UnsafeBufferPointer(start: maps.data.advanced(by: k * voxels), count: voxels))
-                    // [D, H, W] with x fastest is NIfTI's memory order for dims [W, H, D].
-                    let volume = Volume(dims: [w, h, d], voxels: map, affine: affine, name: c.info.caseID)
-                    try NIfTI.write(volume, to: (attentionMaps as NSString).appendingPathComponent(fileName(c.info.caseID) + ".nii.gz"))
-                }
-            }
-            start += n
-            progress(start)
-        }
-        try writeText(rows.joined(separator: "\n") + "\n", to: csv)
-    }
-
-    /// A case id as a file name: path separators replaced.
-    static func fileName(_ caseID: String) -> String {
-        caseID.replacingOccurrences(of: "/", with: "_")
-    }
-
-    /// RFC 4180: quoted when it holds a comma, a quote or a line break.
-    private static func csvField(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-            ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
 
     // MARK: - One scan
 
     private func predictScan(_ predictor: Predictor) throws {
         let size = self.size ?? VolumeSize(138, 256, 256)
-        try predictor.check(size: size.dims)
-        let scan = try NIfTI.read(image!)
-        let lungMask = try MaskFiles.read(lung!, partsRelativeTo: nil)
-        let infectionMask = try infection.map { try NIfTI.read($0) }
-        let prepared = try Preprocessing.prepare(image: scan, lung: lungMask, infection: infectionMask,
-                                                 options: PreprocessingOptions(size: size.dims))
-        // The same input as from a shard: the image quantised to uint8 as shards store it, × lung.
-        let bytes = prepared.imageBytes
-        let input = Tensor(zeros: [1, 1] + size.dims)
-        for i in 0..<bytes.count where prepared.lung[i] != 0 { input.data[i] = Float(bytes[i]) / 255 }
-        let (p, maps) = predictor.predict(input, ratios: [prepared.infectionRatio], explain: true)
-        let probability = p[0]
-
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let mapPath = (out as NSString).appendingPathComponent("attention.nii.gz")
-        let map = prepared.transform.toSourceGrid(maps!.array, name: mapPath)
-        try NIfTI.write(map, to: mapPath)
-        var json: [String: Any] = [
-            "model": predictor.name,
-            "image": image!,
-            "probability": Double(probability),
-            "threshold": 0.5,
-            "prediction": probability >= 0.5 ? "covid" : "cap",
-            "label": probability >= 0.5 ? 1 : 0,
-            "size": size.dims,
-            "attention_map": "attention.nii.gz",
-            "attention_map_kind": predictor.attention ? "T(A)" : "normalised CAM",
-        ]
-        if let r = prepared.infectionRatio { json["infection_ratio"] = r }
-        let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        try Self.writeText(String(decoding: data, as: UTF8.self) + "\n", to: (out as NSString).appendingPathComponent("prediction.json"))
+        let result = try ScanPrediction.predict(image: image!, lung: lung!, infection: infection, size: size.dims,
+                                                with: predictor, out: out)
+        let probability = result.probability
         print(String(format: "P(COVID-19) = %.4f → %@; wrote %@/prediction.json and attention.nii.gz (%@ on the scan's grid)",
-                     probability, probability >= 0.5 ? "COVID-19" : "CAP", out, scan.dims.map(String.init).joined(separator: "×")))
-    }
-
-    // MARK: - Files
-
-    private static func createParent(of path: String) throws {
-        let parent = (path as NSString).deletingLastPathComponent
-        if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
-    }
-
-    private static func writeText(_ text: String, to path: String) throws {
-        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw DataError(file: path, "cannot write: \((error as NSError).localizedDescription)")
-        }
+                     probability, probability >= 0.5 ? "COVID-19" : "CAP", out, result.scanDims.map(String.init).joined(separator: "×")))
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import CTData
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(

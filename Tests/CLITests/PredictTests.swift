@@ -1,4 +1,4 @@
-import Data
+import CTData
 import HDF5
 import Foundation
 import Model

@@ -22,9 +22,9 @@ final class ScratchDir {
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 }
 
-func fileBytes(_ path: String) -> [UInt8] { [UInt8](try! Foundation.Data(contentsOf: URL(fileURLWithPath: path))) }
+func fileBytes(_ path: String) -> [UInt8] { [UInt8](try! Data(contentsOf: URL(fileURLWithPath: path))) }
 
-func writeBytes(_ bytes: [UInt8], _ path: String) { try! Foundation.Data(bytes).write(to: URL(fileURLWithPath: path)) }
+func writeBytes(_ bytes: [UInt8], _ path: String) { try! Data(bytes).write(to: URL(fileURLWithPath: path)) }
 
 /// gzip-compresses through the module's own deflate sink.
 func gzip(_ bytes: [UInt8], scratch: ScratchDir) -> [UInt8] {

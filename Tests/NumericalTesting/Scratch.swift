@@ -15,7 +15,7 @@ public enum Scratch {
         }
         atexit {
             if ProcessInfo.processInfo.environment["DSAN_KEEP_TEST_FILES"] != nil {
-                FileHandle.standardError.write(Foundation.Data("test files kept in \(Scratch.root)\n".utf8))
+                FileHandle.standardError.write(Data("test files kept in \(Scratch.root)\n".utf8))
             } else {
                 try? FileManager.default.removeItem(atPath: Scratch.root)
             }

@@ -1,10 +1,10 @@
-import Data
+import CTData
 import Foundation
 import NIfTI
 import NumericalTesting
 import Report
 import Testing
-import Training
+import Evaluation
 
 /// A small cross-validation directory as `dsan cv` lays it out: a synthetic cohort, 2 folds of
 /// predictions for us/ss/ensemble, test predictions, one run's logs, an ensemble file and

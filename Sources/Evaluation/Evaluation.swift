@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// The metrics of DESIGN.md §8 for one set of predictions: overall and per infection-ratio band

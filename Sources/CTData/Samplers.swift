@@ -49,7 +49,7 @@ public struct UniformSampler: GlobalBatchSampler {
         self.shuffle = shuffle
     }
 
-    public var stepsPerEpoch: Int { Data.stepsPerEpoch(cases: indices.count, batch: batch) }
+    public var stepsPerEpoch: Int { CTData.stepsPerEpoch(cases: indices.count, batch: batch) }
 
     /// The epoch's order of cases (Fisher–Yates with a generator seeded by (seed, epoch)).
     public func permutation(epoch: Int) -> [Int] {
@@ -106,7 +106,7 @@ public struct SizeBalancedSampler: GlobalBatchSampler {
         self.casesPerEpoch = indices.count
     }
 
-    public var stepsPerEpoch: Int { Data.stepsPerEpoch(cases: casesPerEpoch, batch: batch) }
+    public var stepsPerEpoch: Int { CTData.stepsPerEpoch(cases: casesPerEpoch, batch: batch) }
 
     public func globalBatch(epoch: Int, step: Int) -> [Int] {
         precondition(step >= 0 && step < stepsPerEpoch, "SizeBalancedSampler: step \(step) of \(stepsPerEpoch)")

@@ -1,8 +1,8 @@
-import Data
+import CTData
 import Foundation
 import Tensor
 import Testing
-@testable import Training
+@testable import Evaluation
 
 /// The ensemble rule of DESIGN.md §5, its grid-search fit and the ensemble file.
 @Suite struct EnsembleTests {
@@ -124,7 +124,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for run in ["us", "ss"] {
             try FileManager.default.createDirectory(atPath: "\(dir)/runs/\(run)", withIntermediateDirectories: true)
-            _ = FileManager.default.createFile(atPath: "\(dir)/runs/\(run)/best.h5", contents: Foundation.Data())
+            _ = FileManager.default.createFile(atPath: "\(dir)/runs/\(run)/best.h5", contents: Data())
         }
         try FileManager.default.createDirectory(atPath: "\(dir)/ens", withIntermediateDirectories: true)
         let rel = EnsembleFile.relativePath("\(dir)/runs/us/best.h5", from: "\(dir)/ens")
@@ -148,7 +148,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsan-ens-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = FileManager.default.createFile(atPath: "\(dir)/m.h5", contents: Foundation.Data())
+        _ = FileManager.default.createFile(atPath: "\(dir)/m.h5", contents: Data())
         let good: [String: String] = [
             "format": "\"dsan-ensemble\"", "version": "1", "us": "{\"checkpoint\": \"m.h5\"}", "ss": "{\"checkpoint\": \"m.h5\"}",
             "w_out": "0.35", "w_in": "0.96", "ratio_low": "0.001", "ratio_high": "0.03",

@@ -1,4 +1,4 @@
-import Data
+import CTData
 
 /// Binary classification metrics of DESIGN.md §8 at threshold 0.5.
 public struct Metrics: Codable, Equatable, Sendable {

@@ -1,7 +1,7 @@
-import Data
+import CTData
 import Foundation
 import Testing
-@testable import Training
+@testable import Evaluation
 
 /// The predictions CSV, metrics per band, mean ± sd over folds and the paired t-test.
 @Suite struct EvaluationTests {
@@ -64,7 +64,7 @@ import Testing
 
     @Test func jsonHasNullWhereUndefined() {
         let text = Evaluation(Self.cases).json(predictions: "p.csv").text
-        let object = try! JSONSerialization.jsonObject(with: Foundation.Data(text.utf8)) as! [String: Any]
+        let object = try! JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
         let bands = object["bands"] as! [[String: Any]]
         #expect(bands.count == 3)
         #expect(bands[2]["auc"] is NSNull && bands[2]["specificity"] is NSNull)

@@ -1,20 +1,20 @@
-import Data
+import CTData
 import Foundation
 import HDF5
 import Model
 import Tensor
-import Training
+import Evaluation
 
 /// What `--model` names: one checkpoint, or an ensemble file of DESIGN.md §5.
-enum ModelSource {
+public enum ModelSource {
     case checkpoint(String)
     case ensemble(String)
 
     /// HDF5's 8-byte file signature.
-    static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+    public static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// Tells a checkpoint from an ensemble file by its contents, not its name.
-    static func identify(_ path: String) throws -> ModelSource {
+    public static func identify(_ path: String) throws -> ModelSource {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw DataError(file: path, "no such file; --model takes a checkpoint written by `dsan train` (e.g. RUN/best.h5)")
@@ -45,7 +45,7 @@ enum ModelSource {
 
     /// Loads the model for inference (eval mode). `attention` overrides the checkpoint's setting
     /// (it changes only which map is explained, T(A) or the normalised CAM, not the logits).
-    func load(attention: Bool?) throws -> any Predictor {
+    public func load(attention: Bool?) throws -> any Predictor {
         switch self {
         case .checkpoint(let path):
             return try CheckpointPredictor(path: path, attention: attention)
@@ -56,7 +56,7 @@ enum ModelSource {
 }
 
 /// A model that gives probabilities and explanation maps for a batch of network inputs.
-protocol Predictor: AnyObject {
+public protocol Predictor: AnyObject {
     /// What was loaded, for outputs (e.g. the checkpoint path).
     var name: String { get }
     /// Whether the maps are T(A) (attention on) or the normalised CAM (attention off).
@@ -70,11 +70,13 @@ protocol Predictor: AnyObject {
 }
 
 /// One `ResNet3D` from a checkpoint, in eval mode (batch norms use their running statistics).
-final class CheckpointPredictor: Predictor {
-    let name: String
-    let model: ResNet3D
+public final class CheckpointPredictor: Predictor {
+    public let name: String
+    public let model: ResNet3D
+    /// The smallest volume side the network takes (DESIGN.md §1: every size ≥ 16 must work).
+    public static let minimumSide = 16
 
-    init(path: String, attention: Bool?) throws {
+    public init(path: String, attention: Bool?) throws {
         var config = try Checkpoint.modelConfig(at: path, attention: attention ?? true)
         if let attention { config.attention = attention }
         model = ResNet3D(config: config)
@@ -83,15 +85,15 @@ final class CheckpointPredictor: Predictor {
         name = path
     }
 
-    var attention: Bool { model.config.attention }
+    public var attention: Bool { model.config.attention }
 
-    func check(size: [Int]) throws {
-        if size.contains(where: { $0 < VolumeSize.minimum }) {
-            throw DataError(file: name, "the model takes volumes of at least \(VolumeSize.minimum) voxels per dimension, these are \(size.map(String.init).joined(separator: "x")); prepare the data again with a larger --size")
+    public func check(size: [Int]) throws {
+        if size.contains(where: { $0 < Self.minimumSide }) {
+            throw DataError(file: name, "the model takes volumes of at least \(Self.minimumSide) voxels per dimension, these are \(size.map(String.init).joined(separator: "x")); prepare the data again with a larger --size")
         }
     }
 
-    func predict(_ input: Tensor, ratios: [Double?], explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
+    public func predict(_ input: Tensor, ratios: [Double?], explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
         let logits = model.forward(input, explain: explain)
         // σ(logit) = 1 / (1 + e^−logit).
         let p = (0..<logits.count).map { 1 / (1 + exp(-logits.buffer[$0])) }
@@ -102,14 +104,14 @@ final class CheckpointPredictor: Predictor {
 /// The dual-sampling ensemble of DESIGN.md §5: both checkpoints of an ensemble file, combined per
 /// case as P = w·P_US + (1 − w)·P_SS with w chosen by the case's infection ratio. Its map is the
 /// same weighted mean of the two models' maps.
-final class EnsemblePredictor: Predictor {
-    let name: String
-    let file: EnsembleFile
-    let us: CheckpointPredictor
-    let ss: CheckpointPredictor
+public final class EnsemblePredictor: Predictor {
+    public let name: String
+    public let file: EnsembleFile
+    public let us: CheckpointPredictor
+    public let ss: CheckpointPredictor
     private var combined = Tensor(zeros: [0])
 
-    init(path: String, attention: Bool?) throws {
+    public init(path: String, attention: Bool?) throws {
         file = try EnsembleFile.load(path)
         let (usPath, ssPath) = file.resolvedCheckpoints(relativeTo: path)
         us = try CheckpointPredictor(path: usPath, attention: attention)
@@ -117,14 +119,14 @@ final class EnsemblePredictor: Predictor {
         name = path
     }
 
-    var attention: Bool { us.attention }
+    public var attention: Bool { us.attention }
 
-    func check(size: [Int]) throws {
+    public func check(size: [Int]) throws {
         try us.check(size: size)
         try ss.check(size: size)
     }
 
-    func predict(_ input: Tensor, ratios: [Double?], explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
+    public func predict(_ input: Tensor, ratios: [Double?], explain: Bool) -> (probabilities: [Float], maps: Tensor?) {
         let a = us.predict(input, ratios: ratios, explain: explain)
         let aMaps = a.maps?.copy()
         let b = ss.predict(input, ratios: ratios, explain: explain)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import CTData
 
 /// python3 with h5py, if installed (launch/test.sh installs h5py from PyPI when it can).
 let pythonWithH5py: String? = {

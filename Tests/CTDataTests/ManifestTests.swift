@@ -1,5 +1,5 @@
 import Testing
-@testable import Data
+@testable import CTData
 
 @Suite struct ManifestTests {
     let header = "case_id,patient_id,label,image,lung,infection\n"

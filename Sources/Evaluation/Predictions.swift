@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// One row of a predictions CSV: what a model said about one case.
@@ -22,6 +22,25 @@ public struct Prediction: Sendable, Equatable {
         self.infectionRatio = infectionRatio
         self.probability = probability
     }
+}
+
+extension Prediction {
+    /// A model's prediction of a shard case: the case's ids, label and ratio (NaN: unknown) as the
+    /// shard stores them. The float32 values keep their float32 spelling in the CSV (`0.1`, not
+    /// `0.10000000149011612`): they are held as the double nearest to that spelling, which
+    /// `PredictionsCSV.format` writes back the same.
+    public init(case info: CaseInfo, probability: Float) {
+        self.init(case: info, probability: Self.spelled(probability))
+    }
+
+    /// As `init(case:probability:)` for a probability computed in double precision (written as is).
+    public init(case info: CaseInfo, probability: Double) {
+        self.init(caseID: info.caseID, patientID: info.patientID, label: info.label,
+                  infectionRatio: info.infectionRatio.isNaN ? nil : Self.spelled(info.infectionRatio), probability: probability)
+    }
+
+    /// The double nearest to `value`'s shortest float32 spelling.
+    public static func spelled(_ value: Float) -> Double { Double(value.description)! }
 }
 
 /// The predictions CSV (RFC 4180): a header naming at least the columns
@@ -116,16 +135,12 @@ public enum PredictionsCSV {
 
     /// Writes `format(predictions)` to `path` atomically.
     public static func write(_ predictions: [Prediction], to path: String) throws {
-        do {
-            try Foundation.Data(format(predictions).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw DataError(file: path, "cannot write: \((error as NSError).localizedDescription)")
-        }
+        try TextFile.write(format(predictions), to: path)
     }
 }
 
-/// RFC 4180 reading and quoting.
-enum CSV {
+/// RFC 4180 reading and quoting: the one CSV implementation of dsan (predictions, run logs, tables).
+public enum CSV {
     /// One record with the line it starts on (1-based; a quoted field may span lines).
     struct Record {
         var line: Int
@@ -204,9 +219,15 @@ enum CSV {
         return records
     }
 
-    /// `s` quoted when it holds a comma, a quote or a line break.
-    static func field(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+    /// `s` quoted when it holds a comma, a quote or a line break (RFC 4180); with
+    /// `quotingSpaces`, also when it holds a space (the tables of `dsan cv` quote their titles).
+    public static func field(_ s: String, quotingSpaces: Bool = false) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || (quotingSpaces && $0 == " ") })
             ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    /// Records as CSV text: fields joined by commas, records by LF, a final LF.
+    public static func text(_ rows: [[String]], quotingSpaces: Bool = false) -> String {
+        rows.map { $0.map { field($0, quotingSpaces: quotingSpaces) }.joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import CTData
 
 /// A cohort description with a known number of cases per sampling group.
 func syntheticInfos(covidSmall: Int, covidLarge: Int, capSmall: Int, capLarge: Int) -> [CaseInfo] {

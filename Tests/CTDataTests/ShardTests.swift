@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import CTData
 import HDF5
 import NumericalTesting
 
@@ -154,7 +154,7 @@ struct RawShard {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try RawShard().write(dir + "/good.h5")
-        let bytes = try Foundation.Data(contentsOf: URL(fileURLWithPath: dir + "/good.h5"))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/good.h5"))
         try bytes.prefix(bytes.count / 3).write(to: URL(fileURLWithPath: dir + "/cut.h5"))
         #expect(throws: (any Error).self) { _ = try Cohort(directory: dir) }
         let report = try Inspection.run(directory: dir)

@@ -1,6 +1,6 @@
 import Testing
 import NIfTI
-@testable import Data
+@testable import CTData
 
 @Suite struct PreprocessingTests {
     static let target = [0.7168, 0.7168, 1.25]
