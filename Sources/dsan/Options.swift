@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import Model
 
 /// A volume size `DxHxW` (depth × height × width, voxels), e.g. `138x256x256`.
 struct VolumeSize: ExpressibleByArgument, CustomStringConvertible {
     var d, h, w: Int
-    /// The smallest dimension the model accepts (DESIGN.md §1: every size ≥ 16 must work).
-    static let minimum = 16
+    /// The smallest dimension the model accepts (DESIGN.md §1: every size ≥ 16 must work), from
+    /// its strides: `ModelConfig.minimumInputEdge`.
+    static let minimum = ModelConfig.minimumInputEdge
 
     init?(argument: String) {
         let parts = argument.lowercased().split(separator: "x").map { Int($0) }

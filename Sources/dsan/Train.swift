@@ -1,5 +1,6 @@
 import ArgumentParser
 import BLAS
+import Data
 import Distributed
 import Foundation
 import MPI
@@ -68,6 +69,7 @@ struct Train: ParsableCommand {
         request.dumpGradients = dumpGradients
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
+            try checkTrainingInputs(request, rank: collectives.rank, ranks: collectives.size)
             try Trainer(request: request, collectives: collectives).run()
         }
     }
