@@ -6,7 +6,7 @@ import Tensor
 /// then placed largest first (by scan count) into the fold that has the fewest cases of that
 /// label so far (lowest fold index on ties): the per-label case counts of the folds then differ
 /// by at most one whenever enough single-scan patients exist, which synthetic and real cohorts
-/// have.
+/// have. Every fold must receive a case: more folds than patients of the larger label are refused.
 public struct Folds: Sendable {
     /// `fold[i]` is the fold of cohort case i.
     public let fold: [Int]
@@ -44,6 +44,19 @@ public struct Folds: Sendable {
                 for i in byPatient[p]! { fold[i] = f }
                 load[f] += byPatient[p]!.count
             }
+        }
+        // A fold without a case can neither validate nor be left out: refuse the split (issue 16:
+        // `--folds 50 --fold 49` on 16 patients trained without validation and exited 0).
+        let used = Set(fold)
+        let empty = (0..<k).filter { !used.contains($0) }
+        if !empty.isEmpty {
+            let perLabel = Label.allCases.map { label in Set(cases.filter { $0.label == label }.map(\.patientID)).count }
+            let largest = max(2, perLabel.max() ?? 0)
+            let contiguous = empty == Array(empty[0]...empty[empty.count - 1])
+            let list = empty.count == 1 ? "fold \(empty[0])"
+                : contiguous ? "folds \(empty[0])…\(empty[empty.count - 1]) (\(empty.count))"
+                : "folds \(empty.map(String.init).joined(separator: ", "))"
+            throw DataError(file: "cohort", "\(k) folds of \(byPatient.count) patients (\(perLabel[Int(Label.covid.rawValue)]) COVID-19, \(perLabel[Int(Label.cap.rawValue)]) CAP; all scans of a patient share a fold, split per label) leave \(list) without a case; use --folds \(largest) or fewer" + InputRules.seePage)
         }
         self.fold = fold
         self.count = k

@@ -26,11 +26,13 @@ public enum Inspection {
     /// (float32 storage of the ratio rounds at ~6e-8; 1e-4 allows other writers' float maths).
     public static let ratioTolerance: Double = 1e-4
 
-    /// Validates every shard under `directory`: datasets, shapes and types (as `ShardReader`
-    /// does), then every case's volumes: masks binary, lung non-empty, infection inside [0, 1] of
-    /// the lung count as stored, image finite and in [0, 1]; case ids unique; one size for all
-    /// shards. Continues past problems so that one run lists them all.
-    public static func run(directory: String, progress: (Int, Int) -> Void = { _, _ in }) throws -> InspectionReport {
+    /// Validates every shard under `directory` by the rules every command applies
+    /// (`InputRules`, Docs/input-rules.md): each shard as `ShardReader` opens it, then every case's
+    /// volumes as `Cohort.load` reads them (`InputRules.caseProblems`); case ids unique; one size
+    /// for all shards; with `minimumEdge` (the network's, `ModelConfig.minimumInputEdge`),
+    /// volumes at least that large. Continues past problems so that one run lists them all.
+    public static func run(directory: String, minimumEdge: Int? = nil,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> InspectionReport {
         var report = InspectionReport()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -49,14 +51,12 @@ public enum Inspection {
             }
             if let size = report.size, size != shard.size {
                 report.problems.append("\(path): volumes are \(shard.size) but earlier shards have \(size); all shards must share one size")
-            } else {
+            } else if report.size == nil {
                 report.size = shard.size
+                if let minimumEdge, let problem = InputRules.sizeProblem(shard.size, minimumEdge: minimumEdge) {
+                    report.problems.append("\(path): \(problem)")
+                }
             }
-            let (format, version) = (try? shard.formatAttributes()) ?? (nil, nil)
-            if let version, version > ShardFormat.version {
-                report.problems.append("\(path): format_version \(version) is newer than this dsan reads (\(ShardFormat.version)); update dsan")
-            }
-            _ = format
             let n = shard.voxels
             var image = [Float](repeating: 0, count: n)
             var scratch = [UInt8](repeating: 0, count: n)
@@ -76,25 +76,14 @@ public enum Inspection {
                     problem("cannot read volumes: \(error)")
                     continue
                 }
-                if let bad = image.firstIndex(where: { !$0.isFinite }) {
-                    problem("image voxel \(bad) is \(image[bad]); re-run prepare on the source scan")
-                } else if let bad = image.firstIndex(where: { $0 < 0 || $0 > 1 }) {
-                    problem("image voxel \(bad) is \(image[bad]), outside [0, 1]")
-                }
-                if lung.contains(where: { $0 > 1 }) { problem("lung mask is not binary (values other than 0 and 1)") }
-                if infection.contains(where: { $0 > 1 }) { problem("infection mask is not binary (values other than 0 and 1)") }
-                let lungCount = lung.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
-                if lungCount == 0 { problem("lung mask is empty; the network input is image × lung") }
-                if info.hasInfectionMask {
-                    let infected = infection.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
-                    let measured = lungCount > 0 ? Double(infected) / Double(lungCount) : 0
-                    let stored = Double(info.infectionRatio)
-                    if !(abs(measured - stored) <= ratioTolerance * max(1e-3, abs(measured))) {
-                        problem("infection_ratio is \(stored) but the masks give \(infected) / \(lungCount) = \(measured)")
+                let problems = image.withUnsafeBufferPointer { im in
+                    lung.withUnsafeBufferPointer { l in
+                        infection.withUnsafeBufferPointer { f in
+                            InputRules.caseProblems(info: info, image: shard.imageType == .float32 ? im : nil, lung: l, infection: f)
+                        }
                     }
-                } else if infection.contains(where: { $0 != 0 }) {
-                    problem("infection_ratio is NaN (no infection mask) but the infection mask has voxels")
                 }
+                problems.forEach(problem)
             }
             report.cases += shard.infos
             progress(k + 1, names.count)

@@ -12,25 +12,32 @@ public struct LoadedCase: @unchecked Sendable {
 }
 
 extension Cohort {
-    /// Reads case `i` synchronously: image × lung and the infection mask.
+    /// Reads case `i` synchronously: image × lung and the infection mask. Refuses a case that
+    /// breaks a value rule (`InputRules.caseProblems`: image finite and in [0, 1], binary masks,
+    /// lung not empty, ratio as the masks give), naming the file, the case and every problem —
+    /// the same sentences `dsan inspect` prints — so no command feeds such a case to a network.
     public func load(_ i: Int) throws -> LoadedCase {
         let (reader, k) = shard(of: i)
         let n = reader.voxels
         var input = [Float](repeating: 0, count: n)
-        var scratch = [UInt8](repeating: 0, count: n)
+        var lung = [UInt8](repeating: 0, count: n), infectionMask = [UInt8](repeating: 0, count: n)
         try input.withUnsafeMutableBufferPointer { im in
-            try scratch.withUnsafeMutableBufferPointer { try reader.readImage(k, into: im, scratch: $0) }
+            try lung.withUnsafeMutableBufferPointer { try reader.readImage(k, into: im, scratch: $0) }
         }
-        try scratch.withUnsafeMutableBufferPointer { try reader.readMask(k, infection: false, into: $0) }
-        var lungVoxels = 0
-        for v in 0..<n {
-            if scratch[v] == 0 { input[v] = 0 } else { lungVoxels += 1 }
+        try lung.withUnsafeMutableBufferPointer { try reader.readMask(k, infection: false, into: $0) }
+        try infectionMask.withUnsafeMutableBufferPointer { try reader.readMask(k, infection: true, into: $0) }
+        let problems = input.withUnsafeBufferPointer { im in
+            lung.withUnsafeBufferPointer { l in
+                infectionMask.withUnsafeBufferPointer { f in
+                    InputRules.caseProblems(info: cases[i], image: reader.imageType == .float32 ? im : nil, lung: l, infection: f)
+                }
+            }
         }
-        if lungVoxels == 0 {
-            throw DataError(file: reader.path, caseID: cases[i].caseID, "lung mask is empty; the network input is image × lung (run `dsan inspect`)")
+        if !problems.isEmpty {
+            throw DataError(file: reader.path, caseID: cases[i].caseID, problems.joined(separator: "; "))
         }
-        try scratch.withUnsafeMutableBufferPointer { try reader.readMask(k, infection: true, into: $0) }
-        let infection = scratch.map { Float($0) }
+        for v in 0..<n where lung[v] == 0 { input[v] = 0 }
+        let infection = infectionMask.map { Float($0) }
         return LoadedCase(index: i, info: cases[i], input: input, infection: infection)
     }
 }

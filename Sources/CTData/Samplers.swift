@@ -16,6 +16,19 @@ enum Stream: UInt64 {
     case uniformPermutation = 1, balancedDraw = 2, folds = 3
 }
 
+/// A training split a sampler cannot draw from: no case, or a global batch below 1.
+public struct SamplingError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+
+    static func check(cases: Int, batch: Int) throws {
+        if cases == 0 {
+            throw SamplingError(message: "the training split has no case: nothing to train on; give --data shards with cases, or fewer --folds so every fold leaves training cases" + InputRules.seePage)
+        }
+        if batch < 1 { throw SamplingError(message: "the global batch is \(batch), expected at least 1" + InputRules.seePage) }
+    }
+}
+
 /// A sampler produces the sequence of global batches of an epoch as a pure function of
 /// (seed, epoch, step): every rank computes the same sequence and takes its share (DESIGN.md §3).
 public protocol GlobalBatchSampler: Sendable {
@@ -41,8 +54,9 @@ public struct UniformSampler: GlobalBatchSampler {
     public let seed: UInt64
     public let shuffle: Bool
 
-    public init(indices: [Int], batch: Int, seed: UInt64, shuffle: Bool = true) {
-        precondition(batch > 0 && !indices.isEmpty, "UniformSampler: batch \(batch), \(indices.count) cases")
+    /// Throws `SamplingError` for an empty training split or a batch below 1.
+    public init(training indices: [Int], batch: Int, seed: UInt64, shuffle: Bool = true) throws {
+        try SamplingError.check(cases: indices.count, batch: batch)
         self.indices = indices
         self.batch = batch
         self.seed = seed
@@ -75,8 +89,8 @@ public struct UniformSampler: GlobalBatchSampler {
 ///
 /// Weights are [N_large^covid / N_small^covid, 1, 1, N_small^cap / N_large^cap] for
 /// [COVID small, COVID large, CAP small, CAP large], computed on the training split. A group with
-/// no case gets weight 0; if a ratio's denominator group is empty the ratio is taken as 1, so
-/// the non-empty group of that class is still drawn.
+/// no case gets weight 0; if either group of a ratio is empty the ratio is taken as 1, so the
+/// non-empty group of that class is still drawn.
 public struct SizeBalancedSampler: GlobalBatchSampler {
     public let groups: [[Int]]
     public let weights: [Double]
@@ -85,16 +99,20 @@ public struct SizeBalancedSampler: GlobalBatchSampler {
     public let seed: UInt64
     public let casesPerEpoch: Int
 
-    /// `cases` are the training cases' infos, in the order of `indices`.
-    public init(indices: [Int], cases: [CaseInfo], batch: Int, seed: UInt64) {
-        precondition(indices.count == cases.count && !indices.isEmpty && batch > 0,
-                     "SizeBalancedSampler: \(indices.count) indices, \(cases.count) infos, batch \(batch)")
+    /// `cases` are the training cases' infos, in the order of `indices`. Throws `SamplingError`
+    /// for an empty training split or a batch below 1; a group without cases is allowed (see
+    /// `warnings`).
+    public init(training indices: [Int], cases: [CaseInfo], batch: Int, seed: UInt64) throws {
+        precondition(indices.count == cases.count, "SizeBalancedSampler: \(indices.count) indices, \(cases.count) infos")
+        try SamplingError.check(cases: indices.count, batch: batch)
         var groups = [[Int]](repeating: [], count: 4)
         for (i, info) in zip(indices, cases) {
             groups[SamplingGroup(label: info.label, ratio: info.infectionRatio).rawValue].append(i)
         }
         let n = groups.map { Double($0.count) }
-        func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : 1 }
+        // Either group of a class empty: the ratio is 1, so the class's other group is drawn
+        // (with N_large^covid = 0 the formula would give COVID small weight 0 and the class none).
+        func ratio(_ a: Double, _ b: Double) -> Double { a > 0 && b > 0 ? a / b : 1 }
         var w = [ratio(n[1], n[0]), 1, 1, ratio(n[2], n[3])]
         for g in 0..<4 where n[g] == 0 { w[g] = 0 }
         let total = w.reduce(0, +)
@@ -104,6 +122,16 @@ public struct SizeBalancedSampler: GlobalBatchSampler {
         self.batch = batch
         self.seed = seed
         self.casesPerEpoch = indices.count
+    }
+
+    /// One sentence per group without a training case: its probability is 0, so the batches
+    /// hold none of it and the rebalancing of the paper (§III-C) is only partly possible. dsan
+    /// warns rather than refuses: small or filtered cohorts lack a group legitimately, and the
+    /// other groups are still drawn as specified (Docs/input-rules.md).
+    public var warnings: [String] {
+        SamplingGroup.allCases.filter { groups[$0.rawValue].isEmpty }.map {
+            "size-balanced sampling: group \($0) has no training case, so its probability is 0 and batches hold none of it; the groups are drawn with probabilities [\(probabilities.map(threeDecimals).joined(separator: ", "))] for [COVID small, COVID large, CAP small, CAP large]" + InputRules.seePage
+        }
     }
 
     public var stepsPerEpoch: Int { CTData.stepsPerEpoch(cases: casesPerEpoch, batch: batch) }
@@ -128,4 +156,13 @@ public struct SizeBalancedSampler: GlobalBatchSampler {
 public func rankShare(count: Int, rank: Int, ranks: Int) -> Range<Int> {
     precondition(ranks > 0 && rank >= 0 && rank < ranks, "rankShare: rank \(rank) of \(ranks)")
     return (count * rank / ranks)..<(count * (rank + 1) / ranks)
+}
+
+/// `x` with three decimals ("0.500"), for x in [0, 1] (Foundation's `String(format:)` is not
+/// imported here: its `Data` would shadow this module's name).
+func threeDecimals(_ x: Double) -> String {
+    guard x.isFinite && x >= 0 else { return "\(x)" }
+    let thousandths = Int((x * 1000).rounded())
+    let fraction = String(thousandths % 1000)
+    return "\(thousandths / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
 }

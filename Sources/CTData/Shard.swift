@@ -124,7 +124,9 @@ public final class ShardWriter {
 /// Reads one shard: metadata at open (validated), volumes case by case.
 ///
 /// Opening checks that every dataset of DESIGN.md §7 exists with the right type and agreeing
-/// shapes, and that labels are 0 or 1; each failure names the file and the dataset.
+/// shapes, that the shard holds at least one case, that `format` and `format_version` (when
+/// present) are this dsan's, that labels are 0 or 1 and infection ratios in [0, 1] or NaN; each
+/// failure names the file, the dataset and the case (`InputRules`, Docs/input-rules.md).
 public final class ShardReader {
     public let path: String
     /// [D, H, W].
@@ -175,6 +177,20 @@ public final class ShardReader {
         for d in [labelSet, ratioSet, caseSet, patientSet] where d.shape != [n] {
             throw DataError(file: path, "dataset `\(d.path.dropFirst())` has shape \(d.shape), expected [\(n)] (one entry per case)")
         }
+        if n == 0 {
+            throw DataError(file: path, "dataset `image` has shape \(image.shape): the shard holds 0 cases, expected at least 1; remove the file or write it again" + InputRules.seePage)
+        }
+        if try file.hasAttribute("format") {
+            let format = try file.stringAttribute("format")
+            guard format == ShardFormat.name else {
+                throw DataError(file: path, "attribute `format` is `\(format)`, expected `\(ShardFormat.name)`: this is not a dsan shard" + InputRules.seePage)
+            }
+        }
+        if try file.hasAttribute("format_version"), let version = try file.attribute("format_version", as: Int64.self).first,
+           version != ShardFormat.version {
+            throw DataError(file: path, "attribute `format_version` is \(version), expected \(ShardFormat.version) (the version this dsan reads); "
+                            + (version > ShardFormat.version ? "update dsan" : "write the shard again with `dsan prepare`") + InputRules.seePage)
+        }
         let labels = try labelSet.read(as: UInt8.self)
         let ratios = try ratioSet.read(as: Float.self)
         let cases = try caseSet.readStrings(), patients = try patientSet.readStrings()
@@ -185,6 +201,10 @@ public final class ShardReader {
                 throw DataError(file: path, caseID: cases[i], "label \(labels[i]) is not 0 (CAP) or 1 (COVID-19)")
             }
             if cases[i].isEmpty { throw DataError(file: path, "case \(i) has an empty case_id") }
+            let r = ratios[i]
+            if !r.isNaN && !(r >= 0 && r <= 1) {
+                throw DataError(file: path, caseID: cases[i], "dataset `infection_ratio` is \(r), expected a value in [0, 1] (infection voxels / lung voxels) or NaN (no infection mask)" + InputRules.seePage)
+            }
             infos.append(CaseInfo(caseID: cases[i], patientID: patients[i], label: label, infectionRatio: ratios[i]))
         }
         self.infos = infos

@@ -133,7 +133,9 @@ public enum Checkpoint {
 
     /// Loads every `state_dict` entry into `model` (and the optimizer state when both are given),
     /// checking every name and shape first and listing every missing, unexpected or mis-shaped
-    /// entry in one error. Returns the `training_state` attribute when present.
+    /// entry in one error, then every tensor that holds a NaN or an infinity (weights, buffers
+    /// and optimizer moments). Returns the `training_state` attribute when present. After an
+    /// error the model's values are unspecified.
     @discardableResult
     public static func load(into model: ResNet3D, optimizer: Adam? = nil, from path: String) throws -> String? {
         let file = try File(opening: path)
@@ -165,11 +167,18 @@ public enum Checkpoint {
         for (name, tensor, d) in datasets {
             if name.hasSuffix(".num_batches_tracked") {
                 let v = try d.read(as: Float.self)
+                if let bad = nonFinite(v, name) { problems.append(bad); continue }
                 let bnName = String(name.dropLast(".num_batches_tracked".count))
                 model.registry.batchNorms.first { $0.name == bnName }!.layer.numBatchesTracked = Int(v[0])
             } else {
                 try d.read(into: tensor.buffer, start: d.shape.map { _ in 0 }, count: d.shape)
+                if let bad = nonFinite(UnsafeBufferPointer(tensor.buffer), name) { problems.append(bad) }
             }
+        }
+        // A NaN or infinite weight makes every prediction NaN or constant: refuse it here, for
+        // `predict`, `--init` and `--resume` alike (Docs/input-rules.md).
+        if !problems.isEmpty {
+            throw CheckpointError(file: path, problems: problems + ["a checkpoint must hold finite values only; use an earlier checkpoint (see Docs/input-rules.md)"])
         }
         if let optimizer {
             guard try file.contains("optimizer") else {
@@ -186,9 +195,24 @@ public enum Checkpoint {
                         throw CheckpointError(file: path, problems: ["optimizer state `\(g.path)/\(p.name)` has shape \(d.shape), expected \(t.shape)"])
                     }
                     try d.read(into: t.buffer, start: d.shape.map { _ in 0 }, count: d.shape)
+                    if let bad = nonFinite(UnsafeBufferPointer(t.buffer), "\(g.path)/\(p.name)") { problems.append(bad) }
                 }
+            }
+            if !problems.isEmpty {
+                throw CheckpointError(file: path, problems: problems + ["a checkpoint must hold finite values only; use an earlier checkpoint (see Docs/input-rules.md)"])
             }
         }
         return try file.hasAttribute("training_state") ? try file.stringAttribute("training_state") : nil
+    }
+
+    /// "`NAME` holds K non-finite value(s), the first nan at index I" or nil when all are finite.
+    static func nonFinite<C: Collection>(_ values: C, _ name: String) -> String? where C.Element == Float, C.Index == Int {
+        var count = 0, first: (index: Int, value: Float)?
+        for i in values.indices where !values[i].isFinite {
+            count += 1
+            if first == nil { first = (i - values.startIndex, values[i]) }
+        }
+        guard let first else { return nil }
+        return "`\(name)` holds \(count) non-finite value(s), the first \(first.value) at index \(first.index)"
     }
 }

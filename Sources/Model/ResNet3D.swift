@@ -22,6 +22,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// First-block strides of layers 1–4: layer4 keeps stride 1, so the feature map is 1/16 of
     /// the input (DESIGN.md §1).
     public static let layerStrides = [1, 2, 2, 1]
+    /// Stride of conv1 (7×7×7) and of the max-pool (3×3×3) that follows it.
+    public static let stemStride = 2, poolStride = 2
+    /// How much smaller layer4's feature map is than the input in each dimension:
+    /// conv1 × max-pool × layers 1–4 = 2 · 2 · 1 · 2 · 2 · 1 = 16.
+    public static let downsampling = stemStride * poolStride * layerStrides.reduce(1, *)
+    /// The smallest input edge the network takes: one feature-map voxel covers `downsampling`
+    /// input voxels, so a smaller volume has no whole voxel of layer4 (DESIGN.md §1: every size
+    /// ≥ 16 works). Shards with a smaller D, H or W are refused (Docs/input-rules.md).
+    public static let minimumInputEdge = downsampling
 }
 
 /// The 3D ResNet34 of DESIGN.md §1 with the online attention module, forward and backward.
@@ -37,7 +46,7 @@ public final class ResNet3D {
     public let config: ModelConfig
     public let registry = ParameterRegistry()
     let stem: ConvBN
-    let pool = MaxPool3dGeometry(kernel: 3, stride: 2, padding: 1)
+    let pool = MaxPool3dGeometry(kernel: 3, stride: ModelConfig.poolStride, padding: 1)
     let layers: [[BasicBlock]]
     /// fc.weight `[1, C4]` (Linear without bias) and its gradient.
     public let fcWeight: Tensor
@@ -70,7 +79,7 @@ public final class ResNet3D {
                      "ResNet3D: bad config \(config)")
         self.config = config
         let w = config.width
-        stem = ConvBN(Conv3dGeometry(inChannels: 1, outChannels: w, kernel: 7, stride: 2, padding: 3), relu: true)
+        stem = ConvBN(Conv3dGeometry(inChannels: 1, outChannels: w, kernel: 7, stride: ModelConfig.stemStride, padding: 3), relu: true)
         var layers: [[BasicBlock]] = []
         var inChannels = w
         for (l, count) in config.blocks.enumerated() {

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 
 /// The files of a training run's directory (`dsan train --out DIR`), each written here:

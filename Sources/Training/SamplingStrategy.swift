@@ -1,4 +1,4 @@
-import Data
+import CTData
 
 /// How the trainer draws each epoch's global batches from the training cases (DESIGN.md §3),
 /// spelled `uniform` or `size-balanced` in configuration files and on the command line.
@@ -23,14 +23,15 @@ public enum SamplingStrategy: String, Codable, Sendable, CaseIterable, CustomStr
     /// "`uniform` or `size-balanced`".
     static var accepted: String { allCases.map { "`\($0.rawValue)`" }.joined(separator: " or ") }
 
-    /// The sampler of this strategy over the cohort's cases at `indices`.
-    public func sampler(indices: [Int], cohort: Cohort, config: TrainConfig) -> GlobalBatchSampler {
+    /// The sampler of this strategy over the cohort's cases at `indices`; throws a readable error
+    /// for an empty training split.
+    public func sampler(indices: [Int], cohort: Cohort, config: TrainConfig) throws -> GlobalBatchSampler {
         switch self {
         case .uniform:
-            UniformSampler(indices: indices, batch: config.batch, seed: config.seed, shuffle: config.shuffle)
+            try UniformSampler(training: indices, batch: config.batch, seed: config.seed, shuffle: config.shuffle)
         case .sizeBalanced:
-            SizeBalancedSampler(indices: indices, cases: indices.map { cohort.cases[$0] },
-                                batch: config.batch, seed: config.seed)
+            try SizeBalancedSampler(training: indices, cases: indices.map { cohort.cases[$0] },
+                                    batch: config.batch, seed: config.seed)
         }
     }
 }

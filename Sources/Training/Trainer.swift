@@ -80,7 +80,7 @@ public final class Trainer {
         log = RunLog(rank: collectives.rank, ranks: collectives.size)
         directory = RunDirectory(request.out)
         split = try TrainingSplit(request: request)
-        sampler = config.sampling.sampler(indices: split.trainIndices, cohort: split.cohort, config: config)
+        sampler = try config.sampling.sampler(indices: split.trainIndices, cohort: split.cohort, config: config)
 
         model = ResNet3D(config: ModelConfig(width: config.width, attention: config.attention), seed: config.seed)
         if let initFrom = request.initFrom { try Checkpoint.load(into: model, from: initFrom) }

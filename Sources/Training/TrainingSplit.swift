@@ -1,4 +1,4 @@
-import Data
+import CTData
 
 /// Which cases a run trains on and which it validates on: with `fold` ≥ 0 the folds of the
 /// training directory split it (validation is that fold), otherwise every training case trains

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTData
 import Foundation
+import Model
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,7 +9,9 @@ struct Inspect: ParsableCommand {
         discussion: """
         Checks each shard's datasets, shapes and types, then every case: masks binary, lung mask \
         not empty, infection ratio consistent with the masks, image finite and in [0, 1], case ids \
-        unique, one volume size for all shards. Lists every problem and exits non-zero if any.
+        unique, one volume size for all shards, volumes at least the network's minimum. These are \
+        the rules train, cv and predict apply (Docs/input-rules.md). Lists every problem and exits \
+        non-zero if any.
         """
     )
 
@@ -20,7 +23,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         var progress: Progress?
-        let report = try Inspection.run(directory: directory) { done, total in
+        let report = try Inspection.run(directory: directory, minimumEdge: ModelConfig.minimumInputEdge) { done, total in
             if progress == nil { progress = Progress("inspect", total: total) }
             progress?.update(done, unit: "shards")
         }

@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import Training
 import Workflows
+import Model
 
 /// A volume size `DxHxW` (depth × height × width, voxels), e.g. `138x256x256`.
 struct VolumeSize: ExpressibleByArgument, CustomStringConvertible {
     var d, h, w: Int
-    /// The smallest dimension the model accepts.
-    static let minimum = CheckpointPredictor.minimumSide
+    /// The smallest dimension the model accepts (DESIGN.md §1: every size ≥ 16 must work), from
+    /// its strides: `ModelConfig.minimumInputEdge`.
+    static let minimum = ModelConfig.minimumInputEdge
 
     init?(argument: String) {
         let parts = argument.lowercased().split(separator: "x").map { Int($0) }

@@ -51,17 +51,23 @@ struct Prepare: ParsableCommand {
     func run() throws {
         try CommandErrors.reporting {
             let entries = try Manifest.read(manifest)
-            try prepareOutput()
-            try prepare(entries)
-        }
-    }
-
-    /// Creates `out`, refusing a directory that already holds shards (they would mix with these).
-    private func prepareOutput() throws {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let existing = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".h5") }
-        if !existing.isEmpty {
-            throw DataError(file: out, "already holds \(existing.count) shard(s) (\(existing.sorted()[0]), …); choose an empty directory or remove them, so cohorts do not mix")
+            // Refuses a directory that already holds shards (they would mix with these); the
+            // shards appear together once the last is written.
+            let output = try ShardDirectoryWriter(directory: out, overwrite: false, overwriteFlag: nil)
+            if !output.removedLeftovers.isEmpty {
+                printError("dsan prepare: removed \(output.removedLeftovers.count) unfinished file(s) of an interrupted run from \(out)")
+            }
+            let (out, total) = (self.out, entries.count)
+            let interrupt = InterruptNotice { signal, done in
+                interruptedMessage(command: "prepare", signal: signal, done: done, total: total, out: out)
+            }
+            defer { interrupt.cancel() }
+            do {
+                try prepare(entries, into: output, interrupt: interrupt)
+            } catch {
+                output.discard()
+                throw error
+            }
         }
     }
 
@@ -74,7 +80,7 @@ struct Prepare: ParsableCommand {
         var transform: PreprocessingTransform
     }
 
-    private func prepare(_ entries: [ManifestEntry]) throws {
+    private func prepare(_ entries: [ManifestEntry], into output: ShardDirectoryWriter, interrupt: InterruptNotice) throws {
         let options = PreprocessingOptions(size: size.dims)
         let manifestDirectory = (manifest as NSString).deletingLastPathComponent
         let jobs = min(self.jobs ?? ProcessInfoCores.available, entries.count)
@@ -93,7 +99,7 @@ struct Prepare: ParsableCommand {
         func writeShard() throws {
             guard !pending.isEmpty else { return }
             let name = String(format: "shard-%0\(digits)d.h5", written.count)
-            let path = (out as NSString).appendingPathComponent(name)
+            let path = output.stagingPath(for: name)
             let writer = try ShardWriter(path: path, cases: pending.count, size: size.dims, source: source)
             for r in pending {
                 try writer.append(r.info, image: .uint8(r.image), lung: r.lung, infection: r.infection, transform: r.transform)
@@ -132,10 +138,11 @@ struct Prepare: ParsableCommand {
                 if !keepGoing { stop = true }   // cases already running still finish and report
             }
             progress.update(next + 1)
+            interrupt.progress = next + 1
         }
 
         if stop {
-            for path in written { try? FileManager.default.removeItem(atPath: path) }
+            output.discard()
             throw ExitCode.failure.withMessage(
                 "\(failures.count) case(s) failed (\(failures.map(\.0.caseID).joined(separator: ", "))); no shards written to \(out). Fix them, or pass --keep-going to skip them")
         }
@@ -145,6 +152,7 @@ struct Prepare: ParsableCommand {
         if infos.isEmpty {
             throw ExitCode.failure.withMessage("every case failed (\(failures.count)); nothing written to \(out)")
         }
+        try output.commit()
         print("wrote \(infos.count) cases (\(covid) COVID-19, \(infos.count - covid) CAP; \(withoutMask) without infection mask, predict only) in \(written.count) shard(s) at \(size) to \(out)")
         if !failures.isEmpty {
             print("skipped \(failures.count) failed case(s): \(failures.map(\.0.caseID).joined(separator: ", "))")

@@ -34,6 +34,9 @@ struct Synth: ParsableCommand {
     @Option(help: "Prefix of case and patient ids (use different prefixes for cohorts that are combined).")
     var prefix = "synth"
 
+    @Flag(help: "Replace the shards --out already holds (they are removed once the new ones are complete).")
+    var overwrite = false
+
     func validate() throws {
         guard cases > 0 else { throw ValidationError("--cases must be at least 1, got \(cases)") }
         guard shardSize > 0 else { throw ValidationError("--shard-size must be at least 1, got \(shardSize)") }
@@ -41,9 +44,28 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         let progress = Progress("synth", total: cases)
-        let infos = try SyntheticCohort.write(directory: out, cases: cases, size: size.dims, seed: seed,
-                                              shardSize: shardSize, prefix: prefix) { done, _ in progress.update(done) }
+        let (out, cases) = (self.out, self.cases)
+        let interrupt = InterruptNotice { signal, done in
+            interruptedMessage(command: "synth", signal: signal, done: done, total: cases, out: out)
+        }
+        defer { interrupt.cancel() }
+        var infos: [CaseInfo] = []
+        try CommandErrors.reporting {
+            infos = try SyntheticCohort.write(directory: out, cases: cases, size: size.dims, seed: seed, shardSize: shardSize,
+                                              prefix: prefix, overwrite: overwrite) { done, _ in
+                progress.update(done)
+                interrupt.progress = done
+            }
+        }
         let covid = infos.filter { $0.label == .covid }.count
         print("wrote \(infos.count) cases (\(covid) COVID-19, \(infos.count - covid) CAP) at \(size) to \(out)")
     }
+}
+
+/// What `prepare` and `synth` print when SIGINT or SIGTERM stops them: nothing of the run is a
+/// shard yet, and how to continue.
+func interruptedMessage(command: String, signal: String, done: Int, total: Int, out: String) -> String {
+    "dsan \(command): interrupted by \(signal) after \(done) of \(total) cases; \(out) holds none of this run's shards "
+        + "(its unfinished files end in \(ShardDirectoryWriter.incompleteSuffix) or .partial, and the next run into \(out) removes them). "
+        + "To continue, run the same command again: it starts over (see \(InputRules.page))"
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BLAS
+import CTData
 import Distributed
 import Foundation
 import MPI
@@ -69,6 +70,7 @@ struct Train: ParsableCommand {
         request.dumpGradients = dumpGradients
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
+            try checkTrainingInputs(request, rank: collectives.rank, ranks: collectives.size)
             let trainer = try Trainer(request: request, collectives: collectives)
             trainer.stepObserver = try TestFaultInjection.fromEnvironment()   // test-only, unset in use
             try trainer.run()

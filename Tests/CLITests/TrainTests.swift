@@ -246,7 +246,7 @@ struct DistributedTrainingTests {
                                           "--batch", "6", "--sampling", "size-balanced", "--out", base])
         #expect(result.status == 0, "\(result.stderr)")
         let cohort = try Cohort(directory: trainingData)
-        let sampler = SizeBalancedSampler(indices: Array(cohort.cases.indices), cases: cohort.cases, batch: 6, seed: 1)
+        let sampler = try SizeBalancedSampler(training: Array(cohort.cases.indices), cases: cohort.cases, batch: 6, seed: 1)
         var counts = [Double](repeating: 0, count: 4), total = 0.0
         for s in try steps(base) {
             #expect(s.shares.count == 3)
@@ -321,7 +321,7 @@ struct MicroBatchTests {
         #expect(result.stderr.contains("micro-batches: each rank runs its share in 2 micro-batches"), "\(result.stderr)")
 
         let cohort = try Cohort(directory: trainingData)
-        let batch = UniformSampler(indices: Array(cohort.cases.indices), batch: 4, seed: 1).globalBatch(epoch: 0, step: 0)
+        let batch = try UniformSampler(training: Array(cohort.cases.indices), batch: 4, seed: 1).globalBatch(epoch: 0, step: 0)
         let groups = [[batch[0], batch[2]], [batch[1], batch[3]]]
         let model = ResNet3D(config: ModelConfig(width: 2, attention: true), seed: 1)
         let objective = Objective(lambda: 0.5)

@@ -13,26 +13,26 @@ func syntheticInfos(covidSmall: Int, covidLarge: Int, capSmall: Int, capLarge: I
 }
 
 @Suite struct SamplerTests {
-    @Test func uniformCoversEveryCaseOncePerEpochAndIsPure() {
+    @Test func uniformCoversEveryCaseOncePerEpochAndIsPure() throws {
         let indices = Array(stride(from: 3, to: 3 + 2 * 47, by: 2))  // 47 cohort indices
-        let s = UniformSampler(indices: indices, batch: 10, seed: 11)
+        let s = try UniformSampler(training: indices, batch: 10, seed: 11)
         #expect(s.stepsPerEpoch == 5)
         for epoch in 0..<3 {
             let all = (0..<s.stepsPerEpoch).flatMap { s.globalBatch(epoch: epoch, step: $0) }
             #expect(all.sorted() == indices)
             #expect((0..<s.stepsPerEpoch).map { s.globalBatch(epoch: epoch, step: $0).count } == [10, 10, 10, 10, 7])
         }
-        #expect(s.globalBatch(epoch: 1, step: 2) == UniformSampler(indices: indices, batch: 10, seed: 11).globalBatch(epoch: 1, step: 2))
+        #expect(try s.globalBatch(epoch: 1, step: 2) == UniformSampler(training: indices, batch: 10, seed: 11).globalBatch(epoch: 1, step: 2))
         #expect(s.permutation(epoch: 0) != s.permutation(epoch: 1))
-        #expect(s.permutation(epoch: 0) != UniformSampler(indices: indices, batch: 10, seed: 12).permutation(epoch: 0))
-        let ordered = UniformSampler(indices: indices, batch: 10, seed: 11, shuffle: false)
+        #expect(try s.permutation(epoch: 0) != UniformSampler(training: indices, batch: 10, seed: 12).permutation(epoch: 0))
+        let ordered = try UniformSampler(training: indices, batch: 10, seed: 11, shuffle: false)
         #expect(ordered.globalBatch(epoch: 4, step: 0) == Array(indices.prefix(10)))
     }
 
-    @Test func sizeBalancedWeightsFollowTheFormula() {
+    @Test func sizeBalancedWeightsFollowTheFormula() throws {
         // The paper's imbalance: minority groups get ≈ N_majority / N_minority.
         let infos = syntheticInfos(covidSmall: 40, covidLarge: 60, capSmall: 75, capLarge: 50)
-        let s = SizeBalancedSampler(indices: Array(infos.indices), cases: infos, batch: 20, seed: 1)
+        let s = try SizeBalancedSampler(training: Array(infos.indices), cases: infos, batch: 20, seed: 1)
         #expect(s.weights == [1.5, 1, 1, 1.5])
         #expect(abs(s.probabilities.reduce(0, +) - 1) < 1e-12)
         #expect(abs(s.probabilities[0] - 1.5 / 5) < 1e-12)
@@ -40,9 +40,9 @@ func syntheticInfos(covidSmall: Int, covidLarge: Int, capSmall: Int, capLarge: I
         #expect((0..<12).map { s.globalBatch(epoch: 0, step: $0).count }.reduce(0, +) == infos.count)
     }
 
-    @Test func sizeBalancedGroupFrequenciesMatchProbabilities() {
+    @Test func sizeBalancedGroupFrequenciesMatchProbabilities() throws {
         let infos = syntheticInfos(covidSmall: 10, covidLarge: 40, capSmall: 70, capLarge: 7)
-        let s = SizeBalancedSampler(indices: Array(infos.indices), cases: infos, batch: 20, seed: 5)
+        let s = try SizeBalancedSampler(training: Array(infos.indices), cases: infos, batch: 20, seed: 5)
         var counts = [Double](repeating: 0, count: 4)
         var total = 0.0
         for epoch in 0..<40 {
@@ -61,12 +61,22 @@ func syntheticInfos(covidSmall: Int, covidLarge: Int, capSmall: Int, capLarge: I
         }
     }
 
-    @Test func emptyGroupsAreNeverDrawn() {
+    @Test func emptyGroupsAreNeverDrawn() throws {
         let infos = syntheticInfos(covidSmall: 0, covidLarge: 5, capSmall: 5, capLarge: 0)
-        let s = SizeBalancedSampler(indices: Array(infos.indices), cases: infos, batch: 4, seed: 2)
+        let s = try SizeBalancedSampler(training: Array(infos.indices), cases: infos, batch: 4, seed: 2)
         #expect(s.weights == [0, 1, 1, 0])
+        #expect(s.warnings.count == 2)
+        #expect(s.warnings[0] == "size-balanced sampling: group COVID small (r < 0.030) has no training case, so its probability is 0 and batches hold none of it; the groups are drawn with probabilities [0.000, 0.500, 0.500, 0.000] for [COVID small, COVID large, CAP small, CAP large] (see Docs/input-rules.md)")
         let drawn = (0..<50).flatMap { e in (0..<s.stepsPerEpoch).flatMap { s.globalBatch(epoch: e, step: $0) } }
         #expect(Set(drawn).isSubset(of: Set(infos.indices)))
+    }
+
+    /// An empty training split is an error a user reads, not a crash (issue 16: SIGILL).
+    @Test func emptyTrainingSplitIsRefused() {
+        let uniform = #expect(throws: SamplingError.self) { _ = try UniformSampler(training: [], batch: 4, seed: 1) }
+        #expect(uniform?.description == "the training split has no case: nothing to train on; give --data shards with cases, or fewer --folds so every fold leaves training cases (see Docs/input-rules.md)")
+        #expect(throws: SamplingError.self) { _ = try SizeBalancedSampler(training: [], cases: [], batch: 4, seed: 1) }
+        #expect(throws: SamplingError.self) { _ = try UniformSampler(training: [1], batch: 0, seed: 1) }
     }
 
     @Test(arguments: [1, 2, 3, 7])

@@ -20,27 +20,35 @@ struct RawShard {
     var imageValues: [Float]? = nil
     var lungValue: UInt8 = 1
     var ratios: [Float]? = nil
+    /// Root attributes `format` and `format_version` (h5py-written shards have neither).
+    var format: String? = nil
+    var formatVersion: Int64? = nil
+    var lungValues: [UInt8]? = nil
 
     func write(_ path: String) throws {
         let file = try File(creating: path)
-        let shape = [n] + size, chunk = [1] + size
+        let shape = [n] + size
+        // HDF5 refuses a chunk larger than a fixed dimension: a 0-case shard is contiguous.
+        let chunk: [Int]? = n > 0 ? [1] + size : nil, gzip: Int? = n > 0 ? 4 : nil
         let voxels = shape.reduce(1, *)
+        if let format { try file.setAttribute("format", format) }
+        if let formatVersion { try file.setAttribute("format_version", formatVersion) }
         if omit != "image" {
-            let d = try file.createDataset("image", type: imageType, shape: shape, chunks: chunk, gzipLevel: 4)
+            let d = try file.createDataset("image", type: imageType, shape: shape, chunks: chunk, gzipLevel: gzip)
             if imageType == .uint8 { try d.write((0..<voxels).map { UInt8($0 % 256) }) }
             else { try d.write(imageValues ?? (0..<voxels).map { Float($0 % 256) / 255 }) }
         }
         if omit != "lung" {
             let ls = lungShape ?? shape
-            let d = try file.createDataset("lung", type: lungType, shape: ls, chunks: [1] + Array(ls.dropFirst()), gzipLevel: 4)
-            if lungType == .uint8 { try d.write([UInt8](repeating: lungValue, count: ls.reduce(1, *))) }
+            let d = try file.createDataset("lung", type: lungType, shape: ls, chunks: n > 0 ? [1] + Array(ls.dropFirst()) : nil, gzipLevel: gzip)
+            if lungType == .uint8 { try d.write(lungValues ?? [UInt8](repeating: lungValue, count: ls.reduce(1, *))) }
             else { try d.write([Float](repeating: 1, count: ls.reduce(1, *))) }
         }
         if omit != "infection" {
             // One infected voxel per case.
             var inf = [UInt8](repeating: 0, count: voxels)
             for c in 0..<n { inf[c * size.reduce(1, *)] = 1 }
-            try file.createDataset("infection", type: .uint8, shape: shape, chunks: chunk, gzipLevel: 4).write(inf)
+            try file.createDataset("infection", type: .uint8, shape: shape, chunks: chunk, gzipLevel: gzip).write(inf)
         }
         if omit != "label" { try file.createDataset("label", type: .uint8, shape: [n]).write(labels) }
         if omit != "infection_ratio" {
@@ -180,9 +188,9 @@ struct RawShard {
         try RawShard(caseIDs: ["e", "f"], ratios: [0.5, 1.0 / 120]).write(dir + "/ratio.h5")
         let report = try Inspection.run(directory: dir)
         let text = report.problems.joined(separator: "\n").replacingOccurrences(of: dir, with: "DIR")
-        #expect(text.contains("DIR/nan.h5: case a: image voxel 7 is nan; re-run prepare on the source scan"), "\(text)")
-        #expect(text.contains("DIR/nolung.h5: case c: lung mask is empty; the network input is image × lung"), "\(text)")
-        #expect(text.contains("DIR/ratio.h5: case e: infection_ratio is 0.5 but the masks give 1 / 120 = 0.008333"), "\(text)")
+        #expect(text.contains("DIR/nan.h5: case a: dataset `image`: voxel 7 is nan, expected a finite value in [0, 1]; re-run prepare on the source scan (see Docs/input-rules.md)"), "\(text)")
+        #expect(text.contains("DIR/nolung.h5: case c: lung mask is empty; the network input is image × lung (see Docs/input-rules.md)"), "\(text)")
+        #expect(text.contains("DIR/ratio.h5: case e: infection_ratio is 0.5 but the masks give 1 / 120 = 0.00833333 (see Docs/input-rules.md)"), "\(text)")
         #expect(!text.contains("case f:"), "\(text)")
         #expect(!report.isValid)
     }

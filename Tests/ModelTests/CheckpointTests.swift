@@ -92,3 +92,32 @@ func temporaryPath(_ name: String) throws -> String {
         #expect(error?.description == "\(path): cannot load checkpoint: missing `layer2.0.conv1.weight`; `fc.weight` has shape [16], the model expects [1, 16]; unexpected `layer2.0.conv_1.weight`")
     }
 }
+
+@Suite struct NonFiniteCheckpointTests {
+    /// A checkpoint with one NaN weight (or an infinite optimizer moment) is refused naming the
+    /// tensor, by the loader that `predict`, `--init` and `--resume` share (issue 16).
+    @Test func aNaNWeightIsRefusedByName() throws {
+        let path = try temporaryPath("nan.h5")
+        let a = ResNet3D(config: ModelConfig(width: 2), seed: 1)
+        let optimizer = Adam(parameters: a.registry.parameters.map { ($0.value, $0.gradient) })
+        a.registry.parameters.first { $0.name == "layer2.0.conv1.weight" }!.value.buffer[5] = .nan
+        try Checkpoint.save(a, optimizer: optimizer, to: path)
+        let b = ResNet3D(config: ModelConfig(width: 2), seed: 2)
+        do {
+            try Checkpoint.load(into: b, from: path)
+            Issue.record("a NaN weight was loaded")
+        } catch let error as CheckpointError {
+            #expect(error.description == "\(path): cannot load checkpoint: `layer2.0.conv1.weight` holds 1 non-finite value(s), the first nan at index 5; a checkpoint must hold finite values only; use an earlier checkpoint (see Docs/input-rules.md)")
+        }
+
+        let good = try temporaryPath("inf-moment.h5")
+        let c = ResNet3D(config: ModelConfig(width: 2), seed: 1)
+        let adam = Adam(parameters: c.registry.parameters.map { ($0.value, $0.gradient) })
+        adam.secondMoments[0].buffer[0] = .infinity
+        try Checkpoint.save(c, optimizer: adam, to: good)
+        let d = ResNet3D(config: ModelConfig(width: 2), seed: 2)
+        try Checkpoint.load(into: d, from: good)   // weights only: the moments are not read
+        let adam2 = Adam(parameters: d.registry.parameters.map { ($0.value, $0.gradient) })
+        #expect(throws: CheckpointError.self) { try Checkpoint.load(into: d, optimizer: adam2, from: good) }
+    }
+}

@@ -1,4 +1,4 @@
-import Data
+import CTData
 import Foundation
 import Model
 import Testing
