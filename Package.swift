@@ -25,11 +25,16 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        // CPUID and XGETBV as static inline functions (no library to link).
+        .systemLibrary(name: "CCPUID"),
+
+        // The CPU dsan runs on: vendor, model and usable vector extensions.
+        .target(name: "CPU", dependencies: ["CCPUID"]),
 
         // Safe Swift wrappers.
         .target(name: "MPI", dependencies: ["CMPI"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
-        .target(name: "BLAS", dependencies: ["COpenBLAS"]),
+        .target(name: "BLAS", dependencies: ["COpenBLAS", "CPU"]),
 
         // The numerical engine.
         .target(name: "Tensor", dependencies: ["BLAS"]),
@@ -59,7 +64,7 @@ let package = Package(
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report", "Planning",
+            "MPI", "HDF5", "CPU", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report", "Planning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
@@ -70,7 +75,8 @@ let package = Package(
 
         .testTarget(name: "MPITests", dependencies: ["MPI"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "NumericalTesting"]),
-        .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
+        .testTarget(name: "BLASTests", dependencies: ["BLAS", "CPU"]),
+        .testTarget(name: "CPUTests", dependencies: ["CPU"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
