@@ -68,6 +68,7 @@ struct Train: ParsableCommand {
         request.dumpGradients = dumpGradients
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
+            RunLog(rank: collectives.rank, ranks: collectives.size).info(BLASStartUp.line)
             try Trainer(request: request, collectives: collectives).run()
         }
     }
