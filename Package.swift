@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
-        .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),
+        .testTarget(name: "CLITests", dependencies: ["BLAS", "Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Data", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "HDF5", "NIfTI", "NumericalTesting"]),

@@ -88,4 +88,14 @@ import Testing
         let b = try #require(r["blas"] as? [String: String])
         #expect(b["core"] == alone["core"] && b["chosenBy"] == alone["chosenBy"] && b["reason"] == alone["reason"], "alone \(alone), rank 0 \(b)")
     }
+
+    /// The first line of `dsan train`'s log names the CPU, its extensions and the BLAS core.
+    @Test func trainLogStartsWithTheCPUAndTheCore() throws {
+        let dir = try scratchDirectory("blas-core-train")
+        let result = try run(dsanPath, ["train", "--data", trainingData, "--out", dir + "/run", "--width", "2", "--steps", "1", "--epochs", "1"],
+                             environment: ["OPENBLAS_CORETYPE": "Prescott"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let first = try #require(result.stderr.split(separator: "\n").first)
+        #expect(first.contains(" CPU ") && first.contains("core Prescott, chosen by user: OPENBLAS_CORETYPE=Prescott"), "\(result.stderr)")
+    }
 }
