@@ -12,7 +12,7 @@ public typealias SGEMMFunction = (
 /// alpha ≠ 1 and beta ≠ 0 on a non-zero C, and one 256³ product large enough for OpenBLAS to use
 /// its threads. The reference sums in Double; an element passes when its error is within
 /// `2·k·ε(Float)` of Σ|alpha·a·b| + |beta·c| (the standard bound on a k-term Float dot product),
-/// so rounding passes and a wrong kernel (garbage, a skipped tile, NaN) does not. About 40 ms.
+/// so rounding passes and a wrong kernel (garbage, a skipped tile, NaN) does not.
 public enum SGEMMSelfCheck {
     /// What differed: the first call and element outside the tolerance.
     public struct Mismatch: Error, CustomStringConvertible, Equatable {
