@@ -25,11 +25,16 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        // CPUID and XGETBV as static inline functions (no library to link).
+        .systemLibrary(name: "CCPUID"),
+
+        // The CPU dsan runs on: vendor, model and usable vector extensions.
+        .target(name: "CPU", dependencies: ["CCPUID"]),
 
         // Safe Swift wrappers.
         .target(name: "MPI", dependencies: ["CMPI"]),
         .target(name: "HDF5", dependencies: ["CHDF5"]),
-        .target(name: "BLAS", dependencies: ["COpenBLAS"]),
+        .target(name: "BLAS", dependencies: ["COpenBLAS", "CPU"]),
 
         // The numerical engine.
         .target(name: "Tensor", dependencies: ["BLAS"]),
@@ -69,7 +74,7 @@ let package = Package(
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "CTData", "Distributed", "Model", "Evaluation", "Training", "Workflows", "Report", "Planning",
+            "MPI", "HDF5", "CPU", "BLAS", "Tensor", "NN", "NIfTI", "CTData", "Distributed", "Model", "Evaluation", "Training", "Workflows", "Report", "Planning",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side halves of the multi-rank tests, launched under mpirun by Tests/MPITests and
@@ -83,14 +88,15 @@ let package = Package(
 
         .testTarget(name: "MPITests", dependencies: ["MPI", "NumericalTesting"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "NumericalTesting"]),
-        .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
+        .testTarget(name: "BLASTests", dependencies: ["BLAS", "CPU"]),
+        .testTarget(name: "CPUTests", dependencies: ["CPU"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
         // Runs the built `dsan-ring-checks` under mpirun; pure layout and bucketing tests in-process.
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
-        .testTarget(name: "CLITests", dependencies: ["CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "NumericalTesting"]),
+        .testTarget(name: "CLITests", dependencies: ["BLAS", "CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "NumericalTesting"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "CTData", "Tensor"]),
         .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "CTData", "Model", "Tensor"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "CTData", "Tensor"]),

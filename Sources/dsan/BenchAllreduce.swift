@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLAS
 import Distributed
 import Foundation
 import MPI
@@ -34,7 +35,7 @@ struct BenchAllreduce: ParsableCommand {
     struct Gradients: Codable {
         var width: Int, megabytes: Double, buckets: Int, inPlaceSeconds: Double, packedSeconds: Double
     }
-    struct Report: Codable { var ranks: Int, rows: [Row], gradients: Gradients? }
+    struct Report: Codable { var ranks: Int, rows: [Row], gradients: Gradients?, blas: BLASKernelReport }
 
     func run() throws {
         let list = sizes.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
@@ -105,8 +106,9 @@ struct BenchAllreduce: ParsableCommand {
             if json {
                 let e = JSONEncoder()
                 e.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try e.encode(Report(ranks: comm.size, rows: rows, gradients: gradients)), as: UTF8.self))
+                print(String(decoding: try e.encode(Report(ranks: comm.size, rows: rows, gradients: gradients, blas: BLASStartUp.report)), as: UTF8.self))
             } else {
+                print(BLASStartUp.report.line)
                 print("all-reduce of float32 buffers on \(comm.size) rank(s), median of \(repetitions)")
                 print("      MB     ring (s)  MPI_Allreduce (s)  MPI/ring   ring bus GB/s")
                 for row in rows {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BLAS
 import CTData
 import Foundation
 import Tensor
@@ -79,6 +80,8 @@ struct BenchIO: ParsableCommand {
         var directory: String, synthetic: Bool, files: Int, fileMB: Double
         var cases: Int, size: [Int], decodedMBPerCase: Double
         var raw: Throughput, decode: Throughput, prefetch: Prefetch
+        /// The CPU and the OpenBLAS core (BLASStartUp).
+        var blas: BLASKernelReport = BLASStartUp.report
         var loadAverage: Double
     }
 
@@ -192,6 +195,7 @@ struct BenchIO: ParsableCommand {
         let p = r.prefetch
         let perCase = r.decode.warmMedian.seconds / Double(r.cases)
         return [
+            r.blas.line,
             "\(r.synthetic ? "synthetic cohort" : r.directory): \(r.cases) case(s) at \(r.size.map(String.init).joined(separator: "x")) in \(r.files) shard(s), \(String(format: "%.1f", r.fileMB)) MB on disk (\(String(format: "%.2f", r.fileMB / Double(r.cases))) MB per case); load average \(String(format: "%.2f", r.loadAverage))",
             "raw read(2) of the .h5 files:",
             pass("first (cold)", r.raw.cold),

@@ -94,7 +94,7 @@ struct BenchKernels: ParsableCommand {
         }
         let flops = convs.reduce(0) { $0 + $1.geometry.flops(input: $1.input) * Double($1.count) }
         return KernelReport(
-            machine: Machine.description, openblas: BLAS.configuration, coreName: BLAS.coreName,
+            machine: Machine.description, openblas: BLAS.configuration, coreName: BLAS.coreName, blas: BLASStartUp.report,
             loadAverage: [loadBefore, Machine.loadAverage()],
             inputSize: volume, repetitions: repetitions, warmup: warmup,
             workspaceMiB: workspaceMiB, networkConvs: convs.reduce(0) { $0 + $1.count },
@@ -258,6 +258,8 @@ struct KernelReport: Codable {
     var machine: String
     var openblas: String
     var coreName: String
+    /// The CPU and the OpenBLAS core (BLASStartUp).
+    var blas: BLASKernelReport
     /// 1-minute load average before and after the run.
     var loadAverage: [Double]
     var inputSize: [Int]
@@ -274,6 +276,7 @@ struct KernelReport: Codable {
         func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         var out = """
         machine: \(machine); OpenBLAS \(openblas) (\(coreName))
+        \(blas.line)
         load average (1 min) before/after: \(f(loadAverage[0], 2)) / \(f(loadAverage[1], 2))
         network input 1×1×\(inputSize.map(String.init).joined(separator: "×")); batch 1; \
         median of \(repetitions) after \(warmup) warm-up; conv workspace \(workspaceMiB) MiB

@@ -42,6 +42,8 @@ struct BenchStep: ParsableCommand {
         var forwardSeconds: Double, backwardSeconds: Double, optimizerSeconds: Double, stepSeconds: Double
         var samplesPerSecond: Double, gflop: Double, gflopsAchieved: Double, sgemmGflops: Double
         var peakRSSGiB: Double, parameters: Int
+        /// The CPU and the OpenBLAS core (BLASStartUp).
+        var blas: BLASKernelReport
     }
 
     func run() throws {
@@ -89,13 +91,15 @@ struct BenchStep: ParsableCommand {
                             forwardSeconds: f, backwardSeconds: b, optimizerSeconds: o, stepSeconds: step,
                             samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
                             sgemmGflops: Machine.sgemm2048(), peakRSSGiB: peakRSS(),
-                            parameters: model.registry.parameters.reduce(0) { $0 + $1.value.count })
+                            parameters: model.registry.parameters.reduce(0) { $0 + $1.value.count },
+                            blas: BLASStartUp.report)
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try e.encode(report), as: UTF8.self))
             return
         }
+        print(BLASStartUp.report.line)
         print("""
         \(inference ? "inference" : "training step") at \(size), batch \(batch), width \(width), \(t) thread(s), \(report.parameters) parameters
           forward            \(String(format: "%8.3f s", f))

@@ -15,4 +15,11 @@ struct DSAN: ParsableCommand {
         version: dsanVersion,
         subcommands: [Synth.self, Prepare.self, Inspect.self, Predict.self, Evaluate.self, Ensemble.self, Train.self, CrossValidate.self, ReportCommand.self, Bench.self, Plan.self]
     )
+
+    /// Chooses the OpenBLAS kernels (which may restart the process, before MPI_Init and before
+    /// any GEMM), then runs the command.
+    static func main() {
+        BLASStartUp.select()
+        main(nil)
+    }
 }

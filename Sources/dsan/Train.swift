@@ -70,6 +70,7 @@ struct Train: ParsableCommand {
         request.dumpGradients = dumpGradients
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
+            RunLog(rank: collectives.rank, ranks: collectives.size).info(BLASStartUp.line)
             try checkTrainingInputs(request, rank: collectives.rank, ranks: collectives.size)
             let trainer = try Trainer(request: request, collectives: collectives)
             trainer.stepObserver = try TestFaultInjection.fromEnvironment()   // test-only, unset in use

@@ -32,7 +32,9 @@ import Testing
         #expect(try dsan("synth", "--out", dir, "--cases", "3", "--size", "16x32x32").status == 0)
         let result = try dsan("bench", "io", "--data", dir, "--steps", "2", "--step-seconds", "0", "--passes", "1")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.hasPrefix("\(dir): 3 case(s) at 16x32x32 in 1 shard(s)"), "\(result.stdout)")
+        let lines = result.stdout.split(separator: "\n", maxSplits: 1).map(String.init)
+        #expect(lines.first?.hasPrefix("CPU ") == true && lines.first?.contains(" core ") == true, "\(result.stdout)")
+        #expect(lines.last?.hasPrefix("\(dir): 3 case(s) at 16x32x32 in 1 shard(s)") == true, "\(result.stdout)")
         #expect(result.stdout.contains("stall, later steps"))
         #expect(FileManager.default.fileExists(atPath: dir))    // a given directory is kept
     }

@@ -1,5 +1,12 @@
+import BLAS
 import Foundation
 import NumericalTesting
+
+/// `dsan` chooses its OpenBLAS core at start-up (Docs/performance.md, "CPU and BLAS kernels");
+/// this test process keeps the one OpenBLAS picked. A test that compares `dsan`'s numbers with an
+/// in-process computation to rounding level runs `dsan` with this environment, so both use the
+/// same GEMM kernels and summation order.
+let sameBLASKernels = ["OPENBLAS_CORETYPE": BLAS.coreName]
 
 /// Directory holding the built `dsan` executable: the test bundle sits beside it in
 /// `.build/<config>/`. `DSAN_BIN_DIR` overrides it.

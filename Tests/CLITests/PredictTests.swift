@@ -65,7 +65,7 @@ import Training
         try Self.tinyCheckpoint("\(dir)/model.h5")
         try SyntheticCohort.write(directory: "\(dir)/data", cases: 3, size: [16, 32, 32], seed: 5, shardSize: 2)
         let r = try dsan("predict", "--model", "\(dir)/model.h5", "--data", "\(dir)/data", "--out", "\(dir)/p.csv",
-                         "--attention-maps", "\(dir)/maps", "--batch", "2")
+                         "--attention-maps", "\(dir)/maps", "--batch", "2", environment: sameBLASKernels)
         #expect(r.status == 0, "\(r.stderr)")
 
         let cohort = try Cohort(directory: "\(dir)/data")
