@@ -31,9 +31,14 @@ let package = Package(
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .target(name: "BLAS", dependencies: ["COpenBLAS"]),
 
+        // dsan's memory-bound kernels in C, one build per x86 vector ISA, chosen at start-up from
+        // CPUID (Docs/performance.md, "Vector width"). Not a binding: it holds kernels, because
+        // Swift has no per-function target attribute.
+        .target(name: "VectorKernels"),
+
         // The numerical engine.
         .target(name: "Tensor", dependencies: ["BLAS"]),
-        .target(name: "NN", dependencies: ["Tensor", "BLAS"]),
+        .target(name: "NN", dependencies: ["Tensor", "BLAS", "VectorKernels"]),
 
         // Data: NIfTI files, HDF5 shards, preprocessing, synthetic cohort, folds, samplers.
         .target(name: "NIfTI", dependencies: ["CZlib"]),
@@ -72,7 +77,7 @@ let package = Package(
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "NumericalTesting"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting", "VectorKernels"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
         .testTarget(name: "CLITests", dependencies: ["Data", "NIfTI", "HDF5", "Model", "Training", "NumericalTesting"]),

@@ -4,7 +4,9 @@
 // All of them work on any shape (the comments say `[*]`), run in parallel over fixed chunks of the
 // flat index range (so results never depend on `Parallel.threads`), allocate nothing, and allow
 // the output to be the same tensor as an input (in place), because every element is read before
-// it is written and no element depends on another.
+// it is written and no element depends on another. ReLU, Add and AddReLU run the VectorKernels
+// build for this CPU's vector width (same bits as the scalar formula on every ISA level).
+import VectorKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -23,7 +25,7 @@ public enum ReLU {
         precondition(x.count == y.count, "ReLU.forward: \(x) into \(y)")
         let xp = x.data, yp = y.data
         Parallel.forEach(x.count, grain: elementwiseGrain) { r in
-            for i in r { yp[i] = xp[i] > 0 ? xp[i] : 0 }
+            dsan_vk_relu_forward(xp + r.lowerBound, yp + r.lowerBound, r.count)
         }
     }
 
@@ -32,7 +34,7 @@ public enum ReLU {
         precondition(dy.count == y.count && dy.count == dx.count, "ReLU.backward: \(dy), \(y), \(dx)")
         let gp = dy.data, yp = y.data, dp = dx.data
         Parallel.forEach(dy.count, grain: elementwiseGrain) { r in
-            for i in r { dp[i] = yp[i] > 0 ? gp[i] : 0 }
+            dsan_vk_relu_backward(gp + r.lowerBound, yp + r.lowerBound, dp + r.lowerBound, r.count)
         }
     }
 }
@@ -44,7 +46,7 @@ public enum Add {
         precondition(a.count == b.count && a.count == y.count, "Add.forward: \(a) + \(b) into \(y)")
         let ap = a.data, bp = b.data, yp = y.data
         Parallel.forEach(a.count, grain: elementwiseGrain) { r in
-            for i in r { yp[i] = ap[i] + bp[i] }
+            dsan_vk_add(ap + r.lowerBound, bp + r.lowerBound, yp + r.lowerBound, r.count)
         }
     }
 
@@ -64,10 +66,7 @@ public enum AddReLU {
         precondition(a.count == b.count && a.count == y.count, "AddReLU.forward: \(a) + \(b) into \(y)")
         let ap = a.data, bp = b.data, yp = y.data
         Parallel.forEach(a.count, grain: elementwiseGrain) { r in
-            for i in r {
-                let s = ap[i] + bp[i]
-                yp[i] = s > 0 ? s : 0
-            }
+            dsan_vk_add_relu(ap + r.lowerBound, bp + r.lowerBound, yp + r.lowerBound, r.count)
         }
     }
 

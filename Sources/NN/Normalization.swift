@@ -1,5 +1,7 @@
 // Batch normalisation over [N, C, D, H, W], PyTorch's BatchNorm3d, with a seam for synchronised
-// (cross-rank) statistics.
+// (cross-rank) statistics. The elementwise passes (normalize, input gradient) run the
+// VectorKernels build for this CPU's vector width; the sums stay in Swift in a fixed order.
+import VectorKernels
 
 /// Replaces a buffer of per-channel sums by its element-wise sum over all ranks, in place (an
 /// `MPI_Allreduce(MPI_IN_PLACE, …, MPI_DOUBLE, MPI_SUM)` of the whole buffer). Every rank must call
@@ -178,8 +180,7 @@ public final class BatchNorm3d {
                 let ch = plane % c
                 let a = ip[ch] * wp[ch]
                 let b = bp[ch] - mp[ch] * a
-                let xs = xp + plane * spatial, ys = yp + plane * spatial
-                for i in 0..<spatial { ys[i] = xs[i] * a + b }
+                dsan_vk_affine(xp + plane * spatial, yp + plane * spatial, spatial, a, b)
             }
         }
     }
@@ -241,9 +242,9 @@ public final class BatchNorm3d {
                     let meanDy = Float(gs[ch] / count)
                     let k = Float(gs[c + ch] / count) * ip[ch] * ip[ch]
                     let mu = mp[ch]
-                    for i in 0..<spatial { ds[i] = (gs0[i] - meanDy - (xs[i] - mu) * k) * scale }
+                    dsan_vk_bn_input_gradient(gs0, xs, ds, spatial, meanDy, mu, k, scale)
                 } else {
-                    for i in 0..<spatial { ds[i] = gs0[i] * scale }
+                    dsan_vk_scale(gs0, ds, spatial, scale)
                 }
             }
         }
