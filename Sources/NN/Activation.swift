@@ -22,6 +22,7 @@ import Darwin
 public enum ReLU {
     /// y = max(x, 0). Shapes: x `[*]`, y `[*]` with the same count. `y` may be `x`.
     public static func forward(_ x: Tensor, into y: Tensor) {
+        VectorLevel.configure()
         precondition(x.count == y.count, "ReLU.forward: \(x) into \(y)")
         let xp = x.data, yp = y.data
         Parallel.forEach(x.count, grain: elementwiseGrain) { r in
@@ -31,6 +32,7 @@ public enum ReLU {
 
     /// WRITES dx = dy · [y > 0]. Shapes: dy, y, dx `[*]`, equal counts. `dx` may be `dy`.
     public static func backward(_ dy: Tensor, output y: Tensor, into dx: Tensor) {
+        VectorLevel.configure()
         precondition(dy.count == y.count && dy.count == dx.count, "ReLU.backward: \(dy), \(y), \(dx)")
         let gp = dy.data, yp = y.data, dp = dx.data
         Parallel.forEach(dy.count, grain: elementwiseGrain) { r in
@@ -43,6 +45,7 @@ public enum ReLU {
 public enum Add {
     /// y = a + b. Shapes: a, b, y `[*]`, equal counts. `y` may be `a` or `b`.
     public static func forward(_ a: Tensor, _ b: Tensor, into y: Tensor) {
+        VectorLevel.configure()
         precondition(a.count == b.count && a.count == y.count, "Add.forward: \(a) + \(b) into \(y)")
         let ap = a.data, bp = b.data, yp = y.data
         Parallel.forEach(a.count, grain: elementwiseGrain) { r in
@@ -63,6 +66,7 @@ public enum Add {
 public enum AddReLU {
     /// y = max(a + b, 0). Shapes: a, b, y `[*]`, equal counts. `y` may be `a` or `b`.
     public static func forward(_ a: Tensor, _ b: Tensor, into y: Tensor) {
+        VectorLevel.configure()
         precondition(a.count == b.count && a.count == y.count, "AddReLU.forward: \(a) + \(b) into \(y)")
         let ap = a.data, bp = b.data, yp = y.data
         Parallel.forEach(a.count, grain: elementwiseGrain) { r in

@@ -171,6 +171,7 @@ public final class BatchNorm3d {
     /// y = (x − mean)·invStd·γ + β with the current `mean`, `invStd`. Shapes: x, y `[N, C, D, H, W]`.
     public func normalize(_ x: Tensor, into y: Tensor) {
         let s = checkedShape(x)
+        VectorLevel.configure()
         precondition(y.count == x.count, "BatchNorm3d.normalize: \(x) into \(y)")
         let spatial = s.spatial, c = channels
         let xp = x.data, yp = y.data
@@ -228,6 +229,7 @@ public final class BatchNorm3d {
     /// count; eval dx = γ·invStd·dy. `dx` may be `dy`.
     public func computeInputGradient(_ dy: Tensor, input x: Tensor, into dx: Tensor) {
         let s = checkedShape(x)
+        VectorLevel.configure()
         precondition(dy.count == x.count && dx.count == x.count, "BatchNorm3d.backward: \(dy), \(x), \(dx)")
         let spatial = s.spatial, c = channels
         let xp = x.data, gp = dy.data, dp = dx.data, gs = gradientSums.baseAddress!

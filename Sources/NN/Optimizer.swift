@@ -74,6 +74,7 @@ public final class Adam {
     /// One Adam step over every parameter with the current `learningRate`; increments `stepCount`.
     /// Reads the gradients, writes parameters and moments.
     public func step() {
+        VectorLevel.configure()
         stepCount += 1
         let t = Double(stepCount)
         let stepSize = Float(learningRate / (1 - pow(beta1, t)))
