@@ -65,6 +65,7 @@ let package = Package(
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
             "MPI", "HDF5", "BLAS", "Tensor", "NN", "NIfTI", "Data", "Distributed", "Model", "Training", "Report", "Planning",
+            "VectorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side half of the multi-rank tests: Tests/MPITests launches it under mpirun.
