@@ -36,9 +36,14 @@ let package = Package(
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         .target(name: "BLAS", dependencies: ["COpenBLAS", "CPU"]),
 
+        // dsan's memory-bound kernels in C, one build per x86 vector ISA, chosen at start-up from
+        // CPUID (Docs/performance.md, "Vector width"). Not a binding: it holds kernels, because
+        // Swift has no per-function target attribute.
+        .target(name: "VectorKernels"),
+
         // The numerical engine.
         .target(name: "Tensor", dependencies: ["BLAS"]),
-        .target(name: "NN", dependencies: ["Tensor", "BLAS"]),
+        .target(name: "NN", dependencies: ["Tensor", "BLAS", "VectorKernels"]),
 
         // CTData: the CT cases — NIfTI preprocessing, HDF5 shards, the cohort, synthetic cohort, folds, samplers.
         .target(name: "NIfTI", dependencies: ["CZlib"]),
@@ -75,6 +80,7 @@ let package = Package(
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
             "MPI", "HDF5", "CPU", "BLAS", "Tensor", "NN", "NIfTI", "CTData", "Distributed", "Model", "Evaluation", "Training", "Workflows", "Report", "Planning",
+            "VectorKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side halves of the multi-rank tests, launched under mpirun by Tests/MPITests and
@@ -91,7 +97,7 @@ let package = Package(
         .testTarget(name: "BLASTests", dependencies: ["BLAS", "CPU"]),
         .testTarget(name: "CPUTests", dependencies: ["CPU"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting", "VectorKernels"]),
         // Runs the built `dsan-ring-checks` under mpirun; pure layout and bucketing tests in-process.
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),

@@ -4,7 +4,9 @@
 // All of them work on any shape (the comments say `[*]`), run in parallel over fixed chunks of the
 // flat index range (so results never depend on `Parallel.threads`), allocate nothing, and allow
 // the output to be the same tensor as an input (in place), because every element is read before
-// it is written and no element depends on another.
+// it is written and no element depends on another. ReLU, Add and AddReLU run the VectorKernels
+// build for this CPU's vector width (same bits as the scalar formula on every ISA level).
+import VectorKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -20,19 +22,21 @@ import Darwin
 public enum ReLU {
     /// y = max(x, 0). Shapes: x `[*]`, y `[*]` with the same count. `y` may be `x`.
     public static func forward(_ x: Tensor, into y: Tensor) {
+        VectorLevel.configure()
         precondition(x.count == y.count, "ReLU.forward: \(x) into \(y)")
         let xp = x.data, yp = y.data
         Parallel.forEach(x.count, grain: elementwiseGrain) { r in
-            for i in r { yp[i] = xp[i] > 0 ? xp[i] : 0 }
+            dsan_vk_relu_forward(xp + r.lowerBound, yp + r.lowerBound, r.count)
         }
     }
 
     /// WRITES dx = dy · [y > 0]. Shapes: dy, y, dx `[*]`, equal counts. `dx` may be `dy`.
     public static func backward(_ dy: Tensor, output y: Tensor, into dx: Tensor) {
+        VectorLevel.configure()
         precondition(dy.count == y.count && dy.count == dx.count, "ReLU.backward: \(dy), \(y), \(dx)")
         let gp = dy.data, yp = y.data, dp = dx.data
         Parallel.forEach(dy.count, grain: elementwiseGrain) { r in
-            for i in r { dp[i] = yp[i] > 0 ? gp[i] : 0 }
+            dsan_vk_relu_backward(gp + r.lowerBound, yp + r.lowerBound, dp + r.lowerBound, r.count)
         }
     }
 }
@@ -41,10 +45,11 @@ public enum ReLU {
 public enum Add {
     /// y = a + b. Shapes: a, b, y `[*]`, equal counts. `y` may be `a` or `b`.
     public static func forward(_ a: Tensor, _ b: Tensor, into y: Tensor) {
+        VectorLevel.configure()
         precondition(a.count == b.count && a.count == y.count, "Add.forward: \(a) + \(b) into \(y)")
         let ap = a.data, bp = b.data, yp = y.data
         Parallel.forEach(a.count, grain: elementwiseGrain) { r in
-            for i in r { yp[i] = ap[i] + bp[i] }
+            dsan_vk_add(ap + r.lowerBound, bp + r.lowerBound, yp + r.lowerBound, r.count)
         }
     }
 
@@ -61,13 +66,11 @@ public enum Add {
 public enum AddReLU {
     /// y = max(a + b, 0). Shapes: a, b, y `[*]`, equal counts. `y` may be `a` or `b`.
     public static func forward(_ a: Tensor, _ b: Tensor, into y: Tensor) {
+        VectorLevel.configure()
         precondition(a.count == b.count && a.count == y.count, "AddReLU.forward: \(a) + \(b) into \(y)")
         let ap = a.data, bp = b.data, yp = y.data
         Parallel.forEach(a.count, grain: elementwiseGrain) { r in
-            for i in r {
-                let s = ap[i] + bp[i]
-                yp[i] = s > 0 ? s : 0
-            }
+            dsan_vk_add_relu(ap + r.lowerBound, bp + r.lowerBound, yp + r.lowerBound, r.count)
         }
     }
 

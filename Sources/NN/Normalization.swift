@@ -1,5 +1,7 @@
 // Batch normalisation over [N, C, D, H, W], PyTorch's BatchNorm3d, with a seam for synchronised
-// (cross-rank) statistics.
+// (cross-rank) statistics. The elementwise passes (normalize, input gradient) run the
+// VectorKernels build for this CPU's vector width; the sums stay in Swift in a fixed order.
+import VectorKernels
 
 /// Replaces a buffer of per-channel sums by its element-wise sum over all ranks, in place (an
 /// `MPI_Allreduce(MPI_IN_PLACE, …, MPI_DOUBLE, MPI_SUM)` of the whole buffer). Every rank must call
@@ -172,6 +174,7 @@ public final class BatchNorm3d {
     /// y = (x − mean)·invStd·γ + β with the current `mean`, `invStd`. Shapes: x, y `[N, C, D, H, W]`.
     public func normalize(_ x: Tensor, into y: Tensor) {
         let s = checkedShape(x)
+        VectorLevel.configure()
         precondition(y.count == x.count, "BatchNorm3d.normalize: \(x) into \(y)")
         let spatial = s.spatial, c = channels
         let xp = x.data, yp = y.data
@@ -181,8 +184,7 @@ public final class BatchNorm3d {
                 let ch = plane % c
                 let a = ip[ch] * wp[ch]
                 let b = bp[ch] - mp[ch] * a
-                let xs = xp + plane * spatial, ys = yp + plane * spatial
-                for i in 0..<spatial { ys[i] = xs[i] * a + b }
+                dsan_vk_affine(xp + plane * spatial, yp + plane * spatial, spatial, a, b)
             }
         }
     }
@@ -230,6 +232,7 @@ public final class BatchNorm3d {
     /// count; eval dx = γ·invStd·dy. `dx` may be `dy`.
     public func computeInputGradient(_ dy: Tensor, input x: Tensor, into dx: Tensor) {
         let s = checkedShape(x)
+        VectorLevel.configure()
         precondition(dy.count == x.count && dx.count == x.count, "BatchNorm3d.backward: \(dy), \(x), \(dx)")
         let spatial = s.spatial, c = channels
         let xp = x.data, gp = dy.data, dp = dx.data, gs = gradientSums.baseAddress!
@@ -244,9 +247,9 @@ public final class BatchNorm3d {
                     let meanDy = Float(gs[ch] / count)
                     let k = Float(gs[c + ch] / count) * ip[ch] * ip[ch]
                     let mu = mp[ch]
-                    for i in 0..<spatial { ds[i] = (gs0[i] - meanDy - (xs[i] - mu) * k) * scale }
+                    dsan_vk_bn_input_gradient(gs0, xs, ds, spatial, meanDy, mu, k, scale)
                 } else {
-                    for i in 0..<spatial { ds[i] = gs0[i] * scale }
+                    dsan_vk_scale(gs0, ds, spatial, scale)
                 }
             }
         }

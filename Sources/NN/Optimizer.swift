@@ -1,5 +1,6 @@
 // Adam with L2 weight decay (PyTorch `torch.optim.Adam`, not `AdamW`) and the step learning-rate
 // schedule of the paper (§IV-C, DESIGN §6).
+import VectorKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -20,9 +21,10 @@ import Darwin
 /// step. PyTorch's default Adam on CPU instead loops over the parameters in Python and runs about
 /// eight whole-tensor kernels for each (add, lerp, mul, addcmul, sqrt, div, add, addcdiv), each a
 /// full pass over memory with a temporary. The loop has
-/// no reductions or cross-element dependencies; it is written with 8-lane SIMD, and the result of
-/// each element is independent of how the range is split (SIMD and scalar lanes compute the same
-/// IEEE operations in the same order).
+/// no reductions or cross-element dependencies; it runs the VectorKernels build for this CPU's
+/// vector width (`dsan_vk_adam`: 4, 8 or 16 lanes), and the result of each element is independent
+/// of how the range is split and of the ISA level (vector and scalar lanes compute the same IEEE
+/// operations in the same order).
 ///
 /// State for checkpoints: `stepCount` (PyTorch `state[p]["step"]`, the same for every parameter),
 /// `firstMoments` (`exp_avg`) and `secondMoments` (`exp_avg_sq`), one per parameter in order; set
@@ -72,6 +74,7 @@ public final class Adam {
     /// One Adam step over every parameter with the current `learningRate`; increments `stepCount`.
     /// Reads the gradients, writes parameters and moments.
     public func step() {
+        VectorLevel.configure()
         stepCount += 1
         let t = Double(stepCount)
         let stepSize = Float(learningRate / (1 - pow(beta1, t)))
@@ -100,41 +103,14 @@ public final class Adam {
     }
 }
 
-/// The per-element update of `Adam.step()` over `start..<end` of one parameter, eight lanes at a
-/// time (explicit SIMD: the compiler does not vectorise the scalar loop because the four pointers
-/// may alias), then the remainder with the same arithmetic in scalar form.
+/// The per-element update of `Adam.step()` over `start..<end` of one parameter (VectorKernels).
 @inline(__always)
 private func adamKernel(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
                         _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                         _ start: Int, _ end: Int,
                         stepSize: Float, bc2Sqrt: Float, b2: Float, w1: Float, w2: Float, wd: Float, eps: Float) {
-    typealias V = SIMD8<Float>
-    let pr = UnsafeMutableRawPointer(p), gr = UnsafeRawPointer(g)
-    let mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
-    var i = start
-    while i + 8 <= end {
-        let o = i * 4
-        let theta = pr.loadUnaligned(fromByteOffset: o, as: V.self)
-        let grad = gr.loadUnaligned(fromByteOffset: o, as: V.self) + wd * theta
-        let m0 = mr.loadUnaligned(fromByteOffset: o, as: V.self)
-        let mi = m0 + w1 * (grad - m0)
-        let vi = b2 * vr.loadUnaligned(fromByteOffset: o, as: V.self) + w2 * grad * grad
-        mr.storeBytes(of: mi, toByteOffset: o, as: V.self)
-        vr.storeBytes(of: vi, toByteOffset: o, as: V.self)
-        let denom = vi.squareRoot() / bc2Sqrt + eps
-        pr.storeBytes(of: theta - stepSize * (mi / denom), toByteOffset: o, as: V.self)
-        i += 8
-    }
-    while i < end {
-        let theta = p[i]
-        let grad = g[i] + wd * theta
-        let mi = m[i] + w1 * (grad - m[i])
-        let vi = b2 * v[i] + w2 * grad * grad
-        m[i] = mi
-        v[i] = vi
-        p[i] = theta - stepSize * (mi / (vi.squareRoot() / bc2Sqrt + eps))
-        i += 1
-    }
+    dsan_vk_adam(p + start, g + start, m + start, v + start, end - start,
+                 stepSize, bc2Sqrt, b2, w1, w2, wd, eps)
 }
 
 /// PyTorch's `StepLR`: lr = base · gamma^⌊epoch / stepSize⌋ for 0-based epochs (defaults: divide by

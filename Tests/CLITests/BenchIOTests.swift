@@ -48,3 +48,21 @@ import Testing
         #expect(missing.stderr.contains("/nonexistent/shards: no such directory"), "\(missing.stderr)")
     }
 }
+
+/// `dsan bench vector`: runs every supported level and names a bad flag.
+@Suite struct BenchVectorTests {
+    @Test func tableHasEveryKernelAtTheBaseline() throws {
+        let result = try dsan("bench", "vector", "--elements", "1000", "--repetitions", "1")
+        #expect(result.status == 0, "\(result.stderr)")
+        for kernel in ["relu forward, in place", "relu backward", "add + relu", "batch norm normalize",
+                       "batch norm input gradient", "adam"] {
+            #expect(result.stdout.contains(kernel + String(repeating: " ", count: 30 - kernel.count) + "baseline"), "\(result.stdout)")
+        }
+    }
+
+    @Test func badFlagsNameTheFlag() throws {
+        let zero = try dsan("bench", "vector", "--elements", "0")
+        #expect(zero.status != 0)
+        #expect(zero.stderr.contains("--elements must be at least 1, got 0"), "\(zero.stderr)")
+    }
+}

@@ -1,0 +1,175 @@
+// Start-up choice of the kernel build (see VectorKernels.h) and the scalar references.
+//
+// CPUID says what the CPU implements; XGETBV says whether the OS saves the YMM/ZMM registers on a
+// context switch (a VM or kernel may not). Both must agree before a wider build is used. This is
+// dsan's own minimal CPUID reader for the kernels; it reads nothing else.
+#pragma clang fp contract(off)
+
+#include "VectorKernels.h"
+#include <stdatomic.h>
+
+#define VK_DECLARE(level)                                                                           \
+    void dsan_vk_##level##_relu_forward(const float *, float *, size_t);                             \
+    void dsan_vk_##level##_relu_backward(const float *, const float *, float *, size_t);             \
+    void dsan_vk_##level##_add(const float *, const float *, float *, size_t);                       \
+    void dsan_vk_##level##_add_relu(const float *, const float *, float *, size_t);                  \
+    void dsan_vk_##level##_affine(const float *, float *, size_t, float, float);                     \
+    void dsan_vk_##level##_bn_input_gradient(const float *, const float *, float *, size_t, float,    \
+                                             float, float, float);                                  \
+    void dsan_vk_##level##_scale(const float *, float *, size_t, float);                             \
+    void dsan_vk_##level##_adam(float *, const float *, float *, float *, size_t, float, float,      \
+                                float, float, float, float, float);
+
+VK_DECLARE(baseline)
+#if defined(__x86_64__)
+VK_DECLARE(avx2)
+VK_DECLARE(avx512)
+#endif
+
+typedef struct {
+    void (*relu_forward)(const float *, float *, size_t);
+    void (*relu_backward)(const float *, const float *, float *, size_t);
+    void (*add)(const float *, const float *, float *, size_t);
+    void (*add_relu)(const float *, const float *, float *, size_t);
+    void (*affine)(const float *, float *, size_t, float, float);
+    void (*bn_input_gradient)(const float *, const float *, float *, size_t, float, float, float, float);
+    void (*scale)(const float *, float *, size_t, float);
+    void (*adam)(float *, const float *, float *, float *, size_t, float, float, float, float, float,
+                 float, float);
+} vk_table;
+
+#define VK_TABLE(level)                                                                             \
+    { dsan_vk_##level##_relu_forward, dsan_vk_##level##_relu_backward, dsan_vk_##level##_add,       \
+      dsan_vk_##level##_add_relu, dsan_vk_##level##_affine, dsan_vk_##level##_bn_input_gradient,    \
+      dsan_vk_##level##_scale, dsan_vk_##level##_adam }
+
+static const vk_table tables[] = {
+    VK_TABLE(baseline),
+#if defined(__x86_64__)
+    VK_TABLE(avx2),
+    VK_TABLE(avx512),
+#endif
+};
+
+#if defined(__x86_64__)
+static void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+static unsigned long long xgetbv0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#endif
+
+static int detect(void) {
+#if defined(__x86_64__)
+    unsigned r[4];
+    cpuid(0, 0, r);
+    unsigned maxLeaf = r[0];
+    if (maxLeaf < 7) return DSAN_VK_BASELINE;
+    cpuid(1, 0, r);
+    int fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+    if (!(osxsave && avx && fma)) return DSAN_VK_BASELINE;
+    unsigned long long xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return DSAN_VK_BASELINE;           // XMM and YMM state
+    cpuid(7, 0, r);
+    int avx2 = (r[1] >> 5) & 1;
+    if (!avx2) return DSAN_VK_BASELINE;
+    int f = (r[1] >> 16) & 1, dq = (r[1] >> 17) & 1, bw = (r[1] >> 30) & 1, vl = (r[1] >> 31) & 1;
+    if (f && dq && bw && vl && (xcr0 & 0xe6) == 0xe6) return DSAN_VK_AVX512;  // + opmask, ZMM
+    return DSAN_VK_AVX2;
+#else
+    return DSAN_VK_BASELINE;
+#endif
+}
+
+static int supported = -1;
+static _Atomic(const vk_table *) active = 0;
+static _Atomic int activeLevel = 0;
+
+__attribute__((constructor)) static void dsan_vk_init(void) {
+    supported = detect();
+    atomic_store(&activeLevel, supported);
+    atomic_store(&active, &tables[supported]);
+}
+
+static const vk_table *table(void) {
+    const vk_table *t = atomic_load_explicit(&active, memory_order_relaxed);
+    if (__builtin_expect(t == 0, 0)) { dsan_vk_init(); t = atomic_load(&active); }
+    return t;
+}
+
+int dsan_vk_supported_level(void) { if (supported < 0) dsan_vk_init(); return supported; }
+int dsan_vk_active_level(void) { table(); return atomic_load(&activeLevel); }
+
+int dsan_vk_set_level(int level) {
+    if (level < DSAN_VK_BASELINE || level > dsan_vk_supported_level()) return -1;
+    atomic_store(&activeLevel, level);
+    atomic_store(&active, &tables[level]);
+    return 0;
+}
+
+const char *dsan_vk_level_name(int level) {
+    switch (level) {
+    case DSAN_VK_BASELINE: return "baseline";
+    case DSAN_VK_AVX2: return "avx2";
+    case DSAN_VK_AVX512: return "avx512";
+    default: return "unknown";
+    }
+}
+
+void dsan_vk_relu_forward(const float *x, float *y, size_t n) { table()->relu_forward(x, y, n); }
+void dsan_vk_relu_backward(const float *dy, const float *y, float *dx, size_t n) {
+    table()->relu_backward(dy, y, dx, n);
+}
+void dsan_vk_add(const float *a, const float *b, float *y, size_t n) { table()->add(a, b, y, n); }
+void dsan_vk_add_relu(const float *a, const float *b, float *y, size_t n) { table()->add_relu(a, b, y, n); }
+void dsan_vk_affine(const float *x, float *y, size_t n, float a, float b) { table()->affine(x, y, n, a, b); }
+void dsan_vk_bn_input_gradient(const float *dy, const float *x, float *dx, size_t n,
+                               float meanDy, float mu, float k, float scale) {
+    table()->bn_input_gradient(dy, x, dx, n, meanDy, mu, k, scale);
+}
+void dsan_vk_scale(const float *dy, float *dx, size_t n, float scale) { table()->scale(dy, dx, n, scale); }
+void dsan_vk_adam(float *p, const float *g, float *m, float *v, size_t n,
+                  float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd, float eps) {
+    table()->adam(p, g, m, v, n, stepSize, bc2Sqrt, b2, w1, w2, wd, eps);
+}
+
+// MARK: scalar references (one element at a time, the formulas of the header)
+
+void dsan_vk_reference_relu_forward(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+void dsan_vk_reference_relu_backward(const float *dy, const float *y, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}
+void dsan_vk_reference_add(const float *a, const float *b, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+void dsan_vk_reference_add_relu(const float *a, const float *b, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) { float s = a[i] + b[i]; y[i] = s > 0 ? s : 0.0f; }
+}
+void dsan_vk_reference_affine(const float *x, float *y, size_t n, float a, float b) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+}
+void dsan_vk_reference_bn_input_gradient(const float *dy, const float *x, float *dx, size_t n,
+                                         float meanDy, float mu, float k, float scale) {
+    for (size_t i = 0; i < n; i++) dx[i] = (dy[i] - meanDy - (x[i] - mu) * k) * scale;
+}
+void dsan_vk_reference_scale(const float *dy, float *dx, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * scale;
+}
+void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t n,
+                            float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd,
+                            float eps) {
+    for (size_t i = 0; i < n; i++) {
+        float theta = p[i];
+        float grad = g[i] + wd * theta;
+        float mi = m[i] + w1 * (grad - m[i]);
+        float vi = b2 * v[i] + w2 * grad * grad;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = theta - stepSize * (mi / (__builtin_sqrtf(vi) / bc2Sqrt + eps));
+    }
+}

@@ -1,0 +1,76 @@
+// dsan's memory-bound kernels at the CPU's vector width, chosen at start-up.
+//
+// Each kernel exists in three builds of the same source (kernels_body.h): baseline x86-64 (SSE2,
+// 4 lanes), AVX2 + FMA (8 lanes) and AVX-512F/BW/VL/DQ (16 lanes). A dispatch table picks the
+// widest build the CPU and the OS support (CPUID + XGETBV) when the library loads, so one binary
+// runs on every x86-64 CPU without SIGILL. On other architectures only the baseline build exists.
+//
+// Every kernel is elementwise and computes each element with the same IEEE operations in the same
+// order in every build (no FMA contraction, no reassociation), so all levels produce the same bits
+// as the scalar reference `dsan_vk_reference_*` — the tests assert that for every level this CPU
+// supports (`dsan_vk_set_level`).
+#ifndef DSAN_VECTOR_KERNELS_H
+#define DSAN_VECTOR_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Instruction-set levels, narrowest first.
+typedef enum {
+    DSAN_VK_BASELINE = 0,   ///< x86-64 baseline (SSE2), or the portable build elsewhere
+    DSAN_VK_AVX2 = 1,       ///< AVX2 + FMA
+    DSAN_VK_AVX512 = 2,     ///< AVX-512 F + BW + VL + DQ
+} dsan_vk_level;
+
+/// The widest level this CPU and OS support.
+int dsan_vk_supported_level(void);
+/// The level the kernels use now (the supported one unless a test forced another, or
+/// `DSAN_SIMD=baseline|avx2|avx512` narrowed it at start-up).
+int dsan_vk_active_level(void);
+/// Forces `level` (test seam). Returns 0, or -1 and changes nothing when the CPU lacks it.
+int dsan_vk_set_level(int level);
+/// "baseline", "avx2" or "avx512".
+const char *dsan_vk_level_name(int level);
+
+/// y[i] = x[i] > 0 ? x[i] : 0. y may be x.
+void dsan_vk_relu_forward(const float *x, float *y, size_t n);
+/// dx[i] = y[i] > 0 ? dy[i] : 0. dx may be dy.
+void dsan_vk_relu_backward(const float *dy, const float *y, float *dx, size_t n);
+/// y[i] = a[i] + b[i]. y may be a or b.
+void dsan_vk_add(const float *a, const float *b, float *y, size_t n);
+/// y[i] = max(a[i] + b[i], 0) with ReLU's convention. y may be a or b.
+void dsan_vk_add_relu(const float *a, const float *b, float *y, size_t n);
+/// y[i] = x[i]·a + b (batch norm's normalisation of one plane). y may be x.
+void dsan_vk_affine(const float *x, float *y, size_t n, float a, float b);
+/// dx[i] = (dy[i] − meanDy − (x[i] − mu)·k)·scale (batch norm's input gradient, one plane).
+/// dx may be dy.
+void dsan_vk_bn_input_gradient(const float *dy, const float *x, float *dx, size_t n,
+                               float meanDy, float mu, float k, float scale);
+/// dx[i] = dy[i]·scale. dx may be dy.
+void dsan_vk_scale(const float *dy, float *dx, size_t n, float scale);
+/// One Adam step over n elements (Sources/NN/Optimizer.swift has the formula):
+/// g' = g + wd·θ; m = m + w1(g' − m); v = b2·v + w2·g'·g'; θ = θ − stepSize·(m / (√v / bc2Sqrt + eps)).
+/// p, g, m, v are distinct arrays.
+void dsan_vk_adam(float *p, const float *g, float *m, float *v, size_t n,
+                  float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd, float eps);
+
+/// The scalar references, one element at a time, for the tests.
+void dsan_vk_reference_relu_forward(const float *x, float *y, size_t n);
+void dsan_vk_reference_relu_backward(const float *dy, const float *y, float *dx, size_t n);
+void dsan_vk_reference_add(const float *a, const float *b, float *y, size_t n);
+void dsan_vk_reference_add_relu(const float *a, const float *b, float *y, size_t n);
+void dsan_vk_reference_affine(const float *x, float *y, size_t n, float a, float b);
+void dsan_vk_reference_bn_input_gradient(const float *dy, const float *x, float *dx, size_t n,
+                                         float meanDy, float mu, float k, float scale);
+void dsan_vk_reference_scale(const float *dy, float *dx, size_t n, float scale);
+void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t n,
+                            float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd,
+                            float eps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
