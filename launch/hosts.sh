@@ -3,7 +3,7 @@
 # a bridge, each with its own address, mpirun over TCP between them (root only).
 #
 #   launch/hosts.sh [--hosts N] [--ranks-per-host R] [--rate RATE] [--subnet A.B.C] [--name NAME]
-#                   [--tcp-retries K] [--alive S] [--mpirun-arg ARG]… -- COMMAND…
+#                   [--tcp-retries K] [--alive S] [--grace G] [--mpirun-arg ARG]… -- COMMAND…
 #
 # Host i (1…N) is namespace NAME-hi with address A.B.C.i/24 on interface eth0 (loopback up too);
 # its link is the veth pair NAMEvi (root side, a port of bridge NAMEbr) ↔ eth0. mpirun runs on
@@ -16,25 +16,26 @@
 # (default .build/release/dsan). Defaults: 2 hosts, 1 rank per host, subnet 10.213.0, NAME
 # dsan<pid> (at most 11 characters). Everything created here (namespaces, bridge, veths,
 # temporary files, processes) is removed on exit, also on failure or a signal; processes still
-# alive in a namespace after mpirun has returned are named on stderr before being killed.
+# alive in a namespace G s (default 60) after mpirun returned are named on stderr, then killed.
 # Exit status: mpirun's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/deps.sh
 
-hosts=2 per_host=1 alive=3 tcp_retries=5 rate="" subnet=10.213.0 name="dsan$$" extra=()
+hosts=2 per_host=1 alive=3 grace=60 tcp_retries=5 rate="" subnet=10.213.0 name="dsan$$" extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --hosts) hosts="$2"; shift 2 ;;
         --ranks-per-host) per_host="$2"; shift 2 ;;
         --rate) rate="$2"; shift 2 ;;
         --alive) alive="$2"; shift 2 ;;
+        --grace) grace="$2"; shift 2 ;;
         --tcp-retries) tcp_retries="$2"; shift 2 ;;
         --subnet) subnet="$2"; shift 2 ;;
         --name) name="$2"; shift 2 ;;
         --mpirun-arg) extra+=("$2"); shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "launch/hosts.sh: unknown option '$1' (the command goes after --)" >&2; exit 2 ;;
     esac
 done
@@ -44,6 +45,7 @@ fail() { echo "launch/hosts.sh: $*" >&2; exit 2; }
 [[ "$hosts" =~ ^[0-9]+$ ]] && [ "$hosts" -ge 1 ] && [ "$hosts" -le 99 ] || fail "--hosts $hosts: give 1 to 99"
 [[ "$per_host" =~ ^[0-9]+$ ]] && [ "$per_host" -ge 1 ] || fail "--ranks-per-host $per_host: give a positive integer"
 [[ "$alive" =~ ^[0-9]+$ ]] && [ "$alive" -ge 1 ] || fail "--alive $alive: give whole seconds, at least 1"
+[[ "$grace" =~ ^[0-9]+$ ]] || fail "--grace $grace: give whole seconds"
 [[ "$tcp_retries" =~ ^[0-9]+$ ]] && [ "$tcp_retries" -ge 1 ] || fail "--tcp-retries $tcp_retries: give a positive integer (the kernel default is 15)"
 [[ "$subnet" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "--subnet $subnet: give the first three octets, e.g. 10.213.0"
 [ ${#name} -le 11 ] && [[ "$name" =~ ^[A-Za-z0-9]+$ ]] || fail "--name $name: give at most 11 letters or digits (interface names are limited to 15)"
@@ -128,14 +130,18 @@ status=0
 wait "$mpirun_pid" || status=$?
 mpirun_pid=""
 
-# Whatever is still running on a host once mpirun has returned would hold its node on a cluster:
-# name it (tests look for this line), then the cleanup kills it.
-sleep 1
+# A host's daemon can outlive mpirun by a few seconds: after a lost link it learns only from its
+# own TCP timeouts (launch/mpi-params.sh) that mpirun is gone, then ends its ranks and itself.
+# Whatever still runs on a host $grace s after mpirun returned would hold its node on a cluster:
+# it is named (tests look for this line), then the cleanup kills it.
+echo "launch/hosts.sh: mpirun exited with status $status" >&2
+running() { [ -n "$(for i in $(seq 1 "$hosts"); do ip netns pids "$name-h$i" 2>/dev/null; done)" ]; }
+for ((k = 0; k < 2 * grace; k++)); do running || break; sleep 0.5; done
 for i in $(seq 1 "$hosts"); do
     left=""
     for pid in $(ip netns pids "$name-h$i" 2>/dev/null); do
         left+=" $(cat "/proc/$pid/comm" 2>/dev/null || echo '?')($pid)"
     done
-    [ -z "$left" ] || echo "launch/hosts.sh: left running on host $i after mpirun returned:$left" >&2
+    [ -z "$left" ] || echo "launch/hosts.sh: left running on host $i $grace s after mpirun returned:$left" >&2
 done
 exit "$status"
