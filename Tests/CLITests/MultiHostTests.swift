@@ -122,7 +122,7 @@ func stepsByGlobalStep(_ run: String) throws -> [Int: Step] {
 struct MultiHostTests {
     /// Seconds a collective waits before the job is declared hung (timeout_s): short, so a fault
     /// ends the job soon. A lost host must end everything within timeout_s + 60 s.
-    static let timeout = 10.0
+    static let timeout = 20.0
 
     /// A small run: width 4, 16×32×32 volumes, `timeout_s` from the configuration file, a
     /// checkpoint every 2 steps.
