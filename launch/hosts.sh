@@ -60,8 +60,11 @@ if [ "$1" = dsan ]; then
     shift; set -- "$dsan" "$@"
 fi
 
-tmp=$(mktemp -d "/tmp/dsan-hosts-$name.XXXXXX")
 bridge="${name}br"
+if ip link show "$bridge" >/dev/null 2>&1 || ip netns list | grep -q "^$name-h"; then
+    fail "namespaces or links named $name… exist already (another launch/hosts.sh --name $name running?); choose another --name"
+fi
+tmp=$(mktemp -d "/tmp/dsan-hosts-$name.XXXXXX")
 mpirun_pid=""
 cleanup() {
     local status=$?
