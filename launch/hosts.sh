@@ -13,7 +13,7 @@
 # Ethernet). Each namespace's net.ipv4.tcp_retries2 is K (default 5: a lost peer is given up after
 # ~13 s, not ~15 min; see launch/mpi-params.sh); the agent checks every S seconds (default 3) that
 # its host answers and names it when it stops. COMMAND starting with `dsan` runs DSAN_BIN
-# (default .build/release/dsan). Defaults: 2 hosts, 1 rank per host, subnet 10.213.0, NAME
+# (default .build/release/dsan, built when missing). Defaults: 2 hosts, 1 rank per host, subnet 10.213.0, NAME
 # dsan<pid> (at most 11 characters). Everything created here (namespaces, bridge, veths,
 # temporary files, processes) is removed on exit, also on failure or a signal; processes still
 # alive in a namespace G s (default 60) after mpirun returned are named on stderr, then killed.
@@ -56,6 +56,10 @@ if ip -4 route show | grep -q "^$subnet\."; then
 fi
 if [ "$1" = dsan ]; then
     dsan="${DSAN_BIN:-$PWD/.build/release/dsan}"
+    if [ ! -x "$dsan" ] && [ -z "${DSAN_BIN:-}" ]; then
+        dsan_install_deps
+        swift build -c release --product dsan
+    fi
     [ -x "$dsan" ] || fail "$dsan not found: build it with 'swift build -c release --product dsan' or set DSAN_BIN"
     shift; set -- "$dsan" "$@"
 fi
