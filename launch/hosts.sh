@@ -13,10 +13,11 @@
 # Ethernet). Each namespace's net.ipv4.tcp_retries2 is K (default 5: a lost peer is given up after
 # ~13 s, not ~15 min; see launch/mpi-params.sh); the agent checks every S seconds (default 3) that
 # its host answers and names it when it stops. COMMAND starting with `dsan` runs DSAN_BIN
-# (default .build/release/dsan, built when missing). Defaults: 2 hosts, 1 rank per host, subnet 10.213.0, NAME
-# dsan<pid> (at most 11 characters). Everything created here (namespaces, bridge, veths,
-# temporary files, processes) is removed on exit, also on failure or a signal; processes still
-# alive in a namespace G s (default 60) after mpirun returned are named on stderr, then killed.
+# (default .build/release/dsan, built when missing). Defaults: 2 hosts, 1 rank per host, subnet
+# 10.213.0, NAME dsan<pid> (at most 11 characters). Everything created here (namespaces, bridge,
+# veths, temporary files, processes) is removed on exit, also on failure or a signal; processes
+# still alive in a namespace G s (default 60) after mpirun returned are named on stderr, then
+# killed.
 # Exit status: mpirun's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
         --name) name="$2"; shift 2 ;;
         --mpirun-arg) extra+=("$2"); shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "launch/hosts.sh: unknown option '$1' (the command goes after --)" >&2; exit 2 ;;
     esac
 done
