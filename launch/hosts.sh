@@ -20,6 +20,15 @@
 # killed.
 # Exit status: mpirun's.
 set -euo pipefail
+# A program that starts this script from a thread with signals blocked (Foundation's Process does,
+# from a Dispatch thread) passes the mask on: SIGTERM would stay pending, and neither the cleanup
+# below nor mpirun would ever see it. Start again with every signal unblocked and at its default.
+if [ -z "${DSAN_HOSTS_SIGNALS_RESET:-}" ] && ! grep -q '^SigBlk:[[:space:]]*0*$' /proc/$$/status; then
+    export DSAN_HOSTS_SIGNALS_RESET=1
+    exec perl -MPOSIX -e '$SIG{$_} = "DEFAULT" for qw(TERM INT HUP PIPE);
+        sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!\n";
+        exec @ARGV or die "launch/hosts.sh: cannot run $ARGV[0]: $!\n"' -- "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 source launch/deps.sh
 
