@@ -7,10 +7,13 @@
 # own loops and in OpenBLAS; dsan reads its CPU affinity, so binding is what sets the threads.
 # As root it passes --allow-run-as-root (without it OpenMPI exits 0 having run nothing).
 # --oversubscribe allows more ranks than cores (tests, debugging); never for real runs.
-# DSAN_BIN overrides the binary (default .build/release/dsan, built when missing).
+# DSAN_BIN overrides the binary (default .build/release/dsan, built when missing). Extra mpirun
+# flags (a --hostfile for several hosts) go in MPIRUN_ARGS; the keepalive settings of
+# launch/mpi-params.sh are always passed, so a lost host ends the job (Docs/launch.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/deps.sh
+source launch/mpi-params.sh
 
 ranks=1 threads="" oversubscribe=()
 while [ $# -gt 0 ]; do
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
         --threads-per-rank) threads="$2"; shift 2 ;;
         --oversubscribe) oversubscribe=(--oversubscribe); shift ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "launch/train.sh: unknown option '$1' (train arguments go after --)" >&2; exit 2 ;;
     esac
 done
@@ -42,4 +45,4 @@ fi
 [ ${#oversubscribe[@]} -gt 0 ] && binding=(--bind-to none)
 export OPENBLAS_NUM_THREADS="$threads"
 exec mpirun "${root[@]}" "${oversubscribe[@]}" -np "$ranks" "${binding[@]}" \
-    -x OPENBLAS_NUM_THREADS "$dsan" train "$@"
+    "${DSAN_MPI_FAULT_PARAMS[@]}" ${MPIRUN_ARGS:-} -x OPENBLAS_NUM_THREADS "$dsan" train "$@"
