@@ -9,4 +9,11 @@ public protocol StepObserver: AnyObject {
     /// produced `logits` (`[n, 1]`, this rank's cases; in a micro-batched step, one micro-batch's)
     /// on `rank`.
     func forwardFinished(globalStep: Int, rank: Int, logits: Tensor)
+    func gradientsReduced(globalStep: Int, rank: Int, gradients: [Tensor])
+}
+
+extension StepObserver {
+    /// The all-reduced gradients of step `globalStep`, before Adam applies them, on `rank`; a test
+    /// may change them (the same on every rank in a real run). Default: nothing.
+    public func gradientsReduced(globalStep: Int, rank: Int, gradients: [Tensor]) {}
 }

@@ -187,10 +187,21 @@ public final class Trainer {
         let dataWait = Date().timeIntervalSince(stepStart)
         inputs = assemble(cases, reuse: inputs)
         let labels = cases.map { Float($0.info.label.rawValue) }
-        var record = microBatches > 1
-            ? try microBatchedStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step,
-                                   globalBatch: sampler.globalBatch(epoch: epoch, step: step).count)
-            : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
+        var record: StepRecord
+        do {
+            record = microBatches > 1
+                ? try microBatchedStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step,
+                                       globalBatch: sampler.globalBatch(epoch: epoch, step: step).count)
+                : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
+        } catch let error as NonFiniteLossError {
+            throw NonFiniteStepError(cause: "\(error)", epoch: epoch, step: step, globalStep: state.globalStep,
+                                     rankCases: cases.map(\.info.caseID),
+                                     batchCases: sampler.globalBatch(epoch: epoch, step: step).map { split.cohort.cases[$0].caseID })
+        } catch let error as NonFiniteGradientError {
+            throw NonFiniteStepError(cause: "\(error)", epoch: epoch, step: step, globalStep: state.globalStep,
+                                     rankCases: cases.map(\.info.caseID),
+                                     batchCases: sampler.globalBatch(epoch: epoch, step: step).map { split.cohort.cases[$0].caseID })
+        }
         record.shares = try collectives.gather(cases.map(\.index), maxCount: (config.batch + collectives.size - 1) / collectives.size)
         record.seconds = Date().timeIntervalSince(stepStart)
         record.batchNormSyncSeconds = syncBatchNorm.waitSeconds
@@ -392,8 +403,26 @@ public final class Trainer {
             try GradientDump.write(model, ranks: collectives.size, globalBatch: config.batch, to: path)
             log.info("wrote the first step's gradients to \(path)")
         }
+        stepObserver?.gradientsReduced(globalStep: state.globalStep, rank: rank, gradients: model.registry.parameters.map(\.gradient))
+        if let bad = firstNonFiniteGradient() { throw NonFiniteGradientError(tensor: bad.name, index: bad.index, value: bad.value) }
         optimizer.step()
         clock.lap(\.optimizerSeconds)
+    }
+
+    /// The first all-reduced gradient entry that is NaN or infinite, if any. The sum over all
+    /// ranks is the same on every rank, so every rank stops at the same step. Scans each tensor's
+    /// sum first (one pass; a non-finite entry makes it non-finite) and looks for the entry only
+    /// then.
+    func firstNonFiniteGradient() -> (name: String, index: Int, value: Float)? {
+        for p in model.registry.parameters {
+            let g = p.gradient
+            var sum: Float = 0
+            for i in 0..<g.count { sum += g.data[i] * 0 }   // 0·x is NaN exactly when x is not finite
+            if sum.isNaN, let i = (0..<g.count).first(where: { !g.data[$0].isFinite }) {
+                return (p.name, i, g.data[i])
+            }
+        }
+        return nil
     }
 
     /// The step's record for `steps.jsonl` (the shares and waits are filled in by the loop).
@@ -470,5 +499,30 @@ public final class Trainer {
             }
         }
         try collectives.barrier("waiting for rank 0 to write the checkpoint")
+    }
+}
+
+/// An all-reduced gradient entry that is NaN or infinite: Adam would write it into every weight.
+public struct NonFiniteGradientError: Error, CustomStringConvertible {
+    public var tensor: String
+    public var index: Int
+    public var value: Float
+    public var description: String { "the gradient of `\(tensor)` is not finite (entry \(index) is \(value))" }
+}
+
+/// A step that cannot go on (a non-finite loss or gradient), with where it happened: the step and
+/// the cases of the global batch, this rank's first. Nothing of the step reached the weights.
+public struct NonFiniteStepError: Error, CustomStringConvertible {
+    public var cause: String
+    public var epoch: Int
+    public var step: Int
+    public var globalStep: Int
+    public var rankCases: [String]
+    public var batchCases: [String]
+    public var description: String {
+        "epoch \(epoch + 1), step \(step + 1) (global step \(globalStep + 1)): \(cause); this rank's cases: "
+            + (rankCases.isEmpty ? "none" : rankCases.joined(separator: ", "))
+            + "; the step's cases: \(batchCases.joined(separator: ", ")). The weights are those of the last checkpoint; "
+            + "check these cases (`dsan inspect`) or lower the learning rate, then continue with --resume"
     }
 }

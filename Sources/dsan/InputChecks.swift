@@ -17,7 +17,7 @@ struct ResourceError: Error, CustomStringConvertible {
 func checkTrainingInputs(_ request: TrainRequest, rank: Int, ranks: Int) throws {
     let c = request.config
     let check = try InputRules.checkTraining(data: request.data, validation: request.validation, fold: c.fold, folds: c.folds,
-                                             seed: c.seed, sampling: c.sampling, batch: c.batch,
+                                             seed: c.seed, sampling: c.sampling.rawValue, batch: c.batch,
                                              minimumEdge: ModelConfig.minimumInputEdge)
     if c.fold >= 0 || request.validation != nil, check.validationCases == 0 {
         throw DataError(file: request.validation ?? request.data, "the validation set has no case, so no model can be chosen by validation" + InputRules.seePage)

@@ -4,12 +4,12 @@ import Training
 
 /// TEST-ONLY: the fault the multi-rank fault tests (Tests/CLITests/TrainTests.swift) inject into
 /// `dsan train`, read from the environment variable `DSAN_FAULT=KIND:RANK:STEP`: at global step
-/// STEP, rank RANK makes its loss NaN (`nan-loss`), exits at once without a word (`exit`), or
+/// STEP, rank RANK makes its loss NaN (`nan-loss`) or a reduced gradient infinite (`nan-gradient`), exits at once without a word (`exit`), or
 /// stops answering (`hang`). It reaches the trainer only through `Trainer.stepObserver`, the
 /// trainer's test seam; the trainer itself reads no environment. Not for users: unset, it does
 /// nothing.
 final class TestFaultInjection: StepObserver {
-    enum Kind: String, CaseIterable { case nanLoss = "nan-loss", exit, hang }
+    enum Kind: String, CaseIterable { case nanLoss = "nan-loss", nanGradient = "nan-gradient", exit, hang }
 
     static let variable = "DSAN_FAULT"
 
@@ -39,6 +39,12 @@ final class TestFaultInjection: StepObserver {
         case .exit: Foundation.exit(0)
         case .hang: while true { sleep(60) }
         case .nanLoss: if logits.count > 0 { logits.data[0] = .nan }
+        case .nanGradient: break
         }
+    }
+
+    func gradientsReduced(globalStep: Int, rank: Int, gradients: [Tensor]) {
+        guard kind == .nanGradient, rank == self.rank, globalStep == step, let g = gradients.last, g.count > 0 else { return }
+        g.data[0] = .infinity
     }
 }

@@ -213,8 +213,24 @@ struct DistributedTrainingTests {
         let result = try train(ranks: 2, ciArguments + ["--data", trainingData, "--batch", "4", "--out", base],
                                environment: ["DSAN_FAULT": "nan-loss:1:2"])
         #expect(result.status != 0)
-        #expect(result.stderr.contains("dsan: rank 1 of 2: the loss is not finite on this rank"), "\(result.stderr)")
+        #expect(result.stderr.contains("dsan: rank 1 of 2: epoch 1, step 3 (global step 3): the loss is not finite on this rank"), "\(result.stderr)")
+        #expect(result.stderr.contains("this rank's cases: ") && result.stderr.contains("the step's cases: "), "\(result.stderr)")
         #expect(Date().timeIntervalSince(started) < 60)
+    }
+
+    /// A gradient that is not finite after the all-reduce stops the job before Adam writes it into
+    /// the weights, naming the step, the tensor and the cases; the last checkpoint stays clean.
+    @Test func nonFiniteGradientStopsTheJobNamingTheStepAndCases() throws {
+        let base = try scratchDirectory("nangrad")
+        let result = try train(ranks: 2, ciArguments + ["--data", trainingData, "--batch", "4", "--out", base],
+                               environment: ["DSAN_FAULT": "nan-gradient:0:3"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("dsan: rank 0 of 2: epoch 2, step 1 (global step 4): the gradient of `fc.weight` is not finite (entry 0 is inf)"), "\(result.stderr)")
+        #expect(result.stderr.contains("the step's cases: "), "\(result.stderr)")
+        let file = try File(opening: base + "/last.h5")
+        for name in try file.childNames() where name != "optimizer" {
+            #expect(try file.dataset(name).read(as: Float.self).allSatisfy(\.isFinite), "\(name)")
+        }
     }
 
     @Test func hungRankMakesTheOthersExitWithinTheTimeout() throws {

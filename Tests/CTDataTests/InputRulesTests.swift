@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import CTData
 import HDF5
 
 /// The input rules of Docs/input-rules.md (issue 16): what `inspect` refuses, the readers every
