@@ -21,6 +21,21 @@ public struct RunDirectory {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
+    /// The files of an earlier run that a new run (not resuming) would replace.
+    public static let runFiles = ["last.h5", "best.h5", "metrics.jsonl", "steps.jsonl", "val_predictions.csv",
+                                  "val_predictions_last.csv", "config.yaml"]
+
+    /// Before a new run (not `--resume`): refuses a directory that holds an earlier run's results
+    /// (a checkpoint or `metrics.jsonl`) unless `overwrite`, which removes that run's files.
+    public func claimForNewRun(overwrite: Bool) throws {
+        let results = ["last.h5", "best.h5", "metrics.jsonl"].filter { FileManager.default.fileExists(atPath: file($0)) }
+        guard !results.isEmpty else { return }
+        guard overwrite else {
+            throw RunDirectoryError(path: path, found: results)
+        }
+        for name in Self.runFiles { try? FileManager.default.removeItem(atPath: file(name)) }
+    }
+
     /// Writes `config.yaml`; a fresh run (not `resuming`) also drops the step and epoch logs of an
     /// earlier run there.
     public func writeStart(config: TrainConfig, resuming: Bool) throws {
@@ -60,5 +75,15 @@ enum JSONLines {
         } else {
             try data.write(to: URL(fileURLWithPath: path))
         }
+    }
+}
+
+/// A run directory that already holds a run: a new run would replace its checkpoints and logs.
+public struct RunDirectoryError: Error, CustomStringConvertible {
+    public var path: String
+    public var found: [String]
+    public var description: String {
+        "\(path) already holds a training run (\(found.joined(separator: ", "))); continue it with --resume, "
+            + "replace it with --overwrite, or choose another --out (Docs/input-rules.md)"
     }
 }

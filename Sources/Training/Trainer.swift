@@ -16,6 +16,9 @@ public struct TrainRequest {
     public var initFrom: String?
     /// Continue `out/last.h5` (`--resume`).
     public var resume = false
+    /// Replace an earlier run in `out` (`--overwrite`); without it (and without `resume`) a
+    /// directory holding a run is refused.
+    public var overwrite = false
     /// Write the all-reduced gradients of the first step here (`--dump-gradients`).
     public var dumpGradients: String?
 
@@ -109,7 +112,9 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> TrainingState {
         try directory.create()
+        try checkSameJobOnEveryRank()
         try prepareModel()
+        if rank == 0 && !request.resume { try directory.claimForNewRun(overwrite: request.overwrite) }
         if rank == 0 { try directory.writeStart(config: config, resuming: request.resume) }
         let prefetchDepth = config.prefetchDepth(ranks: collectives.size, voxels: cohort.size.reduce(1, *))
         logStart(steps: sampler.stepsPerEpoch, prefetchDepth: prefetchDepth)
@@ -261,6 +266,35 @@ public final class Trainer {
 
     /// Initial weights: --resume loads the last checkpoint, else rank 0's are broadcast; then
     /// every rank verifies it holds the same parameters and buffers.
+    /// Every rank must run the same resolved configuration on the same data: each rank's
+    /// configuration lines, flags and case list are hashed and gathered, and a rank that differs
+    /// from rank 0 stops the job at start, naming what differs (a mixed software install or a
+    /// node that sees other files would otherwise train a wrong model without a word).
+    func checkSameJobOnEveryRank() throws {
+        guard collectives.size > 1 else { return }
+        var items = config.yaml.split(separator: "\n").map(String.init)
+        items.append("flags: resume \(request.resume), init \(request.initFrom ?? "-"), overwrite \(request.overwrite)")
+        items.append("training data: \(split.cohort.cases.count) cases in \(split.cohort.directory), ids " + split.cohort.cases.map(\.caseID).joined(separator: ","))
+        items.append("validation data: " + (split.validationCohort.map { "\($0.cases.count) cases in \($0.directory), ids " + $0.cases.map(\.caseID).joined(separator: ",") } ?? "none"))
+        // FNV-1a, 52 bits: exact in a Double.
+        let hashes = items.map { item -> Double in
+            var h: UInt64 = 0xcbf29ce484222325
+            for b in item.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+            return Double(h & ((1 << 52) - 1))
+        }
+        let all = try collectives.gather(hashes, maxCount: 256, what: "every rank's configuration and data")
+        var problems: [String] = []
+        for (r, theirs) in all.enumerated() where r > 0 && theirs != all[0] {
+            let differing = zip(items.indices, zip(all[0], theirs)).filter { $0.1.0 != $0.1.1 }.map { items[$0.0].split(separator: ":").first.map(String.init) ?? "?" }
+            problems.append("rank \(r) differs from rank 0 in " + (differing.isEmpty ? "the number of settings" : differing.joined(separator: ", ")))
+        }
+        if !problems.isEmpty {
+            throw ConfigError(source: "mpirun", message: "the ranks do not run the same job: " + problems.joined(separator: "; ")
+                              + " (this rank has: " + items.filter { !$0.hasPrefix("training data") && !$0.hasPrefix("validation data") }.joined(separator: "; ")
+                              + "). Give every rank the same command, configuration and data")
+        }
+    }
+
     func prepareModel() throws {
         let lastPath = directory.lastCheckpoint
         if request.resume {

@@ -27,6 +27,9 @@ public struct CrossValidation: Sendable {
     public var baseline: Bool
     /// Validation cases per infection-ratio band that get attention maps.
     public var maps: Int
+    /// Replace what `out` holds from a cross-validation of other data or settings (`--overwrite`);
+    /// without it such a directory is refused, naming what differs.
+    public var overwrite = false
 
     public init(data: String, out: String, config: TrainConfig, test: String? = nil, baseline: Bool = false, maps: Int = 2) {
         self.data = data
@@ -85,13 +88,41 @@ public struct CrossValidation: Sendable {
     /// Rank 0, at the start: `cv.json` (what was cross-validated, with absolute paths: the report
     /// may run from another directory) and the resolved `config.yaml`.
     func writeSummary() throws {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         func absolute(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
         let summary: [String: Any] = ["folds": config.folds, "models": models.map(\.rawValue) + ["ensemble"],
                                       "data": absolute(data), "test": test.map(absolute) ?? NSNull(), "seed": config.seed]
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        let differences = try differencesFromEarlierRun(summary: json)
+        if !differences.isEmpty {
+            guard overwrite else {
+                throw CrossValidationError(out: out, differences: differences)
+            }
+            try FileManager.default.removeItem(atPath: out)
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try json.write(to: URL(fileURLWithPath: path("cv.json")))
         try config.yaml.write(toFile: path("config.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    /// What an earlier cross-validation in `out` ran with that this one does not: each line of
+    /// its `cv.json` and `config.yaml` that differs. Empty for a new directory or a resumable one.
+    func differencesFromEarlierRun(summary: Data) throws -> [String] {
+        var differences: [String] = []
+        for (name, new) in [("cv.json", String(decoding: summary, as: UTF8.self)), ("config.yaml", config.yaml)] {
+            guard let old = try? String(contentsOfFile: path(name), encoding: .utf8) else { continue }
+            func lines(_ text: String) -> [String] {
+                text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: ",")) }
+                    .filter { !["{", "}", "[", "]", ""].contains($0) }
+            }
+            let was = Set(lines(old)), now = Set(lines(new))
+            for line in lines(old) where !now.contains(line) { differences.append("\(name): was `\(line)`") }
+            for line in lines(new) where !was.contains(line) { differences.append("\(name): now `\(line)`") }
+        }
+        let holdsRuns = (try? FileManager.default.contentsOfDirectory(atPath: out))?.contains { $0.hasPrefix("fold-") } ?? false
+        if differences.isEmpty && holdsRuns && !FileManager.default.fileExists(atPath: path("cv.json")) {
+            differences.append("it holds fold runs but no cv.json, so what they were trained on is unknown")
+        }
+        return differences
     }
 
     /// The marker a finished training leaves in its run directory; a run that has it is kept when
@@ -110,6 +141,7 @@ public struct CrossValidation: Sendable {
         c.attention = model != .baseline
         var request = TrainRequest(data: data, out: runDir, config: c)
         request.resume = FileManager.default.fileExists(atPath: (runDir as NSString).appendingPathComponent("last.h5"))
+        request.overwrite = true   // a run without the done marker is this cross-validation's own, unfinished
         return request
     }
 
@@ -173,5 +205,16 @@ public struct CrossValidation: Sendable {
             return Prediction(caseID: u.caseID, patientID: u.patientID, label: u.label,
                               infectionRatio: u.infectionRatio, probability: Double(Float(p)))
         }
+    }
+}
+
+/// A cross-validation directory that holds the runs of other data or settings: resuming it would
+/// mix them with this run's.
+public struct CrossValidationError: Error, CustomStringConvertible {
+    public var out: String
+    public var differences: [String]
+    public var description: String {
+        "\(out) holds a cross-validation of other data or settings (\(differences.joined(separator: "; "))); "
+            + "its models would be kept as already trained. Choose another --out, or pass --overwrite to replace it (Docs/input-rules.md)"
     }
 }

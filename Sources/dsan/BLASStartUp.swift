@@ -24,6 +24,11 @@ enum BLASStartUp {
             for (name, value) in environment {
                 if let value { setenv(name, value, 1) } else { unsetenv(name) }
             }
+            // The binary's own path, not /proc/self/exe: the kernel names the process after the
+            // file it executes, and `ps`, `pkill dsan` and the schedulers must still see `dsan`.
+            var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let length = readlink("/proc/self/exe", &target, Int(PATH_MAX))
+            if length > 0 { target[length] = 0; execv(target, CommandLine.unsafeArgv) }
             execv("/proc/self/exe", CommandLine.unsafeArgv)
             let why = String(cString: strerror(errno))
             guard let ifRestartFails else {

@@ -34,6 +34,7 @@ struct CrossValidate: ParsableCommand {
     @Option(help: "A separate test set of shards, predicted by every fold's models.") var test: String?
     @Flag(help: "Also train the baseline without the attention module.") var baseline = false
     @Option(help: "Validation cases per infection-ratio band that get attention maps.") var maps = 2
+    @Flag(help: "Replace an --out directory that holds a cross-validation of other data or settings (otherwise refused, naming what differs).") var overwrite = false
 
     func resolvedConfiguration() throws -> TrainConfig {
         try settings.resolve { $0.steps = 0 }
@@ -43,7 +44,8 @@ struct CrossValidate: ParsableCommand {
         let base: TrainConfig
         do { base = try resolvedConfiguration() } catch { throw ValidationError("\(error)") }
         guard maps >= 0 else { throw ValidationError("--maps must be ≥ 0, got \(maps)") }
-        let crossValidation = CrossValidation(data: data, out: out, config: base, test: test, baseline: baseline, maps: maps)
+        var crossValidation = CrossValidation(data: data, out: out, config: base, test: test, baseline: baseline, maps: maps)
+        crossValidation.overwrite = overwrite
         try runMPIJob(timeout: base.timeoutSeconds) { collectives in
             if let table = try crossValidation.run(collectives) { print(table) }
         }

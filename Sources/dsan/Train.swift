@@ -44,6 +44,7 @@ struct Train: ParsableCommand {
     @Option(help: "Uniform sampling in a fresh order each epoch (on) or in shard order (off).") var shuffle: OnOff?
     @Option(name: .customLong("init"), help: "Start from this checkpoint's weights.") var initFrom: String?
     @Flag(help: "Continue RUN/last.h5 where it stopped.") var resume = false
+    @Flag(help: "Replace the run already in --out (its checkpoints and logs); without it such a directory is refused.") var overwrite = false
     @Option(help: "Validation shards (when not using --fold).") var val: String?
     @Option(help: "Write the all-reduced gradients of the first step to this HDF5 file.") var dumpGradients: String?
 
@@ -67,6 +68,7 @@ struct Train: ParsableCommand {
         request.validation = val
         request.initFrom = initFrom
         request.resume = resume
+        request.overwrite = overwrite
         request.dumpGradients = dumpGradients
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in

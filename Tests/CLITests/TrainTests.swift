@@ -233,6 +233,18 @@ struct DistributedTrainingTests {
         }
     }
 
+    /// Ranks started with different settings (mpirun's `A : B` form) stop at start, naming the
+    /// setting that differs, before any step.
+    @Test func ranksWithDifferentSettingsStopAtStart() throws {
+        let base = try scratchDirectory("mixed")
+        let common = ["train", "--width", "4", "--epochs", "1", "--batch", "4", "--timeout", "60", "--data", trainingData, "--out", base]
+        let result = try run(mpirunPath!, mpirunFlags + ["-np", "1", dsanPath] + common + ["--lr", "2e-4"]
+                                          + [":", "-np", "1", dsanPath] + common + ["--lr", "1e-3"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("the ranks do not run the same job: rank 1 differs from rank 0 in lr"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: base + "/steps.jsonl"))
+    }
+
     @Test func hungRankMakesTheOthersExitWithinTheTimeout() throws {
         let base = try scratchDirectory("hang")
         let started = Date()
@@ -398,5 +410,23 @@ struct FullDiskTests {
         let resumed = try run(dsanPath, ["train"] + args + ["--out", moved, "--resume"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("resuming \(moved)/last.h5"), "\(resumed.stderr)")
+    }
+}
+
+/// A finished run is never replaced without asking (issue 16, Docs/input-rules.md).
+@Suite struct RunDirectoryOverwriteTests {
+    @Test func trainRefusesAnEarlierRunWithoutResumeOrOverwrite() throws {
+        let base = try scratchDirectory("again")
+        let args = ["train", "--width", "4", "--epochs", "1", "--batch", "4", "--data", trainingData, "--out", base]
+        let first = try run(dsanPath, args)
+        #expect(first.status == 0, "\(first.stderr)")
+        let metrics = try String(contentsOfFile: base + "/metrics.jsonl", encoding: .utf8)
+        let again = try run(dsanPath, args)
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("\(base) already holds a training run (last.h5, best.h5, metrics.jsonl); continue it with --resume, replace it with --overwrite, or choose another --out"), "\(again.stderr)")
+        #expect(try String(contentsOfFile: base + "/metrics.jsonl", encoding: .utf8) == metrics, "the earlier run's files are untouched")
+        let replaced = try run(dsanPath, args + ["--overwrite"])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+        #expect(try String(contentsOfFile: base + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count == 1)
     }
 }

@@ -86,6 +86,36 @@ final class MeanPredictor: Predictor {
         #expect(cv.trainRequest(fold: 1, model: .us) != nil)
     }
 
+    /// Running again into a directory of another cross-validation is refused, naming what differs
+    /// (issue 16: the old models would be kept as "already trained"); the same settings resume, and
+    /// `overwrite` replaces the directory.
+    @Test func refusesADirectoryOfOtherSettings() throws {
+        let dir = ShardPredictionTests.scratch("cvagain")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = TrainConfig()
+        config.width = 4
+        try CrossValidation(data: "d", out: dir, config: config).writeSummary()
+        try FileManager.default.createDirectory(atPath: dir + "/fold-0/us", withIntermediateDirectories: true)
+        try CrossValidation(data: "d", out: dir, config: config).writeSummary()   // same settings: resumes
+        #expect(FileManager.default.fileExists(atPath: dir + "/fold-0/us"))
+        var wider = config
+        wider.width = 8
+        do {
+            try CrossValidation(data: "other", out: dir, config: wider).writeSummary()
+            Issue.record("a directory of other settings was accepted")
+        } catch let error as CrossValidationError {
+            #expect(error.differences.contains("config.yaml: was `width: 4`"), "\(error)")
+            #expect(error.differences.contains("config.yaml: now `width: 8`"), "\(error)")
+            #expect(error.differences.contains { $0.hasPrefix("cv.json: now `\"data\"") && $0.hasSuffix("/other\"`") }, "\(error)")
+            #expect("\(error)".hasSuffix("Choose another --out, or pass --overwrite to replace it (Docs/input-rules.md)"))
+        }
+        var replacing = CrossValidation(data: "other", out: dir, config: wider)
+        replacing.overwrite = true
+        try replacing.writeSummary()
+        #expect(!FileManager.default.fileExists(atPath: dir + "/fold-0"))
+        #expect(try String(contentsOfFile: dir + "/config.yaml", encoding: .utf8).contains("width: 8"))
+    }
+
     /// The ensemble's rows are Eq. (5) of the two models' printed float32 values, rounded to float32.
     @Test func ensemblePredictionsCombineTheFiles() throws {
         let dir = ShardPredictionTests.scratch("cv-ens")
