@@ -90,11 +90,11 @@ let package = Package(
 
         // Shared test helpers (finite differences, naive references, tolerances, finding the built
         // products and mpirun).
-        .target(name: "NumericalTesting", dependencies: ["Tensor"], path: "Tests/NumericalTesting"),
+        .target(name: "NumericalTesting", dependencies: ["Tensor", "BLAS"], path: "Tests/NumericalTesting"),
 
         .testTarget(name: "MPITests", dependencies: ["MPI", "NumericalTesting"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "NumericalTesting"]),
-        .testTarget(name: "BLASTests", dependencies: ["BLAS", "CPU"]),
+        .testTarget(name: "BLASTests", dependencies: ["BLAS", "CPU", "NumericalTesting"]),
         .testTarget(name: "CPUTests", dependencies: ["CPU"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "NumericalTesting"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "NumericalTesting", "VectorKernels"]),

@@ -46,6 +46,16 @@ public enum BLAS {
         }
     }
 
+    /// Runs `body` with OpenBLAS on `count` threads, then restores the previous count. dsan's
+    /// kernels run their GEMMs with `withThreads(1)` inside their own workers.
+    public static func withThreads<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        let saved = threads
+        if saved == count { return try body() }
+        threads = count
+        defer { threads = saved }
+        return try body()
+    }
+
     /// The CPU core type OpenBLAS detected and dispatches kernels for (e.g. "Zen", "Haswell").
     public static var coreName: String { String(cString: openblas_get_corename()) }
 

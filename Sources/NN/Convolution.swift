@@ -217,7 +217,7 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let (w, xp, yp) = (UnsafePointer(weight.data), UnsafePointer(x.data), y.data)
     if g.isPointwise {   // Y_n[Cout, panel] = W[Cout, Cin] · x_n[Cin, panel]
         let (panel, panels) = pointwisePanels(P)
-        withSingleThreadedBLAS {
+        BLAS.withThreads(1) {
             Parallel.forEach(plan.n * panels) { jobs in
                 for job in jobs {
                     let n = job / panels, p0 = (job % panels) * panel
@@ -235,7 +235,7 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let T = splitColumns(widest, positions: P)
     let tiles = (P + T - 1) / T
     let kv = g.kernel.volume
-    withSingleThreadedBLAS {
+    BLAS.withThreads(1) {
         Parallel.forEachWorker(plan.n * tiles, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats
             for job in jobs {
@@ -284,15 +284,6 @@ func rowPanels(_ rows: Int, tileJobs: Int) -> (panelRows: Int, panels: Int) {
     return (panelRows, (rows + panelRows - 1) / panelRows)
 }
 
-/// Runs `body` with OpenBLAS on one thread (dsan's workers run the GEMMs side by side), then
-/// restores the thread count.
-func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-    let saved = BLAS.threads
-    if saved == 1 { return try body() }
-    BLAS.threads = 1
-    defer { BLAS.threads = saved }
-    return try body()
-}
 
 /// Backward of `conv3dForward`. Pass nil for a gradient that is not needed (the stem's `dX`).
 ///
@@ -325,7 +316,7 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     let K = plan.rows, P = plan.positions, cout = plan.outC
     let (w, xp, dyp) = (UnsafePointer(weight.data), UnsafePointer(x.data), UnsafePointer(dY.data))
     if g.isPointwise {
-        withSingleThreadedBLAS {
+        BLAS.withThreads(1) {
             if let dWeight {   // dW[rows, Cin] += Σ_n dY_n[rows, P] · x_nᵀ[P, Cin], blocks of output rows
                 let (panelRows, panels) = rowPanels(cout, tileJobs: 1)
                 Parallel.forEach(panels) { jobs in
@@ -363,7 +354,7 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
     let (panelRows, panels) = dX == nil && blocks < minimumConvJobs ? rowPanels(cout, tileJobs: blocks) : (cout, 1)
     let kv = g.kernel.volume
-    withSingleThreadedBLAS {
+    BLAS.withThreads(1) {
         Parallel.forEachWorker(blocks * panels, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
             for job in jobs {

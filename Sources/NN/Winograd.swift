@@ -505,32 +505,7 @@ private func weightGradientTransform(_ du: UnsafePointer<Float>, cout: Int, cin:
 
 // MARK: The passes
 
-/// Runs `body(range, scratch)` over `count` items cut into min(`workers`, count) contiguous ranges
-/// with fixed boundaries, each on its own thread with its own scratch slice. `workers` is read once
-/// per pass (not from `Parallel.threads` at each call), so the scratch sized for it always suffices.
-@inline(__always)
-private func split(_ count: Int, workers: Int, _ scratch: UnsafeMutablePointer<Float>, _ perWorker: Int,
-                   _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
-    let n = min(workers, count)
-    if n <= 1 { body(0..<count, scratch); return }
-    DispatchQueue.concurrentPerform(iterations: n) { t in
-        let lo = count * t / n, hi = count * (t + 1) / n
-        if lo < hi { body(lo..<hi, scratch + t * perWorker) }
-    }
-}
 
-/// With several workers, GEMMs run single-threaded inside each worker; restores `BLAS.threads`.
-@inline(__always)
-private func withSingleThreadedGEMM(workers: Int, _ body: () -> Void) {
-    if workers > 1 {
-        let saved = BLAS.threads
-        BLAS.threads = 1
-        defer { BLAS.threads = saved }
-        body()
-    } else {
-        body()
-    }
-}
 
 /// U[ξ][Cout][Cin] for `weight` `[Cout, Cin, 3, 3, 3]`, in the workspace's weight buffer.
 private func transformedWeights(_ weight: Tensor, _ g: Conv3dGeometry, _ buffers: WinogradBuffers) -> UnsafeMutablePointer<Float> {
@@ -538,7 +513,8 @@ private func transformedWeights(_ weight: Tensor, _ g: Conv3dGeometry, _ buffers
     let u = buffers.weights(64 * cout * cin)
     let workers = max(1, Parallel.threads)
     let scratch = buffers.scratch(workers * 3 * 64 * 8)
-    split(cout, workers: workers, scratch, 3 * 64 * 8) { range, s in
+    Parallel.forEachWorker(cout, maxWorkers: workers) { worker, range in
+        let s = scratch + worker * 3 * 64 * 8
         weightTransform(UnsafePointer(weight.data), cout: cout, cin: cin, range.lowerBound, range.upperBound, u, s)
     }
     return u
@@ -554,13 +530,14 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
     let per = scratchFloats(p)
     let scratch = buffers.scratch(workers * per)
     let v = buffers.input(64 * inC * p.ld), m = buffers.output(64 * outC * p.ld)
-    withSingleThreadedGEMM(workers: workers) {
+    BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-            split(inC, workers: workers, scratch, per) { r, sc in
+            Parallel.forEachWorker(inC, maxWorkers: workers) { worker, r in
+                let sc = scratch + worker * per
                 inputTransform(p, input, channels: inC, r.lowerBound, r.upperBound, t0, t1, v, sc)
             }
-            split(64, workers: workers, scratch, per) { r, _ in
+            Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
                 for xi in r {
                     if adjoint {
                         // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
@@ -575,7 +552,8 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                     }
                 }
             }
-            split(outC, workers: workers, scratch, per) { r, sc in
+            Parallel.forEachWorker(outC, maxWorkers: workers) { worker, r in
+                let sc = scratch + worker * per
                 outputTransform(p, m, channels: outC, r.lowerBound, r.upperBound, t0, t1, output, sc)
             }
         }
@@ -611,24 +589,26 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     let du = buffers.weights(64 * cout * cin)
     let v = buffers.input(64 * cin * p.ld), dm = buffers.output(64 * cout * p.ld)
     let (xp, dyp) = (UnsafePointer(x.data), UnsafePointer(dY.data))
-    withSingleThreadedGEMM(workers: workers) {
+    BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-            split(cin + cout, workers: workers, scratch, per) { r, sc in   // channels of x, then of dY
+            Parallel.forEachWorker(cin + cout, maxWorkers: workers) { worker, r in   // channels of x, then of dY
+                let sc = scratch + worker * per
                 let xr = r.clamped(to: 0..<cin), dr = r.clamped(to: cin..<(cin + cout))
                 if !xr.isEmpty { inputTransform(p, xp, channels: cin, xr.lowerBound, xr.upperBound, t0, t1, v, sc) }
                 if !dr.isEmpty {
                     gradientTransform(p, dyp, channels: cout, dr.lowerBound - cin, dr.upperBound - cin, t0, t1, dm, sc)
                 }
             }
-            split(64, workers: workers, scratch, per) { r, _ in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
+            Parallel.forEachWorker(64, maxWorkers: workers) { _, r in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
                 for xi in r {
                     BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * cout * p.ld, lda: p.ld,
                                b: v + xi * cin * p.ld, ldb: p.ld, beta: block == 0 ? 0 : 1, c: du + xi * cout * cin, ldc: cin)
                 }
             }
         }
-        split(cout, workers: workers, scratch, per) { r, sc in
+        Parallel.forEachWorker(cout, maxWorkers: workers) { worker, r in
+            let sc = scratch + worker * per
             weightGradientTransform(du, cout: cout, cin: cin, r.lowerBound, r.upperBound, dWeight.data, sc)
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+import NumericalTesting
 @testable import BLAS
 
 /// Naive row-major reference: C = alpha · op(A) · op(B) + beta · C.
@@ -58,11 +59,13 @@ private struct LCG {
     }
 
     @Test func threadCountRoundTrips() {
-        let before = BLAS.threads
-        BLAS.threads = 1
-        #expect(BLAS.threads == 1)
-        BLAS.threads = before
-        #expect(BLAS.threads == before)
+        ThreadSettings.with {
+            let before = BLAS.threads
+            BLAS.threads = 1
+            #expect(BLAS.threads == 1)
+            BLAS.threads = before
+            #expect(BLAS.threads == before)
+        }
     }
 
     @Test func reportsCoreType() {

@@ -20,15 +20,13 @@ import Tensor
         ConvAlgorithm.selected = algorithm
         defer { ConvAlgorithm.selected = savedAlgorithm }
         func run(threads: Int) -> [String: [Float]] {
-            let savedParallel = Parallel.threads, savedBLAS = BLAS.threads
-            Parallel.threads = threads
-            BLAS.threads = threads
-            defer { Parallel.threads = savedParallel; BLAS.threads = savedBLAS }
-            let problem = TinyProblem(width: 64, size: (16, 32, 32), seed: 5)
-            _ = problem.gradients()
-            var out: [String: [Float]] = [:]
-            for p in problem.model.registry.parameters { out[p.name] = p.gradient.array }
-            return out
+            ThreadSettings.with(parallel: threads, blas: threads) {
+                let problem = TinyProblem(width: 64, size: (16, 32, 32), seed: 5)
+                _ = problem.gradients()
+                var out: [String: [Float]] = [:]
+                for p in problem.model.registry.parameters { out[p.name] = p.gradient.array }
+                return out
+            }
         }
         let one = run(threads: 1), two = run(threads: 2), three = run(threads: 3)
         #expect(one.count > 100)
@@ -54,15 +52,13 @@ import Tensor
             let w = uniformTensor(g.weightShape, seed: UInt64(200 + k))
             let dy = uniformTensor(g.outputShape(for: conv.input).dims, seed: UInt64(300 + k))
             func run(threads: Int) -> [[Float]] {
-                let savedParallel = Parallel.threads, savedBLAS = BLAS.threads
-                Parallel.threads = threads
-                BLAS.threads = threads
-                defer { Parallel.threads = savedParallel; BLAS.threads = savedBLAS }
-                let ws = ConvWorkspace()
-                let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
-                conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: ws)
-                conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: g, workspace: ws)
-                return [y.array, dX.array, dW.array]
+                ThreadSettings.with(parallel: threads, blas: threads) {
+                    let ws = ConvWorkspace()
+                    let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
+                    conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: ws)
+                    conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: g, workspace: ws)
+                    return [y.array, dX.array, dW.array]
+                }
             }
             let one = run(threads: 1)
             for threads in [2, 3] {

@@ -202,13 +202,12 @@ private struct ConvFixture {
         ws.maxTileColumns = 13
         ws.maxTileChannels = 3
         func run(threads: Int) -> (y: [Float], dx: [Float], dw: [Float]) {
-            let saved = Parallel.threads
-            Parallel.threads = threads
-            defer { Parallel.threads = saved }
-            let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
-            conv3dForward(y: y, x: x, weight: w, geometry: geometry, workspace: ws)
-            conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: geometry, workspace: ws)
-            return (y.array, dX.array, dW.array)
+            return ThreadSettings.with(parallel: threads) {
+                let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
+                conv3dForward(y: y, x: x, weight: w, geometry: geometry, workspace: ws)
+                conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: geometry, workspace: ws)
+                return (y.array, dX.array, dW.array)
+            }
         }
         let one = run(threads: 1), two = run(threads: 2)
         #expect(one.y == two.y)

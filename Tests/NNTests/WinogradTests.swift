@@ -145,11 +145,10 @@ private struct WinogradFixture {
     @Test func threadCountDoesNotChangeBits() {
         let f = WinogradFixture(WinogradCase(cin: 9, cout: 11, input: [2, 9, 5, 6, 19], blockBytes: 1), seed: 501)
         func run(threads: Int) -> [[Float]] {
-            let saved = Parallel.threads
-            Parallel.threads = threads
-            defer { Parallel.threads = saved }
-            let (dX, dW) = f.backward()
-            return [f.forward().array, dX.array, dW.array]
+            return ThreadSettings.with(parallel: threads) {
+                let (dX, dW) = f.backward()
+                return [f.forward().array, dX.array, dW.array]
+            }
         }
         #expect(run(threads: 1) == run(threads: 2))
     }

@@ -1,12 +1,10 @@
 import Testing
+import NumericalTesting
 @testable import Tensor
 
 /// Runs `body` with `Parallel.threads` set to `n`, restoring it after.
 func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
-    let saved = Parallel.threads
-    Parallel.threads = n
-    defer { Parallel.threads = saved }
-    return try body()
+    try ThreadSettings.with(parallel: n, body)
 }
 
 /// Serialised: the tests change the process-wide `Parallel.threads`.
