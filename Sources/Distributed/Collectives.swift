@@ -65,29 +65,22 @@ public final class Collectives {
 
     /// Every rank's list of integers (at most `maxCount` each), in rank order.
     public func gather(_ local: [Int], maxCount: Int) throws -> [[Int]] {
-        precondition(local.count <= maxCount, "gather: \(local.count) values, at most \(maxCount)")
-        if size == 1 { return [local] }
-        let send = [Int64(local.count)] + local.map(Int64.init) + [Int64](repeating: -1, count: maxCount - local.count)
-        var all = [Int64](repeating: 0, count: send.count * size)
-        try send.withUnsafeBufferPointer { s in
-            try all.withUnsafeMutableBufferPointer { r in
-                let request = try comm.iallgather(s, into: r)
-                try waiting(request, "gathering the ranks' shares")
-            }
-        }
-        return (0..<size).map { r in
-            let block = all[(r * send.count)..<((r + 1) * send.count)]
-            return block.dropFirst().prefix(Int(block.first!)).map { Int($0) }
-        }
+        try gatherPadded(local.map(Int64.init), maxCount: maxCount, what: "the ranks' shares", count: { Int($0) }).map { $0.map { Int($0) } }
     }
 
-    /// Every rank's list of doubles (at most `maxCount` each), in rank order: one all-gather of
-    /// fixed-size blocks `[count, values…, padding]`, bounded by the timeout like every wait here.
+    /// Every rank's list of doubles (at most `maxCount` each), in rank order.
     public func gather(_ local: [Double], maxCount: Int, what: String) throws -> [[Double]] {
+        try gatherPadded(local, maxCount: maxCount, what: what, count: { Int($0) })
+    }
+
+    /// One all-gather of fixed-size blocks `[count, values…, padding]` (every rank sends
+    /// 1 + `maxCount` elements), bounded by the timeout like every wait here.
+    private func gatherPadded<T: MPIElement & Numeric>(_ local: [T], maxCount: Int, what: String,
+                                                       count: (T) -> Int) throws -> [[T]] {
         precondition(local.count <= maxCount, "gather: \(local.count) values, at most \(maxCount)")
         if size == 1 { return [local] }
-        let send = [Double(local.count)] + local + [Double](repeating: 0, count: maxCount - local.count)
-        var all = [Double](repeating: 0, count: send.count * size)
+        let send = [T(exactly: local.count)!] + local + [T](repeating: 0, count: maxCount - local.count)
+        var all = [T](repeating: 0, count: send.count * size)
         try send.withUnsafeBufferPointer { s in
             try all.withUnsafeMutableBufferPointer { r in
                 let request = try comm.iallgather(s, into: r)
@@ -96,7 +89,7 @@ public final class Collectives {
         }
         return (0..<size).map { r in
             let block = all[(r * send.count)..<((r + 1) * send.count)]
-            return Array(block.dropFirst().prefix(Int(block.first!)))
+            return Array(block.dropFirst().prefix(count(block.first!)))
         }
     }
 
