@@ -58,6 +58,11 @@ public struct CrossValidation: Sendable {
         let cohort = try Cohort(directory: data)
         let testCohort = try test.map { try Cohort(directory: $0) }
         let folds = try Folds(cases: cohort.cases, folds: base.folds, seed: base.seed)
+        // The input rules and the memory check of `dsan train`, once, on the first fold's split.
+        var first = TrainRequest(data: data, out: path("fold-0"), config: base)
+        first.config.fold = 0
+        let warnings = try checkTrainingInputs(first, ranks: collectives.size)
+        if rank == 0 { for w in warnings { log.warning(w) } }
         if rank == 0 {
             try writeSummary()
         }

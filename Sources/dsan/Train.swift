@@ -6,6 +6,7 @@ import Foundation
 import MPI
 import Tensor
 import Training
+import Workflows
 
 /// `on` / `off` flag values.
 enum OnOff: String, ExpressibleByArgument, CaseIterable {
@@ -73,7 +74,8 @@ struct Train: ParsableCommand {
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
             RunLog(rank: collectives.rank, ranks: collectives.size).info(BLASStartUp.line)
-            try checkTrainingInputs(request, rank: collectives.rank, ranks: collectives.size)
+            let warnings = try checkTrainingInputs(request, ranks: collectives.size)
+            if collectives.rank == 0 { for w in warnings { printError("dsan: warning: \(w)") } }
             let trainer = try Trainer(request: request, collectives: collectives)
             trainer.stepObserver = try TestFaultInjection.fromEnvironment()   // test-only, unset in use
             try trainer.run()

@@ -50,6 +50,15 @@ import Testing
         #expect(stderr.hasSuffix(" or fewer (see Docs/input-rules.md)\n"), "\(stderr)")
     }
 
+    /// `dsan cv` applies the same start-up checks as `dsan train` before its first fold.
+    @Test func crossValidationChecksItsInputsLikeTrain() throws {
+        let dir = try scratchDirectory("rules-cv")
+        let r = try run(dsanPath, ["cv", "--data", trainingData, "--out", dir + "/cv", "--width", "100000", "--folds", "2"])
+        #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("width 100000 at 16×32×32 needs at least "), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cv/fold-0/us/steps.jsonl"))
+    }
+
     @Test func aWidthNoMachineHoldsIsAnErrorNotSIGABRT() throws {
         let dir = try scratchDirectory("rules-width")
         let stderr = try refusedTraining(dir, ["--data", trainingData, "--width", "100000", "--out", dir + "/run"])

@@ -4,17 +4,17 @@ import Model
 import Training
 
 /// A run that cannot fit in this machine's memory, refused before anything is allocated.
-struct ResourceError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
+public struct ResourceError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
 
 /// Everything `dsan train` checks once at start, on every rank, before the trainer builds a
 /// model: the data by the input rules (`InputRules.checkTraining`: every shard rule, volumes at
 /// least the network's minimum edge, a non-empty training split and validation set, the
-/// sampler's checks), then the memory the model needs (`checkMemory`). Rank 0 prints the
-/// warnings. `dsan cv` is meant to call the same before its first fold.
-func checkTrainingInputs(_ request: TrainRequest, rank: Int, ranks: Int) throws {
+/// sampler's checks), then the memory the model needs (`checkMemory`). Returns the warnings for
+/// the caller to show. `dsan cv` calls the same before its first fold.
+public func checkTrainingInputs(_ request: TrainRequest, ranks: Int) throws -> [String] {
     let c = request.config
     let check = try InputRules.checkTraining(data: request.data, validation: request.validation, fold: c.fold, folds: c.folds,
                                              seed: c.seed, sampling: c.sampling.rawValue, batch: c.batch,
@@ -23,7 +23,7 @@ func checkTrainingInputs(_ request: TrainRequest, rank: Int, ranks: Int) throws 
         throw DataError(file: request.validation ?? request.data, "the validation set has no case, so no model can be chosen by validation" + InputRules.seePage)
     }
     try checkMemory(config: c, size: check.size, ranks: ranks)
-    if rank == 0 { for w in check.warnings { printError("dsan: warning: \(w)") } }
+    return check.warnings
 }
 
 /// Refuses a configuration whose tensors cannot exist on this machine: a lower bound on one
@@ -31,7 +31,7 @@ func checkTrainingInputs(_ request: TrainRequest, rank: Int, ranks: Int) throws 
 /// and the activations of the cases a rank runs at once) against the physical memory. Being a
 /// lower bound it never refuses a run that fits; it stops `--width 100000` (10¹⁴ parameters)
 /// with a sentence instead of a failed allocation and SIGABRT.
-func checkMemory(config c: TrainConfig, size: [Int], ranks: Int) throws {
+public func checkMemory(config c: TrainConfig, size: [Int], ranks: Int) throws {
     let footprint = ModelFootprint(config: ModelConfig(width: c.width, attention: c.attention), input: size)
     let share = (c.batch + ranks - 1) / ranks
     let cases = c.microBatch > 0 ? min(c.microBatch, share) : share
