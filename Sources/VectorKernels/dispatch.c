@@ -173,3 +173,72 @@ void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t
         p[i] = theta - stepSize * (mi / (__builtin_sqrtf(vi) / bc2Sqrt + eps));
     }
 }
+
+// MARK: Winograd transforms (winograd_body.h, one build per level; same level as the table above)
+
+#define WK_DECLARE(level)                                                                           \
+    void dsan_vk_##level##_winograd_input_transform(const dsan_winograd_geometry *, const float *,    \
+                                                    long, long, long, long, long, float *, float *); \
+    void dsan_vk_##level##_winograd_gradient_transform(const dsan_winograd_geometry *, const float *, \
+                                                       long, long, long, long, long, float *,       \
+                                                       float *);                                    \
+    void dsan_vk_##level##_winograd_output_transform(const dsan_winograd_geometry *, const float *,   \
+                                                     long, long, long, long, long, float *);        \
+    void dsan_vk_##level##_winograd_weight_transform(const float *, long, long, long, long, float *); \
+    void dsan_vk_##level##_winograd_weight_gradient_transform(const float *, long, long, long, long,  \
+                                                              float *);
+
+WK_DECLARE(baseline)
+#if defined(__x86_64__)
+WK_DECLARE(avx2)
+WK_DECLARE(avx512)
+#endif
+
+typedef struct {
+    void (*input)(const dsan_winograd_geometry *, const float *, long, long, long, long, long, float *,
+                  float *);
+    void (*gradient)(const dsan_winograd_geometry *, const float *, long, long, long, long, long,
+                     float *, float *);
+    void (*output)(const dsan_winograd_geometry *, const float *, long, long, long, long, long, float *);
+    void (*weight)(const float *, long, long, long, long, float *);
+    void (*weight_gradient)(const float *, long, long, long, long, float *);
+} wk_table;
+
+#define WK_TABLE(level)                                                                             \
+    { dsan_vk_##level##_winograd_input_transform, dsan_vk_##level##_winograd_gradient_transform,     \
+      dsan_vk_##level##_winograd_output_transform, dsan_vk_##level##_winograd_weight_transform,      \
+      dsan_vk_##level##_winograd_weight_gradient_transform }
+
+static const wk_table winogradTables[] = {
+    WK_TABLE(baseline),
+#if defined(__x86_64__)
+    WK_TABLE(avx2),
+    WK_TABLE(avx512),
+#endif
+};
+
+static const wk_table *winogradTable(void) { return &winogradTables[dsan_vk_active_level()]; }
+
+size_t dsan_winograd_scratch_floats(const dsan_winograd_geometry *g) {
+    return (size_t)(17 * (g->w + 40));   // 16 row copies and a zero row (winograd_body.h, WK_ROW_PAD)
+}
+void dsan_winograd_input_transform(const dsan_winograd_geometry *g, const float *x, long channels,
+                                   long c0, long c1, long t0, long t1, float *v, float *scratch) {
+    winogradTable()->input(g, x, channels, c0, c1, t0, t1, v, scratch);
+}
+void dsan_winograd_gradient_transform(const dsan_winograd_geometry *g, const float *dy, long channels,
+                                      long c0, long c1, long t0, long t1, float *dm, float *scratch) {
+    winogradTable()->gradient(g, dy, channels, c0, c1, t0, t1, dm, scratch);
+}
+void dsan_winograd_output_transform(const dsan_winograd_geometry *g, const float *m, long channels,
+                                    long c0, long c1, long t0, long t1, float *y) {
+    winogradTable()->output(g, m, channels, c0, c1, t0, t1, y);
+}
+void dsan_winograd_weight_transform(const float *weight, long cout, long cin, long co0, long co1,
+                                    float *u) {
+    winogradTable()->weight(weight, cout, cin, co0, co1, u);
+}
+void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
+                                             long co1, float *dWeight) {
+    winogradTable()->weight_gradient(du, cout, cin, co0, co1, dWeight);
+}

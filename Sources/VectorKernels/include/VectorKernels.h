@@ -70,6 +70,43 @@ void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t
                             float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd,
                             float eps);
 
+
+// MARK: Winograd F(2×2×2, 3×3×3) transforms (Sources/NN/Winograd.swift has the maths and layouts)
+//
+// Built per level from winograd_body.h, vectorised over L = 4, 8 or 16 lanes: tiles along w for
+// the input, output and gradient transforms, input channels for the weight transforms. Lanes are
+// independent and each value goes through the same IEEE operations in the same order as in
+// Winograd.swift's F23 formulas (no FMA contraction), so every level gives the same bits.
+
+/// The extents of one Winograd conv: the volume `[N, ·, D, H, W]` (input = output) and the row
+/// stride of a block's V / M (at least the block's tiles). Tiles are ⌈D/2⌉·⌈H/2⌉·⌈W/2⌉ per sample,
+/// numbered (n, td, th, tw) row-major; a block holds the tiles t0..<t1 in columns 0..<t1 − t0.
+typedef struct {
+    long n, d, h, w;
+    long ld;
+} dsan_winograd_geometry;
+
+/// Floats of per-thread scratch the input and gradient transforms need (zero-padded row copies).
+size_t dsan_winograd_scratch_floats(const dsan_winograd_geometry *g);
+/// V[ξ][c][t − t0] = (Bᵀ⊗³ d)_ξ for channels c0..<c1 of x `[N, channels, D, H, W]`, tiles t0..<t1;
+/// ξ stride channels·ld, channel stride ld. Writes only columns 0..<t1 − t0.
+void dsan_winograd_input_transform(const dsan_winograd_geometry *g, const float *x, long channels,
+                                   long c0, long c1, long t0, long t1, float *v, float *scratch);
+/// dM[ξ][c][t − t0] = (A⊗³ dY)_ξ for channels c0..<c1 of dy `[N, channels, D, H, W]`, tiles
+/// t0..<t1 (outputs outside the volume count as zero). Writes only columns 0..<t1 − t0.
+void dsan_winograd_gradient_transform(const dsan_winograd_geometry *g, const float *dy, long channels,
+                                      long c0, long c1, long t0, long t1, float *dm, float *scratch);
+/// y `[N, channels, D, H, W]` ← (Aᵀ⊗³ M) for channels c0..<c1 and tiles t0..<t1 of M (layout of
+/// V); outputs of partial edge tiles outside the volume are dropped. Reads only columns 0..<t1 − t0.
+void dsan_winograd_output_transform(const dsan_winograd_geometry *g, const float *m, long channels,
+                                    long c0, long c1, long t0, long t1, float *y);
+/// U[ξ][co][ci] = (G⊗³ g[co, ci])_ξ for co in co0..<co1 of weight `[cout, cin, 3, 3, 3]`.
+void dsan_winograd_weight_transform(const float *weight, long cout, long cin, long co0, long co1,
+                                    float *u);
+/// dWeight[co][ci] += Gᵀ⊗³ dU[·][co][ci] for co in co0..<co1 (dU in U's layout).
+void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
+                                             long co1, float *dWeight);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,321 @@
+// The Winograd F(2×2×2, 3×3×3) transforms, written once (Sources/NN/Winograd.swift has the maths,
+// the layouts of V, M and U, and the block/tile numbering). Each winograd_<level>.c defines
+// VK_LANES and VK_NAME(name) and applies its target attribute with `#pragma clang attribute`, then
+// includes this file.
+//
+// Vectorisation: the input, gradient and output transforms take VK_LANES consecutive tiles along w
+// at once (the 4 input columns of L tiles are the even/odd lanes of two 2L-float loads from a
+// zero-padded copy of the row); the weight transforms take VK_LANES input channels at once. Lanes
+// never mix, and every value goes through the F23 formulas below, the same IEEE operations in the
+// same order as Winograd.swift's Swift version had (FMA contraction off; A's −y is 0 − y, like
+// Swift's SIMD negation), so each level gives the same bits. A run's last, partial chunk loads and
+// stores only its own lanes (others read as zero), so nothing outside a block's columns is touched.
+#pragma clang fp contract(off)
+
+#include <string.h>
+#include "VectorKernels.h"
+
+typedef float wk_f __attribute__((ext_vector_type(VK_LANES)));
+typedef float wk_f2 __attribute__((ext_vector_type(2 * VK_LANES)));
+
+#if VK_LANES == 4
+#define WK_INTERLEAVE 0, 4, 1, 5, 2, 6, 3, 7
+#elif VK_LANES == 8
+#define WK_INTERLEAVE 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15
+#elif VK_LANES == 16
+#define WK_INTERLEAVE 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, \
+    8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#else
+#error "VK_LANES must be 4, 8 or 16"
+#endif
+
+/// Row copies are padded so that a chunk of the widest level (16 tiles, 2·16 + 2 floats past its
+/// first column) stays inside its row: index 0 is column −1, columns 0..<w at 1...w, zeros after.
+#define WK_ROW_PAD 40
+
+static inline wk_f wk_load(const float *p) { wk_f v; memcpy(&v, p, sizeof v); return v; }
+/// 2L floats from p into the wk_f2 `v` (a macro: a function returning wk_f2 would pass a vector
+/// wider than the baseline level's registers, which -Wpsabi warns about).
+#define WK_LOAD2(v, p) memcpy(&(v), (p), sizeof(v))
+static inline void wk_store(float *p, wk_f v) { memcpy(p, &v, sizeof v); }
+/// The first n lanes from p, zeros after (n ≤ VK_LANES).
+static inline wk_f wk_load_n(const float *p, long n) {
+    if (n == VK_LANES) return wk_load(p);
+    wk_f v = (wk_f)0.0f;
+    memcpy(&v, p, (size_t)n * sizeof(float));
+    return v;
+}
+/// Stores the first n lanes of v (n ≤ VK_LANES).
+static inline void wk_store_n(float *p, wk_f v, long n) {
+    if (n == VK_LANES) wk_store(p, v);
+    else memcpy(p, &v, (size_t)n * sizeof(float));
+}
+static inline long wk_min(long a, long b) { return a < b ? a : b; }
+
+// The 1-D matrices of F(2, 3), as Winograd.swift's F23.
+/// Bᵀ·(v0, v1, v2, v3).
+static inline void wk_bt(wk_f v0, wk_f v1, wk_f v2, wk_f v3, wk_f *o0, wk_f *o1, wk_f *o2, wk_f *o3) {
+    *o0 = v0 - v2; *o1 = v1 + v2; *o2 = v2 - v1; *o3 = v1 - v3;
+}
+/// Aᵀ·(m0, m1, m2, m3).
+static inline void wk_at(wk_f m0, wk_f m1, wk_f m2, wk_f m3, wk_f *o0, wk_f *o1) {
+    *o0 = m0 + m1 + m2; *o1 = m1 - m2 - m3;
+}
+/// A·(y0, y1), the adjoint of Aᵀ.
+static inline void wk_a(wk_f y0, wk_f y1, wk_f *o0, wk_f *o1, wk_f *o2, wk_f *o3) {
+    *o0 = y0; *o1 = y0 + y1; *o2 = y0 - y1; *o3 = (wk_f)0.0f - y1;
+}
+/// G·(g0, g1, g2).
+static inline void wk_g(wk_f g0, wk_f g1, wk_f g2, wk_f *o0, wk_f *o1, wk_f *o2, wk_f *o3) {
+    wk_f s = 0.5f * (g0 + g2);
+    *o0 = g0; *o1 = s + 0.5f * g1; *o2 = s - 0.5f * g1; *o3 = g2;
+}
+/// Gᵀ·(u0, u1, u2, u3), the adjoint of G.
+static inline void wk_gt(wk_f u0, wk_f u1, wk_f u2, wk_f u3, wk_f *o0, wk_f *o1, wk_f *o2) {
+    wk_f s = 0.5f * (u1 + u2);
+    *o0 = u0 + s; *o1 = 0.5f * (u1 - u2); *o2 = u3 + s;
+}
+
+/// The run of consecutive tiles along one row of the tile grid that starts at tile t of [t0, t1):
+/// sample ni, tile row (td, th), first column tw0, `count` tiles, first block column `column`.
+typedef struct { long ni, td, th, tw0, count, column; } wk_run;
+
+static inline wk_run wk_run_at(const dsan_winograd_geometry *g, long t0, long t1, long t) {
+    const long tD = (g->d + 1) / 2, tH = (g->h + 1) / 2, tW = (g->w + 1) / 2, perSample = tD * tH * tW;
+    wk_run run;
+    run.ni = t / perSample;
+    const long r = t - run.ni * perSample;
+    run.td = r / (tH * tW); run.th = (r / tW) % tH; run.tw0 = r % tW;
+    run.count = wk_min(tW - run.tw0, t1 - t);
+    run.column = t - t0;
+    return run;
+}
+
+#define WK_RUN_FIELDS                                                                              \
+    const long ni = run.ni, td = run.td, th = run.th, tw0 = run.tw0, count = run.count,            \
+               column = run.column;
+
+void VK_NAME(winograd_input_transform)(const dsan_winograd_geometry *g, const float *x, long channels,
+                                       long c0, long c1, long t0, long t1, float *v, float *scratch) {
+    const long d = g->d, h = g->h, w = g->w, rl = w + WK_ROW_PAD, xs = channels * g->ld;
+    float *zeroRow = scratch + 16 * rl;
+    const float *r[16];
+    wk_f s[64];
+    // Only columns 1...w of a row copy are ever written, so the padding stays zero.
+    memset(scratch, 0, (size_t)(17 * rl) * sizeof(float));
+    for (long c = c0; c < c1; c++) {
+        wk_run run;
+        for (long t = t0; t < t1; t += run.count) {
+            run = wk_run_at(g, t0, t1, t);
+            WK_RUN_FIELDS
+            const float *plane = x + (ni * channels + c) * d * h * w;
+            for (int ab = 0; ab < 16; ab++) {
+                long id = 2 * td - 1 + ab / 4, ih = 2 * th - 1 + ab % 4;
+                if (id < 0 || id >= d || ih < 0 || ih >= h) {
+                    r[ab] = zeroRow;
+                } else {
+                    float *dst = scratch + ab * rl;
+                    memcpy(dst + 1, plane + (id * h + ih) * w, (size_t)w * sizeof(float));
+                    r[ab] = dst;
+                }
+            }
+            for (long k = 0; k < count; k += VK_LANES) {
+                const long tw = tw0 + k, lanes = wk_min(VK_LANES, count - k);
+                // Along w: the 4 columns of L tiles are the even/odd lanes of two 2L-float loads.
+                for (int ab = 0; ab < 16; ab++) {
+                    wk_f2 lo, hi;
+                    WK_LOAD2(lo, r[ab] + 2 * tw); WK_LOAD2(hi, r[ab] + 2 * tw + 2);
+                    wk_bt(lo.even, lo.odd, hi.even, hi.odd, &s[ab * 4], &s[ab * 4 + 1], &s[ab * 4 + 2],
+                          &s[ab * 4 + 3]);
+                }
+                // Along h (index b), in place.
+                for (int aa = 0; aa < 4; aa++)
+                    for (int cc = 0; cc < 4; cc++) {
+                        int i = aa * 16 + cc;
+                        wk_bt(s[i], s[i + 4], s[i + 8], s[i + 12], &s[i], &s[i + 4], &s[i + 8], &s[i + 12]);
+                    }
+                // Along d (index a), stored to V.
+                float *out = v + c * g->ld + column + k;
+                for (int bc = 0; bc < 16; bc++) {
+                    wk_f q0, q1, q2, q3;
+                    wk_bt(s[bc], s[bc + 16], s[bc + 32], s[bc + 48], &q0, &q1, &q2, &q3);
+                    wk_store_n(out + bc * xs, q0, lanes);
+                    wk_store_n(out + (16 + bc) * xs, q1, lanes);
+                    wk_store_n(out + (32 + bc) * xs, q2, lanes);
+                    wk_store_n(out + (48 + bc) * xs, q3, lanes);
+                }
+            }
+        }
+    }
+}
+
+void VK_NAME(winograd_output_transform)(const dsan_winograd_geometry *g, const float *m, long channels,
+                                        long c0, long c1, long t0, long t1, float *y) {
+    const long d = g->d, h = g->h, w = g->w, xs = channels * g->ld;
+    wk_f s[48];
+    for (long c = c0; c < c1; c++) {
+        wk_run run;
+        for (long t = t0; t < t1; t += run.count) {
+            run = wk_run_at(g, t0, t1, t);
+            WK_RUN_FIELDS
+            for (long k = 0; k < count; k += VK_LANES) {
+                const long lanes = wk_min(VK_LANES, count - k);
+                const float *src = m + c * g->ld + column + k;
+                // Along d (index a): 64 → 32, s[(ia·4 + b)·4 + c].
+                for (int bc = 0; bc < 16; bc++)
+                    wk_at(wk_load_n(src + bc * xs, lanes), wk_load_n(src + (16 + bc) * xs, lanes),
+                          wk_load_n(src + (32 + bc) * xs, lanes), wk_load_n(src + (48 + bc) * xs, lanes),
+                          &s[bc], &s[16 + bc]);
+                // Along h: 32 → 16, s[32 + (ia·2 + ib)·4 + c].
+                for (int ia = 0; ia < 2; ia++)
+                    for (int cc = 0; cc < 4; cc++) {
+                        int i = ia * 16 + cc;
+                        wk_at(s[i], s[i + 4], s[i + 8], s[i + 12], &s[32 + (ia * 2) * 4 + cc],
+                              &s[32 + (ia * 2 + 1) * 4 + cc]);
+                    }
+                // Along w: 16 → 8, interleaved into 2L consecutive outputs per (od, oh) row.
+                const long tw = tw0 + k;
+                const long valid = wk_min(wk_min(2 * VK_LANES, 2 * lanes), w - 2 * tw);
+                for (int iab = 0; iab < 4; iab++) {
+                    long od = 2 * td + iab / 2, oh = 2 * th + iab % 2;
+                    if (od >= d || oh >= h) continue;
+                    int i = 32 + iab * 4;
+                    wk_f q0, q1;
+                    wk_at(s[i], s[i + 1], s[i + 2], s[i + 3], &q0, &q1);
+                    wk_f2 row = __builtin_shufflevector(q0, q1, WK_INTERLEAVE);
+                    float *dst = y + (((ni * channels + c) * d + od) * h + oh) * w + 2 * tw;
+                    if (valid == 2 * VK_LANES) memcpy(dst, &row, sizeof row);
+                    else memcpy(dst, &row, (size_t)valid * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+void VK_NAME(winograd_gradient_transform)(const dsan_winograd_geometry *g, const float *dy, long channels,
+                                          long c0, long c1, long t0, long t1, float *dm, float *scratch) {
+    const long d = g->d, h = g->h, w = g->w, rl = w + WK_ROW_PAD, xs = channels * g->ld;
+    float *zeroRow = scratch + 16 * rl;
+    const float *r[4];
+    wk_f s[96];
+    memset(scratch, 0, (size_t)(17 * rl) * sizeof(float));
+    for (long c = c0; c < c1; c++) {
+        wk_run run;
+        for (long t = t0; t < t1; t += run.count) {
+            run = wk_run_at(g, t0, t1, t);
+            WK_RUN_FIELDS
+            for (int iab = 0; iab < 4; iab++) {
+                long od = 2 * td + iab / 2, oh = 2 * th + iab % 2;
+                if (od >= d || oh >= h) {
+                    r[iab] = zeroRow;
+                } else {
+                    float *dst = scratch + iab * rl;   // columns 0..<w; the rest stays zero
+                    memcpy(dst, dy + (((ni * channels + c) * d + od) * h + oh) * w, (size_t)w * sizeof(float));
+                    r[iab] = dst;
+                }
+            }
+            for (long k = 0; k < count; k += VK_LANES) {
+                const long tw = tw0 + k, lanes = wk_min(VK_LANES, count - k);
+                // Along w: 2 → 4, s[(ia·2 + ib)·4 + c].
+                for (int iab = 0; iab < 4; iab++) {
+                    wk_f2 v;
+                    WK_LOAD2(v, r[iab] + 2 * tw);
+                    wk_a(v.even, v.odd, &s[iab * 4], &s[iab * 4 + 1], &s[iab * 4 + 2], &s[iab * 4 + 3]);
+                }
+                // Along h: 2 → 4, s[64 + (ia·4 + b)·4 + c].
+                for (int ia = 0; ia < 2; ia++)
+                    for (int cc = 0; cc < 4; cc++) {
+                        int o = 64 + ia * 16 + cc;
+                        wk_a(s[(ia * 2) * 4 + cc], s[(ia * 2 + 1) * 4 + cc], &s[o], &s[o + 4], &s[o + 8], &s[o + 12]);
+                    }
+                // Along d: 2 → 4, stored to dM.
+                float *out = dm + c * g->ld + column + k;
+                for (int bc = 0; bc < 16; bc++) {
+                    wk_f q0, q1, q2, q3;
+                    wk_a(s[64 + bc], s[64 + 16 + bc], &q0, &q1, &q2, &q3);
+                    wk_store_n(out + bc * xs, q0, lanes);
+                    wk_store_n(out + (16 + bc) * xs, q1, lanes);
+                    wk_store_n(out + (32 + bc) * xs, q2, lanes);
+                    wk_store_n(out + (48 + bc) * xs, q3, lanes);
+                }
+            }
+        }
+    }
+}
+
+void VK_NAME(winograd_weight_transform)(const float *weight, long cout, long cin, long co0, long co1,
+                                        float *u) {
+    const long xs = cout * cin;
+    float t[27][VK_LANES];
+    wk_f s[112];
+    for (long co = co0; co < co1; co++) {
+        for (long ci0 = 0; ci0 < cin; ci0 += VK_LANES) {
+            const long lanes = wk_min(VK_LANES, cin - ci0);
+            const float *src = weight + (co * cin + ci0) * 27;
+            // Transposed: t[k][l] = g[co, ci0 + l][k], zero in lanes past cin.
+            for (int k = 0; k < 27; k++) {
+                for (long l = 0; l < lanes; l++) t[k][l] = src[l * 27 + k];
+                for (long l = lanes; l < VK_LANES; l++) t[k][l] = 0.0f;
+            }
+            // s[(kd·3 + kh)·4 + γ]: along w, 3 → 4.
+            for (int k9 = 0; k9 < 9; k9++)
+                wk_g(wk_load(t[k9 * 3]), wk_load(t[k9 * 3 + 1]), wk_load(t[k9 * 3 + 2]), &s[k9 * 4],
+                     &s[k9 * 4 + 1], &s[k9 * 4 + 2], &s[k9 * 4 + 3]);
+            // s[64 + (kd·4 + β)·4 + γ]: along h.
+            for (int kd = 0; kd < 3; kd++)
+                for (int cc = 0; cc < 4; cc++) {
+                    int i = kd * 12 + cc, o = 64 + kd * 16 + cc;
+                    wk_g(s[i], s[i + 4], s[i + 8], &s[o], &s[o + 4], &s[o + 8], &s[o + 12]);
+                }
+            // Along d, stored to U.
+            float *out = u + co * cin + ci0;
+            for (int bc = 0; bc < 16; bc++) {
+                wk_f q0, q1, q2, q3;
+                wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &q0, &q1, &q2, &q3);
+                wk_store_n(out + bc * xs, q0, lanes);
+                wk_store_n(out + (16 + bc) * xs, q1, lanes);
+                wk_store_n(out + (32 + bc) * xs, q2, lanes);
+                wk_store_n(out + (48 + bc) * xs, q3, lanes);
+            }
+        }
+    }
+}
+
+void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, long cin, long co0, long co1,
+                                                 float *dWeight) {
+    const long xs = cout * cin;
+    float t[27][VK_LANES];
+    wk_f s[100];
+    for (long co = co0; co < co1; co++) {
+        for (long ci0 = 0; ci0 < cin; ci0 += VK_LANES) {
+            const long lanes = wk_min(VK_LANES, cin - ci0);
+            const float *src = du + co * cin + ci0;
+            // Along d (α → kd): s[(kd·4 + β)·4 + γ].
+            for (int bc = 0; bc < 16; bc++)
+                wk_gt(wk_load_n(src + bc * xs, lanes), wk_load_n(src + (16 + bc) * xs, lanes),
+                      wk_load_n(src + (32 + bc) * xs, lanes), wk_load_n(src + (48 + bc) * xs, lanes),
+                      &s[bc], &s[16 + bc], &s[32 + bc]);
+            // Along h (β → kh): s[64 + (kd·3 + kh)·4 + γ].
+            for (int kd = 0; kd < 3; kd++)
+                for (int cc = 0; cc < 4; cc++) {
+                    int i = kd * 16 + cc, o = 64 + kd * 12 + cc;
+                    wk_gt(s[i], s[i + 4], s[i + 8], s[i + 12], &s[o], &s[o + 4], &s[o + 8]);
+                }
+            // Along w (γ → kw), transposed back and added into dWeight [Cout, Cin, 27].
+            for (int k9 = 0; k9 < 9; k9++) {
+                int i = 64 + k9 * 4;
+                wk_f q0, q1, q2;
+                wk_gt(s[i], s[i + 1], s[i + 2], s[i + 3], &q0, &q1, &q2);
+                wk_store(t[k9 * 3], q0); wk_store(t[k9 * 3 + 1], q1); wk_store(t[k9 * 3 + 2], q2);
+            }
+            float *dst = dWeight + (co * cin + ci0) * 27;
+            for (long l = 0; l < lanes; l++)
+                for (int k = 0; k < 27; k++) dst[l * 27 + k] += t[k][l];
+        }
+    }
+}
+
+#undef WK_RUN_FIELDS
+#undef WK_LOAD2
+#undef WK_INTERLEAVE
+#undef WK_ROW_PAD

@@ -1,0 +1,199 @@
+import NumericalTesting
+import Testing
+import VectorKernels
+@testable import NN
+
+// The C Winograd transforms (Sources/VectorKernels/winograd_body.h) at every ISA level this CPU
+// supports, bit for bit against the Swift SIMD8 transforms they replace
+// (WinogradReferenceTransforms.swift): the input, gradient and output transforms block by block
+// (32-tile blocks cut mid tile-row and across samples, and whole-volume blocks), over odd extents,
+// partial edge tiles and runs of 1 to 32 tiles along w (a 16-lane chunk and a partial one), and
+// the weight and weight-gradient transforms over channel counts around multiples of 4, 8 and 16.
+// The inputs hold −0, +0 and large values next to uniform ones, so a changed operation order or a
+// +0/−0 difference (A's −y is 0 − y in both) shows. The C transforms must also leave every column
+// outside a block untouched (the Swift ones wrote junk into the row slack).
+
+private struct VolumeCase: CustomStringConvertible, Sendable {
+    var input: [Int]   // [N, C, D, H, W]
+    var outC: Int
+    var blockBytes: Int
+    var description: String { "\(input) → \(outC) channels, blockBytes \(blockBytes)" }
+}
+
+private let volumeCases: [VolumeCase] = [
+    VolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 1),
+    VolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 8 << 20),
+    // tW = 19: one 16-lane chunk and a partial one; 8-lane: two chunks and a partial one.
+    VolumeCase(input: [1, 9, 4, 3, 37], outC: 6, blockBytes: 1),
+    VolumeCase(input: [1, 9, 4, 3, 37], outC: 6, blockBytes: 8 << 20),
+    // tW = 32: two whole 16-lane chunks per row; even extents.
+    VolumeCase(input: [1, 4, 4, 2, 64], outC: 3, blockBytes: 8 << 20),
+    // One voxel, thin volumes.
+    VolumeCase(input: [1, 2, 1, 1, 1], outC: 3, blockBytes: 8 << 20),
+    VolumeCase(input: [3, 2, 2, 1, 3], outC: 2, blockBytes: 1),
+]
+
+private let weightShapes: [(cout: Int, cin: Int)] = [(5, 3), (11, 9), (6, 17), (3, 33), (2, 16), (4, 1)]
+
+/// Values with +0, −0 and magnitudes far apart, so rounding differences cannot hide.
+private func values(_ count: Int, seed: UInt64) -> [Float] {
+    var v = uniformTensor([count], seed: seed).array
+    for i in stride(from: 0, to: count, by: 7) { v[i] = 0 }
+    for i in stride(from: 3, to: count, by: 11) { v[i] = -0.0 }
+    for i in stride(from: 5, to: count, by: 13) { v[i] *= 1e4 }
+    return v
+}
+
+/// A 64-byte aligned float buffer (the Swift reference stores SIMD8 temporaries in its scratch).
+private final class Aligned {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int, _ value: Float = 0) {
+        self.count = max(count, 1)
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: self.count * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: self.count)
+        pointer.initialize(repeating: value, count: self.count)
+    }
+    convenience init(_ v: [Float]) {
+        self.init(v.count)
+        for i in 0..<v.count { pointer[i] = v[i] }
+    }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
+    (0..<min(a.count, b.count)).first { a[$0].bitPattern != b[$0].bitPattern }
+}
+
+/// Runs `body` at each level this CPU supports, then restores the start-up level.
+private func atEveryLevel(_ body: (String) -> Void) {
+    let start = dsan_vk_active_level()
+    defer { _ = dsan_vk_set_level(start) }
+    for level in 0...dsan_vk_supported_level() {
+        #expect(dsan_vk_set_level(level) == 0)
+        body(String(cString: dsan_vk_level_name(level)))
+    }
+}
+
+@Suite(.serialized) struct WinogradTransformTests {
+    /// V (input transform) and dM (gradient transform) of each block, compared over the block's
+    /// columns; the columns past the block keep their sentinel.
+    @Test(arguments: volumeCases)
+    fileprivate func inputAndGradientTransformsMatchSwiftAtEveryLevel(_ c: VolumeCase) {
+        let s = Shape5(c.input), inC = c.input[1], outC = c.outC
+        let p = WinogradPlan(s, inC: inC, outC: outC, blockBytes: c.blockBytes)
+        let x = Aligned(values(s.n * inC * s.d * s.h * s.w, seed: 11))
+        let dy = Aligned(values(s.n * outC * s.d * s.h * s.w, seed: 12))
+        let referenceScratch = Aligned(referenceScratchFloats(p))
+        var g = p.geometry
+        let scratch = Aligned(dsan_winograd_scratch_floats(&g))
+        let sentinel = Float(bitPattern: 0x7fc0_1234)
+        atEveryLevel { level in
+            for block in 0..<p.blocks {
+                let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
+                for (channels, source, isGradient) in [(inC, x, false), (outC, dy, true)] {
+                    let reference = Aligned(64 * channels * p.ld), fast = Aligned(64 * channels * p.ld, sentinel)
+                    let half = channels / 2
+                    if isGradient {
+                        referenceGradientTransform(p, source.pointer, channels: channels, 0, channels, t0, t1,
+                                                   reference.pointer, referenceScratch.pointer)
+                        dsan_winograd_gradient_transform(&g, source.pointer, channels, 0, half, t0, t1, fast.pointer, scratch.pointer)
+                        dsan_winograd_gradient_transform(&g, source.pointer, channels, half, channels, t0, t1, fast.pointer, scratch.pointer)
+                    } else {
+                        referenceInputTransform(p, source.pointer, channels: channels, 0, channels, t0, t1,
+                                                reference.pointer, referenceScratch.pointer)
+                        dsan_winograd_input_transform(&g, source.pointer, channels, 0, half, t0, t1, fast.pointer, scratch.pointer)
+                        dsan_winograd_input_transform(&g, source.pointer, channels, half, channels, t0, t1, fast.pointer, scratch.pointer)
+                    }
+                    var inside: [Float] = [], expected: [Float] = [], outside: [Float] = []
+                    for row in 0..<(64 * channels) {
+                        for column in 0..<p.ld {
+                            if column < t {
+                                inside.append(fast.pointer[row * p.ld + column])
+                                expected.append(reference.pointer[row * p.ld + column])
+                            } else {
+                                outside.append(fast.pointer[row * p.ld + column])
+                            }
+                        }
+                    }
+                    let what = isGradient ? "gradient transform" : "input transform"
+                    let first = firstDifference(inside, expected)
+                    #expect(first == nil, "\(what) \(c), block \(block), level \(level): value \(first ?? -1) is \(first.map { inside[$0] } ?? 0), Swift \(first.map { expected[$0] } ?? 0)")
+                    #expect(outside.allSatisfy { $0.bitPattern == sentinel.bitPattern },
+                            "\(what) \(c), block \(block), level \(level) wrote outside the block's columns")
+                }
+            }
+        }
+    }
+
+    /// y (output transform) after all blocks, from the same M.
+    @Test(arguments: volumeCases)
+    fileprivate func outputTransformMatchesSwiftAtEveryLevel(_ c: VolumeCase) {
+        let s = Shape5(c.input), outC = c.outC
+        let p = WinogradPlan(s, inC: c.input[1], outC: outC, blockBytes: c.blockBytes)
+        let m = Aligned(values(64 * outC * p.ld, seed: 21))
+        let referenceScratch = Aligned(referenceScratchFloats(p))
+        var g = p.geometry
+        let volume = s.n * outC * s.d * s.h * s.w
+        atEveryLevel { level in
+            let reference = Aligned(volume, .nan), fast = Aligned(volume, .nan)
+            for block in 0..<p.blocks {
+                let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles)
+                referenceOutputTransform(p, m.pointer, channels: outC, 0, outC, t0, t1, reference.pointer, referenceScratch.pointer)
+                dsan_winograd_output_transform(&g, m.pointer, outC, 0, outC / 2, t0, t1, fast.pointer)
+                dsan_winograd_output_transform(&g, m.pointer, outC, outC / 2, outC, t0, t1, fast.pointer)
+            }
+            let (a, b) = (fast.array, reference.array)
+            #expect(!a.contains { $0.isNaN }, "output transform \(c), level \(level): an output was not written")
+            let first = firstDifference(a, b)
+            #expect(first == nil, "output transform \(c), level \(level): y[\(first ?? -1)] is \(first.map { a[$0] } ?? 0), Swift \(first.map { b[$0] } ?? 0)")
+        }
+    }
+
+    /// U = G⊗³g, and dWeight += Gᵀ⊗³dU onto a non-zero dWeight, split over two output-channel ranges.
+    @Test func weightTransformsMatchSwiftAtEveryLevel() {
+        let referenceScratch = Aligned(3 * 64 * 8)
+        for (k, shape) in weightShapes.enumerated() {
+            let (cout, cin) = shape
+            let weight = Aligned(values(cout * cin * 27, seed: 31 + UInt64(k)))
+            let du = Aligned(values(64 * cout * cin, seed: 41 + UInt64(k)))
+            let start = values(cout * cin * 27, seed: 51 + UInt64(k))
+            let referenceU = Aligned(64 * cout * cin, .nan), referenceDW = Aligned(start)
+            referenceWeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, referenceU.pointer, referenceScratch.pointer)
+            referenceWeightGradientTransform(du.pointer, cout: cout, cin: cin, 0, cout, referenceDW.pointer, referenceScratch.pointer)
+            atEveryLevel { level in
+                let u = Aligned(64 * cout * cin, .nan), dW = Aligned(start)
+                for (co0, co1) in [(0, cout / 2), (cout / 2, cout)] {
+                    dsan_winograd_weight_transform(weight.pointer, cout, cin, co0, co1, u.pointer)
+                    dsan_winograd_weight_gradient_transform(du.pointer, cout, cin, co0, co1, dW.pointer)
+                }
+                let firstU = firstDifference(u.array, referenceU.array)
+                #expect(firstU == nil, "weight transform \(cout)×\(cin), level \(level): U[\(firstU ?? -1)] differs")
+                let firstDW = firstDifference(dW.array, referenceDW.array)
+                #expect(firstDW == nil, "weight gradient transform \(cout)×\(cin), level \(level): dWeight[\(firstDW ?? -1)] differs")
+            }
+        }
+    }
+
+    /// Whole Winograd convs (forward, dX, dW) give the same bits at every level.
+    @Test func convolutionsGiveTheSameBitsAtEveryLevel() {
+        let geometry = Conv3dGeometry(inChannels: 9, outChannels: 11, kernel: 3, stride: 1, padding: 1)
+        let x = uniformTensor([2, 9, 5, 6, 37], seed: 61)
+        let w = uniformTensor(geometry.weightShape, seed: 62, -0.5, 0.5)
+        let dy = uniformTensor([2, 11, 5, 6, 37], seed: 63)
+        let workspace = ConvWorkspace(bytes: 1 << 20)
+        var results: [(String, [Float])] = []
+        atEveryLevel { level in
+            let y = Tensor(shape: dy.shape, repeating: .nan)
+            let dX = Tensor(shape: x.shape, repeating: 7), dW = Tensor(shape: w.shape, repeating: 0.25)
+            winogradForward(y: y, x: x, weight: w, geometry: geometry, buffers: workspace.winograd, blockBytes: 1)
+            winogradBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: geometry,
+                             buffers: workspace.winograd, blockBytes: 1)
+            results.append((level, y.array + dX.array + dW.array))
+        }
+        for (level, r) in results.dropFirst() {
+            #expect(firstDifference(r, results[0].1) == nil, "level \(level) differs from \(results[0].0)")
+        }
+    }
+}
