@@ -38,17 +38,29 @@ static inline wk_f wk_load(const float *p) { wk_f v; memcpy(&v, p, sizeof v); re
 /// wider than the baseline level's registers, which -Wpsabi warns about).
 #define WK_LOAD2(v, p) memcpy(&(v), (p), sizeof(v))
 static inline void wk_store(float *p, wk_f v) { memcpy(p, &v, sizeof v); }
+/// Copies n < 32 floats with fixed-size copies (a memcpy of variable size would be a libc call per
+/// partial vector: the partial chunks are every chunk where a row has fewer tiles than lanes).
+static inline void wk_copy_n(float *dst, const float *src, long n) {
+    long i = 0;
+    if (n & 16) { memcpy(dst + i, src + i, 16 * sizeof(float)); i += 16; }
+    if (n & 8) { memcpy(dst + i, src + i, 8 * sizeof(float)); i += 8; }
+    if (n & 4) { memcpy(dst + i, src + i, 4 * sizeof(float)); i += 4; }
+    if (n & 2) { memcpy(dst + i, src + i, 2 * sizeof(float)); i += 2; }
+    if (n & 1) dst[i] = src[i];
+}
 /// The first n lanes from p, zeros after (n ≤ VK_LANES).
 static inline wk_f wk_load_n(const float *p, long n) {
     if (n == VK_LANES) return wk_load(p);
-    wk_f v = (wk_f)0.0f;
-    memcpy(&v, p, (size_t)n * sizeof(float));
-    return v;
+    float t[VK_LANES] = {0};
+    wk_copy_n(t, p, n);
+    return wk_load(t);
 }
 /// Stores the first n lanes of v (n ≤ VK_LANES).
 static inline void wk_store_n(float *p, wk_f v, long n) {
-    if (n == VK_LANES) wk_store(p, v);
-    else memcpy(p, &v, (size_t)n * sizeof(float));
+    if (n == VK_LANES) { wk_store(p, v); return; }
+    float t[VK_LANES];
+    wk_store(t, v);
+    wk_copy_n(p, t, n);
 }
 static inline long wk_min(long a, long b) { return a < b ? a : b; }
 
@@ -184,8 +196,13 @@ void VK_NAME(winograd_output_transform)(const dsan_winograd_geometry *g, const f
                     wk_at(s[i], s[i + 1], s[i + 2], s[i + 3], &q0, &q1);
                     wk_f2 row = __builtin_shufflevector(q0, q1, WK_INTERLEAVE);
                     float *dst = y + (((ni * channels + c) * d + od) * h + oh) * w + 2 * tw;
-                    if (valid == 2 * VK_LANES) memcpy(dst, &row, sizeof row);
-                    else memcpy(dst, &row, (size_t)valid * sizeof(float));
+                    if (valid == 2 * VK_LANES) {
+                        memcpy(dst, &row, sizeof row);
+                    } else {
+                        float t[2 * VK_LANES];
+                        memcpy(t, &row, sizeof row);
+                        wk_copy_n(dst, t, valid);
+                    }
                 }
             }
         }
