@@ -64,9 +64,21 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable, CustomStringConvertib
     /// (Winograd.swift); the other convs stay direct.
     case winograd
 
-    /// The algorithm `conv3dForward` / `conv3dBackward` use. Defaults to the environment variable
-    /// `DSAN_CONV` (`direct` or `winograd`, read once), and to `.winograd` when it is unset.
-    nonisolated(unsafe) public static var selected: ConvAlgorithm = fromEnvironment
+    /// The algorithm `conv3dForward` / `conv3dBackward` use: the task's `scoped` choice when one is
+    /// set, else the process-wide one, which defaults to the environment variable `DSAN_CONV`
+    /// (`direct` or `winograd`, read once) and to `.winograd` when it is unset. Setting it sets the
+    /// process-wide choice (a command does, once, before its work).
+    public static var selected: ConvAlgorithm {
+        get { scoped ?? processWide }
+        set { processWide = newValue }
+    }
+    nonisolated(unsafe) private static var processWide: ConvAlgorithm = fromEnvironment
+
+    /// A choice for one task and the synchronous code it calls:
+    /// `ConvAlgorithm.$scoped.withValue(.direct) { … }`. Tests that run side by side in one process
+    /// use it, so that one test's choice never reaches a conv of another. The convs read it on the
+    /// calling thread, before they hand work to `Parallel`'s workers.
+    @TaskLocal public static var scoped: ConvAlgorithm?
 
     /// `DSAN_CONV` parsed; an unknown value is a configuration error that stops the program with
     /// a message naming the variable and the accepted values.

@@ -16,16 +16,15 @@ import Tensor
 
     @Test(arguments: algorithms)
     func stepGradientsDoNotDependOnThreads(algorithm: ConvAlgorithm) {
-        let savedAlgorithm = ConvAlgorithm.selected
-        ConvAlgorithm.selected = algorithm
-        defer { ConvAlgorithm.selected = savedAlgorithm }
         func run(threads: Int) -> [String: [Float]] {
-            ThreadSettings.with(parallel: threads, blas: threads) {
-                let problem = TinyProblem(width: 64, size: (16, 32, 32), seed: 5)
-                _ = problem.gradients()
-                var out: [String: [Float]] = [:]
-                for p in problem.model.registry.parameters { out[p.name] = p.gradient.array }
-                return out
+            ConvAlgorithm.$scoped.withValue(algorithm) {
+                ThreadSettings.with(parallel: threads, blas: threads) {
+                    let problem = TinyProblem(width: 64, size: (16, 32, 32), seed: 5)
+                    _ = problem.gradients()
+                    var out: [String: [Float]] = [:]
+                    for p in problem.model.registry.parameters { out[p.name] = p.gradient.array }
+                    return out
+                }
             }
         }
         let one = run(threads: 1), two = run(threads: 2), three = run(threads: 3)
@@ -41,9 +40,6 @@ import Tensor
     /// this names the conv.
     @Test(arguments: algorithms)
     func everyConvDoesNotDependOnThreads(algorithm: ConvAlgorithm) {
-        let savedAlgorithm = ConvAlgorithm.selected
-        ConvAlgorithm.selected = algorithm
-        defer { ConvAlgorithm.selected = savedAlgorithm }
         let model = ResNet3D(config: ModelConfig(width: 64), seed: 3)
         var differing: [String] = []
         for (k, conv) in model.convolutions(for: Shape5(n: 2, c: 1, d: 16, h: 32, w: 32)).enumerated() {
@@ -52,12 +48,14 @@ import Tensor
             let w = uniformTensor(g.weightShape, seed: UInt64(200 + k))
             let dy = uniformTensor(g.outputShape(for: conv.input).dims, seed: UInt64(300 + k))
             func run(threads: Int) -> [[Float]] {
-                ThreadSettings.with(parallel: threads, blas: threads) {
-                    let ws = ConvWorkspace()
-                    let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
-                    conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: ws)
-                    conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: g, workspace: ws)
-                    return [y.array, dX.array, dW.array]
+                ConvAlgorithm.$scoped.withValue(algorithm) {
+                    ThreadSettings.with(parallel: threads, blas: threads) {
+                        let ws = ConvWorkspace()
+                        let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)
+                        conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: ws)
+                        conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: g, workspace: ws)
+                        return [y.array, dX.array, dW.array]
+                    }
                 }
             }
             let one = run(threads: 1)
