@@ -47,3 +47,16 @@ extension Parallel {
         }
     }
 }
+
+extension Parallel {
+    /// `destination` ← `source` (equal element counts), in fixed chunks over the workers: the
+    /// copies between a residual block's gradient buffers are activation-sized, and one thread
+    /// copying them left the others idle.
+    public static func copy(_ source: Tensor, into destination: Tensor) {
+        precondition(source.count == destination.count, "Parallel.copy: \(source.shape) into \(destination.shape)")
+        let (from, to) = (UnsafePointer(source.data), destination.data)
+        forEach(source.count, grain: 1 << 16) { range in
+            (to + range.lowerBound).update(from: from + range.lowerBound, count: range.count)
+        }
+    }
+}
