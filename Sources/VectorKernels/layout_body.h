@@ -64,6 +64,9 @@ static inline void lk_zero(float *dst, ptrdiff_t n) {
 
 /// dst[j] = src[j·stride] for j in 0..<n. The stride-2 vector reads src[2j ..< 2j + 2·VK_LANES],
 /// so it runs only while j + VK_LANES < n: inside the elements the row addresses (last 2n − 2).
+/// The last VK_LANES elements (when n > VK_LANES) are then one vector that reads one float
+/// earlier, src[2(n − VK_LANES) − 1 ..< 2n − 1], and keeps the odd lanes; it rewrites the
+/// elements it shares with the loop's last vector with the same values.
 static inline void lk_gather(float *dst, const float *src, ptrdiff_t n, ptrdiff_t stride) {
     ptrdiff_t j = 0;
     if (stride == 1) {
@@ -72,6 +75,12 @@ static inline void lk_gather(float *dst, const float *src, ptrdiff_t n, ptrdiff_
         for (; j + VK_LANES < n; j += VK_LANES) {
             lk_f2 v = lk_load2(src + 2 * j);
             lk_store(dst + j, LK_EVEN(v));
+        }
+        if (j < n && n > VK_LANES) {
+            const ptrdiff_t last = n - VK_LANES;
+            lk_f2 v = lk_load2(src + 2 * last - 1);
+            lk_store(dst + last, LK_ODD(v));
+            j = n;
         }
     }
     for (; j < n; j++) dst[j] = src[j * stride];

@@ -50,6 +50,8 @@ import VectorKernels
         ([2, 5, 6, 53], Size3(3), Size3(1), Size3(1)),            // stride 1, rows of 53
         ([2, 8, 7, 29], Size3(3, 2, 4), Size3(3, 1, 3), Size3(1, 0, 2)),   // stride 3: scalar path
         ([3, 4, 5, 6], Size3(3), Size3(2), Size3(1)),             // rows of 3, shorter than a vector
+        ([2, 5, 6, 16], Size3(3), Size3(2), Size3(1)),            // rows of 8: one AVX2 vector
+        ([2, 5, 6, 34], Size3(3), Size3(2), Size3(1)),            // rows of 17: a vector and one more
     ]
 
     private func window(_ c: (input: [Int], k: Size3, s: Size3, p: Size3)) -> (dsan_vk_window, ConvPlan) {
