@@ -6,8 +6,8 @@
 // in the same order as the scalar loop (a vector lane is one voxel, and lanes never alias because
 // a row's stride is ≥ 1); max pooling compares each lane's window in the same (kd, kh, kw) order
 // with the same `v > best || v is NaN` rule. Strides 1 and 2 take the vector paths (stride 2 reads
-// 2·VK_LANES floats and keeps the even lanes); other strides and the window's borders run the
-// scalar loops.
+// 2·VK_LANES floats and keeps the even lanes; col2vol's stride-2 adds take 4 elements at a time,
+// see lk_scatter_add); other strides and the window's borders run the scalar loops.
 #pragma clang fp contract(off)
 
 #include <stdint.h>
@@ -20,16 +20,10 @@ typedef float lk_f2 __attribute__((ext_vector_type(2 * VK_LANES)));
 
 #if VK_LANES == 4
 #define LK_EVEN(v) __builtin_shufflevector(v, v, 0, 2, 4, 6)
-#define LK_INTERLEAVE(even, odd) __builtin_shufflevector(even, odd, 0, 4, 1, 5, 2, 6, 3, 7)
 #elif VK_LANES == 8
 #define LK_EVEN(v) __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14)
-#define LK_INTERLEAVE(even, odd) \
-    __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)
 #elif VK_LANES == 16
 #define LK_EVEN(v) __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-#define LK_INTERLEAVE(even, odd)                                                                    \
-    __builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, \
-                            9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
 #else
 #error "VK_LANES must be 4, 8 or 16"
 #endif
@@ -86,18 +80,28 @@ static inline void lk_gather(float *dst, const float *src, ptrdiff_t n, ptrdiff_
     for (; j < n; j++) dst[j] = src[j * stride];
 }
 
+typedef float lk_f4 __attribute__((ext_vector_type(4)));
+typedef float lk_f8 __attribute__((ext_vector_type(8)));
+
 /// dst[j·stride] += src[j] for j in 0..<n (the odd lanes of a stride-2 vector are stored back
-/// unchanged; they lie inside the row the caller owns).
+/// unchanged; they lie inside the row the caller owns). Stride 2 works on 4 elements (8 floats)
+/// at a time at every level: de-interleaving and re-interleaving wider vectors takes shuffles
+/// across 128-bit lanes, which made it slower than this on AVX2.
 static inline void lk_scatter_add(float *dst, const float *src, ptrdiff_t n, ptrdiff_t stride) {
     ptrdiff_t j = 0;
     if (stride == 1) {
         for (; j + VK_LANES <= n; j += VK_LANES) lk_store(dst + j, lk_load(dst + j) + lk_load(src + j));
     } else if (stride == 2) {
-        for (; j + VK_LANES < n; j += VK_LANES) {
-            lk_f2 a = lk_load2(dst + 2 * j);
-            lk_f even = LK_EVEN(a) + lk_load(src + j);
-            lk_f odd = LK_ODD(a);
-            lk_store2(dst + 2 * j, LK_INTERLEAVE(even, odd));
+        for (; j + 4 < n; j += 4) {
+            lk_f8 a;
+            lk_f4 b;
+            memcpy(&a, dst + 2 * j, sizeof a);
+            memcpy(&b, src + j, sizeof b);
+            lk_f4 even = __builtin_shufflevector(a, a, 0, 2, 4, 6);
+            const lk_f4 odd = __builtin_shufflevector(a, a, 1, 3, 5, 7);
+            even = even + b;
+            lk_f8 out = __builtin_shufflevector(even, odd, 0, 4, 1, 5, 2, 6, 3, 7);
+            memcpy(dst + 2 * j, &out, sizeof out);
         }
     }
     for (; j < n; j++) dst[j * stride] += src[j];
