@@ -149,13 +149,13 @@ final class BasicBlock {
             // Neither second batch norm has a ReLU after it: both see dSum. The shortcut's copy
             // of it goes to scratch2, then the two batch norms' backward sums share one round.
             scratch2.reshape(dOutput.shape)
-            scratch2.assign(dOutput)
+            Parallel.copy(dOutput, into: scratch2)
             BatchNorm3d.backward(together: [(downsample.bn, scratch2, downsample.convOut, scratch2),
                                             (conv2.bn, dOutput, conv2.convOut, dOutput)])
             downsample.backwardConvolution(scratch2, input: x, dX: dX, workspace: workspace)
             conv2.backwardConvolution(dOutput, input: conv1.output, dX: scratch, workspace: workspace)
         } else {
-            dX.assign(dOutput)
+            Parallel.copy(dOutput, into: dX)
             conv2.backward(dOutput, input: conv1.output, dX: scratch, workspace: workspace)
         }
         scratch2.reshape(x.shape)

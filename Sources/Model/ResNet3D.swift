@@ -138,9 +138,9 @@ public final class ResNet3D {
         for bn in batchNorms { bn.allReduce = reduce }
     }
 
-    /// Sets every parameter gradient to zero.
+    /// Sets every parameter gradient to zero (in parallel over `Parallel.threads`).
     public func zeroGradients() {
-        for p in registry.parameters { p.gradient.zero() }
+        Parallel.zero(registry.parameters.map(\.gradient))
     }
 
     /// The shape of layer4's output for an input shape (1/16 of the input in every dimension).

@@ -343,13 +343,12 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
         }
         return
     }
-    dX?.zero()
     // Jobs are (block of input channels, block of output rows). A block of input channels owns
-    // its rows of dW and its channels of dX; the input channels are cut into at least
-    // `minimumConvJobs` blocks where there are channels for them. With fewer blocks and no dX to
-    // scatter (the stem), the output rows of dW are cut into blocks as well (`rowPanels`). Per
-    // element the sums run over samples, then tiles, in the same order whatever the thread count
-    // and however many samples a rank holds.
+    // its rows of dW and its channels of dX, which it zeroes itself (no serial pass over dX first);
+    // the input channels are cut into at least `minimumConvJobs` blocks where there are channels
+    // for them. With fewer blocks and no dX to scatter (the stem), the output rows of dW are cut
+    // into blocks as well (`rowPanels`). Per element the sums run over samples, then tiles, in the
+    // same order whatever the thread count and however many samples a rank holds.
     let (T, C) = workspace.tile(for: g, positions: P, minimumBlocks: minimumConvJobs)
     let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
     let (panelRows, panels) = dX == nil && blocks < minimumConvJobs ? rowPanels(cout, tileJobs: blocks) : (cout, 1)
@@ -360,6 +359,12 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
             for job in jobs {
                 let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
                 let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+                if let dX {        // this block's channels of every sample (panels = 1 with dX)
+                    let volume = plan.d * plan.h * plan.w
+                    for n in 0..<plan.n {
+                        (dX.data + n * plan.inputPerSample + c0 * volume).update(repeating: 0, count: (c1 - c0) * volume)
+                    }
+                }
                 for n in 0..<plan.n {
                     let xn = xp + n * plan.inputPerSample           // [Cin, D, H, W]
                     let dyn = dyp + n * cout * P                    // [Cout, P]

@@ -2,6 +2,8 @@
 // Both are parallel over (n, c) planes: a worker owns whole planes of the output it writes, so the
 // results do not depend on the thread count.
 
+import VectorKernels
+
 /// The hyper-parameters of a `MaxPool3d` (dilation 1, floor mode, as PyTorch's defaults).
 /// Input `[N, C, D, H, W]`, output `[N, C, Do, Ho, Wo]` with extents from `convOutputSize`.
 /// Padding is implicit −∞: a padded position is never the maximum.
@@ -48,41 +50,16 @@ public func maxPool3dForward(y: Tensor, indices: IndexTensor, x: Tensor, geometr
     precondition(y.shape == o.dims, "maxPool3dForward \(g): y \(y.shape), expected \(o)")
     precondition(indices.shape == o.dims, "maxPool3dForward \(g): indices \(indices.shape), expected \(o)")
     precondition(s.spatial <= Int(Int32.max), "maxPool3dForward: plane of \(s.spatial) voxels exceeds Int32")
+    VectorLevel.configure()
     let (xp, yp, ip) = (UnsafePointer(x.data), y.data, indices.data)
     let (k, st, pad) = (g.kernel, g.stride, g.padding)
-    let (inPlane, outPlane) = (s.spatial, o.spatial)
-    Parallel.forEach(s.n * s.c, grain: max(1, (1 << 15) / max(outPlane * k.volume, 1))) { planes in
-        for plane in planes {
-            let xc = xp + plane * inPlane
-            var yc = yp + plane * outPlane
-            var ic = ip + plane * outPlane
-            for od in 0..<o.d {
-                let d0 = od * st.d - pad.d
-                let da = max(d0, 0), db = min(d0 + k.d, s.d)
-                for oh in 0..<o.h {
-                    let h0 = oh * st.h - pad.h
-                    let ha = max(h0, 0), hb = min(h0 + k.h, s.h)
-                    for ow in 0..<o.w {
-                        let w0 = ow * st.w - pad.w
-                        let wa = max(w0, 0), wb = min(w0 + k.w, s.w)
-                        var best = -Float.infinity
-                        var at = (da * s.h + ha) * s.w + wa
-                        for id in da..<db {
-                            for ih in ha..<hb {
-                                let row = (id * s.h + ih) * s.w
-                                for iw in wa..<wb {
-                                    let v = xc[row + iw]
-                                    if v > best || v.isNaN { best = v; at = row + iw }
-                                }
-                            }
-                        }
-                        yc.pointee = best
-                        ic.pointee = Int32(at)
-                        yc += 1
-                        ic += 1
-                    }
-                }
-            }
+    let window = dsan_vk_window(d: s.d, h: s.h, w: s.w, od: o.d, oh: o.h, ow: o.w, kd: k.d, kh: k.h, kw: k.w,
+                                sd: st.d, sh: st.h, sw: st.w, pd: pad.d, ph: pad.h, pw: pad.w)
+    // VectorKernels' `dsan_vk_max_pool_forward` (layout_body.h): the windows wholly inside a row
+    // are compared a vector of output columns at a time, the rest one by one, by the same rule.
+    withUnsafePointer(to: window) { window in
+        Parallel.forEach(s.n * s.c, grain: max(1, (1 << 15) / max(o.spatial * k.volume, 1))) { planes in
+            dsan_vk_max_pool_forward(window, xp, yp, ip, planes.lowerBound, planes.upperBound)
         }
     }
 }

@@ -241,4 +241,120 @@ void dsan_winograd_weight_transform(const float *weight, long cout, long cin, lo
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
                                              long co1, float *dWeight) {
     winogradTable()->weight_gradient(du, cout, cin, co0, co1, dWeight);
+
+// MARK: layout kernels (vol2col, col2vol, max pooling): layout_body.h, one table per level, chosen
+// by the same active level as the kernels above.
+
+#define LK_DECLARE(level)                                                                           \
+    void dsan_vk_##level##_vol2col_rows(const dsan_vk_window *, const float *, ptrdiff_t, ptrdiff_t, \
+                                        ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);                  \
+    void dsan_vk_##level##_col2vol_planes(const dsan_vk_window *, const float *, ptrdiff_t,         \
+                                          ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);     \
+    void dsan_vk_##level##_max_pool_forward(const dsan_vk_window *, const float *, float *, int *,   \
+                                            ptrdiff_t, ptrdiff_t);
+
+LK_DECLARE(baseline)
+#if defined(__x86_64__)
+LK_DECLARE(avx2)
+LK_DECLARE(avx512)
+#endif
+
+typedef struct {
+    void (*vol2col_rows)(const dsan_vk_window *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                         ptrdiff_t, ptrdiff_t, float *);
+    void (*col2vol_planes)(const dsan_vk_window *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                           ptrdiff_t, ptrdiff_t, float *);
+    void (*max_pool_forward)(const dsan_vk_window *, const float *, float *, int *, ptrdiff_t, ptrdiff_t);
+} lk_table;
+
+#define LK_TABLE(level)                                                                             \
+    { dsan_vk_##level##_vol2col_rows, dsan_vk_##level##_col2vol_planes,                             \
+      dsan_vk_##level##_max_pool_forward }
+
+static const lk_table layoutTables[] = {
+    LK_TABLE(baseline),
+#if defined(__x86_64__)
+    LK_TABLE(avx2),
+    LK_TABLE(avx512),
+#endif
+};
+
+static const lk_table *layoutTable(void) { return &layoutTables[dsan_vk_active_level()]; }
+
+void dsan_vk_vol2col_rows(const dsan_vk_window *g, const float *x, ptrdiff_t r0, ptrdiff_t rowBegin,
+                          ptrdiff_t rowEnd, ptrdiff_t p0, ptrdiff_t p1, float *cols) {
+    layoutTable()->vol2col_rows(g, x, r0, rowBegin, rowEnd, p0, p1, cols);
+}
+void dsan_vk_col2vol_planes(const dsan_vk_window *g, const float *cols, ptrdiff_t c0, ptrdiff_t p0,
+                            ptrdiff_t p1, ptrdiff_t itemBegin, ptrdiff_t itemEnd, float *dx) {
+    layoutTable()->col2vol_planes(g, cols, c0, p0, p1, itemBegin, itemEnd, dx);
+}
+void dsan_vk_max_pool_forward(const dsan_vk_window *g, const float *x, float *y, int *indices,
+                              ptrdiff_t planeBegin, ptrdiff_t planeEnd) {
+    layoutTable()->max_pool_forward(g, x, y, indices, planeBegin, planeEnd);
+}
+
+// Scalar references: every element computed on its own, by division, in the documented order.
+
+void dsan_vk_reference_vol2col_rows(const dsan_vk_window *g, const float *x, ptrdiff_t r0,
+                                    ptrdiff_t rowBegin, ptrdiff_t rowEnd, ptrdiff_t p0, ptrdiff_t p1,
+                                    float *cols) {
+    const ptrdiff_t T = p1 - p0;
+    for (ptrdiff_t rr = rowBegin; rr < rowEnd; rr++) {
+        const ptrdiff_t r = r0 + rr;
+        const ptrdiff_t kw = r % g->kw, kh = (r / g->kw) % g->kh, kd = (r / (g->kw * g->kh)) % g->kd;
+        const ptrdiff_t c = r / (g->kw * g->kh * g->kd);
+        for (ptrdiff_t p = p0; p < p1; p++) {
+            const ptrdiff_t od = p / (g->oh * g->ow), oh = (p / g->ow) % g->oh, ow = p % g->ow;
+            const ptrdiff_t id = od * g->sd - g->pd + kd, ih = oh * g->sh - g->ph + kh;
+            const ptrdiff_t iw = ow * g->sw - g->pw + kw;
+            const int inside = id >= 0 && id < g->d && ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;
+            cols[rr * T + (p - p0)] = inside ? x[((c * g->d + id) * g->h + ih) * g->w + iw] : 0.0f;
+        }
+    }
+}
+
+void dsan_vk_reference_col2vol_planes(const dsan_vk_window *g, const float *cols, ptrdiff_t c0,
+                                      ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t itemBegin,
+                                      ptrdiff_t itemEnd, float *dx) {
+    const ptrdiff_t T = p1 - p0;
+    for (ptrdiff_t item = itemBegin; item < itemEnd; item++) {
+        const ptrdiff_t c = c0 + item / g->d, id = item % g->d;
+        for (ptrdiff_t kd = 0; kd < g->kd; kd++)
+            for (ptrdiff_t kh = 0; kh < g->kh; kh++)
+                for (ptrdiff_t kw = 0; kw < g->kw; kw++) {
+                    const ptrdiff_t r = (((c - c0) * g->kd + kd) * g->kh + kh) * g->kw + kw;
+                    for (ptrdiff_t p = p0; p < p1; p++) {
+                        const ptrdiff_t od = p / (g->oh * g->ow), oh = (p / g->ow) % g->oh, ow = p % g->ow;
+                        if (od * g->sd - g->pd + kd != id) continue;
+                        const ptrdiff_t ih = oh * g->sh - g->ph + kh, iw = ow * g->sw - g->pw + kw;
+                        if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                        dx[((c * g->d + id) * g->h + ih) * g->w + iw] += cols[r * T + (p - p0)];
+                    }
+                }
+    }
+}
+
+void dsan_vk_reference_max_pool_forward(const dsan_vk_window *g, const float *x, float *y,
+                                        int *indices, ptrdiff_t planeBegin, ptrdiff_t planeEnd) {
+    const ptrdiff_t inPlane = g->d * g->h * g->w, outPlane = g->od * g->oh * g->ow;
+    for (ptrdiff_t plane = planeBegin; plane < planeEnd; plane++)
+        for (ptrdiff_t o = 0; o < outPlane; o++) {
+            const ptrdiff_t od = o / (g->oh * g->ow), oh = (o / g->ow) % g->oh, ow = o % g->ow;
+            float best = -__builtin_inff();
+            ptrdiff_t at = -1;
+            for (ptrdiff_t kd = 0; kd < g->kd; kd++)
+                for (ptrdiff_t kh = 0; kh < g->kh; kh++)
+                    for (ptrdiff_t kw = 0; kw < g->kw; kw++) {
+                        const ptrdiff_t id = od * g->sd - g->pd + kd, ih = oh * g->sh - g->ph + kh;
+                        const ptrdiff_t iw = ow * g->sw - g->pw + kw;
+                        if (id < 0 || id >= g->d || ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                        const ptrdiff_t where = (id * g->h + ih) * g->w + iw;
+                        if (at < 0) at = where;     // no number beats −∞: the first voxel of the window
+                        const float v = x[plane * inPlane + where];
+                        if (v > best || v != v) { best = v; at = where; }
+                    }
+            y[plane * outPlane + o] = best;
+            indices[plane * outPlane + o] = (int)at;
+        }
 }

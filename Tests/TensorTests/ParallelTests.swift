@@ -67,4 +67,31 @@ func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
         #expect(sums.allSatisfy { $0 == sums[0] }, "bit-identical across thread counts: \(sums)")
         #expect(Parallel.blockedSum(0) { _ in 1 } == 0)
     }
+
+    /// `Parallel.zero` clears every element of every tensor, and nothing outside them, whatever
+    /// the thread count: sizes 0, 1, odd, and larger than the 2¹⁶-float grain so chunks cross
+    /// tensor boundaries.
+    @Test(arguments: [1, 2, 3])
+    func zeroClearsEveryTensorExactly(threads: Int) {
+        let sizes = [0, 1, 70_001, 3, 131_072, 5, 200_003]
+        let tensors = sizes.map { Tensor(shape: [$0], repeating: -1.5) }
+        let guardTensor = Tensor(shape: [17], repeating: 2)
+        withThreads(threads) { Parallel.zero(tensors) }
+        for (t, n) in zip(tensors, sizes) {
+            #expect(t.array.allSatisfy { $0 == 0 && $0.sign == .plus }, "size \(n), \(threads) threads")
+        }
+        #expect(guardTensor.array.allSatisfy { $0 == 2 })
+        withThreads(threads) { Parallel.zero([]) }
+    }
+
+    /// `Parallel.copy` copies every element, bit for bit (NaN payloads and −0 included).
+    @Test(arguments: [1, 2, 3])
+    func copyIsExact(threads: Int) {
+        for n in [0, 1, 65_537, 300_001] {
+            let source = Tensor(zeros: [n]), destination = Tensor(shape: [n], repeating: 9)
+            for i in 0..<n { source.data[i] = Float(bitPattern: UInt32(truncatingIfNeeded: i &* 2_654_435_761)) }
+            withThreads(threads) { Parallel.copy(source, into: destination) }
+            #expect((0..<n).allSatisfy { source.data[$0].bitPattern == destination.data[$0].bitPattern }, "\(n) floats, \(threads) threads")
+        }
+    }
 }

@@ -107,6 +107,52 @@ void dsan_winograd_weight_transform(const float *weight, long cout, long cin, lo
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
                                              long co1, float *dWeight);
 
+// MARK: layout kernels (vol2col, col2vol, max pooling) — data movement and max selection
+//
+// The same three builds and the same dispatch as above (layout_body.h, one file per level). They
+// move, add and compare floats exactly as the scalar loops they replaced (the Swift code of
+// Sources/NN/ConvIm2col.swift and Pooling.swift): every output element is the same bits on every
+// level and thread count.
+
+/// The window geometry of a conv or pooling over one [D, H, W] volume: input extents, output
+/// extents, kernel, stride and padding along (d, h, w).
+typedef struct {
+    ptrdiff_t d, h, w;
+    ptrdiff_t od, oh, ow;
+    ptrdiff_t kd, kh, kw;
+    ptrdiff_t sd, sh, sw;
+    ptrdiff_t pd, ph, pw;
+} dsan_vk_window;
+
+/// Rows rowBegin..<rowEnd of a vol2col tile: for each block row rr (global row r = r0 + rr, i.e.
+/// r = (c, kd, kh, kw) over x's channels), cols[rr·T + (p − p0)] = x[c, od·sd − pd + kd,
+/// oh·sh − ph + kh, ow·sw − pw + kw] for the flat output positions p = (od, oh, ow) in p0..<p1,
+/// T = p1 − p0; +0 where the window hangs over the padding. x is one sample [C, D, H, W].
+void dsan_vk_vol2col_rows(const dsan_vk_window *g, const float *x, ptrdiff_t r0,
+                          ptrdiff_t rowBegin, ptrdiff_t rowEnd, ptrdiff_t p0, ptrdiff_t p1, float *cols);
+/// The adjoint of `dsan_vk_vol2col_rows` for the input planes item = (c − c0)·D + id in
+/// itemBegin..<itemEnd: dx[c, id, :, :] += every term of cols (rows of channels c0.., positions
+/// p0..<p1) that lands there, each voxel adding its terms in the order (kd, kh, kw, p).
+void dsan_vk_col2vol_planes(const dsan_vk_window *g, const float *cols, ptrdiff_t c0,
+                            ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t itemBegin, ptrdiff_t itemEnd,
+                            float *dx);
+/// Max pooling of planes planeBegin..<planeEnd of x [planes, D, H, W] into y and indices
+/// [planes, Do, Ho, Wo]: the first maximum in (kd, kh, kw) scan order wins, a NaN wins over any
+/// number (a later NaN over an earlier one); padding is −∞. indices hold d·H·W + h·W + w.
+void dsan_vk_max_pool_forward(const dsan_vk_window *g, const float *x, float *y, int *indices,
+                              ptrdiff_t planeBegin, ptrdiff_t planeEnd);
+
+/// Scalar references, one element at a time in the documented order, for the tests.
+void dsan_vk_reference_vol2col_rows(const dsan_vk_window *g, const float *x, ptrdiff_t r0,
+                                    ptrdiff_t rowBegin, ptrdiff_t rowEnd, ptrdiff_t p0, ptrdiff_t p1,
+                                    float *cols);
+void dsan_vk_reference_col2vol_planes(const dsan_vk_window *g, const float *cols, ptrdiff_t c0,
+                                      ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t itemBegin,
+                                      ptrdiff_t itemEnd, float *dx);
+void dsan_vk_reference_max_pool_forward(const dsan_vk_window *g, const float *x, float *y,
+                                        int *indices, ptrdiff_t planeBegin, ptrdiff_t planeEnd);
+// MARK: end of layout kernels
+
 #ifdef __cplusplus
 }
 #endif
