@@ -241,6 +241,7 @@ void dsan_winograd_weight_transform(const float *weight, long cout, long cin, lo
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
                                              long co1, float *dWeight) {
     winogradTable()->weight_gradient(du, cout, cin, co0, co1, dWeight);
+}
 
 // MARK: layout kernels (vol2col, col2vol, max pooling): layout_body.h, one table per level, chosen
 // by the same active level as the kernels above.
