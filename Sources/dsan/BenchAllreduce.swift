@@ -41,9 +41,7 @@ struct BenchAllreduce: ParsableCommand {
                                             bucketMB: bucketMb).run(comm: comm)
         if comm.rank == 0 {
             if json {
-                let e = JSONEncoder()
-                e.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try e.encode(report), as: UTF8.self))
+                try printJSON(report)
             } else {
                 print(report.table(repetitions: repetitions))
             }

@@ -74,9 +74,7 @@ struct BenchIO: ParsableCommand {
             throw ValidationError(error.description)
         }
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(IOBenchmark.text(report))
         }

@@ -62,9 +62,7 @@ struct BenchKernels: ParsableCommand {
         let report = KernelBenchmark(threadCounts: threadCounts!, volume: volume!, repetitions: repetitions, warmup: warmup,
                                      workspaceMiB: workspaceMiB).run()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(report.table)
         }

@@ -43,9 +43,7 @@ struct BenchStep: ParsableCommand {
             if !json { printError("bench step: repetition \(r)/\(total) took \(String(format: "%.2f", seconds)) s") }
         }
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(report.text)
         }

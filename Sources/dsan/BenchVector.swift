@@ -33,9 +33,7 @@ struct BenchVector: ParsableCommand {
         let benchmark = VectorBenchmark(elements: elements, repetitions: repetitions)
         let rows = benchmark.run()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            try printJSON(rows)
             return
         }
         print(benchmark.table(rows))

@@ -57,3 +57,11 @@ func runMPIJob(timeout: Double, _ body: (Collectives) throws -> Void) throws {
         throw ExitCode.failure
     }
 }
+
+/// Prints `value` as JSON, pretty-printed with sorted keys: what every `--json` of `dsan bench`
+/// prints.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
