@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
-        .testTarget(name: "CLITests", dependencies: ["BLAS", "CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "NumericalTesting"]),
+        .testTarget(name: "CLITests", dependencies: ["BLAS", "CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "Benchmarks", "NumericalTesting"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "CTData", "Tensor"]),
         .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "CTData", "Model", "Tensor", "NumericalTesting"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "CTData", "Tensor"]),

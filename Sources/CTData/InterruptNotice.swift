@@ -21,9 +21,12 @@ public final class InterruptNotice: @unchecked Sendable {
     private let lock = NSLock()
     private var done = 0
 
-    /// `handler(signal, itemsDone)` runs when SIGINT or SIGTERM arrives.
-    public init(_ handler: @escaping @Sendable (Signal, Int) -> Void) {
-        for s in Self.signals {
+    private let caught: [Signal]
+
+    /// `handler(signal, itemsDone)` runs when one of `signals` (SIGINT and SIGTERM) arrives.
+    public init(signals: [Signal] = InterruptNotice.signals, _ handler: @escaping @Sendable (Signal, Int) -> Void) {
+        caught = signals
+        for s in signals {
             signal(s.number, SIG_IGN)   // delivered to the source instead of ending the process
             let source = DispatchSource.makeSignalSource(signal: s.number, queue: .global())
             source.setEventHandler { [self] in handler(s, self.progress) }
@@ -41,7 +44,7 @@ public final class InterruptNotice: @unchecked Sendable {
     /// Stops catching and restores the default actions.
     public func cancel() {
         for s in sources { s.cancel() }
-        for s in Self.signals { signal(s.number, SIG_DFL) }
+        for s in caught { signal(s.number, SIG_DFL) }
     }
 }
 

@@ -41,23 +41,33 @@ import Tensor
         #expect(runs == 6 && m >= 0)
     }
 
-    @Test func aSmallRunMeasuresEveryConvAndPrintsItsTable() {
-        let report = ThreadSettings.with {
-            KernelBenchmark(threadCounts: [1], volume: [16, 16, 16], repetitions: 1, warmup: 0, workspaceMiB: 1).run()
-        }
-        #expect(report.runs.count == 1 && report.runs[0].threads == 1 && report.runs[0].convs.count == 12)
-        #expect(report.networkConvs == 37 && report.inputSize == [16, 16, 16] && report.loadAverage.count == 2)
-        for (c, conv) in zip(report.runs[0].convs, NetworkConv.resnet34(volume: [16, 16, 16])) {
-            #expect(c.name == conv.name && c.countInNetwork == conv.count)
-            #expect(c.forward.seconds > 0 && c.forward.gflops > 0, "\(c.name)")
-            // Winograd is timed for exactly the convs it applies to, the 3³ stride-1 ones.
-            #expect((c.winograd != nil) == WinogradConv.applies(to: conv.geometry), "\(c.name)")
-        }
-        let table = report.table
-        #expect(table.contains("threads 1: sgemm 2048³ "))
-        #expect(table.contains("network forward, 37 convs, "))
-        #expect(table.split(separator: "\n").filter { $0.hasPrefix("layer3 3³") }.count == 1)
-        #expect(table.hasPrefix("machine: \(Machine.description); OpenBLAS "))
+    /// The table of a hand-built report (the measurement itself flips the process-wide
+    /// `ConvAlgorithm.selected`, so it runs in its own process: `BenchKernelsVectorCLITests`).
+    @Test func tableHasARowPerConvAndTheNetworkLine() {
+        let blas = BLASKernelReport(cpu: "c", extensions: "e", openblas: "OpenBLAS 0.3.21 x", core: "Zen", chosenBy: .openBLAS, reason: "r")
+        func pass(_ s: Double) -> KernelReport.Pass { .init(seconds: s, gflops: 2 / s, ratioToSgemm: 0.5 / s) }
+        let direct = KernelReport.ConvRow(name: "layer3 3³", conv: "g", input: [1, 256, 4, 8, 8], countInNetwork: 11, gflop: 2,
+                                          gemmShape: [256, 2304, 256], sgemmAtShapeGFlops: 40, forward: pass(0.1),
+                                          inputGradient: pass(0.2), weightGradient: pass(0.4),
+                                          winograd: .init(forward: pass(0.05), inputGradient: pass(0.1), weightGradient: pass(0.2),
+                                                          speedUp: [2, 2, 2]))
+        var stem = direct
+        stem.name = "conv1 (stem)"; stem.countInNetwork = 1; stem.winograd = nil
+        let report = KernelReport(machine: "m, 2 cores", openblas: "OpenBLAS 0.3.21 x", coreName: "Zen", blas: blas,
+                                  loadAverage: [1.5, 2.25], inputSize: [16, 16, 16], repetitions: 3, warmup: 1, workspaceMiB: 8,
+                                  networkConvs: 12, networkForwardGFlop: 24,
+                                  runs: [.init(threads: 2, sgemm2048GFlops: 80, convs: [stem, direct],
+                                               networkForwardSeconds: 1.2, networkForwardWinogradSeconds: 0.6)])
+        let lines = report.table.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines[0] == "machine: m, 2 cores; OpenBLAS OpenBLAS 0.3.21 x (Zen)")
+        #expect(lines[1] == blas.line)
+        #expect(lines[2] == "load average (1 min) before/after: 1.50 / 2.25")
+        #expect(lines.contains("threads 2: sgemm 2048³ 80.0 GF/s"))
+        let rows = lines.filter { $0.hasPrefix("conv1 (stem)") || $0.hasPrefix("layer3 3³") }
+        #expect(rows.count == 2)
+        #expect(rows[1].contains("256×2304×256") && rows[1].hasSuffix("10.0 (2.00)"))   // Winograd's dW and its speed-up
+        #expect(!rows[0].contains("(2.00)"))
+        #expect(lines.contains("network forward, 12 convs, 24.0 GFLOP: direct 1.200 s (20.0 GF/s), with Winograd 0.600 s (40.0 effective GF/s, ×2.00)"))
     }
 }
 
@@ -128,20 +138,17 @@ import Tensor
     }
 }
 
-/// `dsan bench vector`: every kernel at every level, the active level kept.
-@Suite(.serialized) struct VectorBenchmarkTests {
-    @Test func everyKernelAtEveryLevelAndTheLevelRestored() {
-        let before = VectorLevel.active
-        let benchmark = VectorBenchmark(elements: 4096, repetitions: 1)
-        let rows = benchmark.run()
-        #expect(VectorLevel.active == before)
-        let levels = Set(rows.map(\.level))
-        #expect(rows.count == 6 * levels.count)
-        #expect(Set(rows.map(\.kernel)).count == 6)
-        #expect(rows.filter { $0.level == rows[0].level }.allSatisfy { $0.speedup == 1 })
-        let table = benchmark.table(rows).split(separator: "\n")
-        #expect(table.count == 2 + rows.count)
-        #expect(table[0] == "vector kernels: 4096 floats per array, 1 thread, median of 1; levels alternate; in use: \(VectorLevel.active)")
+/// `dsan bench vector`'s table (the measurement switches the process-wide vector level, so it
+/// runs in its own process: `BenchKernelsVectorCLITests`).
+@Suite struct VectorBenchmarkTests {
+    @Test func tableHasAHeaderAndARowPerKernelAndLevel() {
+        let rows = [VectorBenchmark.Row(kernel: "relu backward", level: "baseline", seconds: 0.004, gbPerSecond: 12.5, speedup: 1),
+                    VectorBenchmark.Row(kernel: "relu backward", level: "avx2", seconds: 0.002, gbPerSecond: 25, speedup: 2)]
+        let lines = VectorBenchmark(elements: 4096, repetitions: 3).table(rows).split(separator: "\n").map(String.init)
+        #expect(lines.count == 4)
+        #expect(lines[0] == "vector kernels: 4096 floats per array, 1 thread, median of 3; levels alternate; in use: \(VectorLevel.active)")
+        #expect(lines[2] == "relu backward                 baseline      4.00     12.5     1.00")
+        #expect(lines[3] == "relu backward                 avx2          2.00     25.0     2.00")
     }
 }
 
