@@ -65,10 +65,16 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
 
-        // Workflows: what the commands do, as library code: the cross-validation of `dsan cv` and
-        // prediction with a checkpoint or an ensemble file.
+        // Workflows: what the commands do, as library code: the cross-validation of `dsan cv`,
+        // prediction with a checkpoint or an ensemble file, and one rank of an MPI job (`MPIJob`).
         .target(name: "Workflows", dependencies: [
-            "Evaluation", "Training", "Model", "CTData", "NIfTI", "HDF5", "Tensor", "Distributed",
+            "Evaluation", "Training", "Model", "CTData", "NIfTI", "HDF5", "Tensor", "Distributed", "MPI", "BLAS",
+        ]),
+
+        // Benchmarks: what `dsan bench kernels | step | io | vector | allreduce` measure, and their
+        // reports (tables and JSON).
+        .target(name: "Benchmarks", dependencies: [
+            "BLAS", "Tensor", "NN", "VectorKernels", "Model", "CTData", "MPI", "Distributed",
         ]),
 
         // Planning: the α-β model of a step, an epoch and a cross-validation on R ranks (pure arithmetic).
@@ -79,8 +85,8 @@ let package = Package(
 
         // Command line.
         .executableTarget(name: "dsan", dependencies: [
-            "MPI", "HDF5", "CPU", "BLAS", "Tensor", "NN", "NIfTI", "CTData", "Distributed", "Model", "Evaluation", "Training", "Workflows", "Report", "Planning",
-            "VectorKernels",
+            "MPI", "BLAS", "Tensor", "NN", "NIfTI", "CTData", "Distributed", "Model", "Evaluation", "Training", "Workflows", "Report", "Planning",
+            "Benchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Rank-side halves of the multi-rank tests, launched under mpirun by Tests/MPITests and
@@ -102,13 +108,14 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "MPI", "Tensor", "NumericalTesting"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI", "Tensor"]),
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
-        .testTarget(name: "CLITests", dependencies: ["BLAS", "CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "NumericalTesting"]),
+        .testTarget(name: "CLITests", dependencies: ["BLAS", "CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "Benchmarks", "NumericalTesting"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "CTData", "Tensor"]),
-        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "CTData", "Model", "Tensor"]),
+        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "CTData", "Model", "Tensor", "NumericalTesting"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "CTData", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "CTDataTests", dependencies: ["CTData", "HDF5", "NIfTI", "NumericalTesting"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Model", "NN", "Tensor", "BLAS", "CTData", "NumericalTesting"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Evaluation", "CTData", "NIfTI", "NumericalTesting"]),
     ],
     swiftLanguageModes: [.v5]

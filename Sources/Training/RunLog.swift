@@ -14,7 +14,8 @@ public final class RunLog: @unchecked Sendable {
         self.ranks = ranks
     }
 
-    static func timestamp() -> String { ISO8601DateFormatter().string(from: Date()) }
+    /// ISO 8601 in UTC, "2026-12-01T04:00:00Z": how every log line of dsan starts.
+    static func timestamp(_ date: Date = Date()) -> String { ISO8601DateFormatter().string(from: date) }
 
     private func write(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))

@@ -1,5 +1,6 @@
 import CTData
 import Distributed
+import Evaluation
 import Foundation
 import MPI
 import Model
@@ -69,7 +70,10 @@ public final class Trainer {
     let syncBatchNorm: SyncBatchNorm
     let directory: RunDirectory
     var state = TrainingState()
-    /// Test seam: told after every forward pass (see `StepObserver`); nil in production.
+    /// How many validation cases each rank evaluated in the last validation (rank order).
+    var validationCasesByRank: [Int] = []
+    /// Test seam: told after every forward pass and once the gradients are reduced (see
+    /// `StepObserver`); nil in production.
     public var stepObserver: StepObserver?
 
     var rank: Int { collectives.rank }
@@ -127,9 +131,87 @@ public final class Trainer {
             state.step = 0
             try finishEpoch(epoch, totals)
         }
-        log.info("finished \(config.epochs) epochs; last checkpoint \(directory.lastCheckpoint)" + (state.bestAUC != nil ? ", best \(directory.bestCheckpoint) (epoch \(state.bestEpoch! + 1), AUC \(ProgressText.metric(state.bestAUC)))" : ""))
+        log.info("finished \(config.epochs) epochs; last checkpoint \(directory.lastCheckpoint)" + (state.bestAUC != nil ? ", best \(directory.bestCheckpoint) (epoch \(state.bestEpoch! + 1), AUC \(Evaluation.format(state.bestAUC)))" : ""))
         return state
     }
+
+    // MARK: Start-up
+
+    /// Every rank must run the same resolved configuration on the same data: each rank's
+    /// configuration lines, flags and case list are hashed and gathered, and a rank that differs
+    /// from rank 0 stops the job at start, naming what differs (a mixed software install or a
+    /// node that sees other files would otherwise train a wrong model without a word).
+    func checkSameJobOnEveryRank() throws {
+        guard collectives.size > 1 else { return }
+        var items = config.yaml.split(separator: "\n").map(String.init)
+        items.append("flags: resume \(request.resume), init \(request.initFrom ?? "-"), overwrite \(request.overwrite)")
+        items.append("training data: \(split.cohort.cases.count) cases in \(split.cohort.directory), ids " + split.cohort.cases.map(\.caseID).joined(separator: ","))
+        items.append("validation data: " + (split.validationCohort.map { "\($0.cases.count) cases in \($0.directory), ids " + $0.cases.map(\.caseID).joined(separator: ",") } ?? "none"))
+        // FNV-1a, 52 bits: exact in a Double.
+        let hashes = items.map { item -> Double in
+            var h: UInt64 = 0xcbf29ce484222325
+            for b in item.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+            return Double(h & ((1 << 52) - 1))
+        }
+        let all = try collectives.gather(hashes, maxCount: 256, what: "every rank's configuration and data")
+        var problems: [String] = []
+        for (r, theirs) in all.enumerated() where r > 0 && theirs != all[0] {
+            let differing = zip(items.indices, zip(all[0], theirs)).filter { $0.1.0 != $0.1.1 }.map { items[$0.0].split(separator: ":").first.map(String.init) ?? "?" }
+            problems.append("rank \(r) differs from rank 0 in " + (differing.isEmpty ? "the number of settings" : differing.joined(separator: ", ")))
+        }
+        if !problems.isEmpty {
+            throw ConfigError(source: "mpirun", message: "the ranks do not run the same job: " + problems.joined(separator: "; ")
+                              + " (this rank has: " + items.filter { !$0.hasPrefix("training data") && !$0.hasPrefix("validation data") }.joined(separator: "; ")
+                              + "). Give every rank the same command, configuration and data")
+        }
+    }
+
+    /// Initial weights: --resume loads the last checkpoint, else rank 0's are broadcast; then
+    /// every rank verifies it holds the same parameters and buffers.
+    func prepareModel() throws {
+        let lastPath = directory.lastCheckpoint
+        if request.resume {
+            guard FileManager.default.fileExists(atPath: lastPath) else {
+                throw ConfigError(source: "--resume", message: "\(lastPath) does not exist; nothing to resume (start without --resume)")
+            }
+            guard let json = try Checkpoint.load(into: model, optimizer: optimizer, from: lastPath),
+                  let saved = try? JSONDecoder().decode(TrainingState.self, from: Foundation.Data(json.utf8)) else {
+                throw ConfigError(source: lastPath, message: "holds no training state; it is not a dsan training checkpoint")
+            }
+            if saved.seed != config.seed {
+                throw ConfigError(source: "--resume", message: "\(lastPath) was trained with seed \(saved.seed), this run has seed \(config.seed); resume with the same configuration")
+            }
+            state = saved
+            state.ranks = collectives.size
+            log.info("resuming \(lastPath) at epoch \(state.epoch + 1), step \(state.step + 1) (\(state.globalStep) steps done)")
+        }
+        let tensors = model.registry.parameters.map(\.value) + model.registry.buffers.map(\.value)
+        try collectives.broadcast(tensors, root: 0)
+        let tracked = try collectives.broadcast(model.batchNorms.map { Double($0.numBatchesTracked) }, root: 0)
+        for (bn, n) in zip(model.batchNorms, tracked) { bn.numBatchesTracked = Int(n) }
+        try collectives.verifyIdentical(tensors, what: "model (parameters and buffers)")
+        if !request.resume { try collectives.verifyIdentical(optimizer.firstMoments, what: "optimizer state") }
+    }
+
+    /// What the run is about to do, on rank 0's log.
+    func logStart(steps: Int, prefetchDepth: Int) {
+        if collectives.size > 1 {
+            log.info(overlapped != nil ? "gradient buckets (\(buckets.buckets.count) of ~\(config.bucketMB) MB) are reduced on a communication thread during backward"
+                     : "gradient buckets (\(buckets.buckets.count)) are reduced after backward (overlap off or MPI_THREAD_MULTIPLE unavailable)")
+        }
+        log.info("training \(split.trainIndices.count) cases (\(cohort.size.map(String.init).joined(separator: "×"))) on \(collectives.size) rank(s), global batch \(config.batch), \(steps) steps per epoch, \(config.epochs) epochs, sampling \(config.sampling), attention \(config.attention ? "on" : "off")"
+                 + (split.validationIndices.isEmpty ? ", no validation set" : ", validating on \(split.validationIndices.count) cases")
+                 + "; \(prefetchDepth) case(s) decoded ahead" + (config.prefetch == 0 ? " (prefetch: auto)" : ""))
+        if microBatches > 1 {
+            log.info("micro-batches: each rank runs its share in \(microBatches) micro-batches of at most \(config.microBatch) cases with gradient accumulation; batch-norm statistics are those of one micro-batch across ranks, a deviation from exact equivalence with one rank on the whole global batch")
+        }
+        if let sb = sampler as? SizeBalancedSampler {
+            let w = sb.weights.map { String(format: "%.3f", $0) }, p = sb.probabilities.map { String(format: "%.3f", $0) }
+            log.info("size-balanced groups [COVID small, COVID large, CAP small, CAP large]: cases \(sb.groups.map(\.count)), weights \(w), probabilities \(p)")
+        }
+    }
+
+    // MARK: Steps
 
     /// What an epoch's steps add up to, for its record.
     struct EpochTotals {
@@ -167,7 +249,7 @@ public final class Trainer {
             let remaining = Double(shares.count - k - 1) * elapsed / Double(k + 1)
             log.progress(String(format: "epoch %d/%d step %d/%d loss %.4f (cls %.4f att %.4f) %.2f cases/s ETA %@",
                                 epoch + 1, config.epochs, step + 1, steps, record.loss, record.classification,
-                                record.attention, rate, ProgressText.duration(remaining) as NSString),
+                                record.attention, rate, DurationText.short(remaining, fractionDigits: 0) as NSString),
                          force: k == shares.count - 1)
             if config.steps > 0 && state.globalStep >= config.steps {
                 try saveCheckpoint(best: false)
@@ -198,11 +280,7 @@ public final class Trainer {
                 ? try microBatchedStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step,
                                        globalBatch: sampler.globalBatch(epoch: epoch, step: step).count)
                 : try trainStep(input: inputs.0, masks: inputs.1, labels: labels, epoch: epoch, step: step)
-        } catch let error as NonFiniteLossError {
-            throw NonFiniteStepError(cause: "\(error)", epoch: epoch, step: step, globalStep: state.globalStep,
-                                     rankCases: cases.map(\.info.caseID),
-                                     batchCases: sampler.globalBatch(epoch: epoch, step: step).map { split.cohort.cases[$0].caseID })
-        } catch let error as NonFiniteGradientError {
+        } catch let error where error is NonFiniteLossError || error is NonFiniteGradientError {
             throw NonFiniteStepError(cause: "\(error)", epoch: epoch, step: step, globalStep: state.globalStep,
                                      rankCases: cases.map(\.info.caseID),
                                      batchCases: sampler.globalBatch(epoch: epoch, step: step).map { split.cohort.cases[$0].caseID })
@@ -214,110 +292,6 @@ public final class Trainer {
                                                                    what: "the ranks' batch-norm sync waits")
         record.dataWaitSeconds = dataWait
         return record
-    }
-
-    /// After an epoch's steps: validation, the best AUC so far, the epoch's record and log line,
-    /// and the checkpoints.
-    func finishEpoch(_ epoch: Int, _ totals: EpochTotals) throws {
-        let validationStart = Date()
-        let metrics = try validate(epoch: epoch)
-        let validationSeconds = Date().timeIntervalSince(validationStart)
-        var improved = false
-        if let auc = metrics?.auc, auc > (state.bestAUC ?? -1) {
-            state.bestAUC = auc
-            state.bestEpoch = epoch
-            improved = true
-        }
-        if rank == 0 {
-            let record = EpochRecord(epoch: epoch, meanLoss: totals.lossSum / Double(max(1, totals.steps)),
-                                     lr: optimizer.learningRate, seconds: totals.seconds,
-                                     samplesPerSecond: Double(totals.cases) / max(totals.seconds, 1e-9),
-                                     validation: metrics,
-                                     validationSeconds: metrics == nil ? nil : validationSeconds,
-                                     validationCasesByRank: metrics == nil ? nil : validationCasesByRank)
-            try directory.append(record)
-            var line = String(format: "epoch %d done in %@: mean loss %.4f", epoch + 1, ProgressText.duration(totals.seconds) as NSString, record.meanLoss)
-            if let m = metrics {
-                line += String(format: ", validation AUC %@ accuracy %@", ProgressText.metric(m.auc), ProgressText.metric(m.accuracy))
-                if improved { line += " (best so far)" }
-            }
-            log.info(line)
-        }
-        try saveCheckpoint(best: improved || (split.validationIndices.isEmpty && rank == 0))
-    }
-
-    /// What the run is about to do, on rank 0's log.
-    func logStart(steps: Int, prefetchDepth: Int) {
-        if collectives.size > 1 {
-            log.info(overlapped != nil ? "gradient buckets (\(buckets.buckets.count) of ~\(config.bucketMB) MB) are reduced on a communication thread during backward"
-                     : "gradient buckets (\(buckets.buckets.count)) are reduced after backward (overlap off or MPI_THREAD_MULTIPLE unavailable)")
-        }
-        log.info("training \(split.trainIndices.count) cases (\(cohort.size.map(String.init).joined(separator: "×"))) on \(collectives.size) rank(s), global batch \(config.batch), \(steps) steps per epoch, \(config.epochs) epochs, sampling \(config.sampling), attention \(config.attention ? "on" : "off")"
-                 + (split.validationIndices.isEmpty ? ", no validation set" : ", validating on \(split.validationIndices.count) cases")
-                 + "; \(prefetchDepth) case(s) decoded ahead" + (config.prefetch == 0 ? " (prefetch: auto)" : ""))
-        if microBatches > 1 {
-            log.info("micro-batches: each rank runs its share in \(microBatches) micro-batches of at most \(config.microBatch) cases with gradient accumulation; batch-norm statistics are those of one micro-batch across ranks, a deviation from exact equivalence with one rank on the whole global batch")
-        }
-        if let sb = sampler as? SizeBalancedSampler {
-            let w = sb.weights.map { String(format: "%.3f", $0) }, p = sb.probabilities.map { String(format: "%.3f", $0) }
-            log.info("size-balanced groups [COVID small, COVID large, CAP small, CAP large]: cases \(sb.groups.map(\.count)), weights \(w), probabilities \(p)")
-        }
-    }
-
-    /// Initial weights: --resume loads the last checkpoint, else rank 0's are broadcast; then
-    /// every rank verifies it holds the same parameters and buffers.
-    /// Every rank must run the same resolved configuration on the same data: each rank's
-    /// configuration lines, flags and case list are hashed and gathered, and a rank that differs
-    /// from rank 0 stops the job at start, naming what differs (a mixed software install or a
-    /// node that sees other files would otherwise train a wrong model without a word).
-    func checkSameJobOnEveryRank() throws {
-        guard collectives.size > 1 else { return }
-        var items = config.yaml.split(separator: "\n").map(String.init)
-        items.append("flags: resume \(request.resume), init \(request.initFrom ?? "-"), overwrite \(request.overwrite)")
-        items.append("training data: \(split.cohort.cases.count) cases in \(split.cohort.directory), ids " + split.cohort.cases.map(\.caseID).joined(separator: ","))
-        items.append("validation data: " + (split.validationCohort.map { "\($0.cases.count) cases in \($0.directory), ids " + $0.cases.map(\.caseID).joined(separator: ",") } ?? "none"))
-        // FNV-1a, 52 bits: exact in a Double.
-        let hashes = items.map { item -> Double in
-            var h: UInt64 = 0xcbf29ce484222325
-            for b in item.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-            return Double(h & ((1 << 52) - 1))
-        }
-        let all = try collectives.gather(hashes, maxCount: 256, what: "every rank's configuration and data")
-        var problems: [String] = []
-        for (r, theirs) in all.enumerated() where r > 0 && theirs != all[0] {
-            let differing = zip(items.indices, zip(all[0], theirs)).filter { $0.1.0 != $0.1.1 }.map { items[$0.0].split(separator: ":").first.map(String.init) ?? "?" }
-            problems.append("rank \(r) differs from rank 0 in " + (differing.isEmpty ? "the number of settings" : differing.joined(separator: ", ")))
-        }
-        if !problems.isEmpty {
-            throw ConfigError(source: "mpirun", message: "the ranks do not run the same job: " + problems.joined(separator: "; ")
-                              + " (this rank has: " + items.filter { !$0.hasPrefix("training data") && !$0.hasPrefix("validation data") }.joined(separator: "; ")
-                              + "). Give every rank the same command, configuration and data")
-        }
-    }
-
-    func prepareModel() throws {
-        let lastPath = directory.lastCheckpoint
-        if request.resume {
-            guard FileManager.default.fileExists(atPath: lastPath) else {
-                throw ConfigError(source: "--resume", message: "\(lastPath) does not exist; nothing to resume (start without --resume)")
-            }
-            guard let json = try Checkpoint.load(into: model, optimizer: optimizer, from: lastPath),
-                  let saved = try? JSONDecoder().decode(TrainingState.self, from: Foundation.Data(json.utf8)) else {
-                throw ConfigError(source: lastPath, message: "holds no training state; it is not a dsan training checkpoint")
-            }
-            if saved.seed != config.seed {
-                throw ConfigError(source: "--resume", message: "\(lastPath) was trained with seed \(saved.seed), this run has seed \(config.seed); resume with the same configuration")
-            }
-            state = saved
-            state.ranks = collectives.size
-            log.info("resuming \(lastPath) at epoch \(state.epoch + 1), step \(state.step + 1) (\(state.globalStep) steps done)")
-        }
-        let tensors = model.registry.parameters.map(\.value) + model.registry.buffers.map(\.value)
-        try collectives.broadcast(tensors, root: 0)
-        let tracked = try collectives.broadcast(model.batchNorms.map { Double($0.numBatchesTracked) }, root: 0)
-        for (bn, n) in zip(model.batchNorms, tracked) { bn.numBatchesTracked = Int(n) }
-        try collectives.verifyIdentical(tensors, what: "model (parameters and buffers)")
-        if !request.resume { try collectives.verifyIdentical(optimizer.firstMoments, what: "optimizer state") }
     }
 
     /// Packs this rank's cases into `[n, 1, D, H, W]` input and infection-mask tensors, reusing
@@ -468,8 +442,37 @@ public final class Trainer {
         return record
     }
 
-    /// How many validation cases each rank evaluated in the last validation (rank order).
-    var validationCasesByRank: [Int] = []
+    // MARK: End of an epoch
+
+    /// After an epoch's steps: validation, the best AUC so far, the epoch's record and log line,
+    /// and the checkpoints.
+    func finishEpoch(_ epoch: Int, _ totals: EpochTotals) throws {
+        let validationStart = Date()
+        let metrics = try validate(epoch: epoch)
+        let validationSeconds = Date().timeIntervalSince(validationStart)
+        var improved = false
+        if let auc = metrics?.auc, auc > (state.bestAUC ?? -1) {
+            state.bestAUC = auc
+            state.bestEpoch = epoch
+            improved = true
+        }
+        if rank == 0 {
+            let record = EpochRecord(epoch: epoch, meanLoss: totals.lossSum / Double(max(1, totals.steps)),
+                                     lr: optimizer.learningRate, seconds: totals.seconds,
+                                     samplesPerSecond: Double(totals.cases) / max(totals.seconds, 1e-9),
+                                     validation: metrics,
+                                     validationSeconds: metrics == nil ? nil : validationSeconds,
+                                     validationCasesByRank: metrics == nil ? nil : validationCasesByRank)
+            try directory.append(record)
+            var line = String(format: "epoch %d done in %@: mean loss %.4f", epoch + 1, DurationText.short(totals.seconds, fractionDigits: 0) as NSString, record.meanLoss)
+            if let m = metrics {
+                line += String(format: ", validation AUC %@ accuracy %@", Evaluation.format(m.auc), Evaluation.format(m.accuracy))
+                if improved { line += " (best so far)" }
+            }
+            log.info(line)
+        }
+        try saveCheckpoint(best: improved || (split.validationIndices.isEmpty && rank == 0))
+    }
 
     /// Validation after an epoch (DESIGN.md §4). The forward passes (eval mode: running
     /// statistics, no collectives) are split across the ranks in contiguous slices of the

@@ -1,9 +1,7 @@
 import ArgumentParser
-import BLAS
-import Distributed
+import Benchmarks
 import Foundation
 import MPI
-import Model
 
 struct BenchAllreduce: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,14 +27,6 @@ struct BenchAllreduce: ParsableCommand {
     @Option(help: "Gradient bucket size in MB, as `bucket_mb` in training.") var bucketMb = 25.0
     @Flag(help: "Print JSON instead of a table.") var json = false
 
-    struct Row: Codable {
-        var megabytes: Double, ringSeconds: Double, mpiSeconds: Double, ratio: Double, ringBusGBps: Double
-    }
-    struct Gradients: Codable {
-        var width: Int, megabytes: Double, buckets: Int, inPlaceSeconds: Double, packedSeconds: Double
-    }
-    struct Report: Codable { var ranks: Int, rows: [Row], gradients: Gradients?, blas: BLASKernelReport }
-
     func run() throws {
         let list = sizes.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard !list.isEmpty, list.allSatisfy({ $0 > 0 }), repetitions >= 1 else {
@@ -47,77 +37,13 @@ struct BenchAllreduce: ParsableCommand {
         }
         try MPI.initialize(required: .funneled, minimum: .funneled)
         let comm = try Communicator.world
-        let ring = RingAllreduce(comm: comm, timeout: 600)
-        /// Median over `repetitions` (after one untimed run) of the slowest rank's time.
-        func timed(_ body: () throws -> Void) throws -> Double {
-            var times: [Double] = []
-            for r in 0..<(repetitions + 1) {
-                try comm.barrier()
-                let t0 = MPI.wallTime
-                try body()
-                let t = MPI.wallTime - t0
-                var slowest = [t]
-                try comm.allreduce(&slowest, .max)   // a collective ends when its last rank does
-                if r > 0 { times.append(slowest[0]) }
-            }
-            return times.sorted()[times.count / 2]
-        }
-        var rows: [Row] = []
-        for mb in list {
-            let n = Int(mb * 1_048_576 / 4)
-            var buffer = [Float](repeating: 1, count: n)
-            let ringTime = try timed { try ring.allreduce(&buffer) }
-            let mpiTime = try timed { try comm.allreduce(&buffer) }
-            let bytes = Double(n * 4), r = Double(comm.size)
-            rows.append(Row(megabytes: mb, ringSeconds: ringTime, mpiSeconds: mpiTime, ratio: mpiTime / ringTime,
-                            ringBusGBps: 2 * (r - 1) / r * bytes / ringTime / 1e9))
-        }
-        var gradients: Gradients?
-        if gradientWidth > 0 {
-            let model = ResNet3D(config: ModelConfig(width: gradientWidth, attention: true), seed: 1)
-            let tensors = model.registry.parameters.reversed().map(\.gradient)
-            for t in tensors { t.fill(1) }
-            let buckets = GradientBuckets(gradients: tensors, bucketBytes: Int(bucketMb * 1_048_576))
-            let inPlace = try timed { try buckets.allReduce(ring) }
-            // The packed baseline: copy each bucket's tensors into one buffer, reduce, copy back.
-            var packed = buckets.buckets.map { b in [Float](repeating: 0, count: b.reduce(0) { $0 + tensors[$1].count }) }
-            let packedTime = try timed {
-                for (k, members) in buckets.buckets.enumerated() {
-                    try packed[k].withUnsafeMutableBufferPointer { buffer in
-                        var offset = 0
-                        for i in members {
-                            (buffer.baseAddress! + offset).update(from: tensors[i].data, count: tensors[i].count)
-                            offset += tensors[i].count
-                        }
-                        try ring.allreduce(buffer, verifyLength: false)
-                        offset = 0
-                        for i in members {
-                            tensors[i].data.update(from: buffer.baseAddress! + offset, count: tensors[i].count)
-                            offset += tensors[i].count
-                        }
-                    }
-                }
-            }
-            let floats = tensors.reduce(0) { $0 + $1.count }
-            gradients = Gradients(width: gradientWidth, megabytes: Double(floats * 4) / 1e6, buckets: buckets.buckets.count,
-                                  inPlaceSeconds: inPlace, packedSeconds: packedTime)
-        }
+        let report = try AllreduceBenchmark(sizes: list, repetitions: repetitions, gradientWidth: gradientWidth,
+                                            bucketMB: bucketMb).run(comm: comm)
         if comm.rank == 0 {
             if json {
-                let e = JSONEncoder()
-                e.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try e.encode(Report(ranks: comm.size, rows: rows, gradients: gradients, blas: BLASStartUp.report)), as: UTF8.self))
+                try printJSON(report)
             } else {
-                print(BLASStartUp.report.line)
-                print("all-reduce of float32 buffers on \(comm.size) rank(s), median of \(repetitions)")
-                print("      MB     ring (s)  MPI_Allreduce (s)  MPI/ring   ring bus GB/s")
-                for row in rows {
-                    print(String(format: "%8.0f %12.4f %18.4f %9.2f %14.2f", row.megabytes, row.ringSeconds, row.mpiSeconds, row.ratio, row.ringBusGBps))
-                }
-                if let g = gradients {
-                    print(String(format: "gradients of the width-%d model, %.0f MB in %d buckets: in place %.4f s, packed and unpacked %.4f s (%.2fx)",
-                                 g.width, g.megabytes, g.buckets, g.inPlaceSeconds, g.packedSeconds, g.packedSeconds / g.inPlaceSeconds))
-                }
+                print(report.table(repetitions: repetitions))
             }
         }
         try MPI.finalize()

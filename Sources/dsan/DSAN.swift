@@ -1,4 +1,6 @@
 import ArgumentParser
+import BLAS
+import Foundation
 
 /// dsan's version, printed by `dsan --version` and written into run directories and checkpoints.
 let dsanVersion = "0.1.0"
@@ -19,7 +21,12 @@ struct DSAN: ParsableCommand {
     /// Chooses the OpenBLAS kernels (which may restart the process, before MPI_Init and before
     /// any GEMM), then runs the command.
     static func main() {
-        BLASStartUp.select()
+        do {
+            if let warning = try BLASStartUp.select() { printError("dsan: warning: \(warning)") }
+        } catch {
+            printError("dsan: \(error)")
+            Foundation.exit(1)
+        }
         main(nil)
     }
 }

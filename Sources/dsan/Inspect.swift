@@ -2,6 +2,7 @@ import ArgumentParser
 import CTData
 import Foundation
 import Model
+import Training
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,9 +23,9 @@ struct Inspect: ParsableCommand {
     var noHistogram = false
 
     func run() throws {
-        var progress: Progress?
+        var progress: ProgressLine?
         let report = try Inspection.run(directory: directory, minimumEdge: ModelConfig.minimumInputEdge) { done, total in
-            if progress == nil { progress = Progress("inspect", total: total) }
+            if progress == nil { progress = ProgressLine("inspect", total: total) }
             progress?.update(done, unit: "shards")
         }
         print("\(report.shards.count) shards, \(report.cases.count) cases, size \(report.size.map { $0.map(String.init).joined(separator: "x") } ?? "?")")
@@ -44,13 +45,5 @@ struct Inspect: ParsableCommand {
             throw ExitCode.failure.withMessage("\(report.problems.count) problem(s) in \(directory)")
         }
         print("ok: every shard is valid")
-    }
-}
-
-extension ExitCode {
-    /// Prints `message` as the one-line cause on stderr and returns self.
-    func withMessage(_ message: String) -> ExitCode {
-        printError("dsan: \(message)")
-        return self
     }
 }

@@ -2,8 +2,10 @@ import ArgumentParser
 import CTData
 import Evaluation
 import Foundation
+import Model
 import NIfTI
 import Tensor
+import Training
 import Workflows
 
 struct Predict: ParsableCommand {
@@ -98,7 +100,7 @@ struct Predict: ParsableCommand {
 
     private func predictShards(_ directory: String, _ predictor: Predictor) throws {
         let cohort = try Cohort(directory: directory)
-        let progress = Progress("predict", total: cohort.count)
+        let progress = ProgressLine("predict", total: cohort.count)
         try ShardPrediction.predict(cohort: cohort, indices: Array(0..<cohort.count), with: predictor, batch: batch,
                          csv: out, attentionMaps: attentionMaps) { progress.update($0) }
         print("predicted \(cohort.count) cases with \(predictor.name) → \(out)"

@@ -1,8 +1,10 @@
 import ArgumentParser
 import CTData
 import Foundation
+import Model
 import NIfTI
 import Tensor
+import Training
 
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -58,9 +60,7 @@ struct Prepare: ParsableCommand {
                 printError("dsan prepare: removed \(output.removedLeftovers.count) unfinished file(s) of an interrupted run from \(out)")
             }
             let (out, total) = (self.out, entries.count)
-            let interrupt = InterruptNotice { signal, done in
-                interruptedMessage(command: "prepare", signal: signal, done: done, total: total, out: out)
-            }
+            let interrupt = InterruptNotice.forShards(command: "prepare", total: total, out: out)
             defer { interrupt.cancel() }
             do {
                 try prepare(entries, into: output, interrupt: interrupt)
@@ -86,7 +86,7 @@ struct Prepare: ParsableCommand {
         let jobs = min(self.jobs ?? ProcessInfoCores.available, entries.count)
         // Case-level parallelism first; the kernels inside a case share what is left.
         Parallel.threads = max(1, ProcessInfoCores.available / jobs)
-        let progress = Progress("prepare", total: entries.count)
+        let progress = ProgressLine("prepare", total: entries.count)
         let shardCount = (entries.count + shardSize - 1) / shardSize
         let digits = max(3, String(shardCount - 1).count)
         let source = "dsan prepare --manifest \((manifest as NSString).lastPathComponent) --size \(size)"
@@ -169,42 +169,5 @@ struct Prepare: ParsableCommand {
                             infectionRatio: prepared.infectionRatio.map(Float.init) ?? .nan)
         return Ready(info: info, image: prepared.imageBytes, lung: prepared.lung, infection: prepared.infection,
                      transform: prepared.transform)
-    }
-}
-
-/// Results that arrive in any order from worker threads and are taken in index order.
-final class OrderedResults<T: Sendable>: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var results: [Int: Result<T, Error>] = [:]
-
-    func put(_ index: Int, _ result: Result<T, Error>) {
-        condition.lock()
-        results[index] = result
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Waits for the result of `index` and removes it.
-    func take(_ index: Int) -> Result<T, Error> {
-        condition.lock()
-        defer { condition.unlock() }
-        while results[index] == nil { condition.wait() }
-        return results.removeValue(forKey: index)!
-    }
-}
-
-/// Runs `body`, turning any error other than the argument parser's into the one-line
-/// `dsan: <cause>` on stderr and a non-zero exit.
-enum CommandErrors {
-    static func reporting(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let error as ExitCode {
-            throw error
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            throw ExitCode.failure.withMessage("\(error)")
-        }
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CTData
+import Model
+import Training
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,11 +45,9 @@ struct Synth: ParsableCommand {
     }
 
     func run() throws {
-        let progress = Progress("synth", total: cases)
+        let progress = ProgressLine("synth", total: cases)
         let (out, cases) = (self.out, self.cases)
-        let interrupt = InterruptNotice { signal, done in
-            interruptedMessage(command: "synth", signal: signal, done: done, total: cases, out: out)
-        }
+        let interrupt = InterruptNotice.forShards(command: "synth", total: cases, out: out)
         defer { interrupt.cancel() }
         var infos: [CaseInfo] = []
         try CommandErrors.reporting {
@@ -60,12 +60,4 @@ struct Synth: ParsableCommand {
         let covid = infos.filter { $0.label == .covid }.count
         print("wrote \(infos.count) cases (\(covid) COVID-19, \(infos.count - covid) CAP) at \(size) to \(out)")
     }
-}
-
-/// What `prepare` and `synth` print when SIGINT or SIGTERM stops them: nothing of the run is a
-/// shard yet, and how to continue.
-func interruptedMessage(command: String, signal: String, done: Int, total: Int, out: String) -> String {
-    "dsan \(command): interrupted by \(signal) after \(done) of \(total) cases; \(out) holds none of this run's shards "
-        + "(its unfinished files end in \(ShardDirectoryWriter.incompleteSuffix) or .partial, and the next run into \(out) removes them). "
-        + "To continue, run the same command again: it starts over (see \(InputRules.page))"
 }

@@ -81,13 +81,55 @@ import Testing
     }
 }
 
-@Suite struct ProgressTextTests {
-    @Test func durationsAndMetrics() {
-        #expect(ProgressText.duration(.infinity) == "?")
-        #expect(ProgressText.duration(42.4) == "42s")
-        #expect(ProgressText.duration(187) == "3m07s")
-        #expect(ProgressText.duration(7500) == "2h05m")
-        #expect(ProgressText.metric(0.87654) == "0.8765")
-        #expect(ProgressText.metric(nil) == "n/a")
+@Suite struct DurationAndProgressTests {
+    /// One formatter for every duration dsan prints: the trainer's log with whole seconds, progress
+    /// lines with tenths.
+    @Test func durations() {
+        #expect(DurationText.short(.infinity) == "?")
+        #expect(DurationText.short(.nan, fractionDigits: 0) == "?")
+        #expect(DurationText.short(42.4, fractionDigits: 0) == "42s")
+        #expect(DurationText.short(42.44) == "42.4s")
+        #expect(DurationText.short(187) == "3m07s")
+        #expect(DurationText.short(187, fractionDigits: 0) == "3m07s")
+        #expect(DurationText.short(7500) == "2h05m")
+        #expect(Evaluation.format(0.87654) == "0.8765")
+        #expect(Evaluation.format(nil) == "n/a")
+    }
+
+    /// A clock the test moves by hand, and the lines written.
+    final class Recorder {
+        var time = Date(timeIntervalSince1970: 1_800_000_000)
+        var lines: [String] = []
+    }
+
+    @Test func batchLogLinesAreThrottledTimestampedAndEndWithTheTotal() {
+        let r = Recorder()
+        let progress = ProgressLine("prepare", total: 8, isTerminal: false, now: { r.time }, write: { r.lines.append($0) })
+        r.time += 4
+        progress.update(2)                 // the first line comes at once
+        r.time += 2
+        progress.update(3)                 // within 5 s of the last: quiet
+        r.time += 4
+        progress.update(5)
+        r.time += 6
+        progress.update(8)                 // the last always prints
+        #expect(r.lines.count == 3)
+        #expect(r.lines[0] == RunLog.timestamp(Date(timeIntervalSince1970: 1_800_000_004)) + " prepare: 2/8 cases (0.5 cases/s, ETA 12.0s)\n")
+        #expect(r.lines[1].hasSuffix(" prepare: 5/8 cases (0.5 cases/s, ETA 6.0s)\n"))
+        #expect(r.lines[2].hasSuffix(" prepare: 8/8 cases (0.5 cases/s, took 16.0s)\n"))
+        #expect(r.lines[2].hasPrefix("2027-01-15T08:00:16Z "))
+    }
+
+    @Test func terminalLineIsRewrittenInPlace() {
+        let r = Recorder()
+        let progress = ProgressLine("inspect", total: 2, isTerminal: true, now: { r.time }, write: { r.lines.append($0) })
+        r.time += 1
+        progress.update(1, unit: "shards")
+        r.time += 0.1
+        progress.update(1, unit: "shards")     // within 0.2 s: quiet
+        r.time += 1
+        progress.update(2, unit: "shards")
+        #expect(r.lines == ["\r\u{1B}[Kinspect: 1/2 shards (1.0 shards/s, ETA 1.0s)",
+                            "\r\u{1B}[Kinspect: 2/2 shards (1.0 shards/s, took 2.1s)\n"])
     }
 }

@@ -1,0 +1,38 @@
+import Benchmarks
+import Foundation
+import Testing
+
+/// `dsan bench kernels` and `dsan bench vector` run in their own process: they switch the
+/// process-wide conv algorithm and vector level, which other tests of this process rely on.
+@Suite struct BenchKernelsVectorCLITests {
+    @Test func kernelsMeasuresEveryConvOfTheNetwork() throws {
+        let result = try dsan("bench", "kernels", "--threads", "1", "--size", "16x16x16", "--repetitions", "1", "--warmup", "0", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONDecoder().decode(KernelReport.self, from: Data(result.stdout.utf8))
+        let convs = NetworkConv.resnet34(volume: [16, 16, 16])
+        #expect(report.inputSize == [16, 16, 16] && report.networkConvs == convs.reduce(0) { $0 + $1.count })
+        #expect(report.runs.count == 1 && report.runs[0].threads == 1 && report.runs[0].sgemm2048GFlops > 0)
+        #expect(report.runs[0].convs.map(\.name) == convs.map(\.name))
+        for c in report.runs[0].convs {
+            #expect(c.forward.seconds > 0 && c.inputGradient.gflops > 0 && c.weightGradient.ratioToSgemm > 0, "\(c.name)")
+        }
+        // Winograd is timed for the convs it applies to: the 3³ stride-1 convs of every layer among
+        // them, never the stem, a 1×1×1 downsample or the attention conv.
+        let winograd = Set(report.runs[0].convs.filter { $0.winograd != nil }.map(\.name))
+        #expect(winograd.isSuperset(of: ["layer1 3³", "layer2 3³", "layer3 3³", "layer4 3³"]))
+        #expect(!winograd.contains { $0 == "conv1 (stem)" || $0.hasSuffix("downsample") || $0 == "attention" })
+    }
+
+    @Test func vectorTimesEveryKernelAtEveryLevel() throws {
+        let result = try dsan("bench", "vector", "--elements", "4096", "--repetitions", "1", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try JSONDecoder().decode([VectorBenchmark.Row].self, from: Data(result.stdout.utf8))
+        let levels = Set(rows.map(\.level))
+        #expect(levels.contains("baseline"))
+        #expect(rows.count == 6 * levels.count && Set(rows.map(\.kernel)).count == 6)
+        #expect(rows.filter { $0.level == rows[0].level }.allSatisfy { $0.speedup == 1 && $0.seconds > 0 })
+        let text = try dsan("bench", "vector", "--elements", "4096", "--repetitions", "1")
+        #expect(text.status == 0)
+        #expect(text.stdout.split(separator: "\n").count == 2 + rows.count)
+    }
+}
