@@ -114,9 +114,19 @@ if [ "$part" != node ]; then
     t2=$(for r in $(seq 1 "$rounds"); do step_times "$out/r$r-2h"; done | median)
     exposed=$(for r in $(seq 1 "$rounds"); do
         awk -F'"exposedAllreduceSeconds":' 'NR > 2 { split($2, a, /[,}]/); print a[1] }' "$out/r$r-2h/steps.jsonl"; done | median)
+    # The links' effective rate for the model's 10 buckets, measured apart from training: the
+    # in-place all-reduce of the width-64 gradients (254 MB) over the same limited links.
+    launch/hosts.sh --name "bw$$" --subnet 10.214.0 --hosts 2 --ranks-per-host 1 --rate "$rate" -- \
+        bash -c 'exec taskset -c "$OMPI_COMM_WORLD_RANK" "$0" "$@"' "$dsan" bench allreduce --sizes 64 --repetitions 3 \
+        >"$out/allreduce.log" 2>&1 || { tail -5 "$out/allreduce.log" >&2; fail "dsan bench allreduce over the hosts failed"; }
+    inplace=$(grep -o 'in place [0-9.]*' "$out/allreduce.log" | awk '{ print $3 }')
+    beta=$(awk -v t="$inplace" 'BEGIN { printf "%.4f", 253.88e6 / t / 1e9 }')   # R = 2: 2(R−1)/R · b / β = b / β
     # Both "hosts" share this machine's memory: 2 ranks per node for the contention term.
-    json=$("$dsan" plan --ranks 2 --ranks-per-node 2 --threads-per-rank 1 --profile "$out/here.json" --size "$size" \
-        --width "$width" --batch "$batch" --one-rank-step "$t1@$batch" --network 1gbe --json)
+    plan=("$dsan" plan --ranks 2 --ranks-per-node 2 --threads-per-rank 1 --profile "$out/here.json" --size "$size"
+          --width "$width" --batch "$batch" --one-rank-step "$t1@$batch" --network 1gbe --json)
+    json=$("${plan[@]}")
+    jsonb=$("${plan[@]}" --bandwidth-gbps "$beta")
+    echo "$jsonb" > "$out/plan-2h-measured-beta.json"
     echo "$json" > "$out/plan-2h.json"
     p2=$(echo "$json" | field 'r["estimate"]["stepOverlapped"]')
     pe=$(echo "$json" | field 'r["estimate"]["step"]["exposedOverlapped"]')
@@ -125,4 +135,5 @@ if [ "$part" != node ]; then
     row "1 rank × 1 thread, batch $batch" "$t1" "$t1" "calibration (--one-rank-step)"
     row "2 hosts × 1 rank, $rate, batch $batch" "$p2" "$t2" "prediction"
     row "  of which exposed all-reduce" "$pe" "$exposed" "prediction"
+    row "2 hosts, β $beta GB/s (bench allreduce)" "$(echo "$jsonb" | field 'r["estimate"]["stepOverlapped"]')" "$t2" "prediction, measured β"
 fi
