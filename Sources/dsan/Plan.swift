@@ -28,8 +28,7 @@ struct Plan: ParsableCommand {
 
         Examples: dsan plan --ranks 16 --threads-per-rank 32 --network infiniband --profile node.json
                   dsan plan --save-profile node.json --threads-per-rank 8      (on a compute node)
-                  dsan plan --ranks 16 --ranks-per-node 4 --threads-per-rank 8 --profile node.json \
-                            --one-rank-step 3.93@2 --two-rank-step 4.88@4 --size 64x128x128 --batch 16
+                  dsan plan --ranks 16 --ranks-per-node 4 --threads-per-rank 8 --profile node.json --one-rank-step 3.93@2 --two-rank-step 4.88@4 --size 64x128x128 --batch 16
                   dsan plan --ranks 8 --sweep --json
         """
     )
