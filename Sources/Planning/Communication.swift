@@ -5,8 +5,9 @@
 ///
 /// β is the *effective* rate one rank sends at while it also receives (a ring step does both),
 /// not the link's nominal rate. The presets are typical, not measured here: InfiniBand HDR
-/// (200 Gb/s nominal; ~12 GB/s achieved by MPI point-to-point at large messages, ~2 µs latency)
-/// and 10 GbE over TCP (~1.1 GB/s, ~30 µs).
+/// (200 Gb/s nominal; ~12 GB/s achieved by MPI point-to-point at large messages, ~2 µs latency),
+/// 10 GbE over TCP (~1.1 GB/s, ~30 µs) and 1 GbE over TCP (1 Gbit/s × 1448/1538, the TCP payload
+/// of a full 1500-byte frame with its Ethernet overhead: 0.118 GB/s; ~50 µs).
 public struct NetworkModel: Codable, Equatable, Sendable {
     public var name: String
     /// α, seconds per message.
@@ -23,9 +24,11 @@ public struct NetworkModel: Codable, Equatable, Sendable {
 
     public static let infiniband = NetworkModel(name: "infiniband", latency: 2e-6, bandwidth: 12e9)
     public static let tenGigabitEthernet = NetworkModel(name: "10gbe", latency: 30e-6, bandwidth: 1.1e9)
+    public static let gigabitEthernet = NetworkModel(name: "1gbe", latency: 50e-6, bandwidth: 0.118e9)
 
     /// The presets by their command-line names.
-    public static let presets: [String: NetworkModel] = ["infiniband": .infiniband, "10gbe": .tenGigabitEthernet]
+    public static let presets: [String: NetworkModel] = ["infiniband": .infiniband, "10gbe": .tenGigabitEthernet,
+                                                         "1gbe": .gigabitEthernet]
 }
 
 /// Costs of the collectives dsan uses, in seconds, on R ranks.

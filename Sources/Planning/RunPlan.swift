@@ -29,9 +29,14 @@ public struct RunShape: Codable, Equatable, Sendable {
 /// The estimate for one rank count.
 public struct RunEstimate: Codable, Equatable, Sendable {
     public var step: StepEstimate
+    /// The step's total with overlap on and off (`StepEstimate.overlapped`, `.sequential`).
+    public var stepOverlapped: Double
+    public var stepSequential: Double
     public var stepsPerEpoch: Int
+    /// Who validates, and the seconds it adds to an epoch (`StepModel.validation`).
+    public var validation: ValidationPlacement
     public var validationSeconds: Double
-    /// Epoch = steps × step + rank 0's validation, with overlap on and off.
+    /// Epoch = steps × step + validation, with overlap on and off.
     public var epochOverlapped: Double
     public var epochSequential: Double
     /// Cross-validation = folds × models × epochs × epoch.
@@ -44,15 +49,15 @@ public struct RunEstimate: Codable, Equatable, Sendable {
 }
 
 extension StepModel {
-    /// The run's estimate on `ranks` ranks.
-    public func estimate(_ shape: RunShape, ranks: Int) -> RunEstimate {
+    /// The run's estimate on `ranks` ranks, validation placed as `validation`.
+    public func estimate(_ shape: RunShape, ranks: Int, validation placement: ValidationPlacement = .shared) -> RunEstimate {
         let s = step(batch: shape.batch, ranks: ranks)
-        let v = validation(cases: shape.validationCases)
+        let v = validation(cases: shape.validationCases, ranks: ranks, placement: placement)
         let steps = Double(shape.stepsPerEpoch)
         let epochO = steps * s.overlapped + v, epochS = steps * s.sequential + v
         let runs = Double(shape.folds * shape.modelsPerFold * shape.epochs)
-        let one = steps * step(batch: shape.batch, ranks: 1).overlapped + v
-        return RunEstimate(step: s, stepsPerEpoch: shape.stepsPerEpoch, validationSeconds: v,
+        let one = steps * step(batch: shape.batch, ranks: 1).overlapped + validation(cases: shape.validationCases, ranks: 1)
+        return RunEstimate(step: s, stepOverlapped: s.overlapped, stepSequential: s.sequential, stepsPerEpoch: shape.stepsPerEpoch, validation: placement, validationSeconds: v,
                            epochOverlapped: epochO, epochSequential: epochS,
                            crossValidationOverlapped: runs * epochO, crossValidationSequential: runs * epochS,
                            speedup: one / epochO, efficiency: one / epochO / Double(ranks))
@@ -76,15 +81,19 @@ public struct MachineProfile: Codable, Equatable, Sendable {
     public var efficiency: Double
     /// Seconds of Adam per million parameters with `threads` threads.
     public var adamSecondsPerMillionParameters: Double
+    /// The node's contention, from k copies of the probe run together (absent in profiles
+    /// written before it was measured: no contention).
+    public var contention: NodeContention?
 
     public init(machine: String, date: String, threads: Int, sgemmGFLOPS: Double, efficiency: Double,
-                adamSecondsPerMillionParameters: Double) {
+                adamSecondsPerMillionParameters: Double, contention: NodeContention? = nil) {
         self.machine = machine
         self.date = date
         self.threads = threads
         self.sgemmGFLOPS = sgemmGFLOPS
         self.efficiency = efficiency
         self.adamSecondsPerMillionParameters = adamSecondsPerMillionParameters
+        self.contention = contention
     }
 
     /// Achieved FLOP/s with `threads` threads: the measured rate scaled linearly from the

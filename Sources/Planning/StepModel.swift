@@ -4,9 +4,11 @@
 /// `gradientsReady`): the fc layer, each BasicBlock, the stem. Listed in forward order.
 ///
 /// `tensorElements` are the unit's parameter tensors in the order backward completes them (the
-/// gradient buckets' order); `batchNormChannels` the channels of each of its batch norms, each of
-/// which makes two small all-reduces per step (forward statistics: 1 + 2C doubles; backward
-/// sums: 2C doubles).
+/// gradient buckets' order); `batchNormRounds` the channels of its batch norms grouped by the
+/// round that synchronises them: each round makes two small all-reduces per step (forward
+/// statistics: 1 + 2C doubles per batch norm; backward sums: 2C doubles per batch norm). A block
+/// with a shortcut conv has one round holding its second batch norm and the shortcut's
+/// (`BatchNorm3d.forward(together:)`); every other batch norm is a round of its own.
 public struct GradientUnit: Codable, Equatable, Sendable {
     public var name: String
     public var tensorElements: [Int]
@@ -14,14 +16,21 @@ public struct GradientUnit: Codable, Equatable, Sendable {
     public var forwardFLOPs: Double
     /// FLOPs of the unit's backward pass for one case (input and weight gradients).
     public var backwardFLOPs: Double
-    public var batchNormChannels: [Int]
+    public var batchNormRounds: [[Int]]
 
-    public init(name: String, tensorElements: [Int], forwardFLOPs: Double, backwardFLOPs: Double, batchNormChannels: [Int]) {
+    public init(name: String, tensorElements: [Int], forwardFLOPs: Double, backwardFLOPs: Double, batchNormRounds: [[Int]]) {
+        precondition(batchNormRounds.allSatisfy { !$0.isEmpty }, "GradientUnit \(name): an empty batch-norm round")
         self.name = name
         self.tensorElements = tensorElements
         self.forwardFLOPs = forwardFLOPs
         self.backwardFLOPs = backwardFLOPs
-        self.batchNormChannels = batchNormChannels
+        self.batchNormRounds = batchNormRounds
+    }
+
+    /// A unit whose batch norms each synchronise in a round of their own.
+    public init(name: String, tensorElements: [Int], forwardFLOPs: Double, backwardFLOPs: Double, batchNormChannels: [Int]) {
+        self.init(name: name, tensorElements: tensorElements, forwardFLOPs: forwardFLOPs, backwardFLOPs: backwardFLOPs,
+                  batchNormRounds: batchNormChannels.map { [$0] })
     }
 
     public var parameters: Int { tensorElements.reduce(0, +) }
@@ -32,19 +41,33 @@ public struct StepModel: Codable, Equatable, Sendable {
     /// The network's units in forward order.
     public var units: [GradientUnit]
     /// Achieved FLOP/s of one rank's training compute (forward + backward), as the conv FLOP
-    /// count divided by the measured time of everything (convs, batch norm, ReLU, pooling, loss).
+    /// count divided by the measured time of everything (convs, batch norm, ReLU, pooling, loss),
+    /// with the rank alone on its node.
     public var trainingFLOPS: Double
-    /// Achieved FLOP/s of one rank's eval-mode forward (validation).
+    /// Achieved FLOP/s of one rank's eval-mode forward (validation), alone on its node.
     public var inferenceFLOPS: Double
-    /// Seconds of one Adam step over all parameters on one rank (memory-bound, batch-independent).
+    /// Seconds of one Adam step over all parameters on one rank alone on its node (memory-bound,
+    /// batch-independent).
     public var adamSeconds: Double
     /// Gradient bucket size in bytes (`bucket_mb` × 2²⁰).
     public var bucketBytes: Int
     public var network: NetworkModel
+    /// The node's contention (measured by `dsan plan --save-profile`; none by default), the
+    /// threads of a rank and how many ranks share a node: a rank computes `contention.slowdown`
+    /// times slower when min(R, ranksPerNode) × threadsPerRank cores of its node are busy.
+    public var contention: NodeContention
+    public var threadsPerRank: Int
+    public var ranksPerNode: Int
+    /// Relative standard deviation of one rank's compute time per step (`NodeContention.spread`
+    /// or calibrated from a 2-rank run): the ranks wait for the slowest at every synchronisation
+    /// point, `SyncWait.seconds`.
+    public var driftCV: Double
 
     public init(units: [GradientUnit], trainingFLOPS: Double, inferenceFLOPS: Double, adamSeconds: Double,
-                bucketBytes: Int, network: NetworkModel) {
-        precondition(!units.isEmpty && trainingFLOPS > 0 && inferenceFLOPS > 0 && adamSeconds >= 0 && bucketBytes > 0,
+                bucketBytes: Int, network: NetworkModel, contention: NodeContention = .none, threadsPerRank: Int = 1,
+                ranksPerNode: Int = 1, driftCV: Double = 0) {
+        precondition(!units.isEmpty && trainingFLOPS > 0 && inferenceFLOPS > 0 && adamSeconds >= 0 && bucketBytes > 0
+                     && threadsPerRank >= 1 && ranksPerNode >= 1 && driftCV >= 0,
                      "StepModel: bad parameters")
         self.units = units
         self.trainingFLOPS = trainingFLOPS
@@ -52,6 +75,10 @@ public struct StepModel: Codable, Equatable, Sendable {
         self.adamSeconds = adamSeconds
         self.bucketBytes = bucketBytes
         self.network = network
+        self.contention = contention
+        self.threadsPerRank = threadsPerRank
+        self.ranksPerNode = ranksPerNode
+        self.driftCV = driftCV
     }
 
     public var parameters: Int { units.reduce(0) { $0 + $1.parameters } }
@@ -88,17 +115,25 @@ public struct StepModel: Codable, Equatable, Sendable {
         return result
     }
 
-    /// The small all-reduces of one step, as message sizes in bytes: per batch norm one in the
-    /// forward (1 + 2C doubles) and one in the backward (2C doubles), then the objective's 5 loss
-    /// sums (doubles) and the all-gather of the ranks' shares (counted as one small collective
-    /// of `8 (1 + ⌈B/R⌉)` bytes). All are on the critical path: the step waits for each.
+    /// Synchronisation rounds of one step: two per batch-norm round (forward and backward).
+    public var batchNormRoundsPerStep: Int { 2 * units.reduce(0) { $0 + $1.batchNormRounds.count } }
+
+    /// The small all-reduces of one step, as message sizes in bytes: per batch-norm round one in
+    /// the forward (Σ 1 + 2C doubles over its batch norms) and one in the backward (Σ 2C
+    /// doubles), then the objective's 5 loss sums (doubles), the all-gather of the ranks' shares
+    /// (counted as one small collective of `8 (1 + ⌈B/R⌉)` bytes) and the all-gather of the
+    /// ranks' batch-norm waits (8 bytes). All are on the critical path: the step waits for each.
     public func smallCollectives(batch: Int, ranks: Int) -> [Double] {
         var sizes: [Double] = []
         for unit in units {
-            for c in unit.batchNormChannels { sizes.append(Double(8 * (1 + 2 * c))); sizes.append(Double(16 * c)) }
+            for round in unit.batchNormRounds {
+                sizes.append(Double(round.reduce(0) { $0 + 8 * (1 + 2 * $1) }))
+                sizes.append(Double(round.reduce(0) { $0 + 16 * $1 }))
+            }
         }
         sizes.append(8 * 5)
         sizes.append(Double(8 * (1 + Self.share(batch: batch, ranks: ranks))))
+        sizes.append(8)
         return sizes
     }
 
@@ -106,15 +141,23 @@ public struct StepModel: Codable, Equatable, Sendable {
     /// wait for it at every synchronised batch norm.
     public static func share(batch: Int, ranks: Int) -> Int { (batch + ranks - 1) / ranks }
 
+    /// How many times slower a rank computes on `ranks` ranks than alone: its node has
+    /// min(R, ranksPerNode) × threadsPerRank busy cores (1 for one rank).
+    public func slowdown(ranks: Int) -> Double {
+        ranks > 1 ? contention.slowdown(busyCores: min(ranks, ranksPerNode) * threadsPerRank) : 1
+    }
+
     /// Estimates one step of global batch `batch` on `ranks` ranks.
     public func step(batch: Int, ranks: Int) -> StepEstimate {
         precondition(batch >= 1 && ranks >= 1, "StepModel.step: batch \(batch), \(ranks) ranks")
         let n = Double(Self.share(batch: batch, ranks: ranks))
-        let forward = n * forwardFLOPs / trainingFLOPS
-        let backward = n * backwardFLOPs / trainingFLOPS
+        let slow = slowdown(ranks: ranks)
+        let forward = n * forwardFLOPs / trainingFLOPS * slow
+        let backward = n * backwardFLOPs / trainingFLOPS * slow
         let sync = smallCollectives(batch: batch, ranks: ranks).reduce(0) {
             $0 + CollectiveCost.smallAllreduce(bytes: $1, ranks: ranks, network: network)
         }
+        let wait = SyncWait.seconds(compute: forward + backward, relativeSpread: driftCV, ranks: ranks)
         let times = buckets.map { CollectiveCost.ringAllreduce(bytes: Double($0.bytes), ranks: ranks, network: network) }
         let communication = times.reduce(0, +)
         // Overlap: one communication thread reduces the buckets in order, each from the moment
@@ -122,15 +165,23 @@ public struct StepModel: Codable, Equatable, Sendable {
         var finish = 0.0
         for (b, t) in zip(buckets, times) { finish = max(finish, b.readyFraction * backward) + t }
         let exposed = ranks > 1 ? max(0, finish - backward) : 0
-        return StepEstimate(ranks: ranks, share: Int(n), idleRanks: max(0, ranks - batch),
-                            forward: forward, backward: backward, syncCollectives: sync,
+        return StepEstimate(ranks: ranks, share: Int(n), idleRanks: max(0, ranks - batch), slowdown: slow,
+                            forward: forward, backward: backward, syncCollectives: sync, syncWait: wait,
                             gradientAllreduce: communication, lastBucket: times.last ?? 0,
-                            exposedOverlapped: exposed, adam: adamSeconds)
+                            exposedOverlapped: exposed, adam: adamSeconds * slow)
     }
 
-    /// Seconds rank 0 needs to evaluate `cases` validation cases one at a time in eval mode;
-    /// the other ranks wait at a barrier (Trainer.validate), so this is added to the epoch.
-    public func validation(cases: Int) -> Double { Double(cases) * forwardFLOPs / inferenceFLOPS }
+    /// Seconds the validation of `cases` cases (one at a time, eval mode, no collectives) adds to
+    /// an epoch on `ranks` ranks. Shared (`Trainer.validate`, `validation: shared`): rank r takes
+    /// the contiguous slice [N·r/R, N·(r+1)/R), the busiest ⌈N/R⌉ cases, with all ranks of a
+    /// node busy; the gather of the probabilities is a few KB and not counted. `rank0`: rank 0
+    /// evaluates all N alone on its node while the others wait.
+    public func validation(cases: Int, ranks: Int = 1, placement: ValidationPlacement = .shared) -> Double {
+        precondition(cases >= 0 && ranks >= 1, "StepModel.validation: \(cases) cases on \(ranks) ranks")
+        let busiest = placement == .shared ? (cases + ranks - 1) / ranks : cases
+        let slow = placement == .shared ? slowdown(ranks: ranks) : 1
+        return Double(busiest) * forwardFLOPs / inferenceFLOPS * slow
+    }
 
     /// The smallest R in 2…`maxRanks` at which the overlapped all-reduce no longer hides behind
     /// backward: more is exposed than the last bucket (which can only start when backward ends).
@@ -143,6 +194,37 @@ public struct StepModel: Codable, Equatable, Sendable {
         }
         return nil
     }
+
+    // MARK: Calibration from measured steps
+
+    /// The training rate at which the model's 1-rank step of `batch` cases (overlap on) takes
+    /// `seconds` (a measured `steps.jsonl` median): (forward + backward) FLOPs / (seconds − Adam).
+    /// nil when `seconds` does not exceed Adam's time.
+    public func trainingFLOPS(oneRankStep seconds: Double, batch: Int) -> Double? {
+        let compute = seconds - adamSeconds
+        guard compute > 0, seconds.isFinite else { return nil }
+        return Double(batch) * (forwardFLOPs + backwardFLOPs) / compute
+    }
+
+    /// The drift (relative spread) at which the model's 2-rank step of global batch `batch`
+    /// takes `seconds`: what the 2-rank step costs beyond the model without drift, divided by
+    /// e₂ · compute (`SyncWait`); 0 when the step is not slower than that.
+    public func driftCV(twoRankStep seconds: Double, batch: Int) -> Double {
+        var still = self
+        still.driftCV = 0
+        let s = still.step(batch: batch, ranks: 2)
+        let excess = seconds - s.overlapped
+        guard excess > 0, seconds.isFinite else { return 0 }
+        return excess / (SyncWait.expectedMaximum(ofNormals: 2) * (s.forward + s.backward))
+    }
+}
+
+/// Who runs the validation forward passes (`validation:` in a training config).
+public enum ValidationPlacement: String, Codable, Sendable, CaseIterable {
+    /// Every rank a contiguous slice, rank 0 gathers (the default).
+    case shared
+    /// Rank 0 alone while the others wait.
+    case rank0
 }
 
 /// One step's estimate, seconds (on the busiest rank).
@@ -152,10 +234,14 @@ public struct StepEstimate: Codable, Equatable, Sendable {
     public var share: Int
     /// Ranks with no case (R > B): they only join the collectives.
     public var idleRanks: Int
+    /// The node's contention factor applied to forward, backward and Adam (1 for one rank).
+    public var slowdown: Double
     public var forward: Double
     public var backward: Double
-    /// The small all-reduces (synchronised batch norm, loss sums, the shares' gather).
+    /// The small all-reduces (synchronised batch norm, loss sums, the gathers), their messages only.
     public var syncCollectives: Double
+    /// The expected wait for the slowest of R ranks at the synchronisation points (`SyncWait`).
+    public var syncWait: Double
     /// All gradient buckets' ring all-reduces, back to back.
     public var gradientAllreduce: Double
     /// The last bucket's all-reduce (the stem and layer1: ready only when backward ends).
@@ -165,9 +251,9 @@ public struct StepEstimate: Codable, Equatable, Sendable {
     public var adam: Double
 
     /// Step time with the bucket reductions overlapping backward.
-    public var overlapped: Double { forward + backward + syncCollectives + exposedOverlapped + adam }
+    public var overlapped: Double { forward + backward + syncCollectives + syncWait + exposedOverlapped + adam }
     /// Step time with every bucket reduced after backward.
-    public var sequential: Double { forward + backward + syncCollectives + gradientAllreduce + adam }
+    public var sequential: Double { forward + backward + syncCollectives + syncWait + gradientAllreduce + adam }
     /// Whether only the last bucket is exposed with overlap on.
     public var hidden: Bool { exposedOverlapped <= lastBucket * (1 + 1e-9) + 1e-12 }
 }

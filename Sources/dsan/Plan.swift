@@ -17,12 +17,18 @@ struct Plan: ParsableCommand {
         read from --profile) times --efficiency, the fraction `dsan bench step` achieves; Adam \
         timed on this machine. The busiest rank trains ⌈B/R⌉ cases per step. Communication: \
         per gradient bucket a ring all-reduce, 2(R−1)·⌈b/(R·1 MiB)⌉·α + 2(R−1)/R·b/β; per \
-        synchronised batch norm two small all-reduces of ⌈log₂R⌉(α + m/β). With overlap the \
-        buckets are reduced in order as backward finishes them. Rank 0 validates alone after \
-        each epoch. The model and its check against measurements: Docs/scaling.md.
+        synchronised batch-norm round (33 per step at the paper's depth) two small all-reduces \
+        of ⌈log₂R⌉(α + m/β). With overlap the buckets are reduced in order as backward finishes \
+        them. Ranks sharing a node (--ranks-per-node) compute slower by the node's contention, \
+        measured by --save-profile (k copies of a training-step probe together, k = cores / \
+        threads per rank). The step waits for the slowest of R ranks: e_R · cv · compute, e_R \
+        the expected maximum of R standard normals, cv the rank's spread (the profile's, \
+        --drift-cv, or --two-rank-step). Validation is shared by the R ranks (--validation). \
+        The model and its check against measurements: Docs/scaling.md.
 
         Examples: dsan plan --ranks 16 --threads-per-rank 32 --network infiniband --profile node.json
-                  dsan plan --save-profile node.json --threads-per-rank 32     (on a compute node)
+                  dsan plan --save-profile node.json --threads-per-rank 8      (on a compute node)
+                  dsan plan --ranks 16 --ranks-per-node 4 --threads-per-rank 8 --profile node.json --one-rank-step 3.93@2 --two-rank-step 4.88@4 --size 64x128x128 --batch 16
                   dsan plan --ranks 8 --sweep --json
         """
     )
@@ -37,13 +43,29 @@ struct Plan: ParsableCommand {
     @Option(help: "Cross-validation folds.") var folds = 5
     @Option(help: "Models trained per fold (uniform and size-balanced: 2; 3 with `dsan cv --baseline`).") var models = 2
     @Option(help: "Model width (64 = the paper's ResNet34).") var width = 64
-    @Option(help: "Network preset: infiniband (α 2 µs, β 12 GB/s) or 10gbe (α 30 µs, β 1.1 GB/s).") var network = "infiniband"
+    @Option(help: "Network preset: infiniband (α 2 µs, β 12 GB/s), 10gbe (α 30 µs, β 1.1 GB/s) or 1gbe (α 50 µs, β 0.118 GB/s).") var network = "infiniband"
     @Option(name: .customLong("latency-us"), help: "α, µs per message (overrides the preset's).") var latencyMicroseconds: Double?
     @Option(name: .customLong("bandwidth-gbps"), help: "β, GB/s (10⁹ bytes) per rank (overrides the preset's).") var bandwidthGBps: Double?
     @Option(name: .customLong("bucket-mb"), help: "Gradient bucket size in MB (MiB), as `bucket_mb`.") var bucketMB = 25.0
     @Option(help: "Achieved training rate (direct-conv FLOPs per second) as a fraction of sgemm's, from `dsan bench step` (default: the profile's, else 1.02, measured at 138x256x256 with the default Winograd convs; 0.69 with DSAN_CONV=direct).") var efficiency: Double?
     @Option(help: "Read machine rates from this JSON profile instead of measuring.") var profile: String?
     @Option(name: .customLong("save-profile"), help: "Measure this machine and write its profile to this file.") var saveProfile: String?
+    @Option(name: .customLong("ranks-per-node"), help: "Ranks that share a node (their cores, memory bandwidth and cache); the node's contention applies to min(R, this) ranks × --threads-per-rank busy cores.")
+    var ranksPerNode = 1
+    @Option(help: "Who runs the validation forward passes: shared (every rank a slice, as `validation: shared`) or rank0.")
+    var validation = ValidationPlacement.shared
+    @Option(name: .customLong("drift-cv"), help: "Relative spread of a rank's step compute time, for the wait for the slowest rank (default: the profile's measured spread, else 0).")
+    var driftCV: Double?
+    @Option(name: .customLong("one-rank-step"), help: "SECONDS@CASES: a measured 1-rank step of CASES cases (default --batch) at --size and --width (steps.jsonl median); sets the training rate from it instead of sgemm × efficiency.")
+    var oneRankStep: MeasuredStep?
+    @Option(name: .customLong("two-rank-step"), help: "SECONDS@CASES: a measured 2-rank step of global batch CASES (default --batch), both ranks on one node; sets --drift-cv so the model's 2-rank step equals it.")
+    var twoRankStep: MeasuredStep?
+    @Option(name: .customLong("contention-copies"), help: "With --save-profile: copies of the probe run together to measure the node's contention (default: usable cores / --threads-per-rank; 1 skips the probe).")
+    var contentionCopies: Int?
+    @Option(name: .customLong("probe-size"), help: "Volume DxHxW of the contention probe's training step.") var probeSize = VolumeSize(32, 64, 64)
+    @Option(name: .customLong("probe-seconds"), help: "Seconds the contention probe runs, alone and with all copies.") var probeSeconds = 8.0
+    @Flag(help: .hidden) var probeWorker = false
+    @Option(name: .customLong("probe-ready"), help: .hidden) var probeReady: String?
     @Flag(help: "Also estimate R = 1, 2, 4, …, 1024.") var sweep = false
     @Flag(help: "Print JSON instead of text.") var json = false
 
@@ -55,6 +77,12 @@ struct Plan: ParsableCommand {
     static let maximumEfficiency = 10.0
 
     func validate() throws {
+        if probeWorker {
+            guard let k = contentionCopies, k >= 1, probeReady != nil, let t = threadsPerRank, t >= 1, probeSeconds > 0 else {
+                throw ValidationError("--probe-worker is internal to --save-profile")
+            }
+            return
+        }
         if ranks == nil && saveProfile == nil { throw ValidationError("--ranks is required (or give --save-profile FILE to only measure)") }
         if let r = ranks, r < 1 { throw ValidationError("--ranks must be at least 1, got \(r)") }
         if let t = threadsPerRank, t < 1 { throw ValidationError("--threads-per-rank must be at least 1, got \(t)") }
@@ -71,6 +99,11 @@ struct Plan: ParsableCommand {
         if let b = bandwidthGBps, !(b > 0 && b.isFinite) { throw ValidationError("--bandwidth-gbps must be positive, got \(b)") }
         guard bucketMB > 0 else { throw ValidationError("--bucket-mb must be positive, got \(bucketMB)") }
         if let e = efficiency, !(e > 0 && e <= Self.maximumEfficiency) { throw ValidationError("--efficiency must be in (0, \(Int(Self.maximumEfficiency))], got \(e)") }
+        guard ranksPerNode >= 1 else { throw ValidationError("--ranks-per-node must be at least 1, got \(ranksPerNode)") }
+        if let c = driftCV, !(c >= 0 && c.isFinite) { throw ValidationError("--drift-cv must be a non-negative number, got \(c)") }
+        if driftCV != nil && twoRankStep != nil { throw ValidationError("give either --drift-cv or --two-rank-step (which sets it), not both") }
+        if let k = contentionCopies, k < 1 { throw ValidationError("--contention-copies must be at least 1, got \(k)") }
+        guard probeSeconds > 0 && probeSeconds.isFinite else { throw ValidationError("--probe-seconds must be positive, got \(probeSeconds)") }
         if profile != nil && saveProfile != nil { throw ValidationError("give either --profile (read) or --save-profile (measure and write), not both") }
     }
 
@@ -78,6 +111,12 @@ struct Plan: ParsableCommand {
         var size: [Int], width: Int, parameters: Int, forwardGFLOP: Double
         var shape: RunShape
         var threadsPerRank: Int
+        var ranksPerNode: Int
+        /// The contention factor at the planned R, and the drift used (with where it came from).
+        var slowdown: Double
+        var driftCV: Double
+        var driftSource: String
+        var validation: ValidationPlacement
         var profile: MachineProfile
         var profileSource: String
         var trainingGFLOPS: Double
@@ -93,15 +132,27 @@ struct Plan: ParsableCommand {
     }
 
     func run() throws {
+        if probeWorker {
+            try ContentionProbe.worker(copies: contentionCopies!, threads: threadsPerRank!, width: width, size: probeSize,
+                                       seconds: probeSeconds, ready: probeReady!)
+            return
+        }
         var machine: MachineProfile
         var source: String
         if let path = profile {
             machine = try Self.loadProfile(path)
             source = path
         } else {
-            let t = threadsPerRank ?? ProcessInfoCores.available
-            machine = Self.measure(threads: min(t, ProcessInfoCores.available), efficiency: efficiency ?? Self.defaultEfficiency)
+            let t = min(threadsPerRank ?? ProcessInfoCores.available, ProcessInfoCores.available)
+            machine = Self.measure(threads: t, efficiency: efficiency ?? Self.defaultEfficiency)
             source = "measured now"
+            // The probe runs when a profile is saved, or when this plan puts ranks together on a node.
+            if saveProfile != nil || ranksPerNode > 1 {
+                let k = contentionCopies ?? max(1, ContentionProbe.allowedCores().count / t)
+                if k > 1 {
+                    machine.contention = try ContentionProbe.measure(copies: k, threads: t, width: width, size: probeSize, seconds: probeSeconds)
+                }
+            }
             if let path = saveProfile {
                 let e = JSONEncoder()
                 e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -120,20 +171,43 @@ struct Plan: ParsableCommand {
         if let b = bandwidthGBps { net.bandwidth = b * 1e9 }
         let units = Self.units(width: width, size: size)
         let parameters = units.reduce(0) { $0 + $1.parameters }
-        let rate = machine.flops(threads: threads)
-        let model = StepModel(units: units, trainingFLOPS: rate, inferenceFLOPS: rate,
+        var rate = machine.flops(threads: threads)
+        var model = StepModel(units: units, trainingFLOPS: rate, inferenceFLOPS: rate,
                               adamSeconds: machine.adamSeconds(parameters: parameters, threads: threads),
-                              bucketBytes: Int(bucketMB * 1_048_576), network: net)
+                              bucketBytes: Int(bucketMB * 1_048_576), network: net,
+                              contention: machine.contention ?? .none, threadsPerRank: threads, ranksPerNode: ranksPerNode)
+        if let measured = oneRankStep {
+            guard let calibrated = model.trainingFLOPS(oneRankStep: measured.seconds, batch: measured.cases ?? batch) else {
+                throw ValidationError("--one-rank-step \(measured) is not longer than the model's Adam step (\(Self.duration(model.adamSeconds))): nothing is left for forward and backward")
+            }
+            rate = calibrated
+            model.trainingFLOPS = rate
+            model.inferenceFLOPS = rate
+            machine.efficiency = rate / (machine.flops(threads: threads) / machine.efficiency)
+        }
+        var driftSource = "none"
+        if let c = driftCV {
+            model.driftCV = c
+            driftSource = "--drift-cv"
+        } else if let measured = twoRankStep {
+            model.driftCV = model.driftCV(twoRankStep: measured.seconds, batch: measured.cases ?? batch)
+            driftSource = "--two-rank-step \(measured)"
+        } else if let c = machine.contention?.spread {
+            model.driftCV = c
+            driftSource = "the profile's probe spread"
+        }
         let shape = RunShape(cases: cases, folds: folds, epochs: epochs, batch: batch, modelsPerFold: models)
         let maxRanks = max(1024, ranks)
         let sweepRanks = sweep ? (0...Int(log2(Double(maxRanks)))).map { 1 << $0 } : []
         let report = Report(size: size.dims, width: width, parameters: parameters, forwardGFLOP: model.forwardFLOPs / 1e9,
-                            shape: shape, threadsPerRank: threads, profile: machine, profileSource: source,
+                            shape: shape, threadsPerRank: threads, ranksPerNode: ranksPerNode, slowdown: model.slowdown(ranks: ranks),
+                            driftCV: model.driftCV, driftSource: driftSource, validation: validation,
+                            profile: machine, profileSource: source,
                             trainingGFLOPS: rate / 1e9, network: net, buckets: model.buckets,
                             smallCollectivesPerStep: model.smallCollectives(batch: batch, ranks: ranks).count,
-                            estimate: model.estimate(shape, ranks: ranks),
+                            estimate: model.estimate(shape, ranks: ranks, validation: validation),
                             stopsHidingAt: model.communicationStopsHiding(batch: batch, maxRanks: maxRanks), searchedUpTo: maxRanks,
-                            sweep: sweep ? sweepRanks.map { model.estimate(shape, ranks: $0) } : nil)
+                            sweep: sweep ? sweepRanks.map { model.estimate(shape, ranks: $0, validation: validation) } : nil)
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -155,7 +229,7 @@ struct Plan: ParsableCommand {
             if name.hasPrefix("layer") { return name.split(separator: ".").prefix(2).joined(separator: ".") }
             return "stem"
         }
-        var order: [String] = [], tensors: [String: [Int]] = [:], flops: [String: Double] = [:], bn: [String: [Int]] = [:]
+        var order: [String] = [], tensors: [String: [Int]] = [:], flops: [String: Double] = [:]
         for p in model.registry.parameters {
             let u = unit(of: p.name)
             if tensors[u] == nil { order.append(u) }
@@ -163,11 +237,22 @@ struct Plan: ParsableCommand {
         }
         let input = Shape5(n: 1, c: 1, d: size.d, h: size.h, w: size.w)
         for c in model.convolutions(for: input) { flops[unit(of: c.name), default: 0] += c.geometry.flops(input: c.input) }
-        for b in model.registry.batchNorms { bn[unit(of: b.name), default: []].append(b.layer.channels) }
+        // A block's shortcut batch norm shares the round of its second batch norm, registered
+        // just before it (BasicBlock.forward: `BatchNorm3d.forward(together:)`).
+        var rounds: [String: [[Int]]] = [:]
+        for b in model.registry.batchNorms {
+            let u = unit(of: b.name)
+            if b.name.contains(".downsample."), var r = rounds[u], !r.isEmpty {
+                r[r.count - 1].append(b.layer.channels)
+                rounds[u] = r
+            } else {
+                rounds[u, default: []].append([b.layer.channels])
+            }
+        }
         // Registry order is forward order: stem, blocks, fc.
         return order.map { u in
             GradientUnit(name: u, tensorElements: tensors[u]!.reversed(), forwardFLOPs: flops[u] ?? 0,
-                         backwardFLOPs: 2 * (flops[u] ?? 0), batchNormChannels: bn[u] ?? [])
+                         backwardFLOPs: 2 * (flops[u] ?? 0), batchNormRounds: rounds[u] ?? [])
         }
     }
 
@@ -209,8 +294,15 @@ struct Plan: ParsableCommand {
     // MARK: Text
 
     static func describe(_ p: MachineProfile) -> String {
-        String(format: "profile: %@, %d thread(s), %@: sgemm %.1f GFLOP/s, efficiency %.2f, Adam %.4f s per million parameters",
-               p.machine, p.threads, p.date, p.sgemmGFLOPS, p.efficiency, p.adamSecondsPerMillionParameters)
+        var line = String(format: "profile: %@, %d thread(s), %@: sgemm %.1f GFLOP/s, efficiency %.2f, Adam %.4f s per million parameters",
+                          p.machine, p.threads, p.date, p.sgemmGFLOPS, p.efficiency, p.adamSecondsPerMillionParameters)
+        if let c = p.contention {
+            line += String(format: "; %d copies × %d thread(s) together %.2f× slower than one alone", c.copies, c.threadsPerCopy, c.slowdown)
+            if let s = c.spread { line += String(format: " (spread %.1f %%)", 100 * s) }
+        } else {
+            line += "; node contention not measured (--save-profile measures it)"
+        }
+        return line
     }
 
     static func duration(_ s: Double) -> String {
@@ -232,19 +324,23 @@ struct Plan: ParsableCommand {
                             r.trainingGFLOPS, r.threadsPerRank,
                             r.threadsPerRank > r.profile.threads ? " (scaled linearly from \(r.profile.threads): optimistic)" as NSString : "" as NSString,
                             r.forwardGFLOP))
+        lines.append(String(format: "node: %d rank(s) per node; contention at this R %.2f×; drift (spread of a rank's compute) %.1f %% from %@",
+                            r.ranksPerNode, r.slowdown, 100 * r.driftCV, r.driftSource))
         lines.append(String(format: "network %@: α %.1f µs, β %.2f GB/s; %d gradient buckets (%@ MB); %d small all-reduces per step",
                             r.network.name, r.network.latency * 1e6, r.network.bandwidth / 1e9, r.buckets.count,
                             r.buckets.map { String(format: "%.0f", Double($0.bytes) / 1e6) }.joined(separator: ", "), r.smallCollectivesPerStep))
         lines.append("")
         lines.append("R = \(st.ranks) rank(s) × \(r.threadsPerRank) thread(s): \(st.share) case(s) on the busiest rank" + (st.idleRanks > 0 ? ", \(st.idleRanks) rank(s) idle (R > B)" : ""))
         func row(_ label: String, _ v: String) { lines.append("  " + label.padding(toLength: 26, withPad: " ", startingAt: 0) + v) }
+        if st.slowdown != 1 { row("node contention", String(format: "%.2f× on forward, backward and Adam", st.slowdown)) }
         row("forward", duration(st.forward))
         row("backward", duration(st.backward))
         row("sync batch norm + losses", duration(st.syncCollectives))
+        row("wait for slowest rank", duration(st.syncWait))
         row("gradient all-reduce", "\(duration(st.gradientAllreduce)) (last bucket \(duration(st.lastBucket))); exposed with overlap \(duration(st.exposedOverlapped))")
         row("Adam", duration(st.adam))
         row("step", "\(duration(st.overlapped)) with overlap, \(duration(st.sequential)) without")
-        row("validation (rank 0)", duration(e.validationSeconds) + " per epoch")
+        row(e.validation == .shared ? "validation (shared)" : "validation (rank 0)", duration(e.validationSeconds) + " per epoch")
         row("epoch", "\(duration(e.epochOverlapped)) with overlap, \(duration(e.epochSequential)) without")
         row("cross-validation", "\(duration(e.crossValidationOverlapped)) with overlap, \(duration(e.crossValidationSequential)) without (\(s.folds) folds × \(s.modelsPerFold) models × \(s.epochs) epochs)")
         row("speed-up over 1 rank", String(format: "%.2f× (%.0f%% per rank)", e.speedup, 100 * e.efficiency))
@@ -267,4 +363,25 @@ struct Plan: ParsableCommand {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+extension ValidationPlacement: ExpressibleByArgument {}
+
+/// A measured step for calibration: `SECONDS` or `SECONDS@CASES` (the step's global batch).
+struct MeasuredStep: ExpressibleByArgument, CustomStringConvertible {
+    var seconds: Double
+    var cases: Int?
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "@", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let s = Double(parts[0]), s > 0, s.isFinite else { return nil }
+        seconds = s
+        if parts.count == 2 {
+            guard let n = Int(parts[1]), n >= 1 else { return nil }
+            cases = n
+        }
+    }
+
+    var description: String { cases.map { "\(seconds) s @ \($0) cases" } ?? "\(seconds) s" }
+    static var defaultValueDescription: String { "SECONDS[@CASES]" }
 }

@@ -21,7 +21,7 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let r = try Self.object(result.stdout)
         #expect(r["parameters"] as? Int == 63_470_144)
-        #expect(r["smallCollectivesPerStep"] as? Int == 74)          // 36 batch norms × 2 + losses + shares
+        #expect(r["smallCollectivesPerStep"] as? Int == 69)          // 33 batch-norm rounds × 2 + losses + 2 gathers
         #expect((r["buckets"] as? [Any])?.count == 10)                 // 254 MB in buckets of ≥ 25 MiB
         #expect(r["trainingGFLOPS"] as? Double == 50)                  // sgemm 100 GFLOP/s × efficiency 0.5
         let e = try #require(r["estimate"] as? [String: Any])
@@ -56,11 +56,16 @@ import Testing
     @Test func savedProfileIsReadBack() throws {
         let dir = try scratchDirectory("plan-save")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let save = try dsan("plan", "--save-profile", dir + "/node.json", "--threads-per-rank", "1")
+        // The contention probe with 2 one-thread copies (the smallest model, a small volume).
+        let save = try dsan("plan", "--save-profile", dir + "/node.json", "--threads-per-rank", "1", "--contention-copies", "2",
+                            "--width", "4", "--probe-size", "16x32x32", "--probe-seconds", "1")
         #expect(save.status == 0, "\(save.stderr)")
         let p = try Self.object(try String(contentsOfFile: dir + "/node.json", encoding: .utf8))
         #expect(p["threads"] as? Int == 1)
         #expect((p["sgemmGFLOPS"] as? Double ?? 0) > 0 && (p["adamSecondsPerMillionParameters"] as? Double ?? 0) > 0)
+        let contention = try #require(p["contention"] as? [String: Any])
+        #expect(contention["copies"] as? Int == 2 && contention["threadsPerCopy"] as? Int == 1)
+        #expect((contention["slowdown"] as? Double ?? 0) > 0 && (contention["spread"] as? Double ?? -1) >= 0)
         let plan = try dsan("plan", "--ranks", "2", "--profile", dir + "/node.json", "--json")
         #expect(plan.status == 0, "\(plan.stderr)")
         #expect((try Self.object(plan.stdout))["profileSource"] as? String == dir + "/node.json")
@@ -74,7 +79,8 @@ import Testing
         let plan = try dsan("plan", "--help")
         #expect(plan.stdout.contains("USAGE: dsan plan <options>"))
         for flag in ["--ranks", "--threads-per-rank", "--size", "--cases", "--epochs", "--batch", "--folds", "--latency-us",
-                     "--bandwidth-gbps", "--network", "--profile", "--save-profile", "--json"] {
+                     "--bandwidth-gbps", "--network", "--profile", "--save-profile", "--json", "--ranks-per-node", "--validation",
+                     "--drift-cv", "--one-rank-step", "--two-rank-step", "--contention-copies", "--probe-size", "--probe-seconds"] {
             #expect(plan.stdout.contains("  \(flag) "), "\(flag)")
         }
     }
@@ -82,11 +88,16 @@ import Testing
     @Test(arguments: [
         (["plan"], "--ranks is required"),
         (["plan", "--ranks", "0"], "--ranks must be at least 1, got 0"),
-        (["plan", "--ranks", "2", "--network", "wifi"], "--network must be one of 10gbe, infiniband, got 'wifi'"),
+        (["plan", "--ranks", "2", "--network", "wifi"], "--network must be one of 10gbe, 1gbe, infiniband, got 'wifi'"),
         (["plan", "--ranks", "2", "--bandwidth-gbps", "0"], "--bandwidth-gbps must be positive, got 0.0"),
         (["plan", "--ranks", "2", "--efficiency", "11"], "--efficiency must be in (0, 10], got 11.0"),
         (["plan", "--ranks", "2", "--folds", "1"], "--folds must be at least 2, got 1"),
         (["plan", "--ranks", "2", "--profile", "/nonexistent/p.json"], "--profile /nonexistent/p.json: cannot read the file"),
+        (["plan", "--ranks", "2", "--ranks-per-node", "0"], "--ranks-per-node must be at least 1, got 0"),
+        (["plan", "--ranks", "2", "--validation", "rank1"], "The value 'rank1' is invalid for '--validation <validation>'"),
+        (["plan", "--ranks", "2", "--drift-cv", "nan"], "--drift-cv must be a non-negative number, got nan"),
+        (["plan", "--ranks", "2", "--drift-cv", "0.1", "--two-rank-step", "5"], "give either --drift-cv or --two-rank-step"),
+        (["plan", "--ranks", "2", "--contention-copies", "0", "--save-profile", "/tmp/x.json"], "--contention-copies must be at least 1, got 0"),
     ])
     func badFlagsNameTheFlag(arguments: [String], message: String) throws {
         let result = try run(dsanPath, arguments)

@@ -83,8 +83,9 @@ struct StepModelTests {
         #expect(m.communicationStopsHiding(batch: 1, maxRanks: 1024) == 3)
         // Without overlap the whole all-reduce is added.
         #expect(abs(three.sequential - (2 + 2 + three.syncCollectives + three.gradientAllreduce + 0.25)) < 1e-12)
-        // No batch norms: the loss sums (40 B) and the shares' gather (16 B), ⌈log₂ 3⌉ = 2 rounds each.
-        #expect(abs(three.syncCollectives - 2 * (40 + 16) / 2e7) < 1e-15)
+        // No batch norms: the loss sums (40 B), the shares' gather (16 B) and the waits' gather
+        // (8 B), ⌈log₂ 3⌉ = 2 rounds each.
+        #expect(abs(three.syncCollectives - 2 * (40 + 16 + 8) / 2e7) < 1e-15)
     }
 
     @Test func fastNetworkHidesEverywhere() {
@@ -95,12 +96,96 @@ struct StepModelTests {
     @Test func eachBatchNormMakesTwoSmallAllreduces() {
         let net = NetworkModel(name: "test", latency: 1e-5, bandwidth: 1e9)
         let m = twoUnits(network: net, batchNorm: [64])
-        // Two units × one batch norm × (forward, backward) + loss sums + shares' gather.
+        // Two units × one batch norm × (forward, backward) + loss sums + shares' gather + waits' gather.
         let sizes = m.smallCollectives(batch: 4, ranks: 2)
-        let expected: [Double] = [1032, 1024, 1032, 1024, 40, 24]   // 8·(1 + 2·64), 16·64, …, 8·5, 8·(1 + ⌈4/2⌉)
+        let expected: [Double] = [1032, 1024, 1032, 1024, 40, 24, 8]   // 8·(1 + 2·64), 16·64, …, 8·5, 8·(1 + ⌈4/2⌉), 8
         #expect(sizes == expected)
         let s = m.step(batch: 4, ranks: 2)
-        #expect(abs(s.syncCollectives - (6 * 1e-5 + sizes.reduce(0, +) / 1e9)) < 1e-15)
+        #expect(abs(s.syncCollectives - (7 * 1e-5 + sizes.reduce(0, +) / 1e9)) < 1e-15)
+    }
+
+    @Test func batchNormsSharingARoundMakeOneMessageEachWay() {
+        // A block with a shortcut: bn1 alone, then bn2 and the shortcut's batch norm together.
+        let block = GradientUnit(name: "block", tensorElements: [100], forwardFLOPs: 1e9, backwardFLOPs: 2e9,
+                                 batchNormRounds: [[64], [64, 64]])
+        let m = StepModel(units: [block], trainingFLOPS: 1e9, inferenceFLOPS: 1e9, adamSeconds: 0, bucketBytes: 1 << 20,
+                          network: NetworkModel(name: "test", latency: 1e-5, bandwidth: 1e9))
+        #expect(m.batchNormRoundsPerStep == 4)
+        // Round 2: 2 × 8·(1 + 2·64) = 2064 B forward, 2 × 16·64 = 2048 B backward.
+        #expect(m.smallCollectives(batch: 2, ranks: 2) == [1032, 1024, 2064, 2048, 40, 16, 8])
+    }
+}
+
+/// The node's contention and the wait for the slowest rank (Docs/scaling.md).
+struct NodeTermsTests {
+    @Test func expectedMaximumOfNormalsMatchesClosedForms() {
+        // e₁ = 0, e₂ = 1/√π, e₃ = 3/(2√π); e₄ = 1.0293754 and e₅ = 1.1629645 (tabulated).
+        #expect(SyncWait.expectedMaximum(ofNormals: 1) == 0)
+        #expect(abs(SyncWait.expectedMaximum(ofNormals: 2) - 1 / Double.pi.squareRoot()) < 1e-9)
+        #expect(abs(SyncWait.expectedMaximum(ofNormals: 3) - 3 / (2 * Double.pi.squareRoot())) < 1e-9)
+        #expect(abs(SyncWait.expectedMaximum(ofNormals: 4) - 1.0293754) < 1e-7)
+        #expect(abs(SyncWait.expectedMaximum(ofNormals: 5) - 1.1629645) < 1e-7)
+        #expect(abs(SyncWait.expectedMaximum(ofNormals: 16) - 1.7659914) < 1e-7)
+        #expect(abs(SyncWait.seconds(compute: 4, relativeSpread: 0.1, ranks: 2) - 0.4 / Double.pi.squareRoot()) < 1e-9)
+    }
+
+    @Test func contentionIsLinearInBusyCoresBetweenAloneAndAllCopies() {
+        // The 16-core node: 8 copies × 2 threads ran 1.47× slower than one alone.
+        let node = NodeContention(copies: 8, threadsPerCopy: 2, slowdown: 1.47)
+        #expect(node.slowdown(busyCores: 1) == 1 && node.slowdown(busyCores: 2) == 1)
+        #expect(abs(node.slowdown(busyCores: 4) - (1 + 0.47 * 2 / 14)) < 1e-15)    // 1.0671
+        #expect(abs(node.slowdown(busyCores: 8) - (1 + 0.47 * 6 / 14)) < 1e-15)    // 1.2014
+        #expect(abs(node.slowdown(busyCores: 16) - 1.47) < 1e-15)
+        #expect(abs(node.slowdown(busyCores: 64) - 1.47) < 1e-15)                 // not extrapolated
+        #expect(NodeContention(copies: 2, threadsPerCopy: 1, slowdown: 0.97).slowdown(busyCores: 2) == 1)
+        #expect(NodeContention.none.slowdown(busyCores: 128) == 1)
+    }
+
+    /// One unit, 1 GFLOP forward and 2 GFLOP backward per case at 1 GFLOP/s, Adam 0.3 s, a
+    /// free network; a node where 4 one-thread copies ran 2× slower than one.
+    func nodeModel(ranksPerNode: Int, driftCV: Double = 0) -> StepModel {
+        let u = GradientUnit(name: "u", tensorElements: [1000], forwardFLOPs: 1e9, backwardFLOPs: 2e9, batchNormChannels: [])
+        return StepModel(units: [u], trainingFLOPS: 1e9, inferenceFLOPS: 2e9, adamSeconds: 0.3, bucketBytes: 1 << 20,
+                         network: NetworkModel(name: "free", latency: 0, bandwidth: 1e300),
+                         contention: NodeContention(copies: 4, threadsPerCopy: 1, slowdown: 2), threadsPerRank: 1,
+                         ranksPerNode: ranksPerNode, driftCV: driftCV)
+    }
+
+    @Test func ranksOnOneNodeComputeSlowerAndAdamToo() {
+        let m = nodeModel(ranksPerNode: 4)
+        #expect(m.step(batch: 4, ranks: 1).slowdown == 1)
+        let two = m.step(batch: 4, ranks: 2)                // 2 busy cores: 1 + 1 · 1/3
+        #expect(abs(two.slowdown - 4.0 / 3) < 1e-15)
+        #expect(abs(two.forward - 2 * 4.0 / 3) < 1e-12 && abs(two.backward - 4 * 4.0 / 3) < 1e-12)
+        #expect(abs(two.adam - 0.4) < 1e-12)
+        #expect(m.step(batch: 8, ranks: 8).slowdown == 2)   // 4 per node at most: 4 busy cores
+        // One rank per node: no contention at any R.
+        #expect(nodeModel(ranksPerNode: 1).step(batch: 8, ranks: 8).slowdown == 1)
+    }
+
+    @Test func theSlowestOfRRanksSetsTheStep() {
+        let m = nodeModel(ranksPerNode: 1, driftCV: 0.1)
+        #expect(m.step(batch: 4, ranks: 1).syncWait == 0)
+        // R = 4: 1 case each, compute 3 s; wait e₄ · 0.1 · 3.
+        let four = m.step(batch: 4, ranks: 4)
+        #expect(abs(four.syncWait - 1.0293754 * 0.3) < 1e-7)
+        #expect(abs(four.overlapped - (3 + four.syncWait + four.syncCollectives + four.exposedOverlapped + 0.3)) < 1e-12)
+    }
+
+    @Test func calibrationFromMeasuredStepsRoundTrips() throws {
+        let m = nodeModel(ranksPerNode: 2)
+        // 1 rank, 3 cases: 9 s of compute + 0.3 s of Adam at 1 GFLOP/s; 4.8 s means 2 GFLOP/s.
+        #expect(try #require(m.trainingFLOPS(oneRankStep: 9.3, batch: 3)) == 1e9)
+        #expect(try #require(m.trainingFLOPS(oneRankStep: 4.8, batch: 3)) == 2e9)
+        #expect(m.trainingFLOPS(oneRankStep: 0.3, batch: 3) == nil)
+        // A 2-rank step 0.5 s longer than the model without drift: cv = 0.5 / (e₂ · compute).
+        let plain = m.step(batch: 2, ranks: 2)
+        let cv = m.driftCV(twoRankStep: plain.overlapped + 0.5, batch: 2)
+        #expect(abs(cv - 0.5 / (1 / Double.pi.squareRoot() * (plain.forward + plain.backward))) < 1e-9)
+        var drifting = m
+        drifting.driftCV = cv
+        #expect(abs(drifting.step(batch: 2, ranks: 2).overlapped - (plain.overlapped + 0.5)) < 1e-12)
+        #expect(m.driftCV(twoRankStep: plain.overlapped - 0.1, batch: 2) == 0)   // faster than the model: no drift
     }
 }
 
@@ -111,12 +196,27 @@ struct RunPlanTests {
         #expect(shape.validationCases == 437 && shape.trainingCases == 1749 && shape.stepsPerEpoch == 88)
     }
 
+    @Test func validationSharedByTheRanksTakesTheBusiestSlice() {
+        let unit = GradientUnit(name: "u", tensorElements: [1000], forwardFLOPs: 1e9, backwardFLOPs: 2e9, batchNormChannels: [])
+        let m = StepModel(units: [unit], trainingFLOPS: 1e9, inferenceFLOPS: 2e9, adamSeconds: 0, bucketBytes: 1 << 20,
+                          network: NetworkModel(name: "free", latency: 0, bandwidth: 1e15),
+                          contention: NodeContention(copies: 2, threadsPerCopy: 1, slowdown: 1.5), ranksPerNode: 2)
+        // 5 cases at 0.5 s each: rank 0 alone 2.5 s; on 4 ranks the busiest slice is ⌈5/4⌉ = 2
+        // cases, 2 ranks per node busy (×1.5): 1.5 s.
+        #expect(m.validation(cases: 5, ranks: 4, placement: .rank0) == 2.5)
+        #expect(m.validation(cases: 5, ranks: 4, placement: .shared) == 1.5)
+        #expect(m.validation(cases: 5, ranks: 1, placement: .shared) == 2.5)
+        let shape = RunShape(cases: 10, folds: 2, epochs: 3, batch: 4)   // 5 validation cases
+        #expect(m.estimate(shape, ranks: 4).validationSeconds == 1.5)
+        #expect(m.estimate(shape, ranks: 4, validation: .rank0).validationSeconds == 2.5)
+    }
+
     @Test func validationRunsOnRankZeroAloneAndCrossValidationMultiplies() {
         let unit = GradientUnit(name: "u", tensorElements: [1000], forwardFLOPs: 1e9, backwardFLOPs: 2e9, batchNormChannels: [])
         let m = StepModel(units: [unit], trainingFLOPS: 1e9, inferenceFLOPS: 2e9, adamSeconds: 0, bucketBytes: 1 << 20,
                           network: NetworkModel(name: "free", latency: 0, bandwidth: 1e15))
         let shape = RunShape(cases: 10, folds: 2, epochs: 3, batch: 4)   // 5 training cases: 2 steps; 5 validation
-        let one = m.estimate(shape, ranks: 1), four = m.estimate(shape, ranks: 4)
+        let one = m.estimate(shape, ranks: 1, validation: .rank0), four = m.estimate(shape, ranks: 4, validation: .rank0)
         #expect(one.validationSeconds == 2.5 && four.validationSeconds == 2.5)   // 5 × 1 GFLOP at 2 GFLOP/s
         #expect(one.epochOverlapped == 2 * 12 + 2.5)                              // 2 steps × 4 cases × 3 s
         #expect(abs(four.epochOverlapped - (2 * 3 + 2.5)) < 1e-9)                 // communication ~1e-12 s
@@ -132,5 +232,11 @@ struct RunPlanTests {
         #expect(p.adamSeconds(parameters: 1_000_000, threads: 1) == 0.004)
         let round = try JSONDecoder().decode(MachineProfile.self, from: JSONEncoder().encode(p))
         #expect(round == p)
+        // A profile written before the contention probe existed still reads, with none.
+        let old = #"{"machine":"m","date":"d","threads":2,"sgemmGFLOPS":100,"efficiency":0.5,"adamSecondsPerMillionParameters":0.002}"#
+        #expect(try JSONDecoder().decode(MachineProfile.self, from: Data(old.utf8)).contention == nil)
+        var measured = p
+        measured.contention = NodeContention(copies: 8, threadsPerCopy: 2, slowdown: 1.47, spread: 0.05)
+        #expect(try JSONDecoder().decode(MachineProfile.self, from: JSONEncoder().encode(measured)) == measured)
     }
 }
