@@ -74,7 +74,7 @@ let package = Package(
         // Benchmarks: what `dsan bench kernels | step | io | vector | allreduce` measure, and their
         // reports (tables and JSON).
         .target(name: "Benchmarks", dependencies: [
-            "BLAS", "Tensor", "NN", "VectorKernels", "Model", "CTData", "MPI", "Distributed",
+            "BLAS", "Tensor", "NN", "VectorKernels", "Model", "CTData", "MPI", "Distributed", "Planning",
         ]),
 
         // Planning: the α-β model of a step, an epoch and a cross-validation on R ranks (pure arithmetic).

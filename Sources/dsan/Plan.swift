@@ -1,5 +1,6 @@
 import ArgumentParser
 import BLAS
+import Benchmarks
 import Foundation
 import Model
 import NN
@@ -150,7 +151,8 @@ struct Plan: ParsableCommand {
             if saveProfile != nil || ranksPerNode > 1 {
                 let k = contentionCopies ?? max(1, ContentionProbe.allowedCores().count / t)
                 if k > 1 {
-                    machine.contention = try ContentionProbe.measure(copies: k, threads: t, width: width, size: probeSize, seconds: probeSeconds)
+                    machine.contention = try ContentionProbe.measure(copies: k, threads: t, width: width, size: probeSize, seconds: probeSeconds,
+                                                                progress: printError)
                 }
             }
             if let path = saveProfile {

@@ -169,3 +169,28 @@ import Tensor
         """)
     }
 }
+
+/// `dsan plan --save-profile`'s contention probe: the pieces that do not start processes (the
+/// probe itself runs through the binary in Tests/CLITests/PlanCLITests).
+@Suite struct ContentionProbeTests {
+    /// The kernel's CPU-list format, as `Cpus_allowed_list` prints it.
+    @Test func coreListReadsRangesAndSingles() {
+        #expect(ContentionProbe.coreList("0-3,8") == [0, 1, 2, 3, 8])
+        #expect(ContentionProbe.coreList(" 5 ") == [5])
+        #expect(ContentionProbe.coreList("0,2-3,10-11") == [0, 2, 3, 10, 11])
+        #expect(ContentionProbe.coreList("") == [])
+        #expect(ContentionProbe.coreList("3-1,x,4") == [4])
+    }
+
+    /// This process's own list is not empty and holds no duplicates.
+    @Test func allowedCoresOfThisProcess() {
+        let cores = ContentionProbe.allowedCores()
+        #expect(!cores.isEmpty)
+        #expect(Set(cores).count == cores.count)
+    }
+
+    @Test func medianOfOddAndEvenCounts() {
+        #expect(ContentionProbe.median([3, 1, 2]) == 2)
+        #expect(ContentionProbe.median([4, 1, 3, 2]) == 2.5)
+    }
+}

@@ -15,15 +15,16 @@ import Tensor
 /// a process of its own pinned with `taskset` to T cores of its own; the copies start together
 /// (each waits until all are built) and repeat the step for a fixed time, so every repetition
 /// they report ran while all k did.
-enum ContentionProbe {
+public enum ContentionProbe {
     /// A probe failed: what, and what to do.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
     /// Runs one copy alone on the first T cores, then k copies together on disjoint T cores, and
     /// returns the median slowdown and the spread of the copies' repetition times together.
-    static func measure(copies k: Int, threads t: Int, width: Int, size: VolumeSize, seconds: Double) throws -> NodeContention {
+    public static func measure(copies k: Int, threads t: Int, width: Int, size: VolumeSize, seconds: Double,
+                               progress: (String) -> Void) throws -> NodeContention {
         let cores = allowedCores()
         guard k * t <= cores.count else {
             throw Failure(description: "contention probe: \(k) copies × \(t) threads need \(k * t) cores, this process may use \(cores.count) (\(cores.map(String.init).joined(separator: ",")))")
@@ -31,19 +32,19 @@ enum ContentionProbe {
         guard let taskset = findExecutable("taskset") else {
             throw Failure(description: "contention probe: 'taskset' (util-linux) not found on PATH; install it, or pass --contention-copies 1 to skip the probe")
         }
-        printError("plan: contention probe, a training step at \(size), width \(width): 1 copy alone, then \(k) together, \(String(format: "%.0f", seconds)) s each")
+        progress("plan: contention probe, a training step at \(size), width \(width): 1 copy alone, then \(k) together, \(String(format: "%.0f", seconds)) s each")
         let alone = try run(copies: 1, threads: t, cores: cores, taskset: taskset, width: width, size: size, seconds: seconds)
         let together = try run(copies: k, threads: t, cores: cores, taskset: taskset, width: width, size: size, seconds: seconds)
         let all = together.flatMap { $0 }
         let slowdown = median(all) / median(alone[0])
         let mean = all.reduce(0, +) / Double(all.count)
         let variance = all.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, all.count - 1))
-        printError(String(format: "plan: probe step alone %.3f s (median of %d), %d together %.3f s (median of %d): slowdown %.2f×, spread %.1f %%",
+        progress(String(format: "plan: probe step alone %.3f s (median of %d), %d together %.3f s (median of %d): slowdown %.2f×, spread %.1f %%",
                           median(alone[0]), alone[0].count, k, median(all), all.count, slowdown, 100 * variance.squareRoot() / mean))
         return NodeContention(copies: k, threadsPerCopy: t, slowdown: slowdown, spread: variance.squareRoot() / mean)
     }
 
-    static func median(_ v: [Double]) -> Double {
+    public static func median(_ v: [Double]) -> Double {
         let s = v.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
@@ -85,7 +86,7 @@ enum ContentionProbe {
     /// The worker: builds the model, announces itself in `ready`, waits for the other copies,
     /// then repeats the step for `seconds` after one warm-up; prints the times of the
     /// repetitions that ended within that window, as a JSON array.
-    static func worker(copies k: Int, threads t: Int, width: Int, size: VolumeSize, seconds: Double, ready: String) throws {
+    public static func worker(copies k: Int, threads t: Int, width: Int, size: VolumeSize, seconds: Double, ready: String) throws {
         Parallel.threads = t
         BLAS.threads = t
         let shape = Shape5(n: 1, c: 1, d: size.d, h: size.h, w: size.w)
@@ -131,17 +132,25 @@ enum ContentionProbe {
 
     /// The cores this process may run on, from `Cpus_allowed_list` in /proc/self/status
     /// ("0-3,8"); 0…online−1 if it cannot be read.
-    static func allowedCores() -> [Int] {
+    public static func allowedCores() -> [Int] {
         if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) {
-            var cores: [Int] = []
-            for part in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
-                let ends = part.split(separator: "-").compactMap { Int($0) }
-                if ends.count == 1 { cores.append(ends[0]) } else if ends.count == 2, ends[0] <= ends[1] { cores += Array(ends[0]...ends[1]) }
-            }
+            let cores = coreList(String(line.dropFirst("Cpus_allowed_list:".count)))
             if !cores.isEmpty { return cores }
         }
         return Array(0..<ProcessInfoCores.online)
+    }
+
+    /// A kernel CPU list ("0-3,8", as in `Cpus_allowed_list`) as core numbers in its order;
+    /// malformed parts are left out.
+    public static func coreList(_ text: String) -> [Int] {
+        var cores: [Int] = []
+        for part in text.trimmingCharacters(in: .whitespaces).split(separator: ",") {
+            let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            if ends.count == 1, let a = ends[0] { cores.append(a) }
+            else if ends.count == 2, let a = ends[0], let b = ends[1], a <= b { cores += Array(a...b) }
+        }
+        return cores
     }
 
     static func findExecutable(_ name: String) -> String? {
