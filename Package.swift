@@ -110,7 +110,7 @@ let package = Package(
         // Runs the built `dsan` (and `mpirun`): command-line behaviour end to end.
         .testTarget(name: "CLITests", dependencies: ["BLAS", "CTData", "NIfTI", "HDF5", "Model", "Evaluation", "Training", "Benchmarks", "NumericalTesting"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "CTData", "Tensor"]),
-        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "CTData", "Model", "Tensor", "NumericalTesting"]),
+        .testTarget(name: "WorkflowsTests", dependencies: ["Workflows", "Evaluation", "Training", "Distributed", "MPI", "CTData", "Model", "NIfTI", "Tensor", "NumericalTesting"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "CTData", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "CTDataTests", dependencies: ["CTData", "HDF5", "NIfTI", "NumericalTesting"]),

@@ -1,8 +1,12 @@
-// AVX2 + FMA build: 8 lanes. Only called after CPUID says the CPU has AVX2 and FMA.
+// AVX2 + FMA build: 8 lanes. Only called after CPUID says the CPU has AVX2 and FMA (dispatch.c).
 #if defined(__x86_64__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #define VK_LANES 8
 #define VK_NAME(name) dsan_vk_avx2_##name
+// Every kernel body, compiled at this level: the elementwise kernels, the Winograd transforms
+// and the layout kernels (vol2col, col2vol, max pooling).
 #include "kernels_body.h"
+#include "winograd_body.h"
+#include "layout_body.h"
 #pragma clang attribute pop
 #endif

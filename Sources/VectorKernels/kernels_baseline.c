@@ -1,4 +1,8 @@
 // Baseline build: 4 lanes (SSE2 on x86-64, whatever the target has elsewhere).
 #define VK_LANES 4
 #define VK_NAME(name) dsan_vk_baseline_##name
+// Every kernel body, compiled at this level: the elementwise kernels, the Winograd transforms
+// and the layout kernels (vol2col, col2vol, max pooling).
 #include "kernels_body.h"
+#include "winograd_body.h"
+#include "layout_body.h"

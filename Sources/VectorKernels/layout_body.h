@@ -1,4 +1,4 @@
-// The layout kernels (vol2col, col2vol, max pooling), written once. Each layout_<level>.c defines
+// The layout kernels (vol2col, col2vol, max pooling), written once. Each kernels_<level>.c defines
 // VK_LANES and VK_NAME(name) and applies its target attribute with `#pragma clang attribute`, as
 // kernels_<level>.c do, then includes this file.
 //

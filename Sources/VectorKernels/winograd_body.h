@@ -1,5 +1,5 @@
 // The Winograd F(2×2×2, 3×3×3) transforms, written once (Sources/NN/Winograd.swift has the maths,
-// the layouts of V, M and U, and the block/tile numbering). Each winograd_<level>.c defines
+// the layouts of V, M and U, and the block/tile numbering). Each kernels_<level>.c defines
 // VK_LANES and VK_NAME(name) and applies its target attribute with `#pragma clang attribute`, then
 // includes this file.
 //

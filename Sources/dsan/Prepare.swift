@@ -2,9 +2,7 @@ import ArgumentParser
 import CTData
 import Foundation
 import Model
-import NIfTI
-import Tensor
-import Training
+import Workflows
 
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,112 +60,22 @@ struct Prepare: ParsableCommand {
             let (out, total) = (self.out, entries.count)
             let interrupt = InterruptNotice.forShards(command: "prepare", total: total, out: out)
             defer { interrupt.cancel() }
+            let preparation = ShardPreparation(manifest: manifest, size: size, shardSize: shardSize,
+                                               keepGoing: keepGoing, jobs: jobs)
+            let summary: ShardPreparation.Summary
             do {
-                try prepare(entries, into: output, interrupt: interrupt)
+                summary = try preparation.run(entries, into: output,
+                                              caseFailed: { printError("dsan: \($0)") },
+                                              done: { interrupt.progress = $0 })
+                try output.commit()
             } catch {
                 output.discard()
                 throw error
             }
-        }
-    }
-
-    /// One prepared case as the shard stores it.
-    private struct Ready: Sendable {
-        var info: CaseInfo
-        var image: [UInt8]
-        var lung: [UInt8]
-        var infection: [UInt8]?
-        var transform: PreprocessingTransform
-    }
-
-    private func prepare(_ entries: [ManifestEntry], into output: ShardDirectoryWriter, interrupt: InterruptNotice) throws {
-        let options = PreprocessingOptions(size: size.dims)
-        let manifestDirectory = (manifest as NSString).deletingLastPathComponent
-        let jobs = min(self.jobs ?? ProcessInfoCores.available, entries.count)
-        // Case-level parallelism first; the kernels inside a case share what is left.
-        Parallel.threads = max(1, ProcessInfoCores.available / jobs)
-        let progress = ProgressLine("prepare", total: entries.count)
-        let shardCount = (entries.count + shardSize - 1) / shardSize
-        let digits = max(3, String(shardCount - 1).count)
-        let source = "dsan prepare --manifest \((manifest as NSString).lastPathComponent) --size \(size)"
-
-        var pending: [Ready] = []          // prepared cases of the next shard, in manifest order
-        var written: [String] = []         // shard paths written by this run
-        var infos: [CaseInfo] = []
-        var failures: [(ManifestEntry, Error)] = []
-
-        func writeShard() throws {
-            guard !pending.isEmpty else { return }
-            let name = String(format: "shard-%0\(digits)d.h5", written.count)
-            let path = output.stagingPath(for: name)
-            let writer = try ShardWriter(path: path, cases: pending.count, size: size.dims, source: source)
-            for r in pending {
-                try writer.append(r.info, image: .uint8(r.image), lung: r.lung, infection: r.infection, transform: r.transform)
+            print("wrote \(summary.cases) cases (\(summary.covid) COVID-19, \(summary.cases - summary.covid) CAP; \(summary.withoutInfectionMask) without infection mask, predict only) in \(summary.shards) shard(s) at \(size) to \(out)")
+            if !summary.skipped.isEmpty {
+                print("skipped \(summary.skipped.count) failed case(s): \(summary.skipped.joined(separator: ", "))")
             }
-            try writer.finish()
-            written.append(path)
-            infos += pending.map(\.info)
-            pending = []
         }
-
-        // At most `jobs` cases are in flight (being prepared or waiting for their turn to be
-        // written); results are taken in manifest order.
-        let results = OrderedResults<Ready>()
-        var launched = 0
-        var stop = false
-        for next in 0..<entries.count {
-            while !stop && launched < entries.count && launched - next < jobs {
-                let i = launched, entry = entries[i]
-                launched += 1
-                DispatchQueue.global(qos: .userInitiated).async {
-                    results.put(i, Result { try Self.prepareCase(entry, manifestDirectory: manifestDirectory, options: options) })
-                }
-            }
-            if next >= launched { break }   // stopped: not launched
-            let result = results.take(next)
-
-            switch result {
-            case .success(let ready):
-                if !stop {
-                    pending.append(ready)
-                    if pending.count == shardSize { try writeShard() }
-                }
-            case .failure(let error):
-                failures.append((entries[next], error))
-                printError("dsan: case \(entries[next].caseID) (manifest line \(entries[next].line)) failed: \(error)")
-                if !keepGoing { stop = true }   // cases already running still finish and report
-            }
-            progress.update(next + 1)
-            interrupt.progress = next + 1
-        }
-
-        if stop {
-            output.discard()
-            throw ExitCode.failure.withMessage(
-                "\(failures.count) case(s) failed (\(failures.map(\.0.caseID).joined(separator: ", "))); no shards written to \(out). Fix them, or pass --keep-going to skip them")
-        }
-        try writeShard()
-        let covid = infos.filter { $0.label == .covid }.count
-        let withoutMask = infos.filter { !$0.hasInfectionMask }.count
-        if infos.isEmpty {
-            throw ExitCode.failure.withMessage("every case failed (\(failures.count)); nothing written to \(out)")
-        }
-        try output.commit()
-        print("wrote \(infos.count) cases (\(covid) COVID-19, \(infos.count - covid) CAP; \(withoutMask) without infection mask, predict only) in \(written.count) shard(s) at \(size) to \(out)")
-        if !failures.isEmpty {
-            print("skipped \(failures.count) failed case(s): \(failures.map(\.0.caseID).joined(separator: ", "))")
-        }
-    }
-
-    /// Reads and preprocesses one case; the volumes it read are released when it returns.
-    private static func prepareCase(_ entry: ManifestEntry, manifestDirectory: String, options: PreprocessingOptions) throws -> Ready {
-        let image = try NIfTI.read(entry.image)
-        let lung = try MaskFiles.read(entry.lung, partsRelativeTo: manifestDirectory)
-        let infection = try entry.infection.map { try NIfTI.read($0) }
-        let prepared = try Preprocessing.prepare(image: image, lung: lung, infection: infection, options: options)
-        let info = CaseInfo(caseID: entry.caseID, patientID: entry.patientID, label: entry.label,
-                            infectionRatio: prepared.infectionRatio.map(Float.init) ?? .nan)
-        return Ready(info: info, image: prepared.imageBytes, lung: prepared.lung, infection: prepared.infection,
-                     transform: prepared.transform)
     }
 }

@@ -1,9 +1,0 @@
-// Winograd transforms, AVX-512 build: 16 lanes. Only called after CPUID says the CPU has AVX-512
-// F, BW, VL and DQ and the OS saves the ZMM state (dispatch.c).
-#if defined(__x86_64__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))), apply_to = function)
-#define VK_LANES 16
-#define VK_NAME(name) dsan_vk_avx512_##name
-#include "winograd_body.h"
-#pragma clang attribute pop
-#endif
