@@ -2,6 +2,7 @@ import CTData
 import Foundation
 import Model
 import NIfTI
+import NumericalTesting
 import Testing
 @testable import Workflows
 
@@ -39,9 +40,12 @@ import Testing
         let entries = try Self.writeCohort(dir)
         let output = try ShardDirectoryWriter(directory: "\(dir)/shards", overwrite: false, overwriteFlag: nil)
         var failed: [String] = [], done: [Int] = []
-        let summary = try ShardPreparation(manifest: "\(dir)/cases.csv", size: VolumeSize(16, 16, 16), shardSize: 1,
-                                           keepGoing: true, jobs: 2)
-            .run(entries, into: output, caseFailed: { failed.append($0) }, done: { done.append($0) })
+        // ThreadSettings: `run` sets the process-wide Parallel.threads, which tests beside this one read.
+        let summary = try ThreadSettings.with {
+            try ShardPreparation(manifest: "\(dir)/cases.csv", size: VolumeSize(16, 16, 16), shardSize: 1,
+                                 keepGoing: true, jobs: 2)
+                .run(entries, into: output, caseFailed: { failed.append($0) }, done: { done.append($0) })
+        }
         try output.commit()
         #expect(summary == .init(cases: 2, covid: 1, withoutInfectionMask: 2, shards: 2, skipped: ["b"]))
         #expect(failed.count == 1 && failed[0].hasPrefix("case b (manifest line 3) failed:"))
@@ -59,9 +63,11 @@ import Testing
         let output = try ShardDirectoryWriter(directory: "\(dir)/shards", overwrite: false, overwriteFlag: nil)
         var failed: [String] = []
         #expect {
-            _ = try ShardPreparation(manifest: "\(dir)/cases.csv", size: VolumeSize(16, 16, 16), shardSize: 8,
-                                     keepGoing: false, jobs: 1)
-                .run(entries, into: output, caseFailed: { failed.append($0) }, done: { _ in })
+            try ThreadSettings.with {
+                _ = try ShardPreparation(manifest: "\(dir)/cases.csv", size: VolumeSize(16, 16, 16), shardSize: 8,
+                                         keepGoing: false, jobs: 1)
+                    .run(entries, into: output, caseFailed: { failed.append($0) }, done: { _ in })
+            }
         } throws: { error in
             "\(error)" == "1 case(s) failed (b); no shards written to \(dir)/shards. Fix them, or pass --keep-going to skip them"
         }
