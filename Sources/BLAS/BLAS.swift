@@ -1,3 +1,4 @@
+import Foundation
 import COpenBLAS
 
 /// Whether a GEMM operand is used as stored or transposed.
@@ -48,13 +49,25 @@ public enum BLAS {
 
     /// Runs `body` with OpenBLAS on `count` threads, then restores the previous count. dsan's
     /// kernels run their GEMMs with `withThreads(1)` inside their own workers.
+    ///
+    /// OpenBLAS's thread count is one process-wide setting, so `body` runs holding `settingsLock`:
+    /// two threads that each ran a kernel this way at the same time (test suites do, side by side)
+    /// would otherwise restore each other's counts, and a kernel meant to run single-threaded GEMMs
+    /// could run them on OpenBLAS's threads, which round differently. Call it from the thread
+    /// that owns the work, never from inside `body`'s workers.
     public static func withThreads<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        settingsLock.lock()
+        defer { settingsLock.unlock() }
         let saved = threads
         if saved == count { return try body() }
         threads = count
         defer { threads = saved }
         return try body()
     }
+
+    /// Held while a thread depends on the process-wide thread counts staying as it set them
+    /// (`withThreads`; the tests' `ThreadSettings`). Recursive: a holder may nest.
+    public static let settingsLock = NSRecursiveLock()
 
     /// The CPU core type OpenBLAS detected and dispatches kernels for (e.g. "Zen", "Haswell").
     public static var coreName: String { String(cString: openblas_get_corename()) }

@@ -6,7 +6,8 @@ import Tensor
 /// side by side in one process: a test that changes them does so here, holding one lock, so two
 /// such tests never interleave and each restores what it found.
 public enum ThreadSettings {
-    private static let lock = NSRecursiveLock()
+    /// BLAS's own settings lock: `BLAS.withThreads` in the kernels waits while a test holds it.
+    private static var lock: NSRecursiveLock { BLAS.settingsLock }
 
     /// Runs `body` with `parallel` dsan threads and `blas` OpenBLAS threads (nil: unchanged).
     public static func with<T>(parallel: Int? = nil, blas: Int? = nil, _ body: () throws -> T) rethrows -> T {
