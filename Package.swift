@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "NN", "NumericalTesting", "HDF5"]),
         .testTarget(name: "CTDataTests", dependencies: ["CTData", "HDF5", "NIfTI", "NumericalTesting"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
-        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Model", "NN", "Tensor", "BLAS", "CTData", "NumericalTesting"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Model", "NN", "Tensor", "BLAS", "CTData", "Planning", "NumericalTesting"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Evaluation", "CTData", "NIfTI", "NumericalTesting"]),
     ],
     swiftLanguageModes: [.v5]

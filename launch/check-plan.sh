@@ -13,8 +13,9 @@
 #        (launch/hosts.sh; 1gbit, the `--network 1gbe` preset), each rank pinned to a core of its
 #        own, against a 1-rank run of the same global batch (its step calibrates the training
 #        rate), in alternating rounds; `dsan plan --save-profile` measures this machine's
-#        contention and drift (2 copies of its probe, 1 thread each) first. Step = median of
-#        rank 0's steps.jsonl "seconds" after 2 warm-up steps over all rounds. Needs root.
+#        contention and drift (2 copies of its probe, 1 thread each) first, and `dsan bench
+#        allreduce --save-network` the links after. Step = median of rank 0's steps.jsonl
+#        "seconds" after 2 warm-up steps over all rounds. Needs root.
 # Prints predicted against measured, with the error (predicted / measured − 1). DSAN_BIN overrides
 # the binary (default .build/release/dsan). Keeps steps.jsonl and logs in DIR (default
 # /tmp/dsan-check-plan), not checkpoints; the namespaces are removed by launch/hosts.sh.
@@ -114,26 +115,34 @@ if [ "$part" != node ]; then
     t2=$(for r in $(seq 1 "$rounds"); do step_times "$out/r$r-2h"; done | median)
     exposed=$(for r in $(seq 1 "$rounds"); do
         awk -F'"exposedAllreduceSeconds":' 'NR > 2 { split($2, a, /[,}]/); print a[1] }' "$out/r$r-2h/steps.jsonl"; done | median)
-    # The links' effective rate for the model's 10 buckets, measured apart from training: the
-    # in-place all-reduce of the width-64 gradients (254 MB) over the same limited links.
+    bnwait=$(for r in $(seq 1 "$rounds"); do
+        awk -F'"batchNormSyncSeconds":' 'NR > 2 { split($2, a, /[,}]/); print a[1] }' "$out/r$r-2h/steps.jsonl"; done | median)
+    # The links as the model sees them, measured apart from training over the same limited links:
+    # the ring's times at four sizes around a bucket's, a batch-norm-sized all-reduce idle and
+    # while a bucket's ring runs (dsan bench allreduce --save-network).
     launch/hosts.sh --name "bw$$" --subnet 10.214.0 --hosts 2 --ranks-per-host 1 --rate "$rate" -- \
-        bash -c 'exec taskset -c "$OMPI_COMM_WORLD_RANK" "$0" "$@"' "$dsan" bench allreduce --sizes 64 --repetitions 3 \
-        >"$out/allreduce.log" 2>&1 || { tail -5 "$out/allreduce.log" >&2; fail "dsan bench allreduce over the hosts failed"; }
-    inplace=$(grep -o 'in place [0-9.]*' "$out/allreduce.log" | awk '{ print $3 }')
-    beta=$(awk -v t="$inplace" 'BEGIN { printf "%.4f", 253.88e6 / t / 1e9 }')   # R = 2: 2(R−1)/R · b / β = b / β
+        bash -c 'exec taskset -c "$OMPI_COMM_WORLD_RANK" "$0" "$@"' "$dsan" bench allreduce --sizes 8,16,32,64 --repetitions 3 \
+        --save-network "$out/network.json" >"$out/allreduce.log" 2>&1 \
+        || { tail -5 "$out/allreduce.log" >&2; fail "dsan bench allreduce over the hosts failed (log: $out/allreduce.log)"; }
+    grep -E '^(links|fitted|  its)' "$out/allreduce.log" >&2 || true
     # Both "hosts" share this machine's memory: 2 ranks per node for the contention term.
     plan=("$dsan" plan --ranks 2 --ranks-per-node 2 --threads-per-rank 1 --profile "$out/here.json" --size "$size"
-          --width "$width" --batch "$batch" --one-rank-step "$t1@$batch" --network 1gbe --json)
-    json=$("${plan[@]}")
-    jsonb=$("${plan[@]}" --bandwidth-gbps "$beta")
-    echo "$jsonb" > "$out/plan-2h-measured-beta.json"
-    echo "$json" > "$out/plan-2h.json"
+          --width "$width" --batch "$batch" --one-rank-step "$t1@$batch" --json)
+    json=$("${plan[@]}" --network 1gbe)
+    jsonm=$("${plan[@]}" --network-profile "$out/network.json")
+    echo "$json" > "$out/plan-2h-preset.json"
+    echo "$jsonm" > "$out/plan-2h-measured.json"
     p2=$(echo "$json" | field 'r["estimate"]["stepOverlapped"]')
-    pe=$(echo "$json" | field 'r["estimate"]["step"]["exposedOverlapped"]')
+    pm=$(echo "$jsonm" | field 'r["estimate"]["stepOverlapped"]')
+    # What the model says backward's batch-norm rounds wait (queueing behind buckets, the slowest
+    # rank, the messages) and what the trainer recorded (rank 0's batchNormSyncSeconds).
+    pbn=$(echo "$jsonm" | field 'r["estimate"]["step"]["queueWait"] + r["estimate"]["step"]["syncWait"] + r["estimate"]["step"]["syncCollectives"]')
+    pe=$(echo "$jsonm" | field 'r["estimate"]["step"]["exposedOverlapped"]')
     echo "this machine ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores): $(echo "$json" | field 'r["profile"]["machine"]'); drift $(echo "$json" | field '"%.3f" % r["driftCV"]'), contention $(echo "$json" | field '"%.2f" % r["slowdown"]')×"
     header
     row "1 rank × 1 thread, batch $batch" "$t1" "$t1" "calibration (--one-rank-step)"
-    row "2 hosts × 1 rank, $rate, batch $batch" "$p2" "$t2" "prediction"
-    row "  of which exposed all-reduce" "$pe" "$exposed" "prediction"
-    row "2 hosts, β $beta GB/s (bench allreduce)" "$(echo "$jsonb" | field 'r["estimate"]["stepOverlapped"]')" "$t2" "prediction, measured β"
+    row "2 hosts × 1 rank, $rate, batch $batch" "$p2" "$t2" "prediction, --network 1gbe (nominal)"
+    row "2 hosts × 1 rank, measured links" "$pm" "$t2" "prediction, --network-profile"
+    row "  of which batch-norm waits" "$pbn" "$bnwait" "prediction, --network-profile"
+    row "  of which exposed all-reduce" "$pe" "$exposed" "prediction, --network-profile"
 fi

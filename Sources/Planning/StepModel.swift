@@ -100,18 +100,22 @@ public struct StepModel: Codable, Equatable, Sendable {
     /// The buckets as `GradientBuckets` forms them: tensors in backward order (units reversed,
     /// each unit's tensors in its listed order), a bucket closed as soon as it holds at least
     /// `bucketBytes`. A bucket is ready when the unit holding its last tensor has finished.
-    public var buckets: [Bucket] {
+    public var buckets: [Bucket] { scheduledBuckets.map(\.bucket) }
+
+    /// The buckets with the index, in backward order (units reversed), of the unit whose end
+    /// makes each ready.
+    var scheduledBuckets: [(bucket: Bucket, unit: Int)] {
         let total = backwardFLOPs
-        var result: [Bucket] = [], bytes = 0, done = 0.0
-        for unit in units.reversed() {
+        var result: [(bucket: Bucket, unit: Int)] = [], bytes = 0, done = 0.0
+        for (index, unit) in units.reversed().enumerated() {
             done += unit.backwardFLOPs
             let fraction = total > 0 ? done / total : 1
             for n in unit.tensorElements {
                 bytes += 4 * n
-                if bytes >= bucketBytes { result.append(Bucket(bytes: bytes, readyFraction: fraction)); bytes = 0 }
+                if bytes >= bucketBytes { result.append((Bucket(bytes: bytes, readyFraction: fraction), index)); bytes = 0 }
             }
         }
-        if bytes > 0 { result.append(Bucket(bytes: bytes, readyFraction: 1)) }
+        if bytes > 0 { result.append((Bucket(bytes: bytes, readyFraction: 1), units.count - 1)) }
         return result
     }
 
@@ -158,17 +162,45 @@ public struct StepModel: Codable, Equatable, Sendable {
             $0 + CollectiveCost.smallAllreduce(bytes: $1, ranks: ranks, network: network)
         }
         let wait = SyncWait.seconds(compute: forward + backward, relativeSpread: driftCV, ranks: ranks)
-        let times = buckets.map { CollectiveCost.ringAllreduce(bytes: Double($0.bytes), ranks: ranks, network: network) }
+        let scheduled = scheduledBuckets
+        let times = scheduled.map { CollectiveCost.ringAllreduce(bytes: Double($0.bucket.bytes), ranks: ranks, network: network) }
         let communication = times.reduce(0, +)
-        // Overlap: one communication thread reduces the buckets in order, each from the moment
-        // backward has finished its last gradient (or the previous bucket is done, if later).
-        var finish = 0.0
-        for (b, t) in zip(buckets, times) { finish = max(finish, b.readyFraction * backward) + t }
-        let exposed = ranks > 1 ? max(0, finish - backward) : 0
+        let overlap = ranks > 1 ? overlappedBackward(backward: backward, scheduled: scheduled, times: times)
+                                : (queueWait: 0, exposed: 0)
         return StepEstimate(ranks: ranks, share: Int(n), idleRanks: max(0, ranks - batch), slowdown: slow,
                             forward: forward, backward: backward, syncCollectives: sync, syncWait: wait,
                             gradientAllreduce: communication, lastBucket: times.last ?? 0,
-                            exposedOverlapped: exposed, adam: adamSeconds * slow)
+                            exposedOverlapped: overlap.exposed, queueWait: overlap.queueWait, adam: adamSeconds * slow)
+    }
+
+    /// Backward with the buckets reduced as it goes (overlap on). One communication thread
+    /// reduces the buckets in order, each from the moment the unit holding its last gradient has
+    /// finished (or the previous bucket is done, if later). Backward runs the units in reverse,
+    /// each unit's batch-norm rounds spread over it (a round, then its share of the unit's
+    /// compute: a block's backward meets its second batch norm first); a round that starts while
+    /// a bucket is on the link waits `network.queueDelay` behind it. Returns those waits' total and
+    /// the reduction left after backward (at least the last bucket, which is ready only at the end).
+    func overlappedBackward(backward: Double, scheduled: [(bucket: Bucket, unit: Int)], times: [Double])
+        -> (queueWait: Double, exposed: Double) {
+        let total = backwardFLOPs, q = network.queueDelay
+        var t = 0.0, queueWait = 0.0, commFinish = 0.0, next = 0
+        var transfers: [(start: Double, end: Double)] = []
+        for (index, unit) in units.reversed().enumerated() {
+            let compute = total > 0 ? unit.backwardFLOPs / total * backward : 0
+            let rounds = unit.batchNormRounds.count
+            if rounds == 0 { t += compute }
+            for _ in 0..<rounds {
+                if q > 0 && transfers.contains(where: { $0.start <= t && t < $0.end }) { t += q; queueWait += q }
+                t += compute / Double(rounds)
+            }
+            while next < scheduled.count && scheduled[next].unit == index {
+                let start = max(commFinish, t)
+                commFinish = start + times[next]
+                transfers.append((start, commFinish))
+                next += 1
+            }
+        }
+        return (queueWait, max(0, commFinish - t))
     }
 
     /// Seconds the validation of `cases` cases (one at a time, eval mode, no collectives) adds to
@@ -248,10 +280,13 @@ public struct StepEstimate: Codable, Equatable, Sendable {
     public var lastBucket: Double
     /// With overlap, the part of the gradient all-reduce that backward does not hide.
     public var exposedOverlapped: Double
+    /// With overlap, what backward's batch-norm rounds wait behind the buckets on the link
+    /// (`NetworkModel.queueDelay` for each round that meets one).
+    public var queueWait: Double
     public var adam: Double
 
     /// Step time with the bucket reductions overlapping backward.
-    public var overlapped: Double { forward + backward + syncCollectives + syncWait + exposedOverlapped + adam }
+    public var overlapped: Double { forward + backward + queueWait + syncCollectives + syncWait + exposedOverlapped + adam }
     /// Step time with every bucket reduced after backward.
     public var sequential: Double { forward + backward + syncCollectives + syncWait + gradientAllreduce + adam }
     /// Whether only the last bucket is exposed with overlap on.

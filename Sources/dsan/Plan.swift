@@ -45,6 +45,8 @@ struct Plan: ParsableCommand {
     @Option(help: "Models trained per fold (uniform and size-balanced: 2; 3 with `dsan cv --baseline`).") var models = 2
     @Option(help: "Model width (64 = the paper's ResNet34).") var width = 64
     @Option(help: "Network preset: infiniband (α 2 µs, β 12 GB/s), 10gbe (α 30 µs, β 1.1 GB/s) or 1gbe (α 50 µs, β 0.118 GB/s).") var network = "infiniband"
+    @Option(name: .customLong("network-profile"), help: "Read the network from this file, written by `dsan bench allreduce --save-network` over the links the job will use (α, β, the ring's overhead per all-reduce and the batch-norm rounds' wait behind a bucket); replaces --network.")
+    var networkProfile: String?
     @Option(name: .customLong("latency-us"), help: "α, µs per message (overrides the preset's).") var latencyMicroseconds: Double?
     @Option(name: .customLong("bandwidth-gbps"), help: "β, GB/s (10⁹ bytes) per rank (overrides the preset's).") var bandwidthGBps: Double?
     @Option(name: .customLong("bucket-mb"), help: "Gradient bucket size in MB (MiB), as `bucket_mb`.") var bucketMB = 25.0
@@ -169,6 +171,7 @@ struct Plan: ParsableCommand {
         }
         let threads = threadsPerRank ?? machine.threads
         var net = NetworkModel.presets[network]!
+        if let path = networkProfile { net = try Self.loadNetwork(path) }
         if let a = latencyMicroseconds { net.latency = a * 1e-6 }
         if let b = bandwidthGBps { net.bandwidth = b * 1e9 }
         let units = Self.units(width: width, size: size)
@@ -293,6 +296,15 @@ struct Plan: ParsableCommand {
         return p
     }
 
+    static func loadNetwork(_ path: String) throws -> NetworkModel {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--network-profile \(path): cannot read the file; write one with `mpirun … dsan bench allreduce --save-network \(path)` over the links the job will use")
+        }
+        do { return try JSONDecoder().decode(NetworkModel.self, from: data) } catch {
+            throw ValidationError("--network-profile \(path): not a dsan network profile (\(error)); write one with `dsan bench allreduce --save-network \(path)`")
+        }
+    }
+
     // MARK: Text
 
     static func describe(_ p: MachineProfile) -> String {
@@ -328,8 +340,10 @@ struct Plan: ParsableCommand {
                             r.forwardGFLOP))
         lines.append(String(format: "node: %d rank(s) per node; contention at this R %.2f×; drift (spread of a rank's compute) %.1f %% from %@",
                             r.ranksPerNode, r.slowdown, 100 * r.driftCV, r.driftSource))
-        lines.append(String(format: "network %@: α %.1f µs, β %.2f GB/s; %d gradient buckets (%@ MB); %d small all-reduces per step",
-                            r.network.name, r.network.latency * 1e6, r.network.bandwidth / 1e9, r.buckets.count,
+        let extra = r.network.allreduceOverhead > 0 || r.network.queueDelay > 0
+            ? String(format: ", %.1f ms per all-reduce, %.1f ms queueing behind a bucket", r.network.allreduceOverhead * 1e3, r.network.queueDelay * 1e3) : ""
+        lines.append(String(format: "network %@: α %.1f µs, β %.3f GB/s%@; %d gradient buckets (%@ MB); %d small all-reduces per step",
+                            r.network.name, r.network.latency * 1e6, r.network.bandwidth / 1e9, extra as NSString, r.buckets.count,
                             r.buckets.map { String(format: "%.0f", Double($0.bytes) / 1e6) }.joined(separator: ", "), r.smallCollectivesPerStep))
         lines.append("")
         lines.append("R = \(st.ranks) rank(s) × \(r.threadsPerRank) thread(s): \(st.share) case(s) on the busiest rank" + (st.idleRanks > 0 ? ", \(st.idleRanks) rank(s) idle (R > B)" : ""))
@@ -340,6 +354,7 @@ struct Plan: ParsableCommand {
         row("sync batch norm + losses", duration(st.syncCollectives))
         row("wait for slowest rank", duration(st.syncWait))
         row("gradient all-reduce", "\(duration(st.gradientAllreduce)) (last bucket \(duration(st.lastBucket))); exposed with overlap \(duration(st.exposedOverlapped))")
+        if st.queueWait > 0 { row("batch norm behind buckets", duration(st.queueWait) + " (backward's rounds queued behind the buckets on the link)") }
         row("Adam", duration(st.adam))
         row("step", "\(duration(st.overlapped)) with overlap, \(duration(st.sequential)) without")
         row(e.validation == .shared ? "validation (shared)" : "validation (rank 0)", duration(e.validationSeconds) + " per epoch")

@@ -1,4 +1,5 @@
 import Foundation
+import Planning
 import Testing
 import BLAS
 import CTData
@@ -159,7 +160,7 @@ import Tensor
         let report = AllreduceBenchmark.Report(
             ranks: 2,
             rows: [.init(megabytes: 1, ringSeconds: 0.002, mpiSeconds: 0.003, ratio: 1.5, ringBusGBps: 0.52)],
-            gradients: .init(width: 64, megabytes: 254, buckets: 10, inPlaceSeconds: 0.5, packedSeconds: 0.6), blas: blas)
+            gradients: .init(width: 64, megabytes: 254, buckets: 10, inPlaceSeconds: 0.5, packedSeconds: 0.6), link: nil, blas: blas)
         #expect(report.table(repetitions: 5) == """
         \(blas.line)
         all-reduce of float32 buffers on 2 rank(s), median of 5
@@ -167,6 +168,32 @@ import Tensor
                1       0.0020             0.0030      1.50           0.52
         gradients of the width-64 model, 254 MB in 10 buckets: in place 0.5000 s, packed and unpacked 0.6000 s (1.20x)
         """)
+    }
+
+    /// The links' lines: idle and loaded small all-reduce, the fitted network, and its time for
+    /// the gradients against the measured one; a note when something was not measured.
+    @Test func tableShowsTheLinksAndTheFittedNetwork() {
+        let blas = BLASKernelReport(cpu: "c", extensions: "e", openblas: "OpenBLAS 0.3.21 x", core: "Zen", chosenBy: .openBLAS, reason: "r")
+        let net = NetworkModel(name: "m", latency: 50e-6, bandwidth: 0.1e9, allreduceOverhead: 0.1, queueDelay: 0.04)
+        let link = AllreduceBenchmark.Link(smallBytes: 4104, idleSmallSeconds: 0.0001, loadedSmallSeconds: 0.0401, loadedRounds: 30,
+                                           loadedRings: 6, loadedRingSeconds: 0.35, network: net, predictedGradientSeconds: 0.55, note: nil)
+        let report = AllreduceBenchmark.Report(
+            ranks: 2, rows: [], gradients: .init(width: 64, megabytes: 254, buckets: 10, inPlaceSeconds: 0.5, packedSeconds: 0.6),
+            link: link, blas: blas)
+        let lines = report.table(repetitions: 5).split(separator: "\n").map(String.init)
+        #expect(lines.suffix(3) == [
+            "links: a 4104-byte all-reduce (a batch-norm round) 0.100 ms idle, 40.100 ms while a 25 MB ring runs (median of 30 rounds during 6 rings of 0.350 s)",
+            "fitted network: α 50.0 µs, β 0.1000 GB/s, 100.00 ms per ring all-reduce, 40.00 ms queueing behind a bucket",
+            "  its time for the gradients' 10 buckets: 0.5500 s (measured in place above: 0.5000 s, +10.0 %)",
+        ])
+        var unmeasured = link
+        unmeasured.loadedSmallSeconds = nil
+        unmeasured.network = nil
+        unmeasured.note = "why"
+        let other = AllreduceBenchmark.Report(ranks: 2, rows: [], gradients: nil, link: unmeasured, blas: blas)
+        #expect(other.table(repetitions: 5).split(separator: "\n").suffix(2).map(String.init) == [
+            "links: a 4104-byte all-reduce (a batch-norm round) 0.100 ms idle", "note: why",
+        ])
     }
 }
 

@@ -22,6 +22,49 @@ import Testing
         #expect((g["buckets"] as? Int ?? 0) > 1)
         #expect((g["megabytes"] as? Double ?? 0) > 0.1)
         #expect((g["inPlaceSeconds"] as? Double ?? 0) > 0 && (g["packedSeconds"] as? Double ?? 0) > 0)
+        // The links: the small all-reduce idle, the background rings (repetitions + 1), and either
+        // the loaded median or a note saying why there is none; the network fitted to the rows.
+        let link = try #require(r["link"] as? [String: Any])
+        #expect((link["idleSmallSeconds"] as? Double ?? 0) > 0)
+        #expect(link["loadedRings"] as? Int == 2)
+        if (link["loadedRounds"] as? Int ?? 0) > 0 {
+            #expect((link["loadedSmallSeconds"] as? Double ?? 0) > 0)
+        } else {
+            #expect((link["note"] as? String ?? "").contains("queueing not measured"))
+        }
+        // Two sizes this small can time alike on shared memory: then no line rises and a note says so.
+        if let network = link["network"] as? [String: Any] {
+            #expect((network["bandwidth"] as? Double ?? 0) > 0)
+        } else {
+            #expect((link["note"] as? String ?? "").contains("do not grow with size"), "\(link)")
+        }
+    }
+
+    /// --save-network writes what `dsan plan --network-profile` reads, and the plan prints it.
+    @Test(.enabled(if: mpirunPath != nil, "needs mpirun (openmpi-bin)"))
+    func savedNetworkIsReadByThePlan() throws {
+        let dir = try scratchDirectory("bench-allreduce-network")
+        let path = dir + "/net.json"
+        let result = try run(mpirunPath!, mpirunFlags + ["-np", "2", dsanPath, "bench", "allreduce", "--sizes", "1,32",
+                                                       "--repetitions", "1", "--gradient-width", "0", "--bucket-mb", "2",
+                                                       "--save-network", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("fitted network: α"), "\(result.stdout)")
+        #expect(result.stderr.contains("wrote the fitted network to \(path)"), "\(result.stderr)")
+        let plan = try dsan("plan", "--ranks", "2", "--size", "16x32x32", "--width", "4", "--batch", "2",
+                            "--efficiency", "1", "--network-profile", path, "--json")
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let r = try #require(JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        let network = try #require(r["network"] as? [String: Any])
+        #expect((network["name"] as? String ?? "").hasPrefix("measured by dsan bench allreduce on 2 ranks"))
+        let missing = try dsan("plan", "--ranks", "2", "--network-profile", dir + "/none.json")
+        #expect(missing.status != 0 && missing.stderr.contains("--save-network"), "\(missing.stderr)")
+    }
+
+    @Test func savingTheNetworkNeedsTwoSizes() throws {
+        let result = try dsan("bench", "allreduce", "--sizes", "16", "--save-network", "/tmp/never-written.json")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("at least two different --sizes"), "\(result.stderr)")
     }
 
     @Test func badFlagsNameTheFlag() throws {

@@ -35,6 +35,60 @@ struct CollectiveCostTests {
     }
 }
 
+/// A network measured on its links (`dsan bench allreduce --save-network`): the fixed cost per
+/// all-reduce and the queueing of small all-reduces behind a bucket.
+struct MeasuredNetworkTests {
+    let measured = NetworkModel(name: "m", latency: 50e-6, bandwidth: 0.1e9, allreduceOverhead: 0.1, queueDelay: 0.04)
+
+    @Test func ringPaysTheOverheadOncePerAllreduce() {
+        var bare = measured
+        bare.allreduceOverhead = 0
+        for bytes in [1e6, 25e6, 254e6] {
+            let with = CollectiveCost.ringAllreduce(bytes: bytes, ranks: 2, network: measured)
+            let without = CollectiveCost.ringAllreduce(bytes: bytes, ranks: 2, network: bare)
+            #expect(abs(with - without - 0.1) < 1e-12)
+        }
+        #expect(CollectiveCost.ringAllreduce(bytes: 25e6, ranks: 1, network: measured) == 0)
+    }
+
+    /// Times made by the model itself are fitted back to the model's parameters, on 2 and 4 ranks.
+    @Test func fitRecoversTheNetworkThatMadeTheTimes() throws {
+        for ranks in [2, 4] {
+            let rows = [1.0, 16, 64, 256].map { mb in
+                (bytes: mb * 1_048_576, seconds: CollectiveCost.ringAllreduce(bytes: mb * 1_048_576, ranks: ranks, network: measured))
+            }
+            let idle = CollectiveCost.smallAllreduce(bytes: 0, ranks: ranks, network: measured)
+            let fit = try #require(NetworkModel.fitted(name: "fit", ranks: ranks, ring: rows, idleSmall: idle, loadedSmall: idle + 0.04))
+            #expect(abs(fit.latency - 50e-6) < 1e-15)
+            #expect(abs(fit.bandwidth / 0.1e9 - 1) < 1e-9)
+            #expect(abs(fit.allreduceOverhead - 0.1) < 1e-9)
+            #expect(abs(fit.queueDelay - 0.04) < 1e-15)
+        }
+    }
+
+    @Test func fitNeedsTwoSizesAndARisingLine() {
+        let one = [(bytes: 1e6, seconds: 0.1)]
+        #expect(NetworkModel.fitted(name: "f", ranks: 2, ring: one, idleSmall: 1e-4, loadedSmall: 1e-4) == nil)
+        let flat = [(bytes: 1e6, seconds: 0.1), (bytes: 2e6, seconds: 0.1)]
+        #expect(NetworkModel.fitted(name: "f", ranks: 2, ring: flat, idleSmall: 1e-4, loadedSmall: 1e-4) == nil)
+        let rising = [(bytes: 1e6, seconds: 0.1), (bytes: 2e6, seconds: 0.2)]
+        #expect(NetworkModel.fitted(name: "f", ranks: 1, ring: rising, idleSmall: 1e-4, loadedSmall: 1e-4) == nil)
+        // A loaded round quicker than an idle one is noise: no queueing, never a negative delay.
+        #expect(NetworkModel.fitted(name: "f", ranks: 2, ring: rising, idleSmall: 1e-3, loadedSmall: 5e-4)?.queueDelay == 0)
+    }
+
+    /// Profiles written before the two terms existed read as 0; bad values are refused by name.
+    @Test func decodingOlderAndBadFiles() throws {
+        let old = try JSONDecoder().decode(NetworkModel.self, from: Data(#"{"name": "x", "latency": 1e-5, "bandwidth": 1e9}"#.utf8))
+        #expect(old == NetworkModel(name: "x", latency: 1e-5, bandwidth: 1e9))
+        let round = try JSONDecoder().decode(NetworkModel.self, from: try JSONEncoder().encode(measured))
+        #expect(round == measured)
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(NetworkModel.self, from: Data(#"{"name": "x", "latency": 1e-5, "bandwidth": 1e9, "queueDelay": -1}"#.utf8))
+        }
+    }
+}
+
 struct StepModelTests {
     /// Two units: an early one (1 Mi floats, 4 MiB) and a late one (4 Mi floats, 16 MiB), each
     /// 1 GFLOP forward and 1 GFLOP backward per case, at 1 GFLOP/s; buckets of 10 MiB.
@@ -91,6 +145,26 @@ struct StepModelTests {
     @Test func fastNetworkHidesEverywhere() {
         let m = twoUnits(network: NetworkModel(name: "fast", latency: 0, bandwidth: 1e12))
         #expect(m.communicationStopsHiding(batch: 1, maxRanks: 64) == nil)
+    }
+
+    /// Backward meets `late` first: its round at 0 s finds the link idle; its bucket goes at 1 s
+    /// (0.839 s at β = 20 MB/s). `early`'s round at 1 s meets it and waits the queue delay, 0.1 s;
+    /// `early`'s compute ends at 2.1 s, when bucket 0 is done, so the last bucket goes at once.
+    @Test func batchNormRoundsWaitBehindABucketOnTheLink() {
+        let net = NetworkModel(name: "queued", latency: 0, bandwidth: 2e7, queueDelay: 0.1)
+        let s = twoUnits(network: net, batchNorm: [64]).step(batch: 1, ranks: 2)
+        #expect(abs(s.queueWait - 0.1) < 1e-12)
+        #expect(abs(s.exposedOverlapped - 4_194_304 / 2e7) < 1e-12)
+        #expect(abs(s.overlapped - (s.forward + s.backward + 0.1 + s.syncCollectives + s.syncWait + s.exposedOverlapped + s.adam)) < 1e-12)
+        // Without overlap nothing is on the link during backward: no queueing.
+        #expect(abs(s.sequential - (s.forward + s.backward + s.syncCollectives + s.syncWait + s.gradientAllreduce + s.adam)) < 1e-12)
+        // No queue delay: the same step as the plain overlap formula.
+        var idle = net
+        idle.queueDelay = 0
+        let plain = twoUnits(network: idle, batchNorm: [64]).step(batch: 1, ranks: 2)
+        #expect(plain.queueWait == 0 && abs(plain.exposedOverlapped - 4_194_304 / 2e7) < 1e-12)
+        // One rank has no buckets on any link.
+        #expect(twoUnits(network: net, batchNorm: [64]).step(batch: 1, ranks: 1).queueWait == 0)
     }
 
     @Test func eachBatchNormMakesTwoSmallAllreduces() {
