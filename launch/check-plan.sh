@@ -121,7 +121,7 @@ if [ "$part" != node ]; then
     # the ring's times at four sizes around a bucket's, a batch-norm-sized all-reduce idle and
     # while a bucket's ring runs (dsan bench allreduce --save-network).
     launch/hosts.sh --name "bw$$" --subnet 10.214.0 --hosts 2 --ranks-per-host 1 --rate "$rate" -- \
-        bash -c 'exec taskset -c "$OMPI_COMM_WORLD_RANK" "$0" "$@"' "$dsan" bench allreduce --sizes 8,16,32,64 --repetitions 3 \
+        bash -c 'exec taskset -c "$OMPI_COMM_WORLD_RANK" "$0" "$@"' "$dsan" bench allreduce --sizes 8,16,32,64 --repetitions 5 \
         --save-network "$out/network.json" >"$out/allreduce.log" 2>&1 \
         || { tail -5 "$out/allreduce.log" >&2; fail "dsan bench allreduce over the hosts failed (log: $out/allreduce.log)"; }
     grep -E '^(links|fitted|  its)' "$out/allreduce.log" >&2 || true

@@ -33,9 +33,13 @@ public struct AllreduceBenchmark {
 
     public struct Row: Codable {
         public var megabytes: Double, ringSeconds: Double, mpiSeconds: Double, ratio: Double, ringBusGBps: Double
+        /// The mean of the ring's repetitions (the network fit's input).
+        public var ringMeanSeconds: Double? = nil
     }
     public struct Gradients: Codable {
         public var width: Int, megabytes: Double, buckets: Int, inPlaceSeconds: Double, packedSeconds: Double
+        /// The mean of the in-place repetitions (what the fitted network's prediction is set against).
+        public var inPlaceMeanSeconds: Double? = nil
     }
     /// The links as the step model sees them (`NetworkModel`): a small all-reduce the size of a
     /// batch-norm round, on idle links and while ring all-reduces of a gradient bucket run on a
@@ -47,6 +51,8 @@ public struct AllreduceBenchmark {
         public var idleSmallSeconds: Double
         /// Median of the rounds during which every rank's ring was running, and how many there were.
         public var loadedSmallSeconds: Double?
+        /// Their mean (the network fit's input: every round that meets a bucket waits, on average, this).
+        public var loadedSmallMeanSeconds: Double? = nil
         public var loadedRounds: Int
         /// The ring all-reduces of `bucketMB` that ran meanwhile, and their median time.
         public var loadedRings: Int
@@ -67,7 +73,10 @@ public struct AllreduceBenchmark {
     /// `MPI_Init_thread` provided: the loaded measurement of `link` needs `MPI_THREAD_MULTIPLE`.
     public func run(comm: Communicator, threadLevel: ThreadLevel = .funneled) throws -> Report {
         let ring = RingAllreduce(comm: comm, timeout: 600)
-        /// Median over `repetitions` (after one untimed run) of the slowest rank's time.
+        /// Median over `repetitions` (after one untimed run) of the slowest rank's time; the
+        /// mean goes to `lastMean` (for the network fit: a stall of TCP's retransmission timer in
+        /// one repetition out of three is part of the expected cost, which the median hides).
+        var lastMean = 0.0
         func timed(_ body: () throws -> Void) throws -> Double {
             var times: [Double] = []
             for r in 0..<(repetitions + 1) {
@@ -79,6 +88,7 @@ public struct AllreduceBenchmark {
                 try comm.allreduce(&slowest, .max)   // a collective ends when its last rank does
                 if r > 0 { times.append(slowest[0]) }
             }
+            lastMean = times.reduce(0, +) / Double(times.count)
             return times.sorted()[times.count / 2]
         }
         var rows: [Row] = []
@@ -86,10 +96,11 @@ public struct AllreduceBenchmark {
             let n = Int(mb * 1_048_576 / 4)
             var buffer = [Float](repeating: 1, count: n)
             let ringTime = try timed { try ring.allreduce(&buffer) }
+            let ringMean = lastMean
             let mpiTime = try timed { try comm.allreduce(&buffer) }
             let bytes = Double(n * 4), r = Double(comm.size)
             rows.append(Row(megabytes: mb, ringSeconds: ringTime, mpiSeconds: mpiTime, ratio: mpiTime / ringTime,
-                            ringBusGBps: 2 * (r - 1) / r * bytes / ringTime / 1e9))
+                            ringBusGBps: 2 * (r - 1) / r * bytes / ringTime / 1e9, ringMeanSeconds: ringMean))
         }
         var gradients: Gradients?
         var bucketSizes: [Int] = []
@@ -100,6 +111,7 @@ public struct AllreduceBenchmark {
             let buckets = GradientBuckets(gradients: tensors, bucketBytes: Int(bucketMB * 1_048_576))
             bucketSizes = buckets.buckets.map { b in 4 * b.reduce(0) { $0 + tensors[$1].count } }
             let inPlace = try timed { try buckets.allReduce(ring) }
+            let inPlaceMean = lastMean
             // The packed baseline: copy each bucket's tensors into one buffer, reduce, copy back.
             var packed = buckets.buckets.map { b in [Float](repeating: 0, count: b.reduce(0) { $0 + tensors[$1].count }) }
             let packedTime = try timed {
@@ -121,11 +133,11 @@ public struct AllreduceBenchmark {
             }
             let floats = tensors.reduce(0) { $0 + $1.count }
             gradients = Gradients(width: gradientWidth, megabytes: Double(floats * 4) / 1e6, buckets: buckets.buckets.count,
-                                  inPlaceSeconds: inPlace, packedSeconds: packedTime)
+                                  inPlaceSeconds: inPlace, packedSeconds: packedTime, inPlaceMeanSeconds: inPlaceMean)
         }
         var link: Link?
         if comm.size > 1 {
-            let fit = rows.map { (bytes: $0.megabytes * 1_048_576, seconds: $0.ringSeconds) }
+            let fit = rows.map { (bytes: $0.megabytes * 1_048_576, seconds: $0.ringMeanSeconds ?? $0.ringSeconds) }
             link = try measureLink(comm: comm, threadLevel: threadLevel, rows: fit, timed: timed)
             if let net = link?.network, !bucketSizes.isEmpty {
                 link?.predictedGradientSeconds = bucketSizes.reduce(0) {
@@ -183,9 +195,10 @@ public struct AllreduceBenchmark {
             link.loadedRingSeconds = ringTimes.sorted()[ringTimes.count / 2]
             link.loadedRounds = loaded.count
             if !loaded.isEmpty {
-                var median = [loaded.sorted()[loaded.count / 2]]
-                try comm.allreduce(&median, .max)
-                link.loadedSmallSeconds = median[0]
+                var summary = [loaded.sorted()[loaded.count / 2], loaded.reduce(0, +) / Double(loaded.count)]
+                try comm.allreduce(&summary, .max)
+                link.loadedSmallSeconds = summary[0]
+                link.loadedSmallMeanSeconds = summary[1]
             } else {
                 link.note = "no small all-reduce ran while every rank's ring was running (the rings were too quick): queueing not measured"
             }
@@ -194,7 +207,7 @@ public struct AllreduceBenchmark {
             link.note = (link.note.map { $0 + "; " } ?? "") + "the network is fitted to at least two different --sizes"
         } else {
             link.network = NetworkModel.fitted(name: "measured", ranks: comm.size, ring: ringRows,
-                                               idleSmall: idleMedian, loadedSmall: link.loadedSmallSeconds ?? idleMedian)
+                                               idleSmall: idleMedian, loadedSmall: link.loadedSmallMeanSeconds ?? idleMedian)
             if link.network == nil {
                 link.note = (link.note.map { $0 + "; " } ?? "") + "the ring's times do not grow with size: no bandwidth to fit"
             }
@@ -273,16 +286,18 @@ extension AllreduceBenchmark.Report {
         if let l = link {
             var line = String(format: "links: a %d-byte all-reduce (a batch-norm round) %.3f ms idle", l.smallBytes, l.idleSmallSeconds * 1e3)
             if let loaded = l.loadedSmallSeconds {
-                line += String(format: ", %.3f ms while a %.0f MB ring runs (median of %d rounds during %d rings of %.3f s)",
-                               loaded * 1e3, bucketMegabytes, l.loadedRounds, l.loadedRings, l.loadedRingSeconds ?? 0)
+                line += String(format: ", %.3f ms while a %.0f MB ring runs (median of %d rounds, mean %.3f ms, during %d rings of %.3f s)",
+                               loaded * 1e3, bucketMegabytes, l.loadedRounds, (l.loadedSmallMeanSeconds ?? loaded) * 1e3,
+                               l.loadedRings, l.loadedRingSeconds ?? 0)
             }
             lines.append(line)
             if let n = l.network {
-                lines.append(String(format: "fitted network: α %.1f µs, β %.4f GB/s, %.2f ms per ring all-reduce, %.2f ms queueing behind a bucket",
+                lines.append(String(format: "fitted network (ring means, loaded mean): α %.1f µs, β %.4f GB/s, %.2f ms per ring all-reduce, %.2f ms queueing behind a bucket",
                                     n.latency * 1e6, n.bandwidth / 1e9, n.allreduceOverhead * 1e3, n.queueDelay * 1e3))
                 if let p = l.predictedGradientSeconds, let g = gradients {
-                    lines.append(String(format: "  its time for the gradients' %d buckets: %.4f s (measured in place above: %.4f s, %+.1f %%)",
-                                        g.buckets, p, g.inPlaceSeconds, 100 * (p / g.inPlaceSeconds - 1)))
+                    let measured = g.inPlaceMeanSeconds ?? g.inPlaceSeconds
+                    lines.append(String(format: "  its time for the gradients' %d buckets: %.4f s (measured in place, mean: %.4f s, %+.1f %%)",
+                                        g.buckets, p, measured, 100 * (p / measured - 1)))
                 }
             }
             if let note = l.note { lines.append("note: " + note) }

@@ -182,9 +182,9 @@ import Tensor
             link: link, blas: blas)
         let lines = report.table(repetitions: 5).split(separator: "\n").map(String.init)
         #expect(lines.suffix(3) == [
-            "links: a 4104-byte all-reduce (a batch-norm round) 0.100 ms idle, 40.100 ms while a 25 MB ring runs (median of 30 rounds during 6 rings of 0.350 s)",
-            "fitted network: α 50.0 µs, β 0.1000 GB/s, 100.00 ms per ring all-reduce, 40.00 ms queueing behind a bucket",
-            "  its time for the gradients' 10 buckets: 0.5500 s (measured in place above: 0.5000 s, +10.0 %)",
+            "links: a 4104-byte all-reduce (a batch-norm round) 0.100 ms idle, 40.100 ms while a 25 MB ring runs (median of 30 rounds, mean 40.100 ms, during 6 rings of 0.350 s)",
+            "fitted network (ring means, loaded mean): α 50.0 µs, β 0.1000 GB/s, 100.00 ms per ring all-reduce, 40.00 ms queueing behind a bucket",
+            "  its time for the gradients' 10 buckets: 0.5500 s (measured in place, mean: 0.5000 s, +10.0 %)",
         ])
         var unmeasured = link
         unmeasured.loadedSmallSeconds = nil
