@@ -17,10 +17,12 @@ struct Plan: ParsableCommand {
         step` does) at sgemm's rate (2048³, measured here with --threads-per-rank threads, or \
         read from --profile) times --efficiency, the fraction `dsan bench step` achieves; Adam \
         timed on this machine. The busiest rank trains ⌈B/R⌉ cases per step. Communication: \
-        per gradient bucket a ring all-reduce, 2(R−1)·⌈b/(R·1 MiB)⌉·α + 2(R−1)/R·b/β; per \
+        per gradient bucket a ring all-reduce, c + 2(R−1)·⌈b/(R·1 MiB)⌉·α + 2(R−1)/R·b/β; per \
         synchronised batch-norm round (33 per step at the paper's depth) two small all-reduces \
         of ⌈log₂R⌉(α + m/β). With overlap the buckets are reduced in order as backward finishes \
-        them. Ranks sharing a node (--ranks-per-node) compute slower by the node's contention, \
+        them, and a backward batch-norm round that meets a bucket on the link waits q behind it. \
+        The presets have c = q = 0; `dsan bench allreduce --save-network FILE`, run over the \
+        job's links, measures α, β, c and q for --network-profile FILE. Ranks sharing a node (--ranks-per-node) compute slower by the node's contention, \
         measured by --save-profile (k copies of a training-step probe together, k = cores / \
         threads per rank). The step waits for the slowest of R ranks: e_R · cv · compute, e_R \
         the expected maximum of R standard normals, cv the rank's spread (the profile's, \
@@ -31,6 +33,7 @@ struct Plan: ParsableCommand {
                   dsan plan --save-profile node.json --threads-per-rank 8      (on a compute node)
                   dsan plan --ranks 16 --ranks-per-node 4 --threads-per-rank 8 --profile node.json --one-rank-step 3.93@2 --two-rank-step 4.88@4 --size 64x128x128 --batch 16
                   dsan plan --ranks 8 --sweep --json
+                  mpirun -np 2 --map-by ppr:1:node dsan bench allreduce --save-network net.json; dsan plan --ranks 8 --network-profile net.json
         """
     )
 
