@@ -2,8 +2,8 @@ import Dispatch
 import VectorKernels
 
 extension Parallel {
-    /// How `run` executed a region.
-    public enum Execution: Equatable, Sendable {
+    /// How `run` executed a region (for the tests; not public API).
+    @usableFromInline enum Execution: Equatable, Sendable {
         /// On dsan's pool: share 0 on the calling thread, share t ≥ 1 on pool thread t.
         case pool
         /// On the calling thread, shares in order: a nested call (from inside a region's body), or
