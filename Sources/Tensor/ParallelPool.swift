@@ -22,8 +22,8 @@ extension Parallel {
     /// three phases, batch norm, ReLU) start in microseconds and each thread does its own half.
     /// The pool keeps `threads` − 1 threads, created on first use and stopped when `threads` falls.
     ///
-    /// A call from inside a region (a body that calls `forEach` again) runs its shares inline, in
-    /// order: never a deadlock. The pool serves one region at a time; a second thread that calls
+    /// A call from inside a region (a body that calls `forEach` again, whichever way the region
+    /// ran) runs its shares inline, in order: never a deadlock. The pool serves one region at a time; a second thread that calls
     /// while it is busy (the prefetcher beside the trainer, test suites side by side) runs its
     /// region with Dispatch, as dsan did before the pool, rather than waiting. The shares and
     /// their boundaries are the caller's either way, so the results are the same bits.
@@ -40,7 +40,11 @@ extension Parallel {
             }
             if ran == 1 { return .pool }
             if ran == 2 { return .inline }
-            DispatchQueue.concurrentPerform(iterations: workers, execute: share)
+            DispatchQueue.concurrentPerform(iterations: workers) { t in
+                let previous = dsan_pool_enter()   // nested calls inline, as on the pool
+                share(t)
+                dsan_pool_leave(previous)
+            }
             return .dispatch
         }
     }

@@ -210,6 +210,14 @@ int dsan_pool_run(long threads, long workers, dsan_pool_body body, void *context
 
 long dsan_pool_current_helper(void) { return current_helper; }
 
+int dsan_pool_enter(void) {
+    int previous = inside_region;
+    inside_region = 1;
+    return previous;
+}
+
+void dsan_pool_leave(int previous) { inside_region = previous; }
+
 long dsan_pool_helper_count(void) {
     pthread_mutex_lock(&pool_lock);
     long n = helper_count;
@@ -225,6 +233,8 @@ int dsan_pool_run(long threads, long workers, dsan_pool_body body, void *context
 }
 long dsan_pool_current_helper(void) { return 0; }
 long dsan_pool_helper_count(void) { return 0; }
+int dsan_pool_enter(void) { return 0; }
+void dsan_pool_leave(int previous) { (void)previous; }
 long dsan_pool_spin_microseconds(void) { return 0; }
 
 #endif

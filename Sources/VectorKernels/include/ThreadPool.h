@@ -30,6 +30,13 @@ typedef void (*dsan_pool_body)(void *context, long worker);
 /// other way (Swift: Dispatch).
 int dsan_pool_run(long threads, long workers, dsan_pool_body body, void *context);
 
+/// Marks the calling thread as running a region's body (returns the previous mark, for
+/// `dsan_pool_leave`): the shares of a region run another way (Swift: Dispatch, when the pool was
+/// busy) call this, so that their nested calls run inline as they do on the pool.
+int dsan_pool_enter(void);
+/// Restores the mark `dsan_pool_enter` returned.
+void dsan_pool_leave(int previous);
+
 /// The helper index (1, 2, …) of the calling thread, or 0 when it is not one of the pool's threads.
 long dsan_pool_current_helper(void);
 
