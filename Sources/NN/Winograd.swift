@@ -291,15 +291,17 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-            Parallel.forEachWorker(cin + cout, maxWorkers: workers) { worker, r in   // channels of x, then of dY
+            // Each worker transforms its share of x's channels AND its share of dY's: the input
+            // transform costs about twice the gradient transform per channel, so one split of the
+            // channels of x followed by those of dY gave worker 0 all of x and twice the work.
+            let parts = min(workers, max(cin, cout))
+            Parallel.forEachWorker(parts, maxWorkers: workers) { worker, r in
                 let sc = scratch + worker * per
-                let xr = r.clamped(to: 0..<cin), dr = r.clamped(to: cin..<(cin + cout))
-                if !xr.isEmpty {
-                    dsan_winograd_input_transform(&geometry, xp, cin, xr.lowerBound, xr.upperBound, t0, t1, v, sc)
-                }
-                if !dr.isEmpty {
-                    dsan_winograd_gradient_transform(&geometry, dyp, cout, dr.lowerBound - cin, dr.upperBound - cin,
-                                                     t0, t1, dm, sc)
+                for part in r {
+                    let (x0, x1) = (cin * part / parts, cin * (part + 1) / parts)
+                    let (d0, d1) = (cout * part / parts, cout * (part + 1) / parts)
+                    if x0 < x1 { dsan_winograd_input_transform(&geometry, xp, cin, x0, x1, t0, t1, v, sc) }
+                    if d0 < d1 { dsan_winograd_gradient_transform(&geometry, dyp, cout, d0, d1, t0, t1, dm, sc) }
                 }
             }
             Parallel.forEachWorker(64, maxWorkers: workers) { _, r in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ

@@ -6,7 +6,8 @@ import Foundation
 ///
 /// Work is split into `threads` contiguous chunks with fixed boundaries, so a kernel whose chunks
 /// write disjoint outputs computes the same bits for any thread count. Reductions must therefore
-/// reduce per fixed block, not per thread (see `blockedSum`).
+/// reduce per fixed block, not per thread (see `blockedSum`). Chunk t runs on worker t of dsan's
+/// persistent pool, the caller being worker 0 (`run`, Sources/Tensor/ParallelPool.swift).
 public enum Parallel {
     /// Worker count for dsan's own loops. Defaults to the number of online cores; under `mpirun`
     /// the launcher sets it to the cores bound to the rank.
@@ -19,7 +20,7 @@ public enum Parallel {
         if count <= 0 { return }
         let workers = min(threads, max(1, count / max(grain, 1)))
         if workers <= 1 { body(0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: workers) { t in
+        run(workers) { t in
             let lo = count * t / workers, hi = count * (t + 1) / workers
             if lo < hi { body(lo..<hi) }
         }

@@ -10,7 +10,7 @@ extension Parallel {
         if count <= 0 { return }
         let workers = min(threads, count, max(1, maxWorkers))
         if workers <= 1 { body(0, 0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: workers) { t in
+        run(workers) { t in
             let lo = count * t / workers, hi = count * (t + 1) / workers
             if lo < hi { body(t, lo..<hi) }
         }

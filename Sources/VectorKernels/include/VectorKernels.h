@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "ThreadPool.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

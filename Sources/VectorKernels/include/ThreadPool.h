@@ -1,0 +1,54 @@
+// dsan's persistent worker pool behind `Parallel.forEach` / `Parallel.forEachWorker`.
+//
+// A region is `workers` calls body(context, t), t = 0 on the calling thread and t ≥ 1 on the
+// pool's helper thread t, always the same thread for the same t (static assignment: fixed chunks,
+// the same bits on any run). Helpers are long-lived: after a region a helper spins on its own
+// generation counter for a bounded time (a few tens of µs, with the CPU's pause instruction), so
+// the next region of a layer starts without a system call, then sleeps on a futex. The caller waits
+// for the helpers the same way: bounded spin, then futex. Docs/performance.md ("Threads") says why.
+//
+// Linux only (futex); elsewhere `dsan_pool_run` returns 0 and the Swift side uses Dispatch.
+#ifndef DSAN_THREAD_POOL_H
+#define DSAN_THREAD_POOL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// One worker's share of a region: `worker` is 0..<workers.
+typedef void (*dsan_pool_body)(void *context, long worker);
+
+/// Runs body(context, t) for every t in 0..<workers and returns when all have returned: t = 0 on
+/// the calling thread, t ≥ 1 on helper thread t. The pool first grows or shrinks to
+/// max(threads, workers) − 1 helpers (created lazily, stopped and joined when `threads` fell).
+///
+/// Returns 1 when every t ran on the pool. A call from inside a region (from a body, on the
+/// caller or a helper), or with one worker, runs body(context, 0), …, (workers − 1) in order on
+/// the calling thread and returns 2: nested regions are serial, never a deadlock. Returns 0,
+/// having called nothing, when the pool is serving a region of another thread, or a helper thread
+/// could not be created, or on a system without futexes: the caller then runs the region some
+/// other way (Swift: Dispatch).
+int dsan_pool_run(long threads, long workers, dsan_pool_body body, void *context);
+
+/// Marks the calling thread as running a region's body (returns the previous mark, for
+/// `dsan_pool_leave`): the shares of a region run another way (Swift: Dispatch, when the pool was
+/// busy) call this, so that their nested calls run inline as they do on the pool.
+int dsan_pool_enter(void);
+/// Restores the mark `dsan_pool_enter` returned.
+void dsan_pool_leave(int previous);
+
+/// The helper index (1, 2, …) of the calling thread, or 0 when it is not one of the pool's threads.
+long dsan_pool_current_helper(void);
+
+/// Helper threads alive now (tests).
+long dsan_pool_helper_count(void);
+
+/// The spin bound, in µs, of a helper waiting for work and of a caller waiting for its helpers
+/// before they sleep (default 50, or `DSAN_POOL_SPIN_US` at the first region, capped at 1000).
+long dsan_pool_spin_microseconds(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
