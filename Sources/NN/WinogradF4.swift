@@ -47,24 +47,35 @@ public enum WinogradF4Conv {
     /// Bytes of transformed input and output (V and M) per block of tiles, as
     /// `WinogradConv.blockBytes` for F(2,3).
     nonisolated(unsafe) public static var blockBytes = 8 << 20
-    /// Fewest tiles in a block.
+    /// Fewest tiles in a block (when the channels are so wide that `blockBytes` holds fewer).
     public static let minimumBlockTiles = 16
 
-    /// F(4,3) is used when Cin·Cout ≤ `maximumChannelProductPerTile` · tiles (4³ tiles,
-    /// N·⌈D/4⌉·⌈H/4⌉·⌈W/4⌉): U (216·Cin·Cout floats, written per pass and read per block) must be
-    /// small next to the tiles' work. See Docs/performance.md for the measurements behind the value.
-    public static let maximumChannelProductPerTile = 64
-
+    /// F(4,3) is used when both the input and a block of `blockBytes` hold at least this many 4³
+    /// tiles. The block's tiles are the n of its 216 GEMMs [Cout×Cin]·[Cin×T]; below 64 OpenBLAS's
+    /// per-call packing of U_ξ and the narrow panels eat the 2.4× fewer multiply-adds: at a
+    /// 64×128×128 input (batch 1, 1 thread), layer1 (64→64, 256 tiles, T = 64) measured 2.9–3.9×
+    /// the direct conv against F(2,3)'s 1.9–2.0×, while layer2 (128→128, 32 tiles) measured
+    /// 1.1–2.2× (median 1.5×) against F(2,3)'s 1.4–2.3× (2.2×) and layers 3–4 (4 tiles) 0.4×,
+    /// same-run ratios under load (Docs/performance.md,
+    /// "Winograd F(4×4×4, 3×3×3)"). With 8 MiB blocks this admits Cin + Cout ≤ 151: the
+    /// 64-channel convs of the paper's network, whose U is at most 216·75²·4 B = 4.9 MB.
+    public static let minimumTiles = 64
     /// The 4³ tiles N·⌈D/4⌉·⌈H/4⌉·⌈W/4⌉ of an input.
     static func tiles(_ s: Shape5) -> Int { s.n * ((s.d + 3) / 4) * ((s.h + 3) / 4) * ((s.w + 3) / 4) }
 
+    /// 4³ tiles per block of `blockBytes` for `inC` input and `outC` output channels (at least
+    /// `minimumBlockTiles`, before `WinogradF4Plan` evens the blocks out).
+    static func blockTiles(inC: Int, outC: Int, blockBytes: Int = blockBytes) -> Int {
+        max(minimumBlockTiles, blockBytes / (216 * (inC + outC) * MemoryLayout<Float>.stride)) / 8 * 8
+    }
+
     /// True when `conv3dForward` / `conv3dBackward` (dX) take the F(4,3) path for `g` on `input`:
     /// `ConvAlgorithm.selected` is `.winograd` (not `.winograd2`), the conv is 3³ stride 1 padding 1,
-    /// and the channels are few for the tiles. A pure function of the geometry, the input shape and
-    /// the setting.
+    /// and the input and a block both hold at least `minimumTiles` tiles. A pure function of the
+    /// geometry, the input shape and the setting.
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
-        ConvAlgorithm.selected == .winograd && WinogradConv.applies(to: g)
-            && tiles(input) > 0 && g.inChannels * g.outChannels <= maximumChannelProductPerTile * tiles(input)
+        ConvAlgorithm.selected == .winograd && WinogradConv.applies(to: g) && tiles(input) >= minimumTiles
+            && blockTiles(inC: g.inChannels, outC: g.outChannels) >= minimumTiles
     }
 }
 
@@ -79,9 +90,7 @@ struct WinogradF4Plan {
         n = s.n; d = s.d; h = s.h; w = s.w
         tD = (d + 3) / 4; tH = (h + 3) / 4; tW = (w + 3) / 4
         let tiles = n * tD * tH * tW
-        let perTile = 216 * (inC + outC) * MemoryLayout<Float>.stride
-        var t = max(WinogradF4Conv.minimumBlockTiles, blockBytes / perTile) / 8 * 8
-        t = max(1, min(t, tiles))
+        let t = max(1, min(WinogradF4Conv.blockTiles(inC: inC, outC: outC, blockBytes: blockBytes), tiles))
         let blocks = (tiles + t - 1) / t
         blockTiles = max(1, (tiles + blocks - 1) / max(1, blocks))
         ld = (blockTiles + 7) / 8 * 8 + 8

@@ -330,7 +330,7 @@ private struct F4Fixture {
     /// says so (dW as F(2,3) would), and F(2,3) under `.winograd2`.
     @Test func dispatchFollowsTheRule() {
         let g = Conv3dGeometry(inChannels: 9, outChannels: 11, kernel: 3, stride: 1, padding: 1)
-        let s = Shape5(n: 2, c: 9, d: 6, h: 5, w: 37)
+        let s = Shape5(n: 1, c: 9, d: 8, h: 8, w: 67)   // 68 tiles
         #expect(ConvAlgorithm(rawValue: "winograd2") == .winograd2)
         ConvAlgorithm.$scoped.withValue(.winograd) { #expect(WinogradF4Conv.isUsed(for: g, input: s)) }
         ConvAlgorithm.$scoped.withValue(.winograd2) {
@@ -359,8 +359,8 @@ private struct F4Fixture {
         }
     }
 
-    /// The rule at the paper's sizes (batch 1): layer1 (64→64 on 16×32×32 at a 64×128×128 input,
-    /// 35×64×64 at 138×256×256) takes F(4,3); wide layers, empty batches and other convs do not.
+    /// The rule at the paper's sizes: layer1 (64→64 on 16×32×32 at a 64×128×128 input, 35×64×64
+    /// at 138×256×256) takes F(4,3); wider layers, few tiles, empty batches and other convs do not.
     @Test func ruleAtThePapersSizes() {
         func used(_ c: Int, _ d: Int, _ h: Int, _ w: Int, n: Int = 1, stride: Int = 1) -> Bool {
             let g = Conv3dGeometry(inChannels: c, outChannels: c, kernel: 3, stride: stride, padding: 1)
@@ -368,6 +368,10 @@ private struct F4Fixture {
         }
         #expect(used(64, 16, 32, 32))
         #expect(used(64, 35, 64, 64))
+        #expect(!used(128, 8, 16, 16))    // layer2 at 64×128×128: 32 tiles
+        #expect(!used(128, 18, 32, 32))   // layer2 at 138×256×256: 320 tiles, but 32 per block
+        #expect(used(64, 16, 32, 32, n: 4))
+        #expect(!used(64, 8, 16, 16))     // 16 tiles
         #expect(!used(256, 4, 8, 8))
         #expect(!used(512, 2, 4, 4))
         #expect(!used(64, 16, 32, 32, n: 0))
