@@ -44,21 +44,22 @@ import Glibc
 
 /// Where F(4×4×4, 3×3×3) replaces F(2×2×2, 3×3×3).
 public enum WinogradF4Conv {
-    /// Bytes of transformed input and output (V and M) per block of tiles, as
-    /// `WinogradConv.blockBytes` for F(2,3).
-    nonisolated(unsafe) public static var blockBytes = 8 << 20
+    /// Bytes of transformed input and output (V and M) per block of tiles (F(2,3):
+    /// `WinogradConv.blockBytes`, 8 MiB). 16 MiB lets 128→128 convs have 64-tile blocks; layer1 at
+    /// 64×128×128 measured the same with 8 and 16 MiB (Docs/performance.md).
+    nonisolated(unsafe) public static var blockBytes = 16 << 20
     /// Fewest tiles in a block (when the channels are so wide that `blockBytes` holds fewer).
     public static let minimumBlockTiles = 16
 
     /// F(4,3) is used when both the input and a block of `blockBytes` hold at least this many 4³
     /// tiles. The block's tiles are the n of its 216 GEMMs [Cout×Cin]·[Cin×T]; below 64 OpenBLAS's
-    /// per-call packing of U_ξ and the narrow panels eat the 2.4× fewer multiply-adds: at a
-    /// 64×128×128 input (batch 1, 1 thread), layer1 (64→64, 256 tiles, T = 64) measured 2.9–3.9×
-    /// the direct conv against F(2,3)'s 1.9–2.0×, while layer2 (128→128, 32 tiles) measured
-    /// 1.1–2.2× (median 1.5×) against F(2,3)'s 1.4–2.3× (2.2×) and layers 3–4 (4 tiles) 0.4×,
-    /// same-run ratios under load (Docs/performance.md,
-    /// "Winograd F(4×4×4, 3×3×3)"). With 8 MiB blocks this admits Cin + Cout ≤ 151: the
-    /// 64-channel convs of the paper's network, whose U is at most 216·75²·4 B = 4.9 MB.
+    /// per-call packing of U_ξ and the narrow panels eat the 2.4× fewer multiply-adds. Measured
+    /// (same-run ratios to the direct conv, Docs/performance.md, "Winograd F(4×4×4, 3×3×3)"):
+    /// layer1 (64→64) at 64×128×128, 256 tiles: F(4,3) 3.0–3.9× against F(2,3)'s 1.4–2.0×;
+    /// layer2 (128→128) at 138×256×256, 320 tiles in 64-tile blocks: 2.8–2.9× against 2.3×; but
+    /// layer2 at 64×128×128 (32 tiles) 1.1–2.2× against 1.4–2.3×, and layer3 at 138×256×256
+    /// (256→256, 32-tile blocks) 1.3–1.5× against 2.0–2.3×. With 16 MiB blocks the rule admits
+    /// Cin + Cout ≤ 303, so U is at most 216·151²·4 B = 20 MB.
     public static let minimumTiles = 64
     /// The 4³ tiles N·⌈D/4⌉·⌈H/4⌉·⌈W/4⌉ of an input.
     static func tiles(_ s: Shape5) -> Int { s.n * ((s.d + 3) / 4) * ((s.h + 3) / 4) * ((s.w + 3) / 4) }

@@ -362,7 +362,8 @@ private struct F4Fixture {
     }
 
     /// The rule at the paper's sizes: layer1 (64→64 on 16×32×32 at a 64×128×128 input, 35×64×64
-    /// at 138×256×256) takes F(4,3); wider layers, few tiles, empty batches and other convs do not.
+    /// at 138×256×256) and layer2 at 138×256×256 take F(4,3); wider layers, few tiles, empty
+    /// batches and other convs do not.
     @Test func ruleAtThePapersSizes() {
         func used(_ c: Int, _ d: Int, _ h: Int, _ w: Int, n: Int = 1, stride: Int = 1) -> Bool {
             let g = Conv3dGeometry(inChannels: c, outChannels: c, kernel: 3, stride: stride, padding: 1)
@@ -371,7 +372,8 @@ private struct F4Fixture {
         #expect(used(64, 16, 32, 32))
         #expect(used(64, 35, 64, 64))
         #expect(!used(128, 8, 16, 16))    // layer2 at 64×128×128: 32 tiles
-        #expect(!used(128, 18, 32, 32))   // layer2 at 138×256×256: 320 tiles, but 32 per block
+        #expect(used(128, 18, 32, 32))    // layer2 at 138×256×256: 320 tiles, 72 per block
+        #expect(!used(256, 9, 16, 16))    // layer3 at 138×256×256: 48 tiles, 32 per block
         #expect(used(64, 16, 32, 32, n: 4))
         #expect(!used(64, 8, 16, 16))     // 16 tiles
         #expect(!used(256, 4, 8, 8))
