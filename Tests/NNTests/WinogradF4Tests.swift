@@ -307,6 +307,34 @@ private struct F4Fixture {
         #expect(one == run(threads: 3))
     }
 
+    /// The public entry points at the paper's width where the rule picks F(4,3) (64→64 on 16³:
+    /// 64 tiles, one block): y, dX and dW (dW by F(2,3)) are the same bits on 1, 2 and 3 threads.
+    @Test func entryPointsAtWidth64DoNotDependOnThreads() {
+        let g = Conv3dGeometry(inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)
+        let s = Shape5(n: 1, c: 64, d: 16, h: 16, w: 16)
+        let x = uniformTensor(s.dims, seed: 91), w = uniformTensor(g.weightShape, seed: 92, -0.1, 0.1)
+        let dy = uniformTensor(s.dims, seed: 93)
+        func run(threads: Int) -> [[Float]] {
+            ConvAlgorithm.$scoped.withValue(.winograd) {
+                #expect(WinogradF4Conv.isUsed(for: g, input: s))
+                return ThreadSettings.with(parallel: threads, blas: threads) {
+                    let ws = ConvWorkspace()
+                    let y = Tensor(zeros: s.dims), dX = Tensor(zeros: s.dims), dW = Tensor(zeros: w.shape)
+                    conv3dForward(y: y, x: x, weight: w, geometry: g, workspace: ws)
+                    conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: g, workspace: ws)
+                    return [y.array, dX.array, dW.array]
+                }
+            }
+        }
+        let one = run(threads: 1)
+        for threads in [2, 3] {
+            let other = run(threads: threads)
+            for (part, name) in ["y", "dX", "dW"].enumerated() {
+                #expect(other[part] == one[part], "\(name) on \(threads) threads differs from 1 thread")
+            }
+        }
+    }
+
     /// Whole F(4,3) convs give the same bits at every ISA level.
     @Test func convolutionsGiveTheSameBitsAtEveryLevel() {
         let f = F4Fixture(F4ConvCase(cin: 9, cout: 11, input: [2, 9, 5, 6, 67], blockBytes: 1), seed: 61)
