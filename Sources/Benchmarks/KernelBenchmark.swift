@@ -110,7 +110,7 @@ public struct KernelBenchmark {
         let direct = passes(.direct)
         var winograd: KernelReport.WinogradPasses? = nil
         if WinogradConv.applies(to: g) {
-            let t = passes(.winograd)
+            let t = passes(saved == .winograd2 ? .winograd2 : .winograd)   // DSAN_CONV=winograd2: F(2,3) only
             winograd = .init(forward: pass(t[0]), inputGradient: pass(t[1]), weightGradient: pass(t[2]),
                              speedUp: zip(direct, t).map { $0 / $1 })
         }
@@ -195,7 +195,8 @@ public struct KernelReport: Codable {
         public var forward: Pass
         public var inputGradient: Pass
         public var weightGradient: Pass
-        /// Winograd F(2×2×2, 3×3×3), for the 3³ stride-1 padding-1 convs only.
+        /// Winograd (`ConvAlgorithm.winograd`: F(4×4×4, 3×3×3) where `WinogradF4Conv.isUsed`, else
+        /// F(2×2×2, 3×3×3)), for the 3³ stride-1 padding-1 convs only.
         public var winograd: WinogradPasses?
     }
     /// Winograd's passes; GFLOP/s are effective (the direct conv's FLOPs ÷ Winograd's time).
@@ -243,7 +244,7 @@ public struct KernelReport: Codable {
         median of \(repetitions) after \(warmup) warm-up; conv workspace \(workspaceMiB) MiB
         GF/s = GFLOP/s; (r) = ratio to sgemm 2048³ in the same run and thread count;
         gemm@tile = sgemm alone (threaded) at the conv's single-worker tile shape M×K×T
-        wino = Winograd F(2×2×2, 3×3×3) on the 3³ stride-1 convs: effective GF/s (direct FLOPs ÷ time) \
+        wino = Winograd on the 3³ stride-1 convs (F(4×4×4, 3×3×3) for forward and dX where its rule says, else F(2×2×2, 3×3×3); DSAN_CONV=winograd2: F(2,3) only): effective GF/s (direct FLOPs ÷ time) \
         (×) = direct time ÷ Winograd time, same run
 
         """

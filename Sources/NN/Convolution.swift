@@ -21,7 +21,9 @@ import BLAS
 // convs go through the tiled path, whose vol2col then is a plain strided gather of K = Cin rows.
 //
 // 3×3×3 stride-1 padding-1 convs take the Winograd F(2×2×2, 3×3×3) path instead (Winograd.swift,
-// 3.4× fewer multiply-adds) unless `ConvAlgorithm.selected` is `.direct` (env `DSAN_CONV=direct`).
+// 3.4× fewer multiply-adds) unless `ConvAlgorithm.selected` is `.direct` (env `DSAN_CONV=direct`),
+// and F(4×4×4, 3×3×3) for forward and dX where tiles are many and channels few (WinogradF4.swift,
+// 8× fewer; `DSAN_CONV=winograd2` keeps F(2,3) only).
 //
 // Threads: the work is cut into jobs whose boundaries depend on the shapes alone — (sample,
 // tile) in the forward, (block of input channels, group of tiles) in
@@ -202,7 +204,9 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
                           workspace: ConvWorkspace) {
     precondition(y.shape == g.outputShape(for: x.shape5).dims, "conv3dForward \(g): y \(y.shape), expected \(g.outputShape(for: x.shape5))")
     precondition(weight.shape == g.weightShape, "conv3dForward \(g): weight \(weight.shape)")
-    if WinogradConv.isUsed(for: g, input: x.shape5) {
+    if WinogradF4Conv.isUsed(for: g, input: x.shape5) {
+        winogradF4Forward(y: y, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
+    } else if WinogradConv.isUsed(for: g, input: x.shape5) {
         winogradForward(y: y, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
     } else {
         directConv3dForward(y: y, x: x, weight: weight, geometry: g, workspace: workspace)
@@ -297,7 +301,15 @@ public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
     precondition(weight.shape == g.weightShape, "conv3dBackward \(g): weight \(weight.shape)")
     if let dX { precondition(dX.shape == x.shape, "conv3dBackward \(g): dX \(dX.shape) vs x \(x.shape)") }
     if let dWeight { precondition(dWeight.shape == g.weightShape, "conv3dBackward \(g): dWeight \(dWeight.shape)") }
-    if WinogradConv.isUsed(for: g, input: x.shape5) {
+    if WinogradF4Conv.isUsed(for: g, input: x.shape5) {   // dX by F(4,3), dW as F(2,3) would take it
+        if let dX { winogradF4InputGradient(dX: dX, dY: dY, weight: weight, geometry: g, buffers: workspace.winograd) }
+        if dWeight == nil { return }
+        if WinogradConv.usesWinogradWeightGradient(for: g, input: x.shape5) {
+            winogradBackward(dX: nil, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
+        } else {
+            directConv3dBackward(dX: nil, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, workspace: workspace)
+        }
+    } else if WinogradConv.isUsed(for: g, input: x.shape5) {
         if dWeight == nil || WinogradConv.usesWinogradWeightGradient(for: g, input: x.shape5) {
             winogradBackward(dX: dX, dWeight: dWeight, dY: dY, x: x, weight: weight, geometry: g, buffers: workspace.winograd)
         } else {   // few tiles: dX by Winograd, dWeight direct

@@ -60,13 +60,16 @@ import Glibc
 public enum ConvAlgorithm: String, Sendable, CaseIterable, CustomStringConvertible {
     /// vol2col + GEMM (Convolution.swift).
     case direct
-    /// Winograd F(2×2×2, 3×3×3) where `WinogradConv.isUsed(for:input:)` says it pays
+    /// Winograd F(4×4×4, 3×3×3) where `WinogradF4Conv.isUsed(for:input:)` says it pays
+    /// (WinogradF4.swift), else F(2×2×2, 3×3×3) where `WinogradConv.isUsed(for:input:)` says so
     /// (Winograd.swift); the other convs stay direct.
     case winograd
+    /// As `.winograd` but never F(4,3): F(2×2×2, 3×3×3) or direct (`DSAN_CONV=winograd2`).
+    case winograd2
 
     /// The algorithm `conv3dForward` / `conv3dBackward` use: the task's `scoped` choice when one is
     /// set, else the process-wide one, which defaults to the environment variable `DSAN_CONV`
-    /// (`direct` or `winograd`, read once) and to `.winograd` when it is unset. Setting it sets the
+    /// (`direct`, `winograd` or `winograd2`, read once) and to `.winograd` when it is unset. Setting it sets the
     /// process-wide choice (a command does, once, before its work).
     public static var selected: ConvAlgorithm {
         get { scoped ?? processWide }
@@ -127,7 +130,7 @@ public enum WinogradConv {
     /// True when `conv3dForward` / `conv3dBackward` take the Winograd path for `g` on `input`
     /// (for the weight gradient, see also `usesWinogradWeightGradient`).
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
-        ConvAlgorithm.selected == .winograd && applies(to: g)
+        ConvAlgorithm.selected != .direct && applies(to: g)
             && tiles(input) * weightFloatsPerTile >= g.inChannels * g.outChannels
     }
 

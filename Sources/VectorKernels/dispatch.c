@@ -243,6 +243,59 @@ void dsan_winograd_weight_gradient_transform(const float *du, long cout, long ci
     winogradTable()->weight_gradient(du, cout, cin, co0, co1, dWeight);
 }
 
+// MARK: Winograd F(4,3) transforms (winograd4_body.h, one build per level; same level as above)
+
+#define W4_DECLARE(level)                                                                           \
+    void dsan_vk_##level##_winograd4_input_transform(const dsan_winograd_geometry *, const float *,   \
+                                                     long, long, long, long, long, float *, float *); \
+    void dsan_vk_##level##_winograd4_output_transform(const dsan_winograd_geometry *, const float *,  \
+                                                      long, long, long, long, long, float *);       \
+    void dsan_vk_##level##_winograd4_weight_transform(const float *, long, long, long, long, int,     \
+                                                      float *);
+
+W4_DECLARE(baseline)
+#if defined(__x86_64__)
+W4_DECLARE(avx2)
+W4_DECLARE(avx512)
+#endif
+
+typedef struct {
+    void (*input)(const dsan_winograd_geometry *, const float *, long, long, long, long, long, float *,
+                  float *);
+    void (*output)(const dsan_winograd_geometry *, const float *, long, long, long, long, long, float *);
+    void (*weight)(const float *, long, long, long, long, int, float *);
+} w4_table;
+
+#define W4_TABLE(level)                                                                             \
+    { dsan_vk_##level##_winograd4_input_transform, dsan_vk_##level##_winograd4_output_transform,     \
+      dsan_vk_##level##_winograd4_weight_transform }
+
+static const w4_table winograd4Tables[] = {
+    W4_TABLE(baseline),
+#if defined(__x86_64__)
+    W4_TABLE(avx2),
+    W4_TABLE(avx512),
+#endif
+};
+
+static const w4_table *winograd4Table(void) { return &winograd4Tables[dsan_vk_active_level()]; }
+
+size_t dsan_winograd4_scratch_floats(const dsan_winograd_geometry *g) {
+    return (size_t)(37 * (g->w + 72));   // 36 row copies and a zero row (winograd4_body.h, W4_ROW_PAD)
+}
+void dsan_winograd4_input_transform(const dsan_winograd_geometry *g, const float *x, long channels,
+                                    long c0, long c1, long t0, long t1, float *v, float *scratch) {
+    winograd4Table()->input(g, x, channels, c0, c1, t0, t1, v, scratch);
+}
+void dsan_winograd4_output_transform(const dsan_winograd_geometry *g, const float *m, long channels,
+                                     long c0, long c1, long t0, long t1, float *y) {
+    winograd4Table()->output(g, m, channels, c0, c1, t0, t1, y);
+}
+void dsan_winograd4_weight_transform(const float *weight, long cout, long cin, long co0, long co1,
+                                     int flip, float *u) {
+    winograd4Table()->weight(weight, cout, cin, co0, co1, flip, u);
+}
+
 // MARK: layout kernels (vol2col, col2vol, max pooling): layout_body.h, one table per level, chosen
 // by the same active level as the kernels above.
 

@@ -8,6 +8,7 @@
 // and the layout kernels (vol2col, col2vol, max pooling).
 #include "kernels_body.h"
 #include "winograd_body.h"
+#include "winograd4_body.h"
 #include "layout_body.h"
 #pragma clang attribute pop
 #endif

@@ -109,6 +109,27 @@ void dsan_winograd_weight_transform(const float *weight, long cout, long cin, lo
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
                                              long co1, float *dWeight);
 
+// MARK: Winograd F(4×4×4, 3×3×3) transforms (Sources/NN/WinogradF4.swift has the maths and layouts)
+//
+// Built per level from winograd4_body.h like the F(2×2×2) ones above, with the same geometry struct
+// (tiles are then ⌈D/4⌉·⌈H/4⌉·⌈W/4⌉ per sample, numbered (n, td, th, tw) row-major) and 216
+// transform positions ξ = (α·6 + β)·6 + γ. Every level gives the same bits.
+
+/// Floats of per-thread scratch the F(4,3) input transform needs (zero-padded row copies).
+size_t dsan_winograd4_scratch_floats(const dsan_winograd_geometry *g);
+/// V[ξ][c][t − t0] = (Bᵀ⊗³ d)_ξ for channels c0..<c1 of x `[N, channels, D, H, W]`, 4³ tiles
+/// t0..<t1 (6³ patches); ξ stride channels·ld, channel stride ld. Writes only columns 0..<t1 − t0.
+void dsan_winograd4_input_transform(const dsan_winograd_geometry *g, const float *x, long channels,
+                                    long c0, long c1, long t0, long t1, float *v, float *scratch);
+/// y `[N, channels, D, H, W]` ← (Aᵀ⊗³ M) for channels c0..<c1 and 4³ tiles t0..<t1 of M (layout
+/// of V); outputs of partial edge tiles outside the volume are dropped.
+void dsan_winograd4_output_transform(const dsan_winograd_geometry *g, const float *m, long channels,
+                                     long c0, long c1, long t0, long t1, float *y);
+/// U[ξ][co][ci] = (G⊗³ g[co, ci])_ξ for co in co0..<co1 of weight `[cout, cin, 3, 3, 3]`; with
+/// `flip` non-zero, of the kernel reversed along all three axes (for the input gradient).
+void dsan_winograd4_weight_transform(const float *weight, long cout, long cin, long co0, long co1,
+                                     int flip, float *u);
+
 // MARK: layout kernels (vol2col, col2vol, max pooling) — data movement and max selection
 //
 // The same three builds and the same dispatch as above (layout_body.h, one file per level). They
