@@ -144,11 +144,6 @@ public struct AllreduceBenchmark {
                     $0 + CollectiveCost.ringAllreduce(bytes: Double($1), ranks: comm.size, network: net)
                 }
             }
-            if let net = link?.network {
-                link?.network = NetworkModel(name: "measured by dsan bench allreduce on \(comm.size) ranks, \(ISO8601DateFormatter().string(from: Date()))",
-                                             latency: net.latency, bandwidth: net.bandwidth,
-                                             allreduceOverhead: net.allreduceOverhead, queueDelay: net.queueDelay)
-            }
         }
         return Report(ranks: comm.size, rows: rows, gradients: gradients, link: link, blas: BLASStartUp.report)
     }
@@ -206,7 +201,8 @@ public struct AllreduceBenchmark {
         if ringRows.count < 2 {
             link.note = (link.note.map { $0 + "; " } ?? "") + "the network is fitted to at least two different --sizes"
         } else {
-            link.network = NetworkModel.fitted(name: "measured", ranks: comm.size, ring: ringRows,
+            let name = "measured by dsan bench allreduce on \(comm.size) ranks, \(ISO8601DateFormatter().string(from: Date()))"
+            link.network = NetworkModel.fitted(name: name, ranks: comm.size, ring: ringRows,
                                                idleSmall: idleMedian, loadedSmall: link.loadedSmallMeanSeconds ?? idleMedian)
             if link.network == nil {
                 link.note = (link.note.map { $0 + "; " } ?? "") + "the ring's times do not grow with size: no bandwidth to fit"

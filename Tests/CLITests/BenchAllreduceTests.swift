@@ -61,6 +61,16 @@ import Testing
         #expect(missing.status != 0 && missing.stderr.contains("--save-network"), "\(missing.stderr)")
     }
 
+    /// One rank has no links to measure: --save-network says so instead of writing an empty file.
+    @Test func savingTheNetworkNeedsTwoRanks() throws {
+        let path = try scratchDirectory("bench-allreduce-one-rank") + "/net.json"
+        let result = try dsan("bench", "allreduce", "--sizes", "1,2", "--repetitions", "1", "--gradient-width", "0",
+                              "--save-network", path)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("no network to write to \(path)") && result.stderr.contains("at least 2 ranks"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test func savingTheNetworkNeedsTwoSizes() throws {
         let result = try dsan("bench", "allreduce", "--sizes", "16", "--save-network", "/tmp/never-written.json")
         #expect(result.status != 0)
