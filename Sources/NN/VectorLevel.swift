@@ -9,7 +9,9 @@ import Glibc
 /// At start-up the widest level the CPU and OS support is chosen (CPUID + XGETBV). The
 /// environment variable `DSAN_SIMD` (`baseline`, `avx2` or `avx512`, read once) narrows it, for
 /// comparisons; a level the CPU lacks or an unknown name stops the program with a message naming
-/// the variable and what this CPU offers. Every level computes the same bits.
+/// the variable and what this CPU offers. Every level computes the same bits, except the packed
+/// GEMM of the Winograd convs (AVX2 and AVX-512 fuse its multiply-adds), which is why it runs at
+/// its own level, set here once and never switched by the tests' `dsan_vk_set_level`.
 public enum VectorLevel: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case baseline = 0
     case avx2 = 1
@@ -34,7 +36,7 @@ public enum VectorLevel: Int32, Sendable, CaseIterable, CustomStringConvertible 
         guard let level = allCases.first(where: { $0.description == value }) else {
             fatalError("DSAN_SIMD=\(value): expected one of \(allCases.map(\.description).joined(separator: ", "))")
         }
-        guard dsan_vk_set_level(level.rawValue) == 0 else {
+        guard dsan_vk_set_level(level.rawValue) == 0, dsan_vk_set_gemm_level(level.rawValue) == 0 else {
             fatalError("DSAN_SIMD=\(value): this CPU supports up to \(supported); unset DSAN_SIMD or choose a narrower level")
         }
         return true

@@ -118,11 +118,21 @@ public enum WinogradConv {
     /// (Docs/performance.md, "Winograd").
     public static let minimumWeightGradientTiles = 64
 
-    /// Each pass writes and reads the transformed weights, 64·Cin·Cout floats, once; Winograd pays
-    /// when that is at most 1 MiB per tile, i.e. at least Cin·Cout / 4096 tiles. At a 64×128×128
-    /// input (batch 1) this keeps layer4's 512→512 convs (32 tiles, 64 MiB of U) direct: there
-    /// Winograd measured 0.65–1.28× (median 1.19×) forward and 0.89–1.22× (0.94×) dX.
+    /// With OpenBLAS's GEMMs (`WinogradGEMM.openBLAS`) each pass also copies every U_ξ into
+    /// OpenBLAS's layout, so Winograd pays when U is at most 1 MiB per tile, i.e. at least
+    /// Cin·Cout / 4096 tiles. At a 64×128×128 input (batch 1) this kept layer4's 512→512 convs
+    /// (32 tiles, 64 MiB of U) direct: there Winograd measured 0.65–1.28× (median 1.19×) forward
+    /// and 0.89–1.22× (0.94×) dX.
     public static let weightFloatsPerTile = 4096
+
+    /// With dsan's packed GEMM (`WinogradGEMM.packed`) the weight transform writes U_ξ in the
+    /// GEMM's layout and costs about 0.03 µs per Cin·Cout pair (64 MiB of U for 512→512: 7 ms on
+    /// one Zen 3 core), while each tile saves about 5 ns per Cin·Cout pair against the direct conv
+    /// (432 against 128 multiply-adds, at 60 and 68 GFLOP/s): Winograd pays from about 6 tiles
+    /// whatever the channels, so from 8. Counted per sample, so that how a global batch is split
+    /// over ranks and micro-batches never changes the algorithm, and with it the bits, of a
+    /// sample's convs.
+    public static let minimumPackedTiles = 8
 
     /// The tiles N·⌈D/2⌉·⌈H/2⌉·⌈W/2⌉ of an input.
     static func tiles(_ s: Shape5) -> Int { s.n * ((s.d + 1) / 2) * ((s.h + 1) / 2) * ((s.w + 1) / 2) }
@@ -130,14 +140,49 @@ public enum WinogradConv {
     /// True when `conv3dForward` / `conv3dBackward` take the Winograd path for `g` on `input`
     /// (for the weight gradient, see also `usesWinogradWeightGradient`).
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
-        ConvAlgorithm.selected != .direct && applies(to: g)
-            && tiles(input) * weightFloatsPerTile >= g.inChannels * g.outChannels
+        guard ConvAlgorithm.selected != .direct && applies(to: g) else { return false }
+        switch WinogradGEMM.selected {
+        case .packed:   // an empty batch (a rank with no case in a step) stays direct
+            return input.n > 0 && tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) >= minimumPackedTiles
+        case .openBLAS: return tiles(input) * weightFloatsPerTile >= g.inChannels * g.outChannels
+        }
     }
 
     /// True when `conv3dBackward` computes dWeight by Winograd for `g` on `input`.
     public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
         isUsed(for: g, input: input) && tiles(input) >= minimumWeightGradientTiles
     }
+}
+
+/// What multiplies the F(2,3) forward's and input gradient's 64 matrices per block.
+public enum WinogradGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// dsan's GEMM (Sources/VectorKernels/packed_gemm_body.h) on weights the transform writes in
+    /// its layout: no per-call copy of U_ξ. The default.
+    case packed
+    /// OpenBLAS's sgemm on U in `[ξ][Cout][Cin]`, which copies U_ξ at every call
+    /// (`DSAN_WINOGRAD_GEMM=openblas`, for comparisons).
+    case openBLAS = "openblas"
+
+    /// The task's `scoped` choice when one is set, else the process-wide one: the environment
+    /// variable `DSAN_WINOGRAD_GEMM` (`packed` or `openblas`, read once), `.packed` when unset.
+    public static var selected: WinogradGEMM {
+        get { scoped ?? processWide }
+        set { processWide = newValue }
+    }
+    nonisolated(unsafe) private static var processWide: WinogradGEMM = fromEnvironment
+    /// A choice for one task: `WinogradGEMM.$scoped.withValue(.openBLAS) { … }` (tests).
+    @TaskLocal public static var scoped: WinogradGEMM?
+
+    static var fromEnvironment: WinogradGEMM {
+        guard let raw = getenv("DSAN_WINOGRAD_GEMM"), raw.pointee != 0 else { return .packed }
+        let value = String(cString: raw)
+        guard let gemm = WinogradGEMM(rawValue: value.lowercased()) else {
+            preconditionFailure("DSAN_WINOGRAD_GEMM=\(value): expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return gemm
+    }
+
+    public var description: String { rawValue }
 }
 
 // MARK: Plan and buffers
@@ -215,6 +260,42 @@ private func transformedWeights(_ weight: Tensor, _ g: Conv3dGeometry, _ buffers
     return u
 }
 
+/// The 64 matrices A_ξ of `winogradConvolve` packed for `dsan_packed_gemm`, in the workspace's
+/// weight buffer: U_ξ [Cout, Cin] forward, (U_{Pξ})ᵀ [Cin, Cout] for the input gradient
+/// (`adjoint`). Workers split the row panels. Returns the buffer and the floats per matrix.
+private func packedWeights(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool,
+                           _ buffers: WinogradBuffers) -> (UnsafeMutablePointer<Float>, Int) {
+    VectorLevel.configure()   // DSAN_SIMD sets the GEMM's level before its first use
+    let (cout, cin) = (g.outChannels, g.inChannels)
+    let rows = adjoint ? cin : cout, k = adjoint ? cout : cin
+    let plane = Int(dsan_packed_gemm_floats(rows, k))
+    let panelRows = dsan_packed_gemm_panel_rows()
+    let panels = (rows + panelRows - 1) / panelRows
+    let a = buffers.weights(64 * plane)
+    Parallel.forEachWorker(panels, maxWorkers: max(1, Parallel.threads)) { _, range in
+        dsan_winograd_weight_transform_packed(weight.data, cout, cin, adjoint ? 1 : 0, range.lowerBound,
+                                              range.upperBound, a)
+    }
+    return (a, plane)
+}
+
+/// The weights of `winogradConvolve`, transformed for the GEMM `WinogradGEMM.selected` names.
+private enum TransformedWeights {
+    /// U in `[ξ][Cout][Cin]` for OpenBLAS (read transposed at Pξ for the input gradient).
+    case plain(UnsafeMutablePointer<Float>, adjoint: Bool)
+    /// A_ξ packed, `plane` floats apart (adjoint or not is already in them).
+    case packed(UnsafeMutablePointer<Float>, plane: Int)
+
+    init(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool, _ buffers: WinogradBuffers) {
+        switch WinogradGEMM.selected {
+        case .openBLAS: self = .plain(transformedWeights(weight, g, buffers), adjoint: adjoint)
+        case .packed:
+            let (a, plane) = packedWeights(weight, g, adjoint: adjoint, buffers)
+            self = .packed(a, plane: plane)
+        }
+    }
+}
+
 /// Per-worker scratch of the input and gradient transforms for plan `p`, rounded up to 64 bytes.
 private func scratchFloats(_ p: WinogradPlan) -> Int {
     var g = p.geometry
@@ -222,10 +303,10 @@ private func scratchFloats(_ p: WinogradPlan) -> Int {
 }
 
 /// out `[N, outC, D, H, W]` = the stride-1 padding-1 3³ conv of `input` `[N, inC, D, H, W]`, with
-/// transformed weights `u`: U_ξ[outC, inC] at ξ·outC·inC (`adjoint` false), or for the input
-/// gradient U'_ξ = (U_{Pξ})ᵀ where `u` holds the forward's [inC, outC] matrices (`adjoint` true).
+/// transformed weights `weights`: U_ξ[outC, inC] (forward), or for the input gradient
+/// U'_ξ = (U_{Pξ})ᵀ, from the forward's [inC, outC] matrices (adjoint).
 private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int, output: UnsafeMutablePointer<Float>,
-                              outC: Int, u: UnsafePointer<Float>, adjoint: Bool, _ buffers: WinogradBuffers, blockBytes: Int) {
+                              outC: Int, weights: TransformedWeights, _ buffers: WinogradBuffers, blockBytes: Int) {
     let p = WinogradPlan(s, inC: inC, outC: outC, blockBytes: blockBytes)
     let workers = max(1, Parallel.threads)
     let per = scratchFloats(p)
@@ -241,14 +322,18 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
             }
             Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
                 for xi in r {
-                    if adjoint {
+                    switch weights {
+                    case .packed(let a, let plane):
+                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * inC * p.ld, p.ld, m + xi * outC * p.ld,
+                                         p.ld, t)
+                    case .plain(let u, adjoint: true):
                         // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
                         let (al, be, ga) = (xi / 16, (xi / 4) % 4, xi % 4)
                         let pxi = ((al == 0 ? 3 : al == 3 ? 0 : al) * 4 + (be == 0 ? 3 : be == 3 ? 0 : be)) * 4
                             + (ga == 0 ? 3 : ga == 3 ? 0 : ga)
                         BLAS.sgemm(.transpose, .none, m: outC, n: t, k: inC, a: u + pxi * outC * inC, lda: outC,
                                    b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
-                    } else {
+                    case .plain(let u, adjoint: false):
                         BLAS.sgemm(.none, .none, m: outC, n: t, k: inC, a: u + xi * outC * inC, lda: inC,
                                    b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
                     }
@@ -267,9 +352,8 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
 func winogradForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3dGeometry, buffers: WinogradBuffers,
                      blockBytes: Int = WinogradConv.blockBytes) {
     precondition(WinogradConv.applies(to: g), "winogradForward: \(g) is not 3³ stride 1 padding 1")
-    let u = transformedWeights(weight, g, buffers)
     winogradConvolve(x.shape5, input: x.data, inC: g.inChannels, output: y.data, outC: g.outChannels,
-                     u: u, adjoint: false, buffers, blockBytes: blockBytes)
+                     weights: TransformedWeights(weight, g, adjoint: false, buffers), buffers, blockBytes: blockBytes)
 }
 
 /// Winograd backward: WRITES dX, ACCUMULATES dWeight (either may be nil), like `conv3dBackward`.
@@ -278,9 +362,8 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     precondition(WinogradConv.applies(to: g), "winogradBackward: \(g) is not 3³ stride 1 padding 1")
     let (cout, cin) = (g.outChannels, g.inChannels)
     if let dX {   // the forward on dY with the flipped, transposed kernel
-        let u = transformedWeights(weight, g, buffers)
         winogradConvolve(x.shape5, input: dY.data, inC: cout, output: dX.data, outC: cin,
-                         u: u, adjoint: true, buffers, blockBytes: blockBytes)
+                         weights: TransformedWeights(weight, g, adjoint: true, buffers), buffers, blockBytes: blockBytes)
     }
     guard let dWeight else { return }
     let p = WinogradPlan(x.shape5, inC: cin, outC: cout, blockBytes: blockBytes)

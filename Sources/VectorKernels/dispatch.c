@@ -186,7 +186,12 @@ void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t
                                                      long, long, long, long, long, float *);        \
     void dsan_vk_##level##_winograd_weight_transform(const float *, long, long, long, long, float *); \
     void dsan_vk_##level##_winograd_weight_gradient_transform(const float *, long, long, long, long,  \
-                                                              float *);
+                                                              float *);                             \
+    void dsan_vk_##level##_winograd_weight_transform_packed(const float *, long, long, int, long, long, \
+                                                            float *);                               \
+    void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
+                                       long);                                                       \
+    long dsan_vk_##level##_packed_gemm_panel_rows(void);
 
 WK_DECLARE(baseline)
 #if defined(__x86_64__)
@@ -202,12 +207,17 @@ typedef struct {
     void (*output)(const dsan_winograd_geometry *, const float *, long, long, long, long, long, float *);
     void (*weight)(const float *, long, long, long, long, float *);
     void (*weight_gradient)(const float *, long, long, long, long, float *);
+    void (*weight_packed)(const float *, long, long, int, long, long, float *);
+    void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long);
+    long (*panel_rows)(void);
 } wk_table;
 
 #define WK_TABLE(level)                                                                             \
     { dsan_vk_##level##_winograd_input_transform, dsan_vk_##level##_winograd_gradient_transform,     \
       dsan_vk_##level##_winograd_output_transform, dsan_vk_##level##_winograd_weight_transform,      \
-      dsan_vk_##level##_winograd_weight_gradient_transform }
+      dsan_vk_##level##_winograd_weight_gradient_transform,                                         \
+      dsan_vk_##level##_winograd_weight_transform_packed, dsan_vk_##level##_packed_gemm,            \
+      dsan_vk_##level##_packed_gemm_panel_rows }
 
 static const wk_table winogradTables[] = {
     WK_TABLE(baseline),
@@ -241,6 +251,50 @@ void dsan_winograd_weight_transform(const float *weight, long cout, long cin, lo
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
                                              long co1, float *dWeight) {
     winogradTable()->weight_gradient(du, cout, cin, co0, co1, dWeight);
+}
+
+// The packed GEMM's level is set once at start-up (the widest supported, or DSAN_SIMD's) and is
+// NOT the switchable active level: its bits depend on the level (FMA or not), so a test that
+// switches the active level to check the other kernels must not change the GEMMs that tests
+// running beside it compute. The tests reach each level through the _at functions.
+static _Atomic int gemmLevel = -1;
+static const wk_table *packedTable(void) {
+    int level = atomic_load_explicit(&gemmLevel, memory_order_relaxed);
+    if (__builtin_expect(level < 0, 0)) {
+        int expected = -1;
+        atomic_compare_exchange_strong(&gemmLevel, &expected, dsan_vk_supported_level());
+        level = atomic_load(&gemmLevel);
+    }
+    return &winogradTables[level];
+}
+int dsan_vk_gemm_level(void) { packedTable(); return atomic_load(&gemmLevel); }
+int dsan_vk_set_gemm_level(int level) {
+    if (level < DSAN_VK_BASELINE || level > dsan_vk_supported_level()) return -1;
+    atomic_store(&gemmLevel, level);
+    return 0;
+}
+
+long dsan_packed_gemm_panel_rows(void) { return packedTable()->panel_rows(); }
+size_t dsan_packed_gemm_floats(long m, long k) {
+    const long mr = dsan_packed_gemm_panel_rows();
+    return (size_t)((m + mr - 1) / mr * mr * k);
+}
+void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
+                                           long p0, long p1, float *a) {
+    packedTable()->weight_packed(weight, cout, cin, adjoint, p0, p1, a);
+}
+void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
+                      long n) {
+    packedTable()->packed_gemm(a, m, k, b, ldb, c, ldc, n);
+}
+long dsan_vk_packed_gemm_panel_rows_at(int level) { return winogradTables[level].panel_rows(); }
+void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
+                                                 int adjoint, long p0, long p1, float *a) {
+    winogradTables[level].weight_packed(weight, cout, cin, adjoint, p0, p1, a);
+}
+void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
+                            float *c, long ldc, long n) {
+    winogradTables[level].packed_gemm(a, m, k, b, ldb, c, ldc, n);
 }
 
 // MARK: Winograd F(4,3) transforms (winograd4_body.h, one build per level; same level as above)

@@ -298,6 +298,93 @@ void VK_NAME(winograd_weight_transform)(const float *weight, long cout, long cin
     }
 }
 
+/// Winograd.swift's "P": swaps indices 0 and 3 along each axis of ξ = (α·4 + β)·4 + γ.
+static inline int wk_flip_xi(int xi) {
+    int al = xi / 16, be = (xi / 4) % 4, ga = xi % 4;
+    al = al == 0 ? 3 : al == 3 ? 0 : al;
+    be = be == 0 ? 3 : be == 3 ? 0 : be;
+    ga = ga == 0 ? 3 : ga == 3 ? 0 : ga;
+    return (al * 4 + be) * 4 + ga;
+}
+
+/// Columns of A staged per ξ before they are copied out (see below).
+#define WK_PACK_COLUMNS 8
+
+void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
+                                               long p0, long p1, float *a) {
+    const long mr = 2 * VK_LANES;
+    const long m = adjoint ? cin : cout, k = adjoint ? cout : cin;
+    const long plane = (m + mr - 1) / mr * mr * k;
+    // Row r, column kk of A is the filter (co, ci) = (r, kk) forward and (kk, r) for the adjoint.
+    const long rowStride = adjoint ? 27 : cin * 27, colStride = adjoint ? cin * 27 : 27;
+    // Stores that bypass the cache when A is larger than the caches would keep (the 64 matrices of
+    // a wide layer: 16–64 MiB), ordinary stores otherwise, so a small A stays cached for its GEMMs.
+    const int streaming = 64 * plane * (long)sizeof(float) > (16l << 20);
+    wk_f t[27];
+    wk_f s[112];
+    long target[64];
+    for (int xi = 0; xi < 64; xi++) target[xi] = (adjoint ? wk_flip_xi(xi) : xi) * plane;
+    // The 64 results of a filter go to 64 matrices megabytes apart. Written straight there, each
+    // vector store opens a different page and cache line; staged, each matrix gets a run of
+    // WK_PACK_COLUMNS·mr consecutive floats at once. 8·2·64·L floats: 16–64 KiB.
+    static _Thread_local wk_f stage[WK_PACK_COLUMNS][2][64] __attribute__((aligned(64)));
+    for (long p = p0; p < p1; p++) {
+        for (long kk0 = 0; kk0 < k; kk0 += WK_PACK_COLUMNS) {
+            const long columns = wk_min(WK_PACK_COLUMNS, k - kk0);
+            for (long c = 0; c < columns; c++) {
+                const long kk = kk0 + c;
+                for (int gi = 0; gi < 2; gi++) {
+                    const long row0 = p * mr + gi * VK_LANES;
+                    const long lanes = row0 >= m ? 0 : wk_min(VK_LANES, m - row0);
+                    // Transposed: t[q] lane l = g[row0 + l, kk][q], zero in lanes past m. Built in
+                    // registers: a vector load of 8 separate scalar stores would wait for all of
+                    // them (no store forwarding), which made this loop 3× slower.
+                    if (lanes == VK_LANES) {
+                        const float *src = weight + row0 * rowStride + kk * colStride;
+                        for (int q = 0; q < 27; q++) {
+                            wk_f v;
+                            for (int l = 0; l < VK_LANES; l++) v[l] = src[l * rowStride + q];
+                            t[q] = v;
+                        }
+                    } else {
+                        for (int q = 0; q < 27; q++) {
+                            wk_f v = (wk_f)0.0f;
+                            for (long l = 0; l < lanes; l++) v[l] = weight[(row0 + l) * rowStride + kk * colStride + q];
+                            t[q] = v;
+                        }
+                    }
+                    // The same operations, in the same order, as winograd_weight_transform.
+                    for (int k9 = 0; k9 < 9; k9++)
+                        wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4],
+                             &s[k9 * 4 + 1], &s[k9 * 4 + 2], &s[k9 * 4 + 3]);
+                    for (int kd = 0; kd < 3; kd++)
+                        for (int cc = 0; cc < 4; cc++) {
+                            int i = kd * 12 + cc, o = 64 + kd * 16 + cc;
+                            wk_g(s[i], s[i + 4], s[i + 8], &s[o], &s[o + 4], &s[o + 8], &s[o + 12]);
+                        }
+                    for (int bc = 0; bc < 16; bc++)
+                        wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &stage[c][gi][bc],
+                             &stage[c][gi][16 + bc], &stage[c][gi][32 + bc], &stage[c][gi][48 + bc]);
+                }
+            }
+            // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix.
+            const long offset = (p * k + kk0) * mr;
+            for (int xi = 0; xi < 64; xi++) {
+                wk_f *out = (wk_f *)(a + target[xi] + offset);
+                if (streaming) {
+                    for (long c = 0; c < columns; c++) {
+                        __builtin_nontemporal_store(stage[c][0][xi], out + 2 * c);
+                        __builtin_nontemporal_store(stage[c][1][xi], out + 2 * c + 1);
+                    }
+                } else {
+                    for (long c = 0; c < columns; c++) { out[2 * c] = stage[c][0][xi]; out[2 * c + 1] = stage[c][1][xi]; }
+                }
+            }
+        }
+    }
+    if (streaming) __builtin_ia32_sfence();
+}
+
 void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, long cin, long co0, long co1,
                                                  float *dWeight) {
     const long xs = cout * cin;

@@ -109,6 +109,41 @@ void dsan_winograd_weight_transform(const float *weight, long cout, long cin, lo
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
                                              long co1, float *dWeight);
 
+// MARK: Packed GEMM for the Winograd convs (packed_gemm_body.h, same level as the transforms)
+//
+// C[m×n] = A[m×k]·B[k×n] with A in "packed panels" written by the transform that computes it:
+// rows in panels of R = dsan_packed_gemm_panel_rows() (3 vectors of the level: 12, 24 or 48),
+// A[i][kk] at a[((i / R)·k + kk)·R + i % R], rows past m zero. B and C are row-major with row
+// strides ldb and ldc. Every C element is one sum over kk in order: the result does not depend
+// on the thread count or on how rows or columns are split, but AVX2 and AVX-512 fuse each
+// multiply-add and the baseline level does not, so the bits differ between levels (as
+// OpenBLAS's do between its cores). Hence the GEMM and the packed transform run at their own
+// level, set once at start-up (dsan_vk_set_gemm_level: the widest, or DSAN_SIMD's), which
+// dsan_vk_set_level (the tests' switch for the other kernels) does not change.
+
+/// The packed GEMM's level (a DSAN_VK_* value) and its start-up setter (-1: not supported here).
+int dsan_vk_gemm_level(void);
+int dsan_vk_set_gemm_level(int level);
+/// Rows per panel of a packed A at the GEMM's level.
+long dsan_packed_gemm_panel_rows(void);
+/// Floats of one packed m×k matrix at the GEMM's level (m rounded up to whole panels).
+size_t dsan_packed_gemm_floats(long m, long k);
+/// For each ξ < 64, A_ξ packed at a + ξ·dsan_packed_gemm_floats(M, K), panels p0..<p1 only:
+/// forward (adjoint 0) A_ξ = U_ξ [cout × cin]; adjoint A_ξ = (U_{Pξ})ᵀ [cin × cout], the matrices
+/// of the input gradient (P swaps indices 0 and 3 along each axis). U as in
+/// dsan_winograd_weight_transform, the same bits.
+void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
+                                           long p0, long p1, float *a);
+/// C[m×n] = A·B, A packed (above).
+void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
+                      long n);
+/// The same functions at a given level ≤ dsan_vk_supported_level() (the tests' seam).
+long dsan_vk_packed_gemm_panel_rows_at(int level);
+void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
+                                                 int adjoint, long p0, long p1, float *a);
+void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
+                            float *c, long ldc, long n);
+
 // MARK: Winograd F(4×4×4, 3×3×3) transforms (Sources/NN/WinogradF4.swift has the maths and layouts)
 //
 // Built per level from winograd4_body.h like the F(2×2×2) ones above, with the same geometry struct

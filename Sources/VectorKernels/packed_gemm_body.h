@@ -1,0 +1,97 @@
+// dsan's own GEMM for the Winograd convs, C[m×n] = A[m×k] · B[k×n], with A packed beforehand by
+// the transform that computes it (winograd_weight_transform_packed, in winograd_body.h), written
+// once and compiled per level like the other bodies (each kernels_<level>.c defines VK_LANES and
+// VK_NAME and applies its target attribute).
+//
+// Why not OpenBLAS here: each of a Winograd conv's 64 GEMMs multiplies a different transformed
+// weight matrix U_ξ by a block of tiles. OpenBLAS copies ("packs") both operands into its kernel's
+// layout on every call; when the tiles are few (layers 3 and 4 at batch 1: 32 tiles) that copy of
+// U_ξ costs about as much as the multiplication (512×512×32: 45–50 GFLOP/s against sgemm's 90 on
+// one Zen 3 core). Here the weight transform writes U_ξ straight into the layout this kernel
+// reads, so A is never copied, and B (V_ξ, a block's transformed tiles) is read where it lies.
+//
+// Layout of A ("packed panels"): rows in panels of PG_MR = 3·VK_LANES; panel p holds rows
+// p·PG_MR ..< p·PG_MR + PG_MR, column by column: A[p·PG_MR + r][kk] at a[(p·k + kk)·PG_MR + r].
+// Rows past m are zero. So the panels of one matrix take ⌈m / PG_MR⌉·PG_MR·k floats.
+//
+// The micro-kernel keeps a PG_MR × PG_NR block of C in 3·PG_NR vector registers (12 of the 16
+// YMM/XMM registers; AVX-512 has room to spare) and, per kk, loads 3 vectors of A and broadcasts
+// PG_NR floats of B's row kk. Each C element is one sum over kk in increasing order, so the result
+// does not depend on the thread count or on how the caller splits rows or columns. It does depend
+// on the level: AVX2 and AVX-512 fuse each multiply-add (one rounding, like OpenBLAS's kernels),
+// the baseline build (SSE2, no FMA) rounds the product and the sum separately. The tests hold
+// every level to a float64 reference.
+#include <string.h>
+#include "VectorKernels.h"
+
+typedef float pg_f __attribute__((ext_vector_type(VK_LANES)));
+
+#define PG_MR (2 * VK_LANES)
+#define PG_NR 6
+
+static inline pg_f pg_load(const float *p) { pg_f v; memcpy(&v, p, sizeof v); return v; }
+
+#if VK_LANES == 4
+#define PG_MADD(a, b, c) ((a) * (b) + (c))
+#else
+#define PG_MADD(a, b, c) __builtin_elementwise_fma((a), (b), (c))
+#endif
+
+/// One PG_MR × nr block of C (nr ≤ PG_NR, a constant after inlining): `rows` ≤ PG_MR of its rows
+/// are stored, the rest (A's zero padding) dropped.
+static inline __attribute__((always_inline)) void pg_block(const float *a, const float *b, long ldb,
+                                                           long k, float *c, long ldc, long rows,
+                                                           const int nr) {
+    pg_f c0[PG_NR], c1[PG_NR];
+    for (int j = 0; j < PG_NR; j++) { c0[j] = (pg_f)0.0f; c1[j] = (pg_f)0.0f; }
+    for (long kk = 0; kk < k; kk++) {
+        const pg_f a0 = pg_load(a), a1 = pg_load(a + VK_LANES);
+        const float *br = b + kk * ldb;
+        a += PG_MR;
+        for (int j = 0; j < nr; j++) {
+            const pg_f bj = (pg_f)br[j];
+            c0[j] = PG_MADD(a0, bj, c0[j]);
+            c1[j] = PG_MADD(a1, bj, c1[j]);
+        }
+    }
+    float t[PG_NR][PG_MR];
+    for (int j = 0; j < nr; j++) {
+        memcpy(&t[j][0], &c0[j], sizeof(pg_f));
+        memcpy(&t[j][VK_LANES], &c1[j], sizeof(pg_f));
+    }
+    for (long r = 0; r < rows; r++)
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = t[j][r];
+}
+
+void VK_NAME(packed_gemm)(const float *a, long m, long k, const float *b, long ldb, float *c,
+                          long ldc, long n) {
+    const long panels = (m + PG_MR - 1) / PG_MR;
+    // Columns of B per sweep over the panels: k·nc floats (about 256 KiB) stay in L2 while every
+    // panel of A passes over them (512 × 320 tiles of B, 640 KiB, did not).
+    long nc = (65536 / (k > 0 ? k : 1)) / PG_NR * PG_NR;
+    if (nc < PG_NR) nc = PG_NR;
+    for (long j0 = 0; j0 < n; j0 += nc) {
+        const long j1 = j0 + nc < n ? j0 + nc : n;
+        for (long p = 0; p < panels; p++) {
+            const float *ap = a + p * k * PG_MR;
+            float *cp = c + p * PG_MR * ldc;
+            const long rows = m - p * PG_MR < PG_MR ? m - p * PG_MR : PG_MR;
+            long j = j0;
+            for (; j + PG_NR <= j1; j += PG_NR) pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, PG_NR);
+            switch (j1 - j) {
+            case 5: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 5); break;
+            case 4: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 4); break;
+            case 3: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 3); break;
+            case 2: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 2); break;
+            case 1: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 1); break;
+            default: break;
+            }
+        }
+    }
+}
+
+long VK_NAME(packed_gemm_panel_rows)(void) { return PG_MR; }
+
+#undef PG_MADD
+#undef PG_MR
+#undef PG_NR

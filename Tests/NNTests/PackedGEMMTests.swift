@@ -1,0 +1,206 @@
+import NumericalTesting
+import Testing
+import VectorKernels
+@testable import NN
+
+// dsan's packed GEMM and the weight transform that feeds it (Sources/VectorKernels/
+// packed_gemm_body.h, winograd_body.h), at every ISA level this CPU supports:
+// - the packed transform gives U's bits (those of dsan_winograd_weight_transform, itself held to
+//   the Swift reference in WinogradTransformTests) at the packed positions, forward and adjoint
+//   (transposed, at Pξ), with the padding rows +0, whichever way the panels are split;
+// - the GEMM against a float64 sum within the worst-case rounding bound of a float sum of k
+//   products, on shapes with partial panels, every column tail (1–5) and k = 1, writing nothing
+//   outside its m × n block;
+// - whole Winograd convs on the packed path against float64 at the paper's widths (64 and 256
+//   channels) on small volumes, and on 1, 2 and 3 threads the same bits.
+//
+// The GEMM fuses multiply-adds at AVX2 and AVX-512 and does not at the baseline level, so it is
+// the one kernel whose bits depend on the level (packed_gemm_body.h); everything else in a
+// Winograd conv is the same bits at every level (WinogradTransformTests). So it runs at a level
+// fixed at start-up, and these tests reach each level through the _at functions instead of
+// switching a process-wide level under the suites that run beside them.
+
+/// Runs `body` with each level this CPU supports. It never switches a process-wide level: the
+/// packed GEMM's bits depend on the level, and other suites compute convs at the same time.
+private func atEveryLevel(_ body: (Int32, String) -> Void) {
+    for level in 0...dsan_vk_supported_level() { body(level, String(cString: dsan_vk_level_name(level))) }
+}
+
+/// 64-byte aligned floats (the packed transform streams whole vectors past the caches).
+private final class Aligned {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int, _ value: Float = 0) {
+        self.count = max(count, 1)
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: self.count * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: self.count)
+        pointer.initialize(repeating: value, count: self.count)
+    }
+    convenience init(_ v: [Float]) {
+        self.init(v.count)
+        for i in 0..<v.count { pointer[i] = v[i] }
+    }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+/// P of Winograd.swift: indices 0 and 3 swapped along each axis of ξ.
+private func flipped(_ xi: Int) -> Int {
+    func f(_ i: Int) -> Int { i == 0 ? 3 : i == 3 ? 0 : i }
+    return (f(xi / 16) * 4 + f((xi / 4) % 4)) * 4 + f(xi % 4)
+}
+
+/// max |fast − reference| / max |reference|.
+private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
+    let scale = max(reference.map(abs).max() ?? 0, .leastNormalMagnitude)
+    var worst = 0.0
+    for i in 0..<reference.count { worst = max(worst, abs(Double(fast[i]) - reference[i])) }
+    return worst / scale
+}
+
+@Suite(.serialized) struct PackedGEMMTests {
+    @Test func packedTransformHasUsBitsAtEveryLevel() {
+        for (cout, cin) in [(5, 3), (11, 9), (17, 33), (40, 7), (64, 64), (3, 50)] {
+            let weight = Aligned(uniformTensor([cout * cin * 27], seed: UInt64(cout * 100 + cin)).array)
+            let u = Aligned(64 * cout * cin, .nan)
+            dsan_winograd_weight_transform(weight.pointer, cout, cin, 0, cout, u.pointer)
+            atEveryLevel { lv, level in
+                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
+                for adjoint in [false, true] {
+                    let (m, k) = adjoint ? (cin, cout) : (cout, cin)
+                    let panels = (m + r - 1) / r, plane = panels * r * k
+                    let a = Aligned(64 * plane, .nan)
+                    // Two calls that split the panels, as two workers would.
+                    for (p0, p1) in [(0, panels / 2), (panels / 2, panels)] {
+                        dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p0, p1,
+                                                                    a.pointer)
+                    }
+                    var mismatches = 0, firstMismatch = ""
+                    for xi in 0..<64 {
+                        for row in 0..<(panels * r) {
+                            for kk in 0..<k {
+                                let packed = a.pointer[xi * plane + ((row / r) * k + kk) * r + row % r]
+                                let expected: Float = row >= m ? 0
+                                    : adjoint ? u.pointer[flipped(xi) * cout * cin + kk * cin + row]
+                                    : u.pointer[xi * cout * cin + row * cin + kk]
+                                if packed.bitPattern != expected.bitPattern {
+                                    if mismatches == 0 { firstMismatch = "ξ \(xi) row \(row) column \(kk): \(packed) vs \(expected)" }
+                                    mismatches += 1
+                                }
+                            }
+                        }
+                    }
+                    #expect(mismatches == 0, "\(cout)×\(cin) adjoint \(adjoint) level \(level): \(mismatches) differ, first \(firstMismatch)")
+                }
+            }
+        }
+    }
+
+    @Test func gemmMatchesFloat64AtEveryLevel() {
+        // (m, k, n): partial panels at every level (panels of 8, 16, 32 rows), every column tail,
+        // k = 1, one row, and layer4's shape at batch 1 (512 × 512, 32 tiles).
+        let shapes = [(1, 1, 1), (5, 3, 7), (17, 9, 13), (33, 64, 6), (40, 17, 5), (16, 8, 4), (8, 20, 3),
+                      (31, 2, 2), (1, 100, 11), (512, 512, 32)]
+        for (m, k, n) in shapes {
+            let ldb = n + 3, ldc = n + 5
+            let b = Aligned(uniformTensor([k * ldb], seed: UInt64(m * 7 + k * 3 + n)).array)
+            let aPlain = uniformTensor([m * k], seed: UInt64(m + k + n)).array
+            atEveryLevel { lv, level in
+                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
+                let a = Aligned((m + r - 1) / r * r * k)
+                for i in 0..<m { for kk in 0..<k { a.pointer[((i / r) * k + kk) * r + i % r] = aPlain[i * k + kk] } }
+                let c = Aligned(m * ldc + 7, .nan)
+                dsan_vk_packed_gemm_at(lv, a.pointer, m, k, b.pointer, ldb, c.pointer, ldc, n)
+                var worst = 0.0, untouched = true
+                for i in 0..<m {
+                    for j in 0..<ldc {
+                        let value = c.pointer[i * ldc + j]
+                        if j >= n { untouched = untouched && value.isNaN; continue }
+                        var sum = 0.0, magnitude = 0.0
+                        for kk in 0..<k {
+                            let p = Double(aPlain[i * k + kk]) * Double(b.pointer[kk * ldb + j])
+                            sum += p; magnitude += abs(p)
+                        }
+                        // A float sum of k products: |error| ≤ (k + 1)·2⁻²⁴·Σ|products| (+ a tiny floor).
+                        let bound = Double(k + 1) * 0x1p-24 * magnitude + 1e-30
+                        worst = max(worst, abs(Double(value) - sum) / bound)
+                    }
+                }
+                for i in (m * ldc)..<(m * ldc + 7) { untouched = untouched && c.pointer[i].isNaN }
+                #expect(worst <= 1, "\(m)×\(k)×\(n) level \(level): error \(worst) of the rounding bound")
+                #expect(untouched, "\(m)×\(k)×\(n) level \(level): wrote outside its block")
+            }
+        }
+    }
+
+    /// The packed path of whole convs against float64 at the paper's widths (64 → 64 on 8×16×16:
+    /// 256 tiles; 256 → 256 on 4×8×8: 32 tiles, layer3 at batch 1), at the GEMM's level (the
+    /// kernels are held to float64 at every level above; `DSAN_SIMD=baseline` runs this at the
+    /// baseline level). Measured here (AVX2): within 3e-7 of max |reference|; the bound is
+    /// WinogradTests' 2e-5.
+    @Test func convsMatchFloat64AtThePapersWidths() {
+        for (channels, extent) in [(64, [8, 16, 16]), (256, [4, 8, 8])] {
+            let g = Conv3dGeometry(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1)
+            let s = Shape5(n: 1, c: channels, d: extent[0], h: extent[1], w: extent[2])
+            let x = uniformTensor(s.dims, seed: 81), w = uniformTensor(g.weightShape, seed: 82, -0.1, 0.1)
+            let dy = uniformTensor(s.dims, seed: 83)
+            let yReference = float64Conv3x3(x.array, s, w.array, outC: channels, transposedFlipped: false)
+            let dxReference = float64Conv3x3(dy.array, s, w.array, outC: channels, transposedFlipped: true)
+            let ws = ConvWorkspace()
+            WinogradGEMM.$scoped.withValue(.packed) {
+                let y = Tensor(shape: s.dims, repeating: .nan), dx = Tensor(shape: s.dims, repeating: .nan)
+                winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd)
+                winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
+                let (ey, ex) = (relativeError(y.array, yReference), relativeError(dx.array, dxReference))
+                print("packed F(2,3) at \(channels) channels: max|Δ|/max|ref| vs float64 forward \(ey), dX \(ex)")
+                #expect(ey <= 2e-5 && ex <= 2e-5, "\(channels) channels: forward \(ey), dX \(ex)")
+            }
+        }
+    }
+
+    /// On the packed path every value is still computed by one worker in a fixed order: 1, 2 and 3
+    /// threads give the same bits (at width 64, where each worker gets several row panels).
+    @Test func packedPathDoesNotDependOnThreads() {
+        let g = Conv3dGeometry(inChannels: 64, outChannels: 48, kernel: 3, stride: 1, padding: 1)
+        let s = Shape5(n: 2, c: 64, d: 4, h: 6, w: 10)
+        let x = uniformTensor(s.dims, seed: 91), w = uniformTensor(g.weightShape, seed: 92, -0.1, 0.1)
+        let dy = uniformTensor([2, 48, 4, 6, 10], seed: 93)
+        func run(_ threads: Int) -> [Float] {
+            ThreadSettings.with(parallel: threads, blas: threads) {
+                WinogradGEMM.$scoped.withValue(.packed) {
+                    let ws = ConvWorkspace()
+                    let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: s.dims)
+                    winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd, blockBytes: 1)
+                    winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g,
+                                     buffers: ws.winograd, blockBytes: 1)
+                    return y.array + dx.array
+                }
+            }
+        }
+        let one = run(1)
+        #expect(one == run(2))
+        #expect(one == run(3))
+    }
+
+    /// The rule: with the packed GEMM, F(2,3) from 8 tiles per sample whatever the channels (layer4
+    /// at 64×128×128: 32 tiles); with OpenBLAS's, only when U is at most 1 MiB per tile.
+    @Test func ruleFollowsTheGEMM() {
+        let layer4 = Conv3dGeometry(inChannels: 512, outChannels: 512, kernel: 3, stride: 1, padding: 1)
+        let input = Shape5(n: 1, c: 512, d: 4, h: 8, w: 8)
+        ConvAlgorithm.$scoped.withValue(.winograd) {
+            #expect(WinogradGEMM.$scoped.withValue(.packed) { WinogradConv.isUsed(for: layer4, input: input) })
+            #expect(!WinogradGEMM.$scoped.withValue(.openBLAS) { WinogradConv.isUsed(for: layer4, input: input) })
+            // 6 tiles per sample: direct, whatever the batch (a sample's algorithm must not depend
+            // on how the global batch is split over ranks and micro-batches).
+            for n in [1, 2, 4] {
+                let tiny = Shape5(n: n, c: 512, d: 2, h: 4, w: 6)
+                #expect(!WinogradGEMM.$scoped.withValue(.packed) { WinogradConv.isUsed(for: layer4, input: tiny) })
+            }
+        }
+        // An empty batch (a rank with no case in a step) goes direct, which handles it.
+        #expect(!WinogradGEMM.$scoped.withValue(.packed) {
+            WinogradConv.isUsed(for: layer4, input: Shape5(n: 0, c: 512, d: 4, h: 8, w: 8))
+        })
+        #expect(WinogradGEMM(rawValue: "openblas") == .openBLAS && WinogradGEMM(rawValue: "packed") == .packed)
+    }
+}
