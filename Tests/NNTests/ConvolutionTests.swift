@@ -152,6 +152,27 @@ private struct ConvFixture {
         expectClose(dW, ref.dw.map { $0 + 0.25 }, "dWeight (accumulated onto 0.25) \(c)")
     }
 
+    /// dW without dX (the stem's backward): where the input channels make fewer blocks than
+    /// `minimumConvJobs`, jobs split the column tiles and add private partial sums in order
+    /// (`directWeightGradientByPositions`). Accumulated onto 0.25, against the naive loops, on
+    /// 1, 2 and 3 threads with the same bits.
+    @Test(arguments: convCases)
+    func weightGradientAloneMatchesNaive(_ c: ConvCase) {
+        let f = ConvFixture(c, seed: 25)
+        let ref = naiveConvBackward(f.x.array, Shape5(c.input), f.w.array, f.g.array, c.geometry)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let dW = Tensor(shape: f.w.shape, repeating: 0.25)
+            ThreadSettings.with(parallel: threads, blas: threads) {
+                conv3dBackward(dX: nil, dWeight: dW, dY: f.g, x: f.x, weight: f.w, geometry: c.geometry,
+                               workspace: f.workspace)
+            }
+            expectClose(dW, ref.dw.map { $0 + 0.25 }, "dWeight alone, \(threads) threads, \(c)")
+            results.append(dW.array)
+        }
+        #expect(results[0] == results[1] && results[0] == results[2], "dWeight alone depends on the threads: \(c)")
+    }
+
     @Test(arguments: convCases)
     func backwardMatchesFiniteDifferences(_ c: ConvCase) {
         let f = ConvFixture(c, seed: 31)
