@@ -154,12 +154,16 @@ public final class ConvWorkspace {
         columns.initialize(repeating: 0, count: capacity)
     }
 
-    deinit { UnsafeMutableRawPointer(columns).deallocate() }
+    deinit { UnsafeMutableRawPointer(columns).deallocate(); weightGradientPartials.free() }
 
     /// The Winograd convs' buffers (transformed weights, a block's transformed input and output),
     /// allocated at first use and grown to the widest conv: 64·Cout·Cin floats for U plus
     /// 2 × 64·C·T for a block (Winograd.swift).
     lazy var winograd = WinogradBuffers()
+
+    /// The private partial weight gradients of `directWeightGradientByPositions` (the stem's dW:
+    /// 8 × 64·343 floats), kept so that a step allocates nothing.
+    var weightGradientPartials = WinogradBuffers.Buffer()
 
     /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4).
     public var sliceFloats: Int { min(capacity, ConvWorkspace.tileBytes / MemoryLayout<Float>.stride) }
@@ -417,8 +421,7 @@ private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, 
     let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
     let chunks = min(tiles, (minimumConvJobs + blocks - 1) / blocks)
     let partialFloats = cout * C * kv
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: blocks * chunks * partialFloats)
-    defer { partials.deallocate() }
+    let partials = workspace.weightGradientPartials.reserve(blocks * chunks * partialFloats)
     BLAS.withThreads(1) {
         Parallel.forEachWorker(blocks * chunks, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
