@@ -134,6 +134,11 @@ public enum WinogradConv {
     /// sample's convs.
     public static let minimumPackedTiles = 8
 
+    /// With the packed GEMM, a conv of one block (layers 3–4 at batch 1) transforms the weights
+    /// panel by panel inside the GEMM phase instead of writing all of U first (`TransformedWeights
+    /// .panels`); the same bits either way. Tests turn it off (for their task) to compare.
+    @TaskLocal static var transformsPanelsInTheGEMM = true
+
     /// The tiles N·⌈D/2⌉·⌈H/2⌉·⌈W/2⌉ of an input.
     static func tiles(_ s: Shape5) -> Int { s.n * ((s.d + 1) / 2) * ((s.h + 1) / 2) * ((s.w + 1) / 2) }
 
@@ -285,10 +290,18 @@ private enum TransformedWeights {
     case plain(UnsafeMutablePointer<Float>, adjoint: Bool)
     /// A_ξ packed, `plane` floats apart (adjoint or not is already in them).
     case packed(UnsafeMutablePointer<Float>, plane: Int)
+    /// Not transformed ahead: the GEMM phase transforms one row panel of all 64 A_ξ at a time
+    /// into a worker's own buffer (64·K·R floats, 2 MiB for 512 channels) and multiplies it at
+    /// once, so A never goes to memory. Only for a conv of one block: with more, each block
+    /// would transform the weights again.
+    case panels(UnsafePointer<Float>, Conv3dGeometry, adjoint: Bool)
 
-    init(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool, _ buffers: WinogradBuffers) {
+    init(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool, _ buffers: WinogradBuffers, blocks: Int) {
         switch WinogradGEMM.selected {
         case .openBLAS: self = .plain(transformedWeights(weight, g, buffers), adjoint: adjoint)
+        case .packed where blocks == 1 && WinogradConv.transformsPanelsInTheGEMM:
+            VectorLevel.configure()
+            self = .panels(UnsafePointer(weight.data), g, adjoint: adjoint)
         case .packed:
             let (a, plane) = packedWeights(weight, g, adjoint: adjoint, buffers)
             self = .packed(a, plane: plane)
@@ -306,8 +319,10 @@ private func scratchFloats(_ p: WinogradPlan) -> Int {
 /// transformed weights `weights`: U_ξ[outC, inC] (forward), or for the input gradient
 /// U'_ξ = (U_{Pξ})ᵀ, from the forward's [inC, outC] matrices (adjoint).
 private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int, output: UnsafeMutablePointer<Float>,
-                              outC: Int, weights: TransformedWeights, _ buffers: WinogradBuffers, blockBytes: Int) {
+                              outC: Int, weight: Tensor, geometry g: Conv3dGeometry, adjoint: Bool,
+                              _ buffers: WinogradBuffers, blockBytes: Int) {
     let p = WinogradPlan(s, inC: inC, outC: outC, blockBytes: blockBytes)
+    let weights = TransformedWeights(weight, g, adjoint: adjoint, buffers, blocks: p.blocks)
     let workers = max(1, Parallel.threads)
     let per = scratchFloats(p)
     let scratch = buffers.scratch(workers * per)
@@ -320,9 +335,27 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                 let sc = scratch + worker * per
                 dsan_winograd_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v, sc)
             }
-            Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
+            if case .panels(let w, let geometry, let adjoint) = weights {
+                // Workers split the row panels of M_ξ (outC rows); K = inC.
+                let rowsPerPanel = dsan_packed_gemm_panel_rows(), panelFloats = 64 * inC * rowsPerPanel
+                let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
+                let own = buffers.weights(workers * panelFloats)
+                Parallel.forEachWorker(panels, maxWorkers: workers) { worker, r in
+                    let a = own + worker * panelFloats
+                    for panel in r {
+                        dsan_winograd_weight_transform_panel(w, geometry.outChannels, geometry.inChannels, adjoint ? 1 : 0,
+                                                             panel, a)
+                        let rows = min(rowsPerPanel, outC - panel * rowsPerPanel)
+                        for xi in 0..<64 {
+                            dsan_packed_gemm(a + xi * inC * rowsPerPanel, rows, inC, v + xi * inC * p.ld, p.ld,
+                                             m + xi * outC * p.ld + panel * rowsPerPanel * p.ld, p.ld, t)
+                        }
+                    }
+                }
+            } else { Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
                 for xi in r {
                     switch weights {
+                    case .panels: preconditionFailure("winogradConvolve: panels are multiplied above")
                     case .packed(let a, let plane):
                         dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * inC * p.ld, p.ld, m + xi * outC * p.ld,
                                          p.ld, t)
@@ -338,7 +371,7 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                                    b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
                     }
                 }
-            }
+            } }
             Parallel.forEachWorker(outC, maxWorkers: workers) { _, r in
                 dsan_winograd_output_transform(&geometry, m, outC, r.lowerBound, r.upperBound, t0, t1, output)
             }
@@ -353,7 +386,7 @@ func winogradForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3dGeo
                      blockBytes: Int = WinogradConv.blockBytes) {
     precondition(WinogradConv.applies(to: g), "winogradForward: \(g) is not 3³ stride 1 padding 1")
     winogradConvolve(x.shape5, input: x.data, inC: g.inChannels, output: y.data, outC: g.outChannels,
-                     weights: TransformedWeights(weight, g, adjoint: false, buffers), buffers, blockBytes: blockBytes)
+                     weight: weight, geometry: g, adjoint: false, buffers, blockBytes: blockBytes)
 }
 
 /// Winograd backward: WRITES dX, ACCUMULATES dWeight (either may be nil), like `conv3dBackward`.
@@ -363,7 +396,7 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     let (cout, cin) = (g.outChannels, g.inChannels)
     if let dX {   // the forward on dY with the flipped, transposed kernel
         winogradConvolve(x.shape5, input: dY.data, inC: cout, output: dX.data, outC: cin,
-                         weights: TransformedWeights(weight, g, adjoint: true, buffers), buffers, blockBytes: blockBytes)
+                         weight: weight, geometry: g, adjoint: true, buffers, blockBytes: blockBytes)
     }
     guard let dWeight else { return }
     let p = WinogradPlan(x.shape5, inC: cin, outC: cout, blockBytes: blockBytes)

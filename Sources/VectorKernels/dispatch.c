@@ -189,6 +189,8 @@ void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t
                                                               float *);                             \
     void dsan_vk_##level##_winograd_weight_transform_packed(const float *, long, long, int, long, long, \
                                                             float *);                               \
+    void dsan_vk_##level##_winograd_weight_transform_panel(const float *, long, long, int, long,      \
+                                                           float *);                                \
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
                                        long);                                                       \
     long dsan_vk_##level##_packed_gemm_panel_rows(void);
@@ -208,6 +210,7 @@ typedef struct {
     void (*weight)(const float *, long, long, long, long, float *);
     void (*weight_gradient)(const float *, long, long, long, long, float *);
     void (*weight_packed)(const float *, long, long, int, long, long, float *);
+    void (*weight_panel)(const float *, long, long, int, long, float *);
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long);
     long (*panel_rows)(void);
 } wk_table;
@@ -216,7 +219,8 @@ typedef struct {
     { dsan_vk_##level##_winograd_input_transform, dsan_vk_##level##_winograd_gradient_transform,     \
       dsan_vk_##level##_winograd_output_transform, dsan_vk_##level##_winograd_weight_transform,      \
       dsan_vk_##level##_winograd_weight_gradient_transform,                                         \
-      dsan_vk_##level##_winograd_weight_transform_packed, dsan_vk_##level##_packed_gemm,            \
+      dsan_vk_##level##_winograd_weight_transform_packed,                                           \
+      dsan_vk_##level##_winograd_weight_transform_panel, dsan_vk_##level##_packed_gemm,             \
       dsan_vk_##level##_packed_gemm_panel_rows }
 
 static const wk_table winogradTables[] = {
@@ -282,6 +286,10 @@ size_t dsan_packed_gemm_floats(long m, long k) {
 void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
                                            long p0, long p1, float *a) {
     packedTable()->weight_packed(weight, cout, cin, adjoint, p0, p1, a);
+}
+void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
+                                          float *a) {
+    packedTable()->weight_panel(weight, cout, cin, adjoint, p, a);
 }
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n) {

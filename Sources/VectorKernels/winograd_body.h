@@ -310,11 +310,13 @@ static inline int wk_flip_xi(int xi) {
 /// Columns of A staged per ξ before they are copied out (see below).
 #define WK_PACK_COLUMNS 8
 
-void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
-                                               long p0, long p1, float *a) {
+/// Panels p0..<p1 of the packed matrices, the ξ-th at a + ξ·plane, panel p at (p − origin)·k·mr
+/// inside it: the whole matrices (plane = all panels, origin 0) or one panel's 64 matrices
+/// (plane = k·mr, origin = p0).
+static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoint, long p0, long p1,
+                             float *a, long plane, long origin) {
     const long mr = 2 * VK_LANES;
     const long m = adjoint ? cin : cout, k = adjoint ? cout : cin;
-    const long plane = (m + mr - 1) / mr * mr * k;
     // Row r, column kk of A is the filter (co, ci) = (r, kk) forward and (kk, r) for the adjoint.
     const long rowStride = adjoint ? 27 : cin * 27, colStride = adjoint ? cin * 27 : 27;
     // Stores that bypass the cache when A is larger than the caches would keep (the 64 matrices of
@@ -368,7 +370,7 @@ void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, l
                 }
             }
             // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix.
-            const long offset = (p * k + kk0) * mr;
+            const long offset = ((p - origin) * k + kk0) * mr;
             for (int xi = 0; xi < 64; xi++) {
                 wk_f *out = (wk_f *)(a + target[xi] + offset);
                 if (streaming) {
@@ -383,6 +385,18 @@ void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, l
         }
     }
     if (streaming) __builtin_ia32_sfence();
+}
+
+void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
+                                               long p0, long p1, float *a) {
+    const long mr = 2 * VK_LANES, m = adjoint ? cin : cout, k = adjoint ? cout : cin;
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, a, (m + mr - 1) / mr * mr * k, 0);
+}
+
+void VK_NAME(winograd_weight_transform_panel)(const float *weight, long cout, long cin, int adjoint,
+                                              long p, float *a) {
+    const long mr = 2 * VK_LANES, k = adjoint ? cout : cin;
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, a, k * mr, p);
 }
 
 void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, long cin, long co0, long co1,

@@ -182,6 +182,33 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         #expect(one == run(3))
     }
 
+    /// A conv of one block transforms the weights panel by panel inside the GEMM phase
+    /// (`TransformedWeights.panels`): the same bits as transforming all of U first, forward and
+    /// dX, with partial panels (40 and 24 rows) and on 1 and 2 threads.
+    @Test func panelByPanelGivesTheSameBits() {
+        let g = Conv3dGeometry(inChannels: 24, outChannels: 40, kernel: 3, stride: 1, padding: 1)
+        let s = Shape5(n: 1, c: 24, d: 4, h: 6, w: 10)
+        let x = uniformTensor(s.dims, seed: 95), w = uniformTensor(g.weightShape, seed: 96, -0.1, 0.1)
+        let dy = uniformTensor([1, 40, 4, 6, 10], seed: 97)
+        func run(panels: Bool, threads: Int) -> [Float] {
+            ThreadSettings.with(parallel: threads, blas: threads) {
+                WinogradConv.$transformsPanelsInTheGEMM.withValue(panels) {
+                    WinogradGEMM.$scoped.withValue(.packed) {
+                        let ws = ConvWorkspace()
+                        let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: s.dims)
+                        winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd)
+                        winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
+                        return y.array + dx.array
+                    }
+                }
+            }
+        }
+        let whole = run(panels: false, threads: 1)
+        #expect(whole.allSatisfy(\.isFinite) && whole.contains { $0 != 0 })
+        #expect(run(panels: true, threads: 1) == whole)
+        #expect(run(panels: true, threads: 2) == whole)
+    }
+
     /// The rule: with the packed GEMM, F(2,3) from 8 tiles per sample whatever the channels (layer4
     /// at 64×128×128: 32 tiles); with OpenBLAS's, only when U is at most 1 MiB per tile.
     @Test func ruleFollowsTheGEMM() {

@@ -134,6 +134,11 @@ size_t dsan_packed_gemm_floats(long m, long k);
 /// dsan_winograd_weight_transform, the same bits.
 void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
                                            long p0, long p1, float *a);
+/// Panel p of all 64 matrices of dsan_winograd_weight_transform_packed, the ξ-th at
+/// a + ξ·k·R (k = cin forward, cout for the adjoint; R = dsan_packed_gemm_panel_rows()): the
+/// same bits, for a GEMM that takes one panel of rows at a time.
+void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
+                                          float *a);
 /// C[m×n] = A·B, A packed (above).
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n);
