@@ -42,8 +42,9 @@ import Glibc
 //
 // Work partition: the tiles are cut into blocks whose V and M fit `WinogradConv.blockBytes`; each
 // block runs in three phases with dsan's workers: (1) input transform, workers split the input
-// channels; (2) the 64 GEMMs, workers split ξ, each GEMM single-threaded; (3) output transform,
-// workers split the output channels. Block boundaries do not depend on the worker count and every
+// channels; (2) the 64 GEMMs, workers split ξ, each GEMM single-threaded (or, for the forward and
+// dX of a conv of one block, the row panels: see `TransformedWeights.panels`); (3) output
+// transform, workers split the output channels. Block boundaries do not depend on the worker count and every
 // number is computed by one worker in a fixed order, so the result is the same bit for bit on any
 // number of threads. Partial edge tiles (odd extents) read zeros and drop the outputs that fall
 // outside; blocks run over the flat tile index (n, td, th, tw), so they span samples.
@@ -52,8 +53,11 @@ import Glibc
 // and AVX-512 and chosen at start-up like the other VectorKernels: L = 4, 8 or 16 consecutive
 // tiles along w at once (the 4 input columns of L tiles are the even/odd lanes of two 2L-float
 // loads from a zero-padded copy of the input row), and L input channels at once for the weights.
-// Every level computes each value with the same operations in the same order, so the result does
-// not depend on the CPU's vector width either.
+// Every level computes each value with the same operations in the same order. The forward's and
+// dX's GEMMs are dsan's own by default (`WinogradGEMM`, Sources/VectorKernels/packed_gemm_body.h:
+// the weight transform writes U in that GEMM's layout, so U is never copied per call); that GEMM
+// fuses multiply-adds at AVX2 and AVX-512, so those two passes round differently at the SSE2
+// baseline, as OpenBLAS's GEMMs do from one of its cores to another.
 
 /// Which algorithm computes the 3×3×3 stride-1 padding-1 convs. Every other conv is direct
 /// (vol2col + GEMM) whatever the setting.
@@ -85,15 +89,7 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable, CustomStringConvertib
 
     /// `DSAN_CONV` parsed; an unknown value is a configuration error that stops the program with
     /// a message naming the variable and the accepted values.
-    static var fromEnvironment: ConvAlgorithm {
-        guard let raw = getenv("DSAN_CONV") else { return .winograd }
-        let value = String(cString: raw)
-        if value.isEmpty { return .winograd }
-        guard let algorithm = ConvAlgorithm(rawValue: value.lowercased()) else {
-            preconditionFailure("DSAN_CONV=\(value): expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        return algorithm
-    }
+    static var fromEnvironment: ConvAlgorithm { environmentChoice("DSAN_CONV", default: .winograd) }
 
     public var description: String { rawValue }
 }
@@ -159,6 +155,19 @@ public enum WinogradConv {
     }
 }
 
+/// Environment variable `name` as one of `T`'s cases (case-insensitive), `fallback` when it is
+/// unset or empty. An unknown value is a configuration error that stops the program with a message
+/// naming the variable and the accepted values.
+func environmentChoice<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) -> T
+where T.RawValue == String {
+    guard let raw = getenv(name), raw.pointee != 0 else { return fallback }
+    let value = String(cString: raw)
+    guard let choice = T(rawValue: value.lowercased()) else {
+        preconditionFailure("\(name)=\(value): expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return choice
+}
+
 /// What multiplies the F(2,3) forward's and input gradient's 64 matrices per block.
 public enum WinogradGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
     /// dsan's GEMM (Sources/VectorKernels/packed_gemm_body.h) on weights the transform writes in
@@ -178,14 +187,7 @@ public enum WinogradGEMM: String, Sendable, CaseIterable, CustomStringConvertibl
     /// A choice for one task: `WinogradGEMM.$scoped.withValue(.openBLAS) { … }` (tests).
     @TaskLocal public static var scoped: WinogradGEMM?
 
-    static var fromEnvironment: WinogradGEMM {
-        guard let raw = getenv("DSAN_WINOGRAD_GEMM"), raw.pointee != 0 else { return .packed }
-        let value = String(cString: raw)
-        guard let gemm = WinogradGEMM(rawValue: value.lowercased()) else {
-            preconditionFailure("DSAN_WINOGRAD_GEMM=\(value): expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        return gemm
-    }
+    static var fromEnvironment: WinogradGEMM { environmentChoice("DSAN_WINOGRAD_GEMM", default: .packed) }
 
     public var description: String { rawValue }
 }

@@ -26,24 +26,6 @@ private func atEveryLevel(_ body: (Int32, String) -> Void) {
     for level in 0...dsan_vk_supported_level() { body(level, String(cString: dsan_vk_level_name(level))) }
 }
 
-/// 64-byte aligned floats (the packed transform streams whole vectors past the caches).
-private final class Aligned {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
-    init(_ count: Int, _ value: Float = 0) {
-        self.count = max(count, 1)
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: self.count * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: self.count)
-        pointer.initialize(repeating: value, count: self.count)
-    }
-    convenience init(_ v: [Float]) {
-        self.init(v.count)
-        for i in 0..<v.count { pointer[i] = v[i] }
-    }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-}
-
 /// P of Winograd.swift: indices 0 and 3 swapped along each axis of ξ.
 private func flipped(_ xi: Int) -> Int {
     func f(_ i: Int) -> Int { i == 0 ? 3 : i == 3 ? 0 : i }
@@ -61,15 +43,15 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
 @Suite(.serialized) struct PackedGEMMTests {
     @Test func packedTransformHasUsBitsAtEveryLevel() {
         for (cout, cin) in [(5, 3), (11, 9), (17, 33), (40, 7), (64, 64), (3, 50)] {
-            let weight = Aligned(uniformTensor([cout * cin * 27], seed: UInt64(cout * 100 + cin)).array)
-            let u = Aligned(64 * cout * cin, .nan)
+            let weight = AlignedFloats(uniformTensor([cout * cin * 27], seed: UInt64(cout * 100 + cin)).array)
+            let u = AlignedFloats(64 * cout * cin, .nan)
             dsan_winograd_weight_transform(weight.pointer, cout, cin, 0, cout, u.pointer)
             atEveryLevel { lv, level in
                 let r = dsan_vk_packed_gemm_panel_rows_at(lv)
                 for adjoint in [false, true] {
                     let (m, k) = adjoint ? (cin, cout) : (cout, cin)
                     let panels = (m + r - 1) / r, plane = panels * r * k
-                    let a = Aligned(64 * plane, .nan)
+                    let a = AlignedFloats(64 * plane, .nan)
                     // Two calls that split the panels, as two workers would.
                     for (p0, p1) in [(0, panels / 2), (panels / 2, panels)] {
                         dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p0, p1,
@@ -103,13 +85,13 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                       (31, 2, 2), (1, 100, 11), (512, 512, 32)]
         for (m, k, n) in shapes {
             let ldb = n + 3, ldc = n + 5
-            let b = Aligned(uniformTensor([k * ldb], seed: UInt64(m * 7 + k * 3 + n)).array)
+            let b = AlignedFloats(uniformTensor([k * ldb], seed: UInt64(m * 7 + k * 3 + n)).array)
             let aPlain = uniformTensor([m * k], seed: UInt64(m + k + n)).array
             atEveryLevel { lv, level in
                 let r = dsan_vk_packed_gemm_panel_rows_at(lv)
-                let a = Aligned((m + r - 1) / r * r * k)
+                let a = AlignedFloats((m + r - 1) / r * r * k)
                 for i in 0..<m { for kk in 0..<k { a.pointer[((i / r) * k + kk) * r + i % r] = aPlain[i * k + kk] } }
-                let c = Aligned(m * ldc + 7, .nan)
+                let c = AlignedFloats(m * ldc + 7, .nan)
                 dsan_vk_packed_gemm_at(lv, a.pointer, m, k, b.pointer, ldb, c.pointer, ldc, n)
                 var worst = 0.0, untouched = true
                 for i in 0..<m {

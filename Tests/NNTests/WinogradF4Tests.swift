@@ -41,23 +41,6 @@ private func values(_ count: Int, seed: UInt64) -> [Float] {
     return v
 }
 
-private final class Aligned {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
-    init(_ count: Int, _ value: Float = 0) {
-        self.count = max(count, 1)
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: self.count * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: self.count)
-        pointer.initialize(repeating: value, count: self.count)
-    }
-    convenience init(_ v: [Float]) {
-        self.init(v.count)
-        for i in 0..<v.count { pointer[i] = v[i] }
-    }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-}
-
 private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
     (0..<min(a.count, b.count)).first { a[$0].bitPattern != b[$0].bitPattern }
 }
@@ -168,14 +151,14 @@ private struct F4Fixture {
     func inputTransformMatchesReferenceAtEveryLevel(_ c: F4VolumeCase) {
         let s = Shape5(c.input), inC = c.input[1]
         let p = WinogradF4Plan(s, inC: inC, outC: c.outC, blockBytes: c.blockBytes)
-        let x = Aligned(values(s.n * inC * s.d * s.h * s.w, seed: 11))
+        let x = AlignedFloats(values(s.n * inC * s.d * s.h * s.w, seed: 11))
         var g = p.geometry
-        let scratch = Aligned(dsan_winograd4_scratch_floats(&g))
+        let scratch = AlignedFloats(dsan_winograd4_scratch_floats(&g))
         let sentinel = Float(bitPattern: 0x7fc0_1234)
         atEveryLevel { level in
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-                let reference = Aligned(216 * inC * p.ld), fast = Aligned(216 * inC * p.ld, sentinel)
+                let reference = AlignedFloats(216 * inC * p.ld), fast = AlignedFloats(216 * inC * p.ld, sentinel)
                 referenceF4InputTransform(p, x.pointer, channels: inC, 0, inC, t0, t1, reference.pointer)
                 dsan_winograd4_input_transform(&g, x.pointer, inC, 0, inC / 2, t0, t1, fast.pointer, scratch.pointer)
                 dsan_winograd4_input_transform(&g, x.pointer, inC, inC / 2, inC, t0, t1, fast.pointer, scratch.pointer)
@@ -203,11 +186,11 @@ private struct F4Fixture {
     func outputTransformMatchesReferenceAtEveryLevel(_ c: F4VolumeCase) {
         let s = Shape5(c.input), outC = c.outC
         let p = WinogradF4Plan(s, inC: c.input[1], outC: outC, blockBytes: c.blockBytes)
-        let m = Aligned(values(216 * outC * p.ld, seed: 21))
+        let m = AlignedFloats(values(216 * outC * p.ld, seed: 21))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w
         atEveryLevel { level in
-            let reference = Aligned(volume, .nan), fast = Aligned(volume, .nan)
+            let reference = AlignedFloats(volume, .nan), fast = AlignedFloats(volume, .nan)
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles)
                 referenceF4OutputTransform(p, m.pointer, channels: outC, 0, outC, t0, t1, reference.pointer)
@@ -225,12 +208,12 @@ private struct F4Fixture {
     @Test func weightTransformMatchesReferenceAtEveryLevel() {
         for (k, shape) in weightShapes.enumerated() {
             let (cout, cin) = shape
-            let weight = Aligned(values(cout * cin * 27, seed: 31 + UInt64(k)))
+            let weight = AlignedFloats(values(cout * cin * 27, seed: 31 + UInt64(k)))
             for flip in [false, true] {
-                let reference = Aligned(216 * cout * cin, .nan)
+                let reference = AlignedFloats(216 * cout * cin, .nan)
                 referenceF4WeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, flip: flip, reference.pointer)
                 atEveryLevel { level in
-                    let u = Aligned(216 * cout * cin, .nan)
+                    let u = AlignedFloats(216 * cout * cin, .nan)
                     for (co0, co1) in [(0, cout / 2), (cout / 2, cout)] {
                         dsan_winograd4_weight_transform(weight.pointer, cout, cin, co0, co1, flip ? 1 : 0, u.pointer)
                     }

@@ -44,24 +44,6 @@ private func values(_ count: Int, seed: UInt64) -> [Float] {
     return v
 }
 
-/// A 64-byte aligned float buffer (the Swift reference stores SIMD8 temporaries in its scratch).
-private final class Aligned {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
-    init(_ count: Int, _ value: Float = 0) {
-        self.count = max(count, 1)
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: self.count * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: self.count)
-        pointer.initialize(repeating: value, count: self.count)
-    }
-    convenience init(_ v: [Float]) {
-        self.init(v.count)
-        for i in 0..<v.count { pointer[i] = v[i] }
-    }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-}
-
 private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
     (0..<min(a.count, b.count)).first { a[$0].bitPattern != b[$0].bitPattern }
 }
@@ -83,17 +65,17 @@ private func atEveryLevel(_ body: (String) -> Void) {
     fileprivate func inputAndGradientTransformsMatchSwiftAtEveryLevel(_ c: VolumeCase) {
         let s = Shape5(c.input), inC = c.input[1], outC = c.outC
         let p = WinogradPlan(s, inC: inC, outC: outC, blockBytes: c.blockBytes)
-        let x = Aligned(values(s.n * inC * s.d * s.h * s.w, seed: 11))
-        let dy = Aligned(values(s.n * outC * s.d * s.h * s.w, seed: 12))
-        let referenceScratch = Aligned(referenceScratchFloats(p))
+        let x = AlignedFloats(values(s.n * inC * s.d * s.h * s.w, seed: 11))
+        let dy = AlignedFloats(values(s.n * outC * s.d * s.h * s.w, seed: 12))
+        let referenceScratch = AlignedFloats(referenceScratchFloats(p))
         var g = p.geometry
-        let scratch = Aligned(dsan_winograd_scratch_floats(&g))
+        let scratch = AlignedFloats(dsan_winograd_scratch_floats(&g))
         let sentinel = Float(bitPattern: 0x7fc0_1234)
         atEveryLevel { level in
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
                 for (channels, source, isGradient) in [(inC, x, false), (outC, dy, true)] {
-                    let reference = Aligned(64 * channels * p.ld), fast = Aligned(64 * channels * p.ld, sentinel)
+                    let reference = AlignedFloats(64 * channels * p.ld), fast = AlignedFloats(64 * channels * p.ld, sentinel)
                     let half = channels / 2
                     if isGradient {
                         referenceGradientTransform(p, source.pointer, channels: channels, 0, channels, t0, t1,
@@ -132,12 +114,12 @@ private func atEveryLevel(_ body: (String) -> Void) {
     fileprivate func outputTransformMatchesSwiftAtEveryLevel(_ c: VolumeCase) {
         let s = Shape5(c.input), outC = c.outC
         let p = WinogradPlan(s, inC: c.input[1], outC: outC, blockBytes: c.blockBytes)
-        let m = Aligned(values(64 * outC * p.ld, seed: 21))
-        let referenceScratch = Aligned(referenceScratchFloats(p))
+        let m = AlignedFloats(values(64 * outC * p.ld, seed: 21))
+        let referenceScratch = AlignedFloats(referenceScratchFloats(p))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w
         atEveryLevel { level in
-            let reference = Aligned(volume, .nan), fast = Aligned(volume, .nan)
+            let reference = AlignedFloats(volume, .nan), fast = AlignedFloats(volume, .nan)
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles)
                 referenceOutputTransform(p, m.pointer, channels: outC, 0, outC, t0, t1, reference.pointer, referenceScratch.pointer)
@@ -153,17 +135,17 @@ private func atEveryLevel(_ body: (String) -> Void) {
 
     /// U = G⊗³g, and dWeight += Gᵀ⊗³dU onto a non-zero dWeight, split over two output-channel ranges.
     @Test func weightTransformsMatchSwiftAtEveryLevel() {
-        let referenceScratch = Aligned(3 * 64 * 8)
+        let referenceScratch = AlignedFloats(3 * 64 * 8)
         for (k, shape) in weightShapes.enumerated() {
             let (cout, cin) = shape
-            let weight = Aligned(values(cout * cin * 27, seed: 31 + UInt64(k)))
-            let du = Aligned(values(64 * cout * cin, seed: 41 + UInt64(k)))
+            let weight = AlignedFloats(values(cout * cin * 27, seed: 31 + UInt64(k)))
+            let du = AlignedFloats(values(64 * cout * cin, seed: 41 + UInt64(k)))
             let start = values(cout * cin * 27, seed: 51 + UInt64(k))
-            let referenceU = Aligned(64 * cout * cin, .nan), referenceDW = Aligned(start)
+            let referenceU = AlignedFloats(64 * cout * cin, .nan), referenceDW = AlignedFloats(start)
             referenceWeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, referenceU.pointer, referenceScratch.pointer)
             referenceWeightGradientTransform(du.pointer, cout: cout, cin: cin, 0, cout, referenceDW.pointer, referenceScratch.pointer)
             atEveryLevel { level in
-                let u = Aligned(64 * cout * cin, .nan), dW = Aligned(start)
+                let u = AlignedFloats(64 * cout * cin, .nan), dW = AlignedFloats(start)
                 for (co0, co1) in [(0, cout / 2), (cout / 2, cout)] {
                     dsan_winograd_weight_transform(weight.pointer, cout, cin, co0, co1, u.pointer)
                     dsan_winograd_weight_gradient_transform(du.pointer, cout, cin, co0, co1, dW.pointer)
