@@ -307,6 +307,28 @@ static inline int wk_flip_xi(int xi) {
     return (al * 4 + be) * 4 + ga;
 }
 
+#if VK_LANES == 8
+/// out[j] lane r = src[r·stride + j] for r, j < 8: an 8×8 transpose of eight 8-float rows.
+static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
+    wk_f r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = wk_load(src + i * stride);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (int i = 0; i < 4; i++) {
+        out[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        out[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+#endif
+
 /// Columns of A staged per ξ before they are copied out (see below).
 #define WK_PACK_COLUMNS 8
 
@@ -343,7 +365,14 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
                     // them (no store forwarding), which made this loop 3× slower.
                     if (lanes == VK_LANES) {
                         const float *src = weight + row0 * rowStride + kk * colStride;
-                        for (int q = 0; q < 27; q++) {
+                        int q0 = 0;
+#if VK_LANES == 8
+                        // Taps 0–23 as three 8×8 transposes of whole-vector loads (shuffles, not
+                        // 192 single-float inserts), taps 24–26 one by one below.
+                        for (int c = 0; c < 3; c++) wk_transpose8(src + 8 * c, rowStride, &t[8 * c]);
+                        q0 = 24;
+#endif
+                        for (int q = q0; q < 27; q++) {
                             wk_f v;
                             for (int l = 0; l < VK_LANES; l++) v[l] = src[l * rowStride + q];
                             t[q] = v;
