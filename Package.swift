@@ -38,12 +38,14 @@ let package = Package(
 
         // dsan's memory-bound kernels in C, one build per x86 vector ISA, chosen at start-up from
         // CPUID (Docs/performance.md, "Vector width"). Not a binding: it holds kernels, because
-        // Swift has no per-function target attribute, and the worker pool behind `Parallel`
-        // (thread_pool.c: futexes and the pause instruction have no Swift API).
+        // Swift has no per-function target attribute.
         .target(name: "VectorKernels"),
+        // The worker pool behind `Parallel` (thread_pool.c: futexes and the pause instruction
+        // have no Swift API).
+        .target(name: "ThreadPool"),
 
         // The numerical engine.
-        .target(name: "Tensor", dependencies: ["BLAS", "VectorKernels"]),
+        .target(name: "Tensor", dependencies: ["BLAS", "ThreadPool"]),
         .target(name: "NN", dependencies: ["Tensor", "BLAS", "VectorKernels"]),
 
         // CTData: the CT cases — NIfTI preprocessing, HDF5 shards, the cohort, synthetic cohort, folds, samplers.

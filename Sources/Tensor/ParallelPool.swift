@@ -1,5 +1,5 @@
 import Dispatch
-import VectorKernels
+import ThreadPool
 
 extension Parallel {
     /// How `run` executed a region (for the tests; not public API).
@@ -16,7 +16,7 @@ extension Parallel {
 
     /// Calls `share(t)` for every t in 0..<workers, in parallel, and returns when all returned.
     ///
-    /// dsan's persistent pool (Sources/VectorKernels/thread_pool.c) runs it: the caller runs share 0
+    /// dsan's persistent pool (Sources/ThreadPool/thread_pool.c) runs it: the caller runs share 0
     /// and pool thread t share t, always the same thread for the same share, handed over with a
     /// bounded spin before any sleep, so the many short regions of a layer (a Winograd block's
     /// three phases, batch norm, ReLU) start in microseconds and each thread does its own half.

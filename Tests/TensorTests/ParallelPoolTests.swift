@@ -21,7 +21,7 @@ private final class Counters: @unchecked Sendable {
     }
 }
 
-/// The pool behind `Parallel.forEach` / `forEachWorker` (Sources/VectorKernels/thread_pool.c):
+/// The pool behind `Parallel.forEach` / `forEachWorker` (Sources/ThreadPool/thread_pool.c):
 /// every chunk exactly once, share t on pool thread t, nested and concurrent calls, resizing.
 /// Serialised, and every test holds `ThreadSettings`: they change `Parallel.threads`.
 @Suite(.serialized) struct ParallelPoolTests {

@@ -14,8 +14,6 @@
 
 #include <stddef.h>
 
-#include "ThreadPool.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
