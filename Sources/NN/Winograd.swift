@@ -122,12 +122,11 @@ public enum WinogradConv {
     public static let weightFloatsPerTile = 4096
 
     /// With dsan's packed GEMM (`WinogradGEMM.packed`) the weight transform writes U_ξ in the
-    /// GEMM's layout and costs about 0.03 µs per Cin·Cout pair (64 MiB of U for 512→512: 7 ms on
-    /// one Zen 3 core), while each tile saves about 5 ns per Cin·Cout pair against the direct conv
-    /// (432 against 128 multiply-adds, at 60 and 68 GFLOP/s): Winograd pays from about 6 tiles
-    /// whatever the channels, so from 8. Counted per sample, so that how a global batch is split
-    /// over ranks and micro-batches never changes the algorithm, and with it the bits, of a
-    /// sample's convs.
+    /// GEMM's layout. Its cost and a tile's saving against the direct conv (432 against 128
+    /// multiply-adds) both grow with Cin·Cout, so Winograd pays from a few tiles whatever the
+    /// channels; layer4 at 32 tiles gained 2.05× forward (Docs/performance.md, "dsan's packed
+    /// GEMM"). Counted per sample, so that how a global batch is split over ranks and
+    /// micro-batches never changes the algorithm, and with it the bits, of a sample's convs.
     public static let minimumPackedTiles = 8
 
     /// With the packed GEMM, a conv of one block (layers 3–4 at batch 1) transforms the weights

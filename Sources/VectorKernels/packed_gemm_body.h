@@ -6,9 +6,9 @@
 // Why not OpenBLAS here: each of a Winograd conv's 64 GEMMs multiplies a different transformed
 // weight matrix U_ξ by a block of tiles. OpenBLAS copies ("packs") both operands into its kernel's
 // layout on every call; when the tiles are few (layers 3 and 4 at batch 1: 32 tiles) that copy of
-// U_ξ costs about as much as the multiplication (512×512×32: 45–50 GFLOP/s against sgemm's 90 on
-// one Zen 3 core). Here the weight transform writes U_ξ straight into the layout this kernel
-// reads, so A is never copied, and B (V_ξ, a block's transformed tiles) is read where it lies.
+// U_ξ costs about as much as the multiplication (Docs/performance.md, "dsan's packed GEMM"). Here
+// the weight transform writes U_ξ straight into the layout this kernel reads, so A is never
+// copied, and B (V_ξ, a block's transformed tiles) is read where it lies.
 //
 // Layout of A ("packed panels"): rows in panels of PG_MR = 3·VK_LANES; panel p holds rows
 // p·PG_MR ..< p·PG_MR + PG_MR, column by column: A[p·PG_MR + r][kk] at a[(p·k + kk)·PG_MR + r].
