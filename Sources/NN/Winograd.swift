@@ -108,11 +108,15 @@ public enum WinogradConv {
         g.kernel == Size3(3) && g.stride == Size3(1) && g.padding == Size3(1)
     }
 
-    /// Below this many tiles (N·⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) the weight gradient stays direct: its GEMMs
-    /// have K = tiles, and at 32 tiles (layers 3–4 at a 64×128×128 input, batch 1) Winograd's dW
-    /// measured 0.85–1.0× the direct one while forward and dX still gained 1.2–1.4×
-    /// (Docs/performance.md, "Winograd").
+    /// Below this many tiles per sample (⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) the weight gradient stays direct: its
+    /// GEMMs have K = tiles, and at 32 tiles (layers 3–4 at a 64×128×128 input, batch 1)
+    /// Winograd's dW measured 0.85–1.0× the direct one while forward and dX still gained
+    /// 1.2–1.4× (Docs/performance.md, "Winograd"). Per sample, like `minimumPackedTiles`: a
+    /// rank's share of the batch must not choose a sample's algorithm.
     public static let minimumWeightGradientTiles = 64
+
+    /// The tiles of one sample of `input`.
+    static func tilesPerSample(_ input: Shape5) -> Int { tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) }
 
     /// With OpenBLAS's GEMMs (`WinogradGEMM.openBLAS`) each pass also copies every U_ξ into
     /// OpenBLAS's layout, so Winograd pays when U is at most 1 MiB per tile, i.e. at least
@@ -143,14 +147,14 @@ public enum WinogradConv {
         guard ConvAlgorithm.selected != .direct && applies(to: g) else { return false }
         switch WinogradGEMM.selected {
         case .packed:   // an empty batch (a rank with no case in a step) stays direct
-            return input.n > 0 && tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) >= minimumPackedTiles
+            return input.n > 0 && tilesPerSample(input) >= minimumPackedTiles
         case .openBLAS: return tiles(input) * weightFloatsPerTile >= g.inChannels * g.outChannels
         }
     }
 
     /// True when `conv3dBackward` computes dWeight by Winograd for `g` on `input`.
     public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
-        isUsed(for: g, input: input) && tiles(input) >= minimumWeightGradientTiles
+        isUsed(for: g, input: input) && input.n > 0 && tilesPerSample(input) >= minimumWeightGradientTiles
     }
 }
 

@@ -72,10 +72,12 @@ public enum WinogradF4Conv {
 
     /// True when `conv3dForward` / `conv3dBackward` (dX) take the F(4,3) path for `g` on `input`:
     /// `ConvAlgorithm.selected` is `.winograd` (not `.winograd2`), the conv is 3³ stride 1 padding 1,
-    /// and the input and a block both hold at least `minimumTiles` tiles. A pure function of the
-    /// geometry, the input shape and the setting.
+    /// and one sample and a block both hold at least `minimumTiles` tiles. A pure function of the
+    /// geometry, the input shape and the setting; per sample, so that a rank's share of the batch
+    /// never chooses a sample's algorithm.
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
-        ConvAlgorithm.selected == .winograd && WinogradConv.applies(to: g) && tiles(input) >= minimumTiles
+        ConvAlgorithm.selected == .winograd && WinogradConv.applies(to: g) && input.n > 0
+            && tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) >= minimumTiles
             && blockTiles(inC: g.inChannels, outC: g.outChannels) >= minimumTiles
     }
 }

@@ -206,6 +206,14 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 #expect(!WinogradGEMM.$scoped.withValue(.packed) { WinogradConv.isUsed(for: layer4, input: tiny) })
             }
         }
+        // dW by Winograd from 64 tiles per sample, whatever the batch.
+        let layer1 = Conv3dGeometry(inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)
+        ConvAlgorithm.$scoped.withValue(.winograd) {
+            for n in [1, 2, 3] {
+                #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: Shape5(n: n, c: 64, d: 4, h: 8, w: 8)))
+                #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: Shape5(n: n, c: 64, d: 8, h: 8, w: 8)))
+            }
+        }
         // An empty batch (a rank with no case in a step) goes direct, which handles it.
         #expect(!WinogradGEMM.$scoped.withValue(.packed) {
             WinogradConv.isUsed(for: layer4, input: Shape5(n: 0, c: 512, d: 4, h: 8, w: 8))

@@ -387,6 +387,7 @@ private struct F4Fixture {
         #expect(!used(256, 9, 16, 16))    // layer3 at 138×256×256: 48 tiles, 32 per block
         #expect(used(64, 16, 32, 32, n: 4))
         #expect(!used(64, 8, 16, 16))     // 16 tiles
+        #expect(!used(64, 8, 16, 16, n: 4))   // 16 per sample: the batch does not count
         #expect(!used(256, 4, 8, 8))
         #expect(!used(512, 2, 4, 4))
         #expect(!used(64, 16, 32, 32, n: 0))
