@@ -163,7 +163,7 @@ public final class ConvWorkspace {
 
     /// The private partial weight gradients of `directWeightGradientByPositions` (the stem's dW:
     /// 8 × 64·343 floats), kept so that a step allocates nothing.
-    var weightGradientPartials = WinogradBuffers.Buffer()
+    var weightGradientPartials = ScratchFloats()
 
     /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4).
     public var sliceFloats: Int { min(capacity, ConvWorkspace.tileBytes / MemoryLayout<Float>.stride) }
@@ -261,6 +261,28 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
             }
         }
     }
+}
+
+/// A 64-byte aligned float buffer that grows on demand and is kept between calls, so that a step
+/// allocates nothing (the Winograd buffers, the stem's partial weight gradients). Its owner frees
+/// it (`free`) in its deinit.
+struct ScratchFloats {
+    private(set) var pointer: UnsafeMutablePointer<Float>? = nil
+    private(set) var count = 0
+
+    /// At least `n` floats (zeros when newly allocated; the old contents are not kept on growth).
+    mutating func reserve(_ n: Int) -> UnsafeMutablePointer<Float> {
+        if n > count || pointer == nil {
+            free()
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * 4, alignment: 64)
+            pointer = raw.bindMemory(to: Float.self, capacity: max(n, 1))
+            pointer!.initialize(repeating: 0, count: max(n, 1))
+            count = max(n, 1)
+        }
+        return pointer!
+    }
+
+    func free() { if let pointer { UnsafeMutableRawPointer(pointer).deallocate() } }
 }
 
 /// Columns below which a tile is not narrowed further for the sake of more jobs.
@@ -451,7 +473,7 @@ private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, 
                     let out = dWeight.data + co * K + c0 * kv
                     for r in 0..<rows {
                         var sum = partials[(block * chunks) * partialFloats + co * rows + r]
-                        for chunk in 1..<max(1, chunks) { sum += partials[(block * chunks + chunk) * partialFloats + co * rows + r] }
+                        for chunk in 1..<chunks { sum += partials[(block * chunks + chunk) * partialFloats + co * rows + r] }
                         out[r] += sum
                     }
                 }

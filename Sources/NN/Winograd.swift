@@ -166,7 +166,8 @@ where T.RawValue == String {
     guard let raw = getenv(name), raw.pointee != 0 else { return fallback }
     let value = String(cString: raw)
     guard let choice = T(rawValue: value.lowercased()) else {
-        preconditionFailure("\(name)=\(value): expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+        // fatalError, not preconditionFailure: only its message survives release builds.
+        fatalError("\(name)=\(value): expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     return choice
 }
@@ -229,26 +230,10 @@ struct WinogradPlan {
 /// the transformed weights (or their gradient), the block's V and M, and per-worker row copies
 /// (`dsan_winograd_scratch_floats` each).
 final class WinogradBuffers {
-    private(set) var weights = Buffer()
-    private(set) var input = Buffer()
-    private(set) var output = Buffer()
-    private(set) var scratch = Buffer()
-
-    struct Buffer {
-        var pointer: UnsafeMutablePointer<Float>? = nil
-        var count = 0
-        mutating func reserve(_ n: Int) -> UnsafeMutablePointer<Float> {
-            if n > count || pointer == nil {
-                if let pointer { UnsafeMutableRawPointer(pointer).deallocate() }
-                let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * 4, alignment: 64)
-                pointer = raw.bindMemory(to: Float.self, capacity: max(n, 1))
-                pointer!.initialize(repeating: 0, count: max(n, 1))
-                count = max(n, 1)
-            }
-            return pointer!
-        }
-        func free() { if let pointer { UnsafeMutableRawPointer(pointer).deallocate() } }
-    }
+    private(set) var weights = ScratchFloats()
+    private(set) var input = ScratchFloats()
+    private(set) var output = ScratchFloats()
+    private(set) var scratch = ScratchFloats()
 
     deinit { weights.free(); input.free(); output.free(); scratch.free() }
 
@@ -275,7 +260,6 @@ private func transformedWeights(_ weight: Tensor, _ g: Conv3dGeometry, _ buffers
 /// (`adjoint`). Workers split the row panels. Returns the buffer and the floats per matrix.
 private func packedWeights(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool,
                            _ buffers: WinogradBuffers) -> (UnsafeMutablePointer<Float>, Int) {
-    VectorLevel.configure()   // DSAN_SIMD sets the GEMM's level before its first use
     let (cout, cin) = (g.outChannels, g.inChannels)
     let rows = adjoint ? cin : cout, k = adjoint ? cout : cin
     let plane = Int(dsan_packed_gemm_floats(rows, k))
@@ -302,12 +286,14 @@ private enum TransformedWeights {
     case panels(UnsafePointer<Float>, Conv3dGeometry, adjoint: Bool)
 
     init(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool, _ buffers: WinogradBuffers, blocks: Int) {
-        switch WinogradGEMM.selected {
-        case .openBLAS: self = .plain(transformedWeights(weight, g, buffers), adjoint: adjoint)
-        case .packed where blocks == 1 && WinogradConv.transformsPanelsInTheGEMM:
-            VectorLevel.configure()
+        guard WinogradGEMM.selected == .packed else {
+            self = .plain(transformedWeights(weight, g, buffers), adjoint: adjoint)
+            return
+        }
+        VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
+        if blocks == 1 && WinogradConv.transformsPanelsInTheGEMM {
             self = .panels(UnsafePointer(weight.data), g, adjoint: adjoint)
-        case .packed:
+        } else {
             let (a, plane) = packedWeights(weight, g, adjoint: adjoint, buffers)
             self = .packed(a, plane: plane)
         }
@@ -340,7 +326,8 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                 let sc = scratch + worker * per
                 dsan_winograd_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v, sc)
             }
-            if case .panels(let w, let geometry, let adjoint) = weights {
+            switch weights {
+            case .panels(let w, let geometry, let adjoint):
                 // Workers split the row panels of M_ξ (outC rows); K = inC.
                 let rowsPerPanel = dsan_packed_gemm_panel_rows(), panelFloats = 64 * inC * rowsPerPanel
                 let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
@@ -357,26 +344,30 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                         }
                     }
                 }
-            } else { Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
-                for xi in r {
-                    switch weights {
-                    case .panels: preconditionFailure("winogradConvolve: panels are multiplied above")
-                    case .packed(let a, let plane):
+            case .packed(let a, let plane):   // workers split ξ
+                Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
+                    for xi in r {
                         dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * inC * p.ld, p.ld, m + xi * outC * p.ld,
                                          p.ld, t)
-                    case .plain(let u, adjoint: true):
-                        // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
-                        let (al, be, ga) = (xi / 16, (xi / 4) % 4, xi % 4)
-                        let pxi = ((al == 0 ? 3 : al == 3 ? 0 : al) * 4 + (be == 0 ? 3 : be == 3 ? 0 : be)) * 4
-                            + (ga == 0 ? 3 : ga == 3 ? 0 : ga)
-                        BLAS.sgemm(.transpose, .none, m: outC, n: t, k: inC, a: u + pxi * outC * inC, lda: outC,
-                                   b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
-                    case .plain(let u, adjoint: false):
-                        BLAS.sgemm(.none, .none, m: outC, n: t, k: inC, a: u + xi * outC * inC, lda: inC,
-                                   b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
                     }
                 }
-            } }
+            case .plain(let u, let adjoint):   // workers split ξ
+                Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
+                    for xi in r {
+                        if adjoint {
+                            // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
+                            let (al, be, ga) = (xi / 16, (xi / 4) % 4, xi % 4)
+                            let pxi = ((al == 0 ? 3 : al == 3 ? 0 : al) * 4 + (be == 0 ? 3 : be == 3 ? 0 : be)) * 4
+                                + (ga == 0 ? 3 : ga == 3 ? 0 : ga)
+                            BLAS.sgemm(.transpose, .none, m: outC, n: t, k: inC, a: u + pxi * outC * inC, lda: outC,
+                                       b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
+                        } else {
+                            BLAS.sgemm(.none, .none, m: outC, n: t, k: inC, a: u + xi * outC * inC, lda: inC,
+                                       b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
+                        }
+                    }
+                }
+            }
             Parallel.forEachWorker(outC, maxWorkers: workers) { _, r in
                 dsan_winograd_output_transform(&geometry, m, outC, r.lowerBound, r.upperBound, t0, t1, output)
             }
