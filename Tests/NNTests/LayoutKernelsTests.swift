@@ -10,15 +10,6 @@ import VectorKernels
 /// paths) and 3 (scalar), and windows that hang over the padding; the values include ±0, NaN, −∞
 /// and ties.
 @Suite(.serialized) struct LayoutKernelsTests {
-    /// Runs `body` at each supported level, then restores the start-up choice.
-    private func atEveryLevel(_ body: (Int32) -> Void) {
-        let start = dsan_vk_active_level()
-        defer { _ = dsan_vk_set_level(start) }
-        for level in 0...dsan_vk_supported_level() {
-            #expect(dsan_vk_set_level(level) == 0)
-            body(level)
-        }
-    }
 
     private func expectSameBits(_ a: [Float], _ b: [Float], _ what: String, _ level: Int32) {
         let name = String(cString: dsan_vk_level_name(level))
@@ -76,7 +67,7 @@ import VectorKernels
                 for (p0, p1) in tiles(plan.positions) {
                     var ref = [Float](repeating: 7, count: rows * (p1 - p0))
                     dsan_vk_reference_vol2col_rows(&g, x, r0, 0, rows, p0, p1, &ref)
-                    atEveryLevel { level in
+                    atEveryVectorLevel { level in
                         var out = [Float](repeating: .nan, count: ref.count)
                         out.withUnsafeMutableBufferPointer { o in
                             x.withUnsafeBufferPointer { vol2col(plan, $0.baseAddress!, c0, c1, p0, p1, o.baseAddress!) }
@@ -104,7 +95,7 @@ import VectorKernels
                     let cols = values(rows * (p1 - p0), seed: 3)
                     var ref = dx0
                     dsan_vk_reference_col2vol_planes(&g, cols, c0, p0, p1, 0, (c1 - c0) * plan.d, &ref)
-                    atEveryLevel { level in
+                    atEveryVectorLevel { level in
                         var out = dx0
                         out.withUnsafeMutableBufferPointer { o in
                             cols.withUnsafeBufferPointer { col2vol(plan, $0.baseAddress!, c0, c1, p0, p1, o.baseAddress!) }
@@ -135,7 +126,7 @@ import VectorKernels
                 let x = values(s.count, seed: ties ? 5 : 4, ties: ties)
                 var refY = [Float](repeating: 7, count: o.count), refAt = [Int32](repeating: -1, count: o.count)
                 dsan_vk_reference_max_pool_forward(&g, x, &refY, &refAt, 0, s.n * s.c)
-                atEveryLevel { level in
+                atEveryVectorLevel { level in
                     let xt = Tensor(shape: s.dims, values: x), y = Tensor(shape: o.dims, repeating: .nan)
                     let at = IndexTensor(zeros: o.dims)
                     maxPool3dForward(y: y, indices: at, x: xt, geometry: c.g)

@@ -23,16 +23,6 @@ import VectorKernels
     /// The levels this CPU runs, narrowest first (always includes the baseline).
     private var levels: [Int32] { Array(0...dsan_vk_supported_level()) }
 
-    /// Runs `body` at each supported level, then restores the start-up choice.
-    private func atEveryLevel(_ body: (Int32) -> Void) {
-        let start = dsan_vk_active_level()
-        defer { _ = dsan_vk_set_level(start) }
-        for level in levels {
-            #expect(dsan_vk_set_level(level) == 0)
-            #expect(dsan_vk_active_level() == level)
-            body(level)
-        }
-    }
 
     private func expectSameBits(_ a: [Float], _ b: [Float], _ what: String, _ level: Int32) {
         let name = String(cString: dsan_vk_level_name(level))
@@ -41,15 +31,17 @@ import VectorKernels
     }
 
     @Test func startUpChoiceIsTheWidestSupported() {
-        #expect(dsan_vk_active_level() == dsan_vk_supported_level())
-        #expect(dsan_vk_set_level(dsan_vk_supported_level() + 1) == -1)
-        #expect(dsan_vk_set_level(-1) == -1)
-        #expect(dsan_vk_active_level() == dsan_vk_supported_level())
+        withVectorLevelUnchanged {   // other suites switch the level while they test each one
+            #expect(dsan_vk_active_level() == dsan_vk_supported_level())
+            #expect(dsan_vk_set_level(dsan_vk_supported_level() + 1) == -1)
+            #expect(dsan_vk_set_level(-1) == -1)
+            #expect(dsan_vk_active_level() == dsan_vk_supported_level())
+        }
     }
 
     @Test func unaryAndBinaryKernelsMatchReferenceAtEveryLevel() {
         let x = values(seed: 1), y0 = values(seed: 2)
-        atEveryLevel { level in
+        atEveryVectorLevel { level in
             var out = [Float](repeating: 7, count: n), ref = [Float](repeating: 7, count: n)
             dsan_vk_relu_forward(x, &out, n); dsan_vk_reference_relu_forward(x, &ref, n)
             expectSameBits(out, ref, "relu_forward", level)
@@ -78,7 +70,7 @@ import VectorKernels
         let g = values(seed: 4).map { $0.isNaN || $0.isInfinite ? 0.25 : $0 }
         let m0 = values(seed: 5).map { $0.isNaN || $0.isInfinite ? 0 : $0 * 0.1 }
         let v0 = values(seed: 6).map { $0.isNaN || $0.isInfinite ? 0 : $0 * $0 * 0.01 }
-        atEveryLevel { level in
+        atEveryVectorLevel { level in
             var p = p0, m = m0, v = v0, pr = p0, mr = m0, vr = v0
             for _ in 0..<3 {
                 dsan_vk_adam(&p, g, &m, &v, n, 2e-3, 0.05, 0.999, 0.1, 0.001, 1e-4, 1e-8)
@@ -98,7 +90,7 @@ import VectorKernels
         let x = Tensor(zeros: [2, 3, 5, 6, 7]), dy = Tensor(zeros: [2, 3, 5, 6, 7])
         x.fillUniform(-1, 1, rng: &rng); dy.fillUniform(-1, 1, rng: &rng)
         var outputs: [[Float]] = []
-        atEveryLevel { _ in
+        atEveryVectorLevel { _ in
             let bn = BatchNorm3d(channels: 3)
             let y = Tensor(zeros: x.shape), dx = Tensor(zeros: x.shape)
             bn.forward(x, into: y)

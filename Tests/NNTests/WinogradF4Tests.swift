@@ -45,15 +45,6 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
     (0..<min(a.count, b.count)).first { a[$0].bitPattern != b[$0].bitPattern }
 }
 
-/// Runs `body` at each level this CPU supports, then restores the start-up level.
-private func atEveryLevel(_ body: (String) -> Void) {
-    let start = dsan_vk_active_level()
-    defer { _ = dsan_vk_set_level(start) }
-    for level in 0...dsan_vk_supported_level() {
-        #expect(dsan_vk_set_level(level) == 0)
-        body(String(cString: dsan_vk_level_name(level)))
-    }
-}
 
 struct F4VolumeCase: CustomStringConvertible, Sendable {
     var input: [Int]   // [N, C, D, H, W]
@@ -155,7 +146,7 @@ private struct F4Fixture {
         var g = p.geometry
         let scratch = AlignedFloats(dsan_winograd4_scratch_floats(&g))
         let sentinel = Float(bitPattern: 0x7fc0_1234)
-        atEveryLevel { level in
+        atEveryVectorLevelNamed { level in
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
                 let reference = AlignedFloats(216 * inC * p.ld), fast = AlignedFloats(216 * inC * p.ld, sentinel)
@@ -189,7 +180,7 @@ private struct F4Fixture {
         let m = AlignedFloats(values(216 * outC * p.ld, seed: 21))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w
-        atEveryLevel { level in
+        atEveryVectorLevelNamed { level in
             let reference = AlignedFloats(volume, .nan), fast = AlignedFloats(volume, .nan)
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles)
@@ -212,7 +203,7 @@ private struct F4Fixture {
             for flip in [false, true] {
                 let reference = AlignedFloats(216 * cout * cin, .nan)
                 referenceF4WeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, flip: flip, reference.pointer)
-                atEveryLevel { level in
+                atEveryVectorLevelNamed { level in
                     let u = AlignedFloats(216 * cout * cin, .nan)
                     for (co0, co1) in [(0, cout / 2), (cout / 2, cout)] {
                         dsan_winograd4_weight_transform(weight.pointer, cout, cin, co0, co1, flip ? 1 : 0, u.pointer)
@@ -322,7 +313,7 @@ private struct F4Fixture {
     @Test func convolutionsGiveTheSameBitsAtEveryLevel() {
         let f = F4Fixture(F4ConvCase(cin: 9, cout: 11, input: [2, 9, 5, 6, 67], blockBytes: 1), seed: 61)
         var results: [(String, [Float])] = []
-        atEveryLevel { level in results.append((level, f.forward().array + f.inputGradient().array)) }
+        atEveryVectorLevelNamed { level in results.append((level, f.forward().array + f.inputGradient().array)) }
         for (level, r) in results.dropFirst() {
             #expect(firstDifference(r, results[0].1) == nil, "level \(level) differs from \(results[0].0)")
         }

@@ -48,15 +48,6 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
     (0..<min(a.count, b.count)).first { a[$0].bitPattern != b[$0].bitPattern }
 }
 
-/// Runs `body` at each level this CPU supports, then restores the start-up level.
-private func atEveryLevel(_ body: (String) -> Void) {
-    let start = dsan_vk_active_level()
-    defer { _ = dsan_vk_set_level(start) }
-    for level in 0...dsan_vk_supported_level() {
-        #expect(dsan_vk_set_level(level) == 0)
-        body(String(cString: dsan_vk_level_name(level)))
-    }
-}
 
 @Suite(.serialized) struct WinogradTransformTests {
     /// V (input transform) and dM (gradient transform) of each block, compared over the block's
@@ -71,7 +62,7 @@ private func atEveryLevel(_ body: (String) -> Void) {
         var g = p.geometry
         let scratch = AlignedFloats(dsan_winograd_scratch_floats(&g))
         let sentinel = Float(bitPattern: 0x7fc0_1234)
-        atEveryLevel { level in
+        atEveryVectorLevelNamed { level in
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
                 for (channels, source, isGradient) in [(inC, x, false), (outC, dy, true)] {
@@ -118,7 +109,7 @@ private func atEveryLevel(_ body: (String) -> Void) {
         let referenceScratch = AlignedFloats(referenceScratchFloats(p))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w
-        atEveryLevel { level in
+        atEveryVectorLevelNamed { level in
             let reference = AlignedFloats(volume, .nan), fast = AlignedFloats(volume, .nan)
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles)
@@ -144,7 +135,7 @@ private func atEveryLevel(_ body: (String) -> Void) {
             let referenceU = AlignedFloats(64 * cout * cin, .nan), referenceDW = AlignedFloats(start)
             referenceWeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, referenceU.pointer, referenceScratch.pointer)
             referenceWeightGradientTransform(du.pointer, cout: cout, cin: cin, 0, cout, referenceDW.pointer, referenceScratch.pointer)
-            atEveryLevel { level in
+            atEveryVectorLevelNamed { level in
                 let u = AlignedFloats(64 * cout * cin, .nan), dW = AlignedFloats(start)
                 for (co0, co1) in [(0, cout / 2), (cout / 2, cout)] {
                     dsan_winograd_weight_transform(weight.pointer, cout, cin, co0, co1, u.pointer)
@@ -166,7 +157,7 @@ private func atEveryLevel(_ body: (String) -> Void) {
         let dy = uniformTensor([2, 11, 5, 6, 37], seed: 63)
         let workspace = ConvWorkspace(bytes: 1 << 20)
         var results: [(String, [Float])] = []
-        atEveryLevel { level in
+        atEveryVectorLevelNamed { level in
             let y = Tensor(shape: dy.shape, repeating: .nan)
             let dX = Tensor(shape: x.shape, repeating: 7), dW = Tensor(shape: w.shape, repeating: 0.25)
             winogradForward(y: y, x: x, weight: w, geometry: geometry, buffers: workspace.winograd, blockBytes: 1)
