@@ -154,7 +154,11 @@ public enum WinogradConv {
 
     /// True when `conv3dBackward` computes dWeight by Winograd for `g` on `input`.
     public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
-        isUsed(for: g, input: input) && input.n > 0 && tilesPerSample(input) >= minimumWeightGradientTiles
+        guard isUsed(for: g, input: input) else { return false }
+        switch WinogradGEMM.selected {
+        case .packed: return true   // the fused kernel, from isUsed's minimumPackedTiles
+        case .openBLAS: return input.n > 0 && tilesPerSample(input) >= minimumWeightGradientTiles
+        }
     }
 }
 
@@ -397,9 +401,11 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     guard let dWeight else { return }
     let p = WinogradPlan(x.shape5, inC: cin, outC: cout, blockBytes: blockBytes)
     let workers = max(1, Parallel.threads)
-    let per = scratchFloats(p)
+    let fused = WinogradGEMM.selected == .packed
+    let per = max(scratchFloats(p), fused ? (dsan_winograd_weight_gradient_scratch_floats() + 15) / 16 * 16 : 0)
     let scratch = buffers.scratch(workers * per)
-    let du = buffers.weights(64 * cout * cin)
+    // Fused: the block's dM packed in panels of output channels; else all of dU.
+    let du = buffers.weights(fused ? dsan_winograd_weight_gradient_packed_floats(cout, p.blockTiles) : 64 * cout * cin)
     let v = buffers.input(64 * cin * p.ld), dm = buffers.output(64 * cout * p.ld)
     let (xp, dyp) = (UnsafePointer(x.data), UnsafePointer(dY.data))
     var geometry = p.geometry
@@ -419,6 +425,18 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
                     if d0 < d1 { dsan_winograd_gradient_transform(&geometry, dyp, cout, d0, d1, t0, t1, dm, sc) }
                 }
             }
+            if fused {   // dWeight += Gᵀ⊗³ Σ_t dM_ξ · V_ξᵀ, dU kept in each job's cache (winograd_dw_body.h)
+                let panels = dsan_winograd_weight_gradient_panels(cout)
+                Parallel.forEachWorker(panels, maxWorkers: workers) { _, r in
+                    dsan_winograd_weight_gradient_pack(dm, cout, t, p.ld, r.lowerBound, r.upperBound, du)
+                }
+                let jobs = dsan_winograd_weight_gradient_jobs(cout, cin)
+                Parallel.forEachWorker(jobs, maxWorkers: workers) { worker, r in
+                    dsan_winograd_weight_gradient_fused(du, v, cout, cin, t, p.ld, r.lowerBound, r.upperBound,
+                                                        dWeight.data, scratch + worker * per)
+                }
+                continue
+            }
             Parallel.forEachWorker(64, maxWorkers: workers) { _, r in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
                 for xi in r {
                     BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * cout * p.ld, lda: p.ld,
@@ -426,6 +444,7 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
                 }
             }
         }
+        if fused { return }
         Parallel.forEachWorker(cout, maxWorkers: workers) { _, r in
             dsan_winograd_weight_gradient_transform(du, cout, cin, r.lowerBound, r.upperBound, dWeight.data)
         }

@@ -7,6 +7,7 @@
 
 #include "VectorKernels.h"
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #define VK_DECLARE(level)                                                                           \
     void dsan_vk_##level##_relu_forward(const float *, float *, size_t);                             \
@@ -193,7 +194,14 @@ void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t
                                                            float *);                                \
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
                                        long);                                                       \
-    long dsan_vk_##level##_packed_gemm_panel_rows(void);
+    long dsan_vk_##level##_packed_gemm_panel_rows(void);                                            \
+    long dsan_vk_##level##_winograd_weight_gradient_jobs(long, long);                               \
+    long dsan_vk_##level##_winograd_weight_gradient_scratch_floats(void);                           \
+    long dsan_vk_##level##_winograd_weight_gradient_panel_rows(void);                               \
+    void dsan_vk_##level##_winograd_weight_gradient_pack(const float *, long, long, long, long, long, \
+                                                         float *);                                  \
+    void dsan_vk_##level##_winograd_weight_gradient_fused(const float *, const float *, long, long,   \
+                                                          long, long, long, long, float *, float *);
 
 WK_DECLARE(baseline)
 #if defined(__x86_64__)
@@ -213,6 +221,11 @@ typedef struct {
     void (*weight_panel)(const float *, long, long, int, long, float *);
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long);
     long (*panel_rows)(void);
+    long (*dw_jobs)(long, long);
+    long (*dw_scratch)(void);
+    long (*dw_panel_rows)(void);
+    void (*dw_pack)(const float *, long, long, long, long, long, float *);
+    void (*dw_fused)(const float *, const float *, long, long, long, long, long, long, float *, float *);
 } wk_table;
 
 #define WK_TABLE(level)                                                                             \
@@ -221,7 +234,10 @@ typedef struct {
       dsan_vk_##level##_winograd_weight_gradient_transform,                                         \
       dsan_vk_##level##_winograd_weight_transform_packed,                                           \
       dsan_vk_##level##_winograd_weight_transform_panel, dsan_vk_##level##_packed_gemm,             \
-      dsan_vk_##level##_packed_gemm_panel_rows }
+      dsan_vk_##level##_packed_gemm_panel_rows, dsan_vk_##level##_winograd_weight_gradient_jobs,     \
+      dsan_vk_##level##_winograd_weight_gradient_scratch_floats,                                    \
+      dsan_vk_##level##_winograd_weight_gradient_panel_rows,                                        \
+      dsan_vk_##level##_winograd_weight_gradient_pack, dsan_vk_##level##_winograd_weight_gradient_fused }
 
 static const wk_table winogradTables[] = {
     WK_TABLE(baseline),
@@ -303,6 +319,38 @@ void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight,
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n) {
     winogradTables[level].packed_gemm(a, m, k, b, ldb, c, ldc, n);
+}
+
+long dsan_winograd_weight_gradient_jobs(long cout, long cin) { return packedTable()->dw_jobs(cout, cin); }
+size_t dsan_winograd_weight_gradient_scratch_floats(void) { return (size_t)packedTable()->dw_scratch(); }
+size_t dsan_winograd_weight_gradient_packed_floats(long cout, long tiles) {
+    const long r = packedTable()->dw_panel_rows();
+    return (size_t)((cout + r - 1) / r * r * 64 * tiles);
+}
+long dsan_winograd_weight_gradient_panels(long cout) {
+    const long r = packedTable()->dw_panel_rows();
+    return (cout + r - 1) / r;
+}
+void dsan_winograd_weight_gradient_pack(const float *dm, long cout, long tiles, long ld, long p0, long p1,
+                                        float *packed) {
+    packedTable()->dw_pack(dm, cout, tiles, ld, p0, p1, packed);
+}
+void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, long cout, long cin,
+                                         long tiles, long ld, long job0, long job1, float *dWeight,
+                                         float *scratch) {
+    packedTable()->dw_fused(packed, v, cout, cin, tiles, ld, job0, job1, dWeight, scratch);
+}
+void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float *v, long cout,
+                                         long cin, long tiles, long ld, float *dWeight) {
+    const wk_table *table = &winogradTables[level];
+    const long r = table->dw_panel_rows(), panels = (cout + r - 1) / r;
+    float *packed = malloc(sizeof(float) * (size_t)(panels * r * 64 * (tiles > 0 ? tiles : 1)));
+    float *scratch = malloc(sizeof(float) * (size_t)table->dw_scratch());
+    if (!packed || !scratch) abort();
+    table->dw_pack(dm, cout, tiles, ld, 0, panels, packed);
+    table->dw_fused(packed, v, cout, cin, tiles, ld, 0, table->dw_jobs(cout, cin), dWeight, scratch);
+    free(packed);
+    free(scratch);
 }
 
 // MARK: Winograd F(4,3) transforms (winograd4_body.h, one build per level; same level as above)

@@ -428,6 +428,28 @@ void VK_NAME(winograd_weight_transform_panel)(const float *weight, long cout, lo
     VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, a, k * mr, p);
 }
 
+/// Gᵀ⊗³ of the 64 vectors s[0..<64] (ξ = (α·4 + β)·4 + γ) into t[k] (k = (kd·3 + kh)·3 + kw);
+/// s[64..<100] is scratch. Shared by the transform below and the fused weight gradient
+/// (winograd_dw_body.h), so both take the same operations in the same order.
+static inline void wk_weight_gradient_27(wk_f s[100], float t[27][VK_LANES]) {
+    // Along d (α → kd): s[(kd·4 + β)·4 + γ], in place (each of the 16 (β, γ) reads before it writes).
+    for (int bc = 0; bc < 16; bc++)
+        wk_gt(s[bc], s[16 + bc], s[32 + bc], s[48 + bc], &s[bc], &s[16 + bc], &s[32 + bc]);
+    // Along h (β → kh): s[64 + (kd·3 + kh)·4 + γ].
+    for (int kd = 0; kd < 3; kd++)
+        for (int cc = 0; cc < 4; cc++) {
+            int i = kd * 16 + cc, o = 64 + kd * 12 + cc;
+            wk_gt(s[i], s[i + 4], s[i + 8], s[i + 12], &s[o], &s[o + 4], &s[o + 8]);
+        }
+    // Along w (γ → kw).
+    for (int k9 = 0; k9 < 9; k9++) {
+        int i = 64 + k9 * 4;
+        wk_f q0, q1, q2;
+        wk_gt(s[i], s[i + 1], s[i + 2], s[i + 3], &q0, &q1, &q2);
+        wk_store(t[k9 * 3], q0); wk_store(t[k9 * 3 + 1], q1); wk_store(t[k9 * 3 + 2], q2);
+    }
+}
+
 void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, long cin, long co0, long co1,
                                                  float *dWeight) {
     const long xs = cout * cin;
@@ -437,24 +459,8 @@ void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, lon
         for (long ci0 = 0; ci0 < cin; ci0 += VK_LANES) {
             const long lanes = wk_min(VK_LANES, cin - ci0);
             const float *src = du + co * cin + ci0;
-            // Along d (α → kd): s[(kd·4 + β)·4 + γ].
-            for (int bc = 0; bc < 16; bc++)
-                wk_gt(wk_load_n(src + bc * xs, lanes), wk_load_n(src + (16 + bc) * xs, lanes),
-                      wk_load_n(src + (32 + bc) * xs, lanes), wk_load_n(src + (48 + bc) * xs, lanes),
-                      &s[bc], &s[16 + bc], &s[32 + bc]);
-            // Along h (β → kh): s[64 + (kd·3 + kh)·4 + γ].
-            for (int kd = 0; kd < 3; kd++)
-                for (int cc = 0; cc < 4; cc++) {
-                    int i = kd * 16 + cc, o = 64 + kd * 12 + cc;
-                    wk_gt(s[i], s[i + 4], s[i + 8], s[i + 12], &s[o], &s[o + 4], &s[o + 8]);
-                }
-            // Along w (γ → kw), transposed back and added into dWeight [Cout, Cin, 27].
-            for (int k9 = 0; k9 < 9; k9++) {
-                int i = 64 + k9 * 4;
-                wk_f q0, q1, q2;
-                wk_gt(s[i], s[i + 1], s[i + 2], s[i + 3], &q0, &q1, &q2);
-                wk_store(t[k9 * 3], q0); wk_store(t[k9 * 3 + 1], q1); wk_store(t[k9 * 3 + 2], q2);
-            }
+            for (int xi = 0; xi < 64; xi++) s[xi] = wk_load_n(src + xi * xs, lanes);
+            wk_weight_gradient_27(s, t);   // transposed back and added into dWeight [Cout, Cin, 27]
             float *dst = dWeight + (co * cin + ci0) * 27;
             for (long l = 0; l < lanes; l++)
                 for (int k = 0; k < 27; k++) dst[l * 27 + k] += t[k][l];

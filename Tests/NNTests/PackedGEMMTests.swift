@@ -115,8 +115,65 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
     }
 
-    /// The packed path of whole convs against float64 at the paper's widths (64 → 64 on 8×16×16:
-    /// 256 tiles; 256 → 256 on 4×8×8: 32 tiles, layer3 at batch 1), at the GEMM's level (the
+    /// The fused weight gradient (winograd_dw_body.h) against float64: dWeight₀ + Gᵀ⊗³ Σ_t dM_ξ·V_ξᵀ
+    /// at every level, accumulating onto what dWeight held and writing nothing past it. Shapes:
+    /// partial panels of output channels at every level (8, 16, 32 rows), input channels that leave
+    /// a partial group of 6 and a partial chunk of 48, tiles beyond one chunk at every level (more
+    /// than 256) and fewer than one, and layer3's shape at batch 1 (256 × 256, 32 tiles).
+    @Test func fusedWeightGradientMatchesFloat64AtEveryLevel() {
+        let gt: [[Double]] = [[1, 0.5, 0.5, 0], [0, 0.5, -0.5, 0], [0, 0.5, 0.5, 1]]
+        for (cout, cin, tiles) in [(20, 53, 5), (16, 6, 300), (33, 100, 70), (8, 1, 1), (256, 256, 32)] {
+            let ld = (tiles + 7) / 8 * 8 + 8
+            let dm = AlignedFloats(uniformTensor([64 * cout * ld], seed: UInt64(cout * 3 + tiles)).array)
+            let v = AlignedFloats(uniformTensor([64 * cin * ld], seed: UInt64(cin * 5 + tiles)).array)
+            let start = uniformTensor([cout * cin * 27], seed: 77).array
+            // Σ_t dM_ξ[co][t]·V_ξ[ci][t] and Σ|·| in float64, then Gᵀ⊗³ of both (of |·| with |Gᵀ|).
+            var reference = [Double](repeating: 0, count: cout * cin * 27)
+            var magnitude = [Double](repeating: 0, count: cout * cin * 27)
+            var du = [Double](repeating: 0, count: 64), dua = [Double](repeating: 0, count: 64)
+            for co in 0..<cout {
+                for ci in 0..<cin {
+                    for xi in 0..<64 {
+                        var sum = 0.0, mag = 0.0
+                        for t in 0..<tiles {
+                            let p = Double(dm.pointer[(xi * cout + co) * ld + t]) * Double(v.pointer[(xi * cin + ci) * ld + t])
+                            sum += p; mag += abs(p)
+                        }
+                        du[xi] = sum; dua[xi] = mag
+                    }
+                    for k in 0..<27 {
+                        let (a, b, c) = (k / 9, (k / 3) % 3, k % 3)
+                        var value = 0.0, bound = 0.0
+                        for xi in 0..<64 {
+                            let coefficient = gt[a][xi / 16] * gt[b][(xi / 4) % 4] * gt[c][xi % 4]
+                            value += coefficient * du[xi]; bound += abs(coefficient) * dua[xi]
+                        }
+                        reference[(co * cin + ci) * 27 + k] = Double(start[(co * cin + ci) * 27 + k]) + value
+                        magnitude[(co * cin + ci) * 27 + k] = abs(Double(start[(co * cin + ci) * 27 + k])) + bound
+                    }
+                }
+            }
+            atEveryLevel { lv, level in
+                let dw = AlignedFloats(cout * cin * 27 + 7, .nan)
+                for i in 0..<(cout * cin * 27) { dw.pointer[i] = start[i] }
+                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, dw.pointer)
+                var worst = 0.0
+                for i in 0..<(cout * cin * 27) {
+                    // A float sum of `tiles` products, three transform stages of two roundings each,
+                    // and the final addition: |error| ≤ (tiles + 8)·2⁻²⁴·(the magnitudes' bound).
+                    let bound = Double(tiles + 8) * 0x1p-24 * magnitude[i] + 1e-30
+                    worst = max(worst, abs(Double(dw.pointer[i]) - reference[i]) / bound)
+                }
+                let untouched = (0..<7).allSatisfy { dw.pointer[cout * cin * 27 + $0].isNaN }
+                #expect(worst <= 1, "\(cout)×\(cin), \(tiles) tiles, level \(level): error \(worst) of the rounding bound")
+                #expect(untouched, "\(cout)×\(cin), \(tiles) tiles, level \(level): wrote past dWeight")
+            }
+        }
+    }
+
+    /// The packed path of whole convs (forward, dX, and dW by the fused kernel) against float64 at
+    /// the paper's widths (64 → 64 on 8×16×16: 256 tiles; 256 → 256 on 4×8×8: 32 tiles, layer3 at
+    /// batch 1), at the GEMM's level (the
     /// kernels are held to float64 at every level above; `DSAN_SIMD=baseline` runs this at the
     /// baseline level). Measured here (AVX2): within 3e-7 of max |reference|; the bound is
     /// WinogradTests' 2e-5.
@@ -128,20 +185,24 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             let dy = uniformTensor(s.dims, seed: 83)
             let yReference = float64Conv3x3(x.array, s, w.array, outC: channels, transposedFlipped: false)
             let dxReference = float64Conv3x3(dy.array, s, w.array, outC: channels, transposedFlipped: true)
+            let dwReference = float64WeightGradient3x3(s, x.array, dy.array, outC: channels)
             let ws = ConvWorkspace()
             WinogradGEMM.$scoped.withValue(.packed) {
                 let y = Tensor(shape: s.dims, repeating: .nan), dx = Tensor(shape: s.dims, repeating: .nan)
+                let dw = Tensor(zeros: g.weightShape)
                 winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd)
-                winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
+                winogradBackward(dX: dx, dWeight: dw, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
                 let (ey, ex) = (relativeError(y.array, yReference), relativeError(dx.array, dxReference))
-                print("packed F(2,3) at \(channels) channels: max|Δ|/max|ref| vs float64 forward \(ey), dX \(ex)")
-                #expect(ey <= 2e-5 && ex <= 2e-5, "\(channels) channels: forward \(ey), dX \(ex)")
+                let ew = relativeError(dw.array, dwReference)
+                print("packed F(2,3) at \(channels) channels: max|Δ|/max|ref| vs float64 forward \(ey), dX \(ex), dW \(ew)")
+                #expect(ey <= 2e-5 && ex <= 2e-5 && ew <= 2e-5, "\(channels) channels: forward \(ey), dX \(ex), dW \(ew)")
             }
         }
     }
 
     /// On the packed path every value is still computed by one worker in a fixed order: 1, 2 and 3
-    /// threads give the same bits (at width 64, where each worker gets several row panels).
+    /// threads give the same bits (at width 64, where each worker gets several row panels), for
+    /// the forward, dX and the fused dW (blocks of 32 tiles: dW accumulates over 8 blocks).
     @Test func packedPathDoesNotDependOnThreads() {
         let g = Conv3dGeometry(inChannels: 64, outChannels: 48, kernel: 3, stride: 1, padding: 1)
         let s = Shape5(n: 2, c: 64, d: 4, h: 6, w: 10)
@@ -151,11 +212,11 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             ThreadSettings.with(parallel: threads, blas: threads) {
                 WinogradGEMM.$scoped.withValue(.packed) {
                     let ws = ConvWorkspace()
-                    let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: s.dims)
+                    let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: s.dims), dw = Tensor(zeros: g.weightShape)
                     winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd, blockBytes: 1)
-                    winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g,
+                    winogradBackward(dX: dx, dWeight: dw, dY: dy, x: x, weight: w, geometry: g,
                                      buffers: ws.winograd, blockBytes: 1)
-                    return y.array + dx.array
+                    return y.array + dx.array + dw.array
                 }
             }
         }
@@ -206,12 +267,21 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 #expect(!WinogradGEMM.$scoped.withValue(.packed) { WinogradConv.isUsed(for: layer4, input: tiny) })
             }
         }
-        // dW by Winograd from 64 tiles per sample, whatever the batch.
+        // dW by Winograd wherever the forward is with the packed GEMM (the fused kernel); with
+        // OpenBLAS's GEMMs from 64 tiles per sample. Whatever the batch.
         let layer1 = Conv3dGeometry(inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)
         ConvAlgorithm.$scoped.withValue(.winograd) {
             for n in [1, 2, 3] {
-                #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: Shape5(n: n, c: 64, d: 4, h: 8, w: 8)))
-                #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: Shape5(n: n, c: 64, d: 8, h: 8, w: 8)))
+                let (small, large) = (Shape5(n: n, c: 64, d: 4, h: 8, w: 8), Shape5(n: n, c: 64, d: 8, h: 8, w: 8))
+                WinogradGEMM.$scoped.withValue(.openBLAS) {
+                    #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
+                    #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
+                }
+                WinogradGEMM.$scoped.withValue(.packed) {
+                    #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
+                    #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
+                    #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: Shape5(n: n, c: 64, d: 2, h: 4, w: 6)))
+                }
             }
         }
         // An empty batch (a rank with no case in a step) goes direct, which handles it.

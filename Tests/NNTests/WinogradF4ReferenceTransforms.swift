@@ -158,3 +158,33 @@ func float64Conv3x3(_ x: [Float], _ s: Shape5, _ w: [Float], outC: Int, transpos
     }
     return y
 }
+
+/// The weight gradient of the stride-1 padding-1 3³ correlation in float64:
+/// dW[co, ci, k] = Σ_n Σ_positions dY[n, co, p]·x[n, ci, p + k − 1], with x `[N, Cin, D, H, W]`
+/// (`s`) and dY `[N, outC, D, H, W]`; `[outC, Cin, 3, 3, 3]` row-major.
+func float64WeightGradient3x3(_ s: Shape5, _ x: [Float], _ dy: [Float], outC: Int) -> [Double] {
+    let (n, inC, d, h, wd) = (s.n, s.c, s.d, s.h, s.w)
+    let plane = d * h * wd
+    let xd = x.map(Double.init), dyd = dy.map(Double.init)
+    var dw = [Double](repeating: 0, count: outC * inC * 27)
+    for ni in 0..<n {
+        for co in 0..<outC {
+            let yBase = (ni * outC + co) * plane
+            for ci in 0..<inC {
+                let xBase = (ni * inC + ci) * plane
+                for k in 0..<27 {
+                    let (kd, kh, kw) = (k / 9 - 1, (k / 3) % 3 - 1, k % 3 - 1)
+                    var sum = 0.0
+                    for od in max(0, -kd)..<min(d, d - kd) {
+                        for oh in max(0, -kh)..<min(h, h - kh) {
+                            let yRow = yBase + (od * h + oh) * wd, xRow = xBase + ((od + kd) * h + oh + kh) * wd + kw
+                            for ow in max(0, -kw)..<min(wd, wd - kw) { sum += dyd[yRow + ow] * xd[xRow + ow] }
+                        }
+                    }
+                    dw[(co * inC + ci) * 27 + k] += sum
+                }
+            }
+        }
+    }
+    return dw
+}

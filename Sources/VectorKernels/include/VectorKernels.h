@@ -110,7 +110,7 @@ void dsan_winograd_weight_gradient_transform(const float *du, long cout, long ci
 // MARK: Packed GEMM for the Winograd convs (packed_gemm_body.h, same level as the transforms)
 //
 // C[m×n] = A[m×k]·B[k×n] with A in "packed panels" written by the transform that computes it:
-// rows in panels of R = dsan_packed_gemm_panel_rows() (3 vectors of the level: 12, 24 or 48),
+// rows in panels of R = dsan_packed_gemm_panel_rows() (2 vectors of the level: 8, 16 or 32),
 // A[i][kk] at a[((i / R)·k + kk)·R + i % R], rows past m zero. B and C are row-major with row
 // strides ldb and ldc. Every C element is one sum over kk in order: the result does not depend
 // on the thread count or on how rows or columns are split, but AVX2 and AVX-512 fuse each
@@ -146,6 +146,34 @@ void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight,
                                                  int adjoint, long p0, long p1, float *a);
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n);
+
+// MARK: Fused Winograd F(2,3) weight gradient (winograd_dw_body.h, at the packed GEMM's level)
+//
+// dWeight[co][ci] += Gᵀ⊗³ Σ_t dM_ξ[co][t]·V_ξ[ci][t] for a block of `tiles` tiles, dM and V as the
+// gradient and input transforms write them (ξ stride channels·ld, channel stride ld), without
+// writing dU. First dM is packed (dsan_winograd_weight_gradient_pack, panels of output channels,
+// split among workers), then the jobs (dsan_winograd_weight_gradient_jobs: a panel of output
+// channels × a chunk of input channels each) are split among workers, each with its own scratch.
+// Each dU element is one sum over the tiles in order and each (co, ci) is one job's: the result
+// does not depend on the thread count; like the packed GEMM it depends on the level.
+
+/// Jobs of the fused weight gradient of a cout × cin conv.
+long dsan_winograd_weight_gradient_jobs(long cout, long cin);
+/// Floats of per-worker scratch of the fused weight gradient.
+size_t dsan_winograd_weight_gradient_scratch_floats(void);
+/// Panels of output channels, and floats of the packed dM of a block of `tiles` tiles.
+long dsan_winograd_weight_gradient_panels(long cout);
+size_t dsan_winograd_weight_gradient_packed_floats(long cout, long tiles);
+/// Packs panels p0..<p1 of dM (tiles 0..<tiles of each row) into `packed`.
+void dsan_winograd_weight_gradient_pack(const float *dm, long cout, long tiles, long ld, long p0, long p1,
+                                        float *packed);
+/// Runs jobs job0..<job1 on the packed dM and V, adding into dWeight [cout, cin, 27].
+void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, long cout, long cin,
+                                         long tiles, long ld, long job0, long job1, float *dWeight,
+                                         float *scratch);
+/// Pack and all jobs at a given level ≤ dsan_vk_supported_level(), single-threaded (the tests' seam).
+void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float *v, long cout,
+                                         long cin, long tiles, long ld, float *dWeight);
 
 // MARK: Winograd F(4×4×4, 3×3×3) transforms (Sources/NN/WinogradF4.swift has the maths and layouts)
 //

@@ -1,0 +1,162 @@
+// The Winograd F(2×2×2, 3×3×3) weight gradient as one fused kernel: the 64 products
+// dU_ξ[Cout, Cin] = Σ_t dM_ξ[Cout, t]·V_ξ[Cin, t] of a block of tiles and the transform
+// dWeight += Gᵀ⊗³ dU, with dU never leaving the cache. Compiled per level after winograd_body.h
+// (whose wk_ helpers it uses) and packed_gemm_body.h (whose micro-kernel shape it shares).
+//
+// Why: the unfused path (Winograd.swift, `WinogradGEMM.openBLAS`) writes all of dU, 64·Cout·Cin
+// floats (64 MiB for a 512→512 conv), through 64 OpenBLAS GEMMs whose inner dimension is the
+// block's tiles, then reads it back to transform. With 32 tiles per sample (layers 3–4 at a
+// 64×128×128 input) that traffic and OpenBLAS's per-call packing ate the 3.4× fewer multiply-adds,
+// so those convs' weight gradients stayed direct (Docs/performance.md, "dsan's packed GEMM").
+//
+// First dM is copied into panels of R = 2·VK_LANES output channels, transposed:
+// packed[p][ξ][t][r] = dM_ξ[p·R + r][t], rows past Cout zero (winograd_weight_gradient_pack, the
+// workers splitting the panels). Then a job is one panel × one chunk of DW_CB input channels: for
+// each chunk of at most DW_TC tiles, each ξ and each group of 6 input channels, a micro-kernel
+// keeps the R × 6 block of dU_ξ in 12 vector registers over the chunk's tiles, reading V_ξ where
+// it lies. The blocks go to `s` ([group][ξ][6][R], the job's share of dU:
+// 64·DW_CB·R floats, L2-sized), and the next tile chunk resumes from them. After the last chunk
+// each (co, ci) of the job gets Gᵀ⊗³ of its 64 sums, added into dWeight [Cout, Cin, 27].
+//
+// Every dU element is one sum over the block's tiles in increasing order (the chunks resume the
+// same accumulator through memory), and each (co, ci) belongs to exactly one job: the result
+// does not depend on how jobs are shared among threads. Like the packed GEMM it fuses
+// multiply-adds at AVX2 and AVX-512 and not at the baseline, so it runs at the GEMM level.
+#include <string.h>
+#include "VectorKernels.h"
+
+#define DW_MR (2 * VK_LANES)
+#define DW_NR 6
+/// Input channels per job: 8 groups of 6, so that the job's dU (64·48·R floats: 96, 192 or
+/// 384 KiB) stays in L2 while the tile chunks pass.
+#define DW_CB 48
+/// Tiles per chunk: one ξ's transposed panel (DW_TC·R floats, 8 KiB at every level) stays in L1
+/// while the job's 8 groups read it.
+#define DW_TC (2048 / DW_MR)
+
+#if VK_LANES == 4
+#define DW_MADD(a, b, c) ((a) * (b) + (c))
+#else
+#define DW_MADD(a, b, c) __builtin_elementwise_fma((a), (b), (c))
+#endif
+
+/// The R × nr block of dU_ξ over tiles 0..<t: a = the ξ's transposed panel ([t][R]), b[j] = row j
+/// of V_ξ, s = [nr][R] partial sums, resumed when `resume`.
+static inline __attribute__((always_inline)) void dw_block(const float *a, const float *const *b, long t,
+                                                           float *s, int resume, const int nr) {
+    wk_f c0[DW_NR], c1[DW_NR];
+    for (int j = 0; j < DW_NR; j++) {
+        c0[j] = resume && j < nr ? wk_load(s + j * DW_MR) : (wk_f)0.0f;
+        c1[j] = resume && j < nr ? wk_load(s + j * DW_MR + VK_LANES) : (wk_f)0.0f;
+    }
+    for (long tt = 0; tt < t; tt++) {
+        const wk_f a0 = wk_load(a), a1 = wk_load(a + VK_LANES);
+        a += DW_MR;
+        for (int j = 0; j < nr; j++) {
+            const wk_f bj = (wk_f)b[j][tt];
+            c0[j] = DW_MADD(a0, bj, c0[j]);
+            c1[j] = DW_MADD(a1, bj, c1[j]);
+        }
+    }
+    for (int j = 0; j < nr; j++) {
+        wk_store(s + j * DW_MR, c0[j]);
+        wk_store(s + j * DW_MR + VK_LANES, c1[j]);
+    }
+}
+
+long VK_NAME(winograd_weight_gradient_jobs)(long cout, long cin) {
+    return (cout + DW_MR - 1) / DW_MR * ((cin + DW_CB - 1) / DW_CB);
+}
+
+long VK_NAME(winograd_weight_gradient_scratch_floats)(void) { return 64 * DW_CB * DW_MR + DW_MR * DW_CB * 27; }
+
+long VK_NAME(winograd_weight_gradient_panel_rows)(void) { return DW_MR; }
+
+void VK_NAME(winograd_weight_gradient_pack)(const float *dm, long cout, long tiles, long ld, long p0,
+                                            long p1, float *packed) {
+    for (long p = p0; p < p1; p++) {
+        const long co0 = p * DW_MR, rows = wk_min(DW_MR, cout - co0);
+        for (int xi = 0; xi < 64; xi++) {
+            float *dst = packed + (p * 64 + xi) * tiles * DW_MR;
+            const float *src = dm + (xi * cout + co0) * ld;
+            for (long r = 0; r < rows; r++)
+                for (long tt = 0; tt < tiles; tt++) dst[tt * DW_MR + r] = src[r * ld + tt];
+            for (long r = rows; r < DW_MR; r++)
+                for (long tt = 0; tt < tiles; tt++) dst[tt * DW_MR + r] = 0.0f;
+        }
+    }
+}
+
+void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v, long cout, long cin,
+                                             long tiles, long ld, long job0, long job1,
+                                             float *dWeight, float *scratch) {
+    const long panels = (cout + DW_MR - 1) / DW_MR;
+    float *s = scratch;
+    for (long job = job0; job < job1; job++) {
+        const long p = job % panels, co0 = p * DW_MR, ci0 = job / panels * DW_CB;
+        const long rows = wk_min(DW_MR, cout - co0), cis = wk_min(DW_CB, cin - ci0);
+        const long groups = (cis + DW_NR - 1) / DW_NR;
+        for (long tc0 = 0; tc0 < tiles; tc0 += DW_TC) {
+            const long t = wk_min(DW_TC, tiles - tc0);
+            const int resume = tc0 > 0;
+            for (int xi = 0; xi < 64; xi++) {
+                const float *a = packed + ((p * 64 + xi) * tiles + tc0) * DW_MR;
+                const float *vx = v + (xi * cin + ci0) * ld + tc0;
+                for (long g = 0; g < groups; g++) {
+                    const long nr = wk_min(DW_NR, cis - g * DW_NR);
+                    const float *b[DW_NR];
+                    for (int j = 0; j < DW_NR; j++) b[j] = vx + (g * DW_NR + (j < nr ? j : 0)) * ld;
+                    float *sb = s + (g * 64 + xi) * DW_NR * DW_MR;
+                    switch (nr) {
+                    case 6: dw_block(a, b, t, sb, resume, 6); break;
+                    case 5: dw_block(a, b, t, sb, resume, 5); break;
+                    case 4: dw_block(a, b, t, sb, resume, 4); break;
+                    case 3: dw_block(a, b, t, sb, resume, 3); break;
+                    case 2: dw_block(a, b, t, sb, resume, 2); break;
+                    default: dw_block(a, b, t, sb, resume, 1); break;
+                    }
+                }
+            }
+        }
+        // Gᵀ⊗³ of each (co, ci)'s 64 sums, VK_LANES output channels at a time, into `out` laid out
+        // like the job's part of dWeight ([row][ci][27]), then added to dWeight row by row: the
+        // scattered stores stay in L1 and dWeight is read and written in contiguous runs.
+        float *out = s + 64 * DW_CB * DW_MR;
+        const long run = cis * 27;
+        wk_f sv[100];
+        float t27[27][VK_LANES];
+        for (long c = 0; c < cis; c++) {
+            const float *sc = s + ((c / DW_NR) * 64 * DW_NR + c % DW_NR) * DW_MR;
+            for (long h = 0; h < rows; h += VK_LANES) {
+                for (int xi = 0; xi < 64; xi++) sv[xi] = wk_load(sc + xi * DW_NR * DW_MR + h);
+                wk_weight_gradient_27(sv, t27);
+                const long lanes = wk_min(VK_LANES, rows - h);
+                float *o = out + h * run + c * 27;
+                int k0 = 0;
+#if VK_LANES == 8
+                if (lanes == 8) {   // taps 0–23 as three 8×8 transposes, 24–26 one by one below
+                    for (int q = 0; q < 3; q++) {
+                        wk_f tr[8];
+                        wk_transpose8(t27[8 * q], VK_LANES, tr);
+                        for (int l = 0; l < 8; l++) wk_store(o + l * run + 8 * q, tr[l]);
+                    }
+                    k0 = 24;
+                }
+#endif
+                for (long l = 0; l < lanes; l++)
+                    for (int k = k0; k < 27; k++) o[l * run + k] = t27[k][l];
+            }
+        }
+        for (long r = 0; r < rows; r++) {
+            float *dst = dWeight + ((co0 + r) * cin + ci0) * 27;
+            const float *src = out + r * run;
+            for (long i = 0; i < run; i++) dst[i] += src[i];
+        }
+    }
+}
+
+#undef DW_MADD
+#undef DW_MR
+#undef DW_NR
+#undef DW_CB
+#undef DW_TC
