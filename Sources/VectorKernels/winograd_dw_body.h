@@ -11,7 +11,8 @@
 //
 // First dM is copied into panels of R = 2·VK_LANES output channels, transposed:
 // packed[p][ξ][t][r] = dM_ξ[p·R + r][t], rows past Cout zero (winograd_weight_gradient_pack, the
-// workers splitting the panels). Then a job is one panel × one chunk of DW_CB input channels: for
+// workers splitting the panels). Then a job is one panel × one chunk of at most DW_CB input
+// channels (jobs ordered chunk by chunk, so consecutive jobs read the same V): for
 // each chunk of at most DW_TC tiles, each ξ and each group of 6 input channels, a micro-kernel
 // keeps the R × 6 block of dU_ξ in 12 vector registers over the chunk's tiles, reading V_ξ where
 // it lies. The blocks go to `s` ([group][ξ][6][R], the job's share of dU:
@@ -64,8 +65,16 @@ static inline __attribute__((always_inline)) void dw_block(const float *a, const
     }
 }
 
+/// Input channels are cut into ⌈cin / DW_CB⌉ chunks of whole groups of 6, as equal as they go
+/// (256 channels: 43 groups as 7, 7, 7, 7, 7, 8), so that jobs cost about the same and an even
+/// split of the jobs is an even split of the work. Chunk c starts at group c·groups / chunks.
+static inline long dw_chunks(long cin) { return (cin + DW_CB - 1) / DW_CB; }
+static inline long dw_chunk_start(long cin, long c) {
+    return c * ((cin + DW_NR - 1) / DW_NR) / dw_chunks(cin) * DW_NR;
+}
+
 long VK_NAME(winograd_weight_gradient_jobs)(long cout, long cin) {
-    return (cout + DW_MR - 1) / DW_MR * ((cin + DW_CB - 1) / DW_CB);
+    return (cout + DW_MR - 1) / DW_MR * dw_chunks(cin);
 }
 
 long VK_NAME(winograd_weight_gradient_scratch_floats)(void) { return 64 * DW_CB * DW_MR + DW_MR * DW_CB * 27; }
@@ -93,8 +102,9 @@ void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v
     const long panels = (cout + DW_MR - 1) / DW_MR;
     float *s = scratch;
     for (long job = job0; job < job1; job++) {
-        const long p = job % panels, co0 = p * DW_MR, ci0 = job / panels * DW_CB;
-        const long rows = wk_min(DW_MR, cout - co0), cis = wk_min(DW_CB, cin - ci0);
+        const long p = job % panels, co0 = p * DW_MR, chunk = job / panels;
+        const long ci0 = dw_chunk_start(cin, chunk), ci1 = wk_min(cin, dw_chunk_start(cin, chunk + 1));
+        const long rows = wk_min(DW_MR, cout - co0), cis = ci1 - ci0;
         const long groups = (cis + DW_NR - 1) / DW_NR;
         for (long tc0 = 0; tc0 < tiles; tc0 += DW_TC) {
             const long t = wk_min(DW_TC, tiles - tc0);
