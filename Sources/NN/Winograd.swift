@@ -108,11 +108,15 @@ public enum WinogradConv {
         g.kernel == Size3(3) && g.stride == Size3(1) && g.padding == Size3(1)
     }
 
-    /// Below this many tiles per sample (⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) the weight gradient stays direct: its
-    /// GEMMs have K = tiles, and at 32 tiles (layers 3–4 at a 64×128×128 input, batch 1)
-    /// Winograd's dW measured 0.85–1.0× the direct one while forward and dX still gained
-    /// 1.2–1.4× (Docs/performance.md, "Winograd"). Per sample, like `minimumPackedTiles`: a
-    /// rank's share of the batch must not choose a sample's algorithm.
+    /// From this many tiles per sample (⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) the weight gradient's 64 products go
+    /// through OpenBLAS (K = tiles per block, dU accumulated over the blocks and transformed once).
+    /// Below it, with the packed GEMM, the fused kernel computes them (winograd_dw_body.h); with
+    /// OpenBLAS's GEMMs the weight gradient stays direct there: at 32 tiles (layers 3–4 at a
+    /// 64×128×128 input, batch 1) that path measured 0.85–1.0× the direct dW, the fused kernel
+    /// 1.6× on 1 thread and 1.2–1.3× on 2, while on layer1 (2048 tiles) the fused kernel lost to
+    /// OpenBLAS on 2 threads (Docs/performance.md, "The fused Winograd weight gradient"). Per
+    /// sample, like `minimumPackedTiles`: a rank's share of the batch must not choose a sample's
+    /// algorithm.
     public static let minimumWeightGradientTiles = 64
 
     /// The tiles of one sample of `input`.
@@ -156,9 +160,15 @@ public enum WinogradConv {
     public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
         guard isUsed(for: g, input: input) else { return false }
         switch WinogradGEMM.selected {
-        case .packed: return true   // the fused kernel, from isUsed's minimumPackedTiles
+        case .packed: return true   // fused below minimumWeightGradientTiles, OpenBLAS from it
         case .openBLAS: return input.n > 0 && tilesPerSample(input) >= minimumWeightGradientTiles
         }
+    }
+
+    /// True when Winograd's weight gradient on `input` takes the fused kernel (few tiles per
+    /// sample, the packed GEMM selected) rather than OpenBLAS's GEMMs.
+    static func usesFusedWeightGradient(input: Shape5) -> Bool {
+        WinogradGEMM.selected == .packed && tilesPerSample(input) < minimumWeightGradientTiles
     }
 }
 
@@ -401,7 +411,7 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     guard let dWeight else { return }
     let p = WinogradPlan(x.shape5, inC: cin, outC: cout, blockBytes: blockBytes)
     let workers = max(1, Parallel.threads)
-    let fused = WinogradGEMM.selected == .packed
+    let fused = WinogradConv.usesFusedWeightGradient(input: x.shape5)
     let per = max(scratchFloats(p), fused ? (dsan_winograd_weight_gradient_scratch_floats() + 15) / 16 * 16 : 0)
     let scratch = buffers.scratch(workers * per)
     // Fused: the block's dM packed in panels of output channels; else all of dU.

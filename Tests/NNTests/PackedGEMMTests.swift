@@ -171,14 +171,14 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
     }
 
-    /// The packed path of whole convs (forward, dX, and dW by the fused kernel) against float64 at
-    /// the paper's widths (64 → 64 on 8×16×16: 256 tiles; 256 → 256 on 4×8×8: 32 tiles, layer3 at
-    /// batch 1), at the GEMM's level (the
+    /// The packed path of whole convs (forward, dX and dW) against float64 at the paper's widths
+    /// (64 → 64 on 8×16×16: 256 tiles, dW through OpenBLAS; 64 → 64 and 256 → 256 on 4×8×8: 32
+    /// tiles, layer3 at batch 1, dW by the fused kernel), at the GEMM's level (the
     /// kernels are held to float64 at every level above; `DSAN_SIMD=baseline` runs this at the
     /// baseline level). Measured here (AVX2): within 3e-7 of max |reference|; the bound is
     /// WinogradTests' 2e-5.
     @Test func convsMatchFloat64AtThePapersWidths() {
-        for (channels, extent) in [(64, [8, 16, 16]), (256, [4, 8, 8])] {
+        for (channels, extent) in [(64, [8, 16, 16]), (64, [4, 8, 8]), (256, [4, 8, 8])] {
             let g = Conv3dGeometry(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1)
             let s = Shape5(n: 1, c: channels, d: extent[0], h: extent[1], w: extent[2])
             let x = uniformTensor(s.dims, seed: 81), w = uniformTensor(g.weightShape, seed: 82, -0.1, 0.1)
@@ -267,8 +267,8 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 #expect(!WinogradGEMM.$scoped.withValue(.packed) { WinogradConv.isUsed(for: layer4, input: tiny) })
             }
         }
-        // dW by Winograd wherever the forward is with the packed GEMM (the fused kernel); with
-        // OpenBLAS's GEMMs from 64 tiles per sample. Whatever the batch.
+        // dW by Winograd wherever the forward is with the packed GEMM (by the fused kernel below
+        // 64 tiles per sample); with OpenBLAS's GEMMs from 64 tiles per sample. Whatever the batch.
         let layer1 = Conv3dGeometry(inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)
         ConvAlgorithm.$scoped.withValue(.winograd) {
             for n in [1, 2, 3] {
@@ -277,9 +277,11 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                     #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
                 }
-                WinogradGEMM.$scoped.withValue(.packed) {
+                WinogradGEMM.$scoped.withValue(.packed) {   // fused below 64 tiles per sample
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
+                    #expect(WinogradConv.usesFusedWeightGradient(input: small))
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
+                    #expect(!WinogradConv.usesFusedWeightGradient(input: large))
                     #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: Shape5(n: n, c: 64, d: 2, h: 4, w: 6)))
                 }
             }
