@@ -34,6 +34,9 @@
 /// Tiles per chunk: one ξ's transposed panel (DW_TC·R floats, 8 KiB at every level) stays in L1
 /// while the job's 8 groups read it.
 #define DW_TC (2048 / DW_MR)
+// A chunk holds at most ⌈groups / chunks⌉ ≤ DW_CB / DW_NR groups (dw_chunk_start) only when
+// DW_CB is a whole number of groups: s and the transform's buffer are sized by DW_CB.
+_Static_assert(DW_CB % DW_NR == 0, "DW_CB must be a multiple of DW_NR");
 
 #if VK_LANES == 4
 #define DW_MADD(a, b, c) ((a) * (b) + (c))
