@@ -128,6 +128,20 @@ func referenceF4WeightTransform(_ weight: UnsafePointer<Float>, cout: Int, cin: 
     }
 }
 
+/// The rows that tap k = (kd·3 + kh)·3 + kw of a stride-1 padding-1 3³ correlation on a d×h×w
+/// volume touches: `body(outputRow, inputRow, columns)` per output row, with the offsets of the
+/// output row and of the input row it reads (shifted by the tap, within one channel's plane) and
+/// the output columns whose input lies inside the volume.
+private func forEachRowOfTap(_ k: Int, d: Int, h: Int, w: Int, _ body: (Int, Int, Range<Int>) -> Void) {
+    let (kd, kh, kw) = (k / 9 - 1, (k / 3) % 3 - 1, k % 3 - 1)
+    let columns = max(0, -kw)..<min(w, w - kw)
+    for od in max(0, -kd)..<min(d, d - kd) {
+        for oh in max(0, -kh)..<min(h, h - kh) {
+            body((od * h + oh) * w, ((od + kd) * h + oh + kh) * w + kw, columns)
+        }
+    }
+}
+
 /// The stride-1 padding-1 3³ correlation in float64: y[n, co] = Σ_ci x[n, ci] ⋆ w[co, ci], with x
 /// `[N, Cin, D, H, W]` and w `[Cout, Cin, 3, 3, 3]` (`transposedFlipped`: w is read as the input
 /// gradient's kernel, w'[ci, co] = flip(w[co, ci]) with x holding dY `[N, Cout, …]`).
@@ -145,12 +159,8 @@ func float64Conv3x3(_ x: [Float], _ s: Shape5, _ w: [Float], outC: Int, transpos
                     let weight: Double = transposedFlipped
                         ? Double(w[(ci * outC + co) * 27 + 26 - k])   // w is [inC(=Cout of the conv), outC, 27]
                         : Double(w[(co * inC + ci) * 27 + k])
-                    let (kd, kh, kw) = (k / 9 - 1, (k / 3) % 3 - 1, k % 3 - 1)
-                    for od in max(0, -kd)..<min(d, d - kd) {
-                        for oh in max(0, -kh)..<min(h, h - kh) {
-                            let yRow = yBase + (od * h + oh) * wd, xRow = xBase + ((od + kd) * h + oh + kh) * wd + kw
-                            for ow in max(0, -kw)..<min(wd, wd - kw) { y[yRow + ow] += weight * xd[xRow + ow] }
-                        }
+                    forEachRowOfTap(k, d: d, h: h, w: wd) { yRow, xRow, columns in
+                        for ow in columns { y[yBase + yRow + ow] += weight * xd[xBase + xRow + ow] }
                     }
                 }
             }
@@ -173,13 +183,9 @@ func float64WeightGradient3x3(_ s: Shape5, _ x: [Float], _ dy: [Float], outC: In
             for ci in 0..<inC {
                 let xBase = (ni * inC + ci) * plane
                 for k in 0..<27 {
-                    let (kd, kh, kw) = (k / 9 - 1, (k / 3) % 3 - 1, k % 3 - 1)
                     var sum = 0.0
-                    for od in max(0, -kd)..<min(d, d - kd) {
-                        for oh in max(0, -kh)..<min(h, h - kh) {
-                            let yRow = yBase + (od * h + oh) * wd, xRow = xBase + ((od + kd) * h + oh + kh) * wd + kw
-                            for ow in max(0, -kw)..<min(wd, wd - kw) { sum += dyd[yRow + ow] * xd[xRow + ow] }
-                        }
+                    forEachRowOfTap(k, d: d, h: h, w: wd) { yRow, xRow, columns in
+                        for ow in columns { sum += dyd[yBase + yRow + ow] * xd[xBase + xRow + ow] }
                     }
                     dw[(co * inC + ci) * 27 + k] += sum
                 }
