@@ -132,6 +132,7 @@ func referenceF4WeightTransform(_ weight: UnsafePointer<Float>, cout: Int, cin: 
 /// volume touches: `body(outputRow, inputRow, columns)` per output row, with the offsets of the
 /// output row and of the input row it reads (shifted by the tap, within one channel's plane) and
 /// the output columns whose input lies inside the volume.
+@inline(__always)
 private func forEachRowOfTap(_ k: Int, d: Int, h: Int, w: Int, _ body: (Int, Int, Range<Int>) -> Void) {
     let (kd, kh, kw) = (k / 9 - 1, (k / 3) % 3 - 1, k % 3 - 1)
     let columns = max(0, -kw)..<min(w, w - kw)
@@ -142,26 +143,37 @@ private func forEachRowOfTap(_ k: Int, d: Int, h: Int, w: Int, _ body: (Int, Int
     }
 }
 
+/// Every (output channel, input channel, tap) of a stride-1 padding-1 3³ correlation of `s` with
+/// `outC` output channels, for each sample: `body(co, ci, k, yBase, xBase)` with the offsets of
+/// the output and input channels' planes.
+@inline(__always)
+private func forEachChannelPairAndTap(_ s: Shape5, outC: Int, _ body: (Int, Int, Int, Int, Int) -> Void) {
+    let plane = s.d * s.h * s.w
+    for ni in 0..<s.n {
+        for co in 0..<outC {
+            for ci in 0..<s.c {
+                for k in 0..<27 { body(co, ci, k, (ni * outC + co) * plane, (ni * s.c + ci) * plane) }
+            }
+        }
+    }
+}
+
 /// The stride-1 padding-1 3³ correlation in float64: y[n, co] = Σ_ci x[n, ci] ⋆ w[co, ci], with x
 /// `[N, Cin, D, H, W]` and w `[Cout, Cin, 3, 3, 3]` (`transposedFlipped`: w is read as the input
 /// gradient's kernel, w'[ci, co] = flip(w[co, ci]) with x holding dY `[N, Cout, …]`).
 func float64Conv3x3(_ x: [Float], _ s: Shape5, _ w: [Float], outC: Int, transposedFlipped: Bool) -> [Double] {
-    let (n, inC, d, h, wd) = (s.n, s.c, s.d, s.h, s.w)
-    let plane = d * h * wd
-    var y = [Double](repeating: 0, count: n * outC * plane)
+    var y = [Double](repeating: 0, count: s.n * outC * s.d * s.h * s.w)
     let xd = x.map(Double.init)
-    for ni in 0..<n {
-        for co in 0..<outC {
-            let yBase = (ni * outC + co) * plane
-            for ci in 0..<inC {
-                let xBase = (ni * inC + ci) * plane
-                for k in 0..<27 {
-                    let weight: Double = transposedFlipped
-                        ? Double(w[(ci * outC + co) * 27 + 26 - k])   // w is [inC(=Cout of the conv), outC, 27]
-                        : Double(w[(co * inC + ci) * 27 + k])
-                    forEachRowOfTap(k, d: d, h: h, w: wd) { yRow, xRow, columns in
-                        for ow in columns { y[yBase + yRow + ow] += weight * xd[xBase + xRow + ow] }
-                    }
+    // Pointers, not the arrays, in the closures: an array captured and mutated there is boxed and
+    // checked on every access (5–7× slower).
+    y.withUnsafeMutableBufferPointer { yp in
+        xd.withUnsafeBufferPointer { xp in
+            forEachChannelPairAndTap(s, outC: outC) { co, ci, k, yBase, xBase in
+                let weight: Double = transposedFlipped
+                    ? Double(w[(ci * outC + co) * 27 + 26 - k])   // w is [inC(=Cout of the conv), outC, 27]
+                    : Double(w[(co * s.c + ci) * 27 + k])
+                forEachRowOfTap(k, d: s.d, h: s.h, w: s.w) { yRow, xRow, columns in
+                    for ow in columns { yp[yBase + yRow + ow] += weight * xp[xBase + xRow + ow] }
                 }
             }
         }
@@ -173,22 +185,16 @@ func float64Conv3x3(_ x: [Float], _ s: Shape5, _ w: [Float], outC: Int, transpos
 /// dW[co, ci, k] = Σ_n Σ_positions dY[n, co, p]·x[n, ci, p + k − 1], with x `[N, Cin, D, H, W]`
 /// (`s`) and dY `[N, outC, D, H, W]`; `[outC, Cin, 3, 3, 3]` row-major.
 func float64WeightGradient3x3(_ s: Shape5, _ x: [Float], _ dy: [Float], outC: Int) -> [Double] {
-    let (n, inC, d, h, wd) = (s.n, s.c, s.d, s.h, s.w)
-    let plane = d * h * wd
     let xd = x.map(Double.init), dyd = dy.map(Double.init)
-    var dw = [Double](repeating: 0, count: outC * inC * 27)
-    for ni in 0..<n {
-        for co in 0..<outC {
-            let yBase = (ni * outC + co) * plane
-            for ci in 0..<inC {
-                let xBase = (ni * inC + ci) * plane
-                for k in 0..<27 {
-                    var sum = 0.0
-                    forEachRowOfTap(k, d: d, h: h, w: wd) { yRow, xRow, columns in
-                        for ow in columns { sum += dyd[yBase + yRow + ow] * xd[xBase + xRow + ow] }
-                    }
-                    dw[(co * inC + ci) * 27 + k] += sum
+    var dw = [Double](repeating: 0, count: outC * s.c * 27)
+    dyd.withUnsafeBufferPointer { yp in
+        xd.withUnsafeBufferPointer { xp in
+            forEachChannelPairAndTap(s, outC: outC) { co, ci, k, yBase, xBase in
+                var sum = 0.0
+                forEachRowOfTap(k, d: s.d, h: s.h, w: s.w) { yRow, xRow, columns in
+                    for ow in columns { sum += yp[yBase + yRow + ow] * xp[xBase + xRow + ow] }
                 }
+                dw[(co * s.c + ci) * 27 + k] += sum
             }
         }
     }
