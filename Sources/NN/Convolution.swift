@@ -244,7 +244,7 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let tiles = (P + T - 1) / T
     let kv = g.kernel.volume
     BLAS.withThreads(1) {
-        Parallel.forEachWorker(plan.n * tiles, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorkerDynamically(plan.n * tiles, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats
             for job in jobs {
                 let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
@@ -397,7 +397,7 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
     let (panelRows, panels) = dX == nil && blocks < minimumConvJobs ? rowPanels(cout, tileJobs: blocks) : (cout, 1)
     BLAS.withThreads(1) {
-        Parallel.forEachWorker(blocks * panels, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorkerDynamically(blocks * panels, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
             for job in jobs {
                 let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
@@ -445,7 +445,7 @@ private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, 
     let partialFloats = cout * C * kv
     let partials = workspace.weightGradientPartials.reserve(blocks * chunks * partialFloats)
     BLAS.withThreads(1) {
-        Parallel.forEachWorker(blocks * chunks, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorkerDynamically(blocks * chunks, maxWorkers: workspace.slices) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
             for job in jobs {
                 let block = job / chunks, chunk = job % chunks

@@ -45,9 +45,11 @@ import Glibc
 //
 // Work partition: the tiles are cut into blocks whose V and M fit `WinogradConv.blockBytes`; each
 // block runs in three phases with dsan's workers: (1) input transform, workers split the input
-// channels; (2) the 64 GEMMs, workers split ξ, each GEMM single-threaded (or, for the forward and
-// dX of a conv of one block, the row panels: see `TransformedWeights.panels`); (3) output
-// transform, workers split the output channels. Block boundaries do not depend on the worker count and every
+// channels; (2) the 64 GEMMs, workers take ξ one at a time from a shared counter
+// (`Parallel.forEachWorkerDynamically`, so that a core held up by the OS or the hypervisor does not
+// hold up the region), each GEMM single-threaded (or, for the forward and dX of a conv of one
+// block, the row panels: see `TransformedWeights.panels`); (3) output transform, workers split the
+// output channels. Block boundaries do not depend on the worker count and every
 // number is computed by one worker in a fixed order, so the result is the same bit for bit on any
 // number of threads. Partial edge tiles (odd extents) read zeros and drop the outputs that fall
 // outside; blocks run over the flat tile index (n, td, th, tw), so they span samples.
@@ -243,6 +245,11 @@ struct WinogradPlan {
     var geometry: dsan_winograd_geometry { dsan_winograd_geometry(n: n, d: d, h: h, w: w, ld: ld) }
 }
 
+/// Channels per item of a transform phase that workers take dynamically: about four items per
+/// worker, so that a held-up core's share is taken by the others, but not so small that the
+/// per-call setup (row copies) shows.
+func transformGrain(_ channels: Int, _ workers: Int) -> Int { max(1, (channels + 4 * workers - 1) / (4 * workers)) }
+
 /// Scratch for the Winograd convs, grown on demand and kept by the `ConvWorkspace`:
 /// the transformed weights (or their gradient), the block's V and M, and per-worker row copies
 /// (`dsan_winograd_scratch_floats` each).
@@ -339,7 +346,7 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-            Parallel.forEachWorker(inC, maxWorkers: workers) { worker, r in
+            Parallel.forEachWorkerDynamically(inC, maxWorkers: workers, grain: transformGrain(inC, workers)) { worker, r in
                 let sc = scratch + worker * per
                 dsan_winograd_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v, sc)
             }
@@ -349,7 +356,7 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                 let rowsPerPanel = dsan_packed_gemm_panel_rows(), panelFloats = 64 * inC * rowsPerPanel
                 let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
                 let own = buffers.weights(workers * panelFloats)
-                Parallel.forEachWorker(panels, maxWorkers: workers) { worker, r in
+                Parallel.forEachWorkerDynamically(panels, maxWorkers: workers) { worker, r in
                     let a = own + worker * panelFloats
                     for panel in r {
                         dsan_winograd_weight_transform_panel(w, geometry.outChannels, geometry.inChannels, adjoint ? 1 : 0,
@@ -362,14 +369,14 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                     }
                 }
             case .packed(let a, let plane):   // workers split ξ
-                Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
+                Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in
                     for xi in r {
                         dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * inC * p.ld, p.ld, m + xi * outC * p.ld,
                                          p.ld, t)
                     }
                 }
             case .plain(let u, let adjoint):   // workers split ξ
-                Parallel.forEachWorker(64, maxWorkers: workers) { _, r in
+                Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in
                     for xi in r {
                         if adjoint {
                             // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
@@ -385,7 +392,7 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                     }
                 }
             }
-            Parallel.forEachWorker(outC, maxWorkers: workers) { _, r in
+            Parallel.forEachWorkerDynamically(outC, maxWorkers: workers, grain: transformGrain(outC, workers)) { _, r in
                 dsan_winograd_output_transform(&geometry, m, outC, r.lowerBound, r.upperBound, t0, t1, output)
             }
         }
@@ -425,11 +432,12 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-            // Each worker transforms its share of x's channels AND its share of dY's: the input
-            // transform costs about twice the gradient transform per channel, so one split of the
-            // channels of x followed by those of dY gave worker 0 all of x and twice the work.
-            let parts = min(workers, max(cin, cout))
-            Parallel.forEachWorker(parts, maxWorkers: workers) { worker, r in
+            // Each item transforms a share of x's channels AND a share of dY's (about four items per
+            // worker, taken dynamically): the input transform costs about twice the gradient
+            // transform per channel, so one split of the channels of x followed by those of dY gave
+            // worker 0 all of x and twice the work.
+            let parts = min(4 * workers, max(cin, cout))
+            Parallel.forEachWorkerDynamically(parts, maxWorkers: workers) { worker, r in
                 let sc = scratch + worker * per
                 for part in r {
                     let (x0, x1) = (cin * part / parts, cin * (part + 1) / parts)
@@ -444,13 +452,13 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
                     dsan_winograd_weight_gradient_pack(dm, cout, t, p.ld, r.lowerBound, r.upperBound, du)
                 }
                 let jobs = dsan_winograd_weight_gradient_jobs(cout, cin)
-                Parallel.forEachWorker(jobs, maxWorkers: workers) { worker, r in
+                Parallel.forEachWorkerDynamically(jobs, maxWorkers: workers) { worker, r in
                     dsan_winograd_weight_gradient_fused(du, v, cout, cin, t, p.ld, r.lowerBound, r.upperBound,
                                                         dWeight.data, scratch + worker * per)
                 }
                 continue
             }
-            Parallel.forEachWorker(64, maxWorkers: workers) { _, r in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
+            Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
                 for xi in r {
                     BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * cout * p.ld, lda: p.ld,
                                b: v + xi * cin * p.ld, ldb: p.ld, beta: block == 0 ? 0 : 1, c: du + xi * cout * cin, ldc: cin)

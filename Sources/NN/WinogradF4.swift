@@ -130,11 +130,11 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-            Parallel.forEachWorker(inC, maxWorkers: workers) { worker, r in
+            Parallel.forEachWorkerDynamically(inC, maxWorkers: workers, grain: transformGrain(inC, workers)) { worker, r in
                 dsan_winograd4_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v,
                                                scratch + worker * per)
             }
-            Parallel.forEachWorker(216, maxWorkers: workers) { _, r in
+            Parallel.forEachWorkerDynamically(216, maxWorkers: workers) { _, r in
                 for xi in r {
                     if transposed {
                         BLAS.sgemm(.transpose, .none, m: outC, n: t, k: inC, a: u + xi * outC * inC, lda: outC,
@@ -145,7 +145,7 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
                     }
                 }
             }
-            Parallel.forEachWorker(outC, maxWorkers: workers) { _, r in
+            Parallel.forEachWorkerDynamically(outC, maxWorkers: workers, grain: transformGrain(outC, workers)) { _, r in
                 dsan_winograd4_output_transform(&geometry, m, outC, r.lowerBound, r.upperBound, t0, t1, output)
             }
         }

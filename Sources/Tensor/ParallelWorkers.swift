@@ -1,4 +1,5 @@
 import Dispatch
+import ThreadPool
 
 extension Parallel {
     /// Like `forEach`, but also tells `body` which worker it is (0..<workers), so that each worker
@@ -13,6 +14,35 @@ extension Parallel {
         run(workers) { t in
             let lo = count * t / workers, hi = count * (t + 1) / workers
             if lo < hi { body(t, lo..<hi) }
+        }
+    }
+}
+
+extension Parallel {
+    /// Like `forEachWorker`, but the workers take `grain` items at a time from a shared counter as
+    /// they finish, instead of fixed shares: when the OS or the hypervisor holds one core up (a
+    /// VM's stolen time, a neighbour's interrupt), the others take its remaining items instead of
+    /// waiting for it at the end of the region. `body` may run several times per worker, with
+    /// ranges in increasing order, and which worker runs which items differs from run to run. So
+    /// only for bodies whose results do not depend on that: each output written by one item, no
+    /// per-worker partial sums (a worker's own scratch is fine). The bits are then the same as with
+    /// `forEachWorker`, on any thread count.
+    @inlinable
+    public static func forEachWorkerDynamically(_ count: Int, maxWorkers: Int = .max, grain: Int = 1,
+                                                _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let grain = max(1, grain)
+        let workers = min(threads, (count + grain - 1) / grain, max(1, maxWorkers))
+        if workers <= 1 { body(0, 0..<count); return }
+        var next = 0
+        withUnsafeMutablePointer(to: &next) { counter in
+            run(workers) { t in
+                while true {
+                    let lo = dsan_pool_take(counter, grain)
+                    if lo >= count { break }
+                    body(t, lo..<min(count, lo + grain))
+                }
+            }
         }
     }
 }

@@ -238,3 +238,5 @@ void dsan_pool_leave(int previous) { (void)previous; }
 long dsan_pool_spin_microseconds(void) { return 0; }
 
 #endif
+
+long dsan_pool_take(long *counter, long step) { return __atomic_fetch_add(counter, step, __ATOMIC_RELAXED); }

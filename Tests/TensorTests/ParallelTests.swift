@@ -1,4 +1,7 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 import NumericalTesting
 @testable import Tensor
 
@@ -45,6 +48,56 @@ func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
             let expected = (0..<workers).first { count * $0 / workers <= i && i < count * ($0 + 1) / workers }!
             #expect(owner[i] == expected, "index \(i)")
         }
+    }
+
+    /// The dynamic variant: every item exactly once, in ranges of at most `grain`, each worker's
+    /// ranges in increasing order, worker ids below the worker count; with one worker (or one
+    /// grain's worth of items) a single call with the whole range. When a worker is held up (here
+    /// worker 0 sleeps in its first range) the others take the rest, which the static split
+    /// cannot do: the run that proves more than one worker ran.
+    @Test(arguments: [1, 2, 3, 5])
+    func forEachWorkerDynamicallyVisitsEveryItemOnce(threads: Int) {
+        for (count, grain) in [(0, 1), (1, 1), (37, 1), (37, 4), (1000, 7), (5, 10)] {
+            let owner = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(count, 1))
+            defer { owner.deallocate() }
+            owner.initialize(repeating: -1)
+            let calls = UnsafeMutableBufferPointer<[Range<Int>]>.allocate(capacity: 8)
+            defer { calls.deinitialize(); calls.deallocate() }
+            calls.initialize(repeating: [])
+            withThreads(threads) {
+                Parallel.forEachWorkerDynamically(count, grain: grain) { worker, r in
+                    calls[worker].append(r)
+                    for i in r { owner[i] = owner[i] == -1 ? worker : -2 }
+                }
+            }
+            let workers = min(threads, (count + grain - 1) / grain)
+            let what = "count \(count), grain \(grain), \(threads) threads"
+            #expect(owner.prefix(count).allSatisfy { $0 >= 0 && $0 < max(workers, 1) }, "\(what): an item missed or taken twice")
+            if workers <= 1 {
+                #expect(calls[0] == (count > 0 ? [0..<count] : []), "\(what)")
+            } else {
+                for w in 0..<workers {
+                    let ranges = calls[w]
+                    #expect(ranges.allSatisfy { $0.count <= grain }, "\(what)")
+                    #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound <= $1.lowerBound }, "\(what)")
+                }
+            }
+        }
+        guard threads > 1 else { return }
+        // Worker 0 held up in its first item: the other workers take every other item.
+        let count = 40
+        let owner = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)
+        defer { owner.deallocate() }
+        owner.initialize(repeating: -1)
+        withThreads(threads) {
+            Parallel.forEachWorkerDynamically(count) { worker, r in
+                if worker == 0 && r.lowerBound < 2 { usleep(200_000) }
+                for i in r { owner[i] = worker }
+            }
+        }
+        let byWorkerZero = owner.filter { $0 == 0 }.count
+        #expect(owner.allSatisfy { $0 >= 0 })
+        #expect(byWorkerZero < count / 2, "\(threads) threads: worker 0 ran \(byWorkerZero) of \(count) items while held up")
     }
 
     @Test func blockedSumMatchesANaiveSumAndIgnoresTheThreadCount() {

@@ -2,7 +2,9 @@
 //
 // A region is `workers` calls body(context, t), t = 0 on the calling thread and t ≥ 1 on the
 // pool's helper thread t, always the same thread for the same t (static assignment: fixed chunks,
-// the same bits on any run). Helpers are long-lived: after a region a helper spins on its own
+// the same bits on any run; `Parallel.forEachWorkerDynamically` has each share take items from a
+// shared counter instead, with `dsan_pool_take`, where an item's result does not depend on who
+// runs it). Helpers are long-lived: after a region a helper spins on its own
 // generation counter for a bounded time (a few tens of µs, with the CPU's pause instruction), so
 // the next region of a layer starts without a system call, then sleeps on a futex. The caller waits
 // for the helpers the same way: bounded spin, then futex. Docs/performance.md ("Threads") says why.
@@ -39,6 +41,10 @@ void dsan_pool_leave(int previous);
 
 /// The helper index (1, 2, …) of the calling thread, or 0 when it is not one of the pool's threads.
 long dsan_pool_current_helper(void);
+
+/// Atomically adds `step` to *counter and returns its value before: the shared job counter of
+/// `Parallel.forEachWorkerDynamically`, whose workers take their next jobs from it.
+long dsan_pool_take(long *counter, long step);
 
 /// Helper threads alive now (tests).
 long dsan_pool_helper_count(void);
