@@ -245,6 +245,21 @@ struct WinogradPlan {
     var geometry: dsan_winograd_geometry { dsan_winograd_geometry(n: n, d: d, h: h, w: w, ld: ld) }
 }
 
+/// M_ξ[outC × tiles] = A_ξ · V_ξ[inC × tiles] for ξ in 0..<count with single-threaded OpenBLAS
+/// GEMMs, workers taking ξ from a counter: A_ξ = U_{source(ξ)} `[outC × inC]`, or its transpose
+/// when `transposed` (U then `[inC × outC]`, the input gradient's). U, V and M are `[ξ][rows][·]`
+/// with V's and M's rows `ld` apart. The F(2,3) and F(4,3) convs' GEMM phase with OpenBLAS.
+func transformedProducts(_ count: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                         outC: Int, inC: Int, tiles t: Int, ld: Int, workers: Int, transposed: Bool,
+                         source: (Int) -> Int = { $0 }) {
+    Parallel.forEachWorkerDynamically(count, maxWorkers: workers) { _, r in
+        for xi in r {
+            BLAS.sgemm(transposed ? .transpose : .none, .none, m: outC, n: t, k: inC, a: u + source(xi) * outC * inC,
+                       lda: transposed ? outC : inC, b: v + xi * inC * ld, ldb: ld, c: m + xi * outC * ld, ldc: ld)
+        }
+    }
+}
+
 /// Channels per item of a transform phase that workers take dynamically: about four items per
 /// worker, so that a held-up core's share is taken by the others, but not so small that the
 /// per-call setup (row copies) shows.
@@ -375,21 +390,12 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                                          p.ld, t)
                     }
                 }
-            case .plain(let u, let adjoint):   // workers split ξ
-                Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in
-                    for xi in r {
-                        if adjoint {
-                            // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
-                            let (al, be, ga) = (xi / 16, (xi / 4) % 4, xi % 4)
-                            let pxi = ((al == 0 ? 3 : al == 3 ? 0 : al) * 4 + (be == 0 ? 3 : be == 3 ? 0 : be)) * 4
-                                + (ga == 0 ? 3 : ga == 3 ? 0 : ga)
-                            BLAS.sgemm(.transpose, .none, m: outC, n: t, k: inC, a: u + pxi * outC * inC, lda: outC,
-                                       b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
-                        } else {
-                            BLAS.sgemm(.none, .none, m: outC, n: t, k: inC, a: u + xi * outC * inC, lda: inC,
-                                       b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
-                        }
-                    }
+            case .plain(let u, let adjoint):   // workers take ξ; the adjoint reads U_{Pξ} transposed
+                // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
+                func swapped(_ i: Int) -> Int { i == 0 ? 3 : i == 3 ? 0 : i }
+                transformedProducts(64, u: u, v: v, m: m, outC: outC, inC: inC, tiles: t, ld: p.ld, workers: workers,
+                                    transposed: adjoint) { xi in
+                    adjoint ? (swapped(xi / 16) * 4 + swapped((xi / 4) % 4)) * 4 + swapped(xi % 4) : xi
                 }
             }
             Parallel.forEachWorkerDynamically(outC, maxWorkers: workers, grain: transformGrain(outC, workers)) { _, r in

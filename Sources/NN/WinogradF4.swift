@@ -134,17 +134,8 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
                 dsan_winograd4_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v,
                                                scratch + worker * per)
             }
-            Parallel.forEachWorkerDynamically(216, maxWorkers: workers) { _, r in
-                for xi in r {
-                    if transposed {
-                        BLAS.sgemm(.transpose, .none, m: outC, n: t, k: inC, a: u + xi * outC * inC, lda: outC,
-                                   b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
-                    } else {
-                        BLAS.sgemm(.none, .none, m: outC, n: t, k: inC, a: u + xi * outC * inC, lda: inC,
-                                   b: v + xi * inC * p.ld, ldb: p.ld, c: m + xi * outC * p.ld, ldc: p.ld)
-                    }
-                }
-            }
+            transformedProducts(216, u: u, v: v, m: m, outC: outC, inC: inC, tiles: t, ld: p.ld, workers: workers,
+                                transposed: transposed)
             Parallel.forEachWorkerDynamically(outC, maxWorkers: workers, grain: transformGrain(outC, workers)) { _, r in
                 dsan_winograd4_output_transform(&geometry, m, outC, r.lowerBound, r.upperBound, t0, t1, output)
             }
