@@ -223,7 +223,8 @@ public enum PageCache {
     }
 }
 
-/// A file the I/O benchmark could not open or read.
+/// A benchmark that cannot run as asked: a file the I/O benchmark could not open or read, a step
+/// at a size the model cannot train on.
 public struct BenchmarkError: Error, CustomStringConvertible, Equatable {
     public var description: String
     init(_ description: String) { self.description = description }

@@ -46,49 +46,22 @@ public struct StepBenchmark {
         let t = threads
         Parallel.threads = t
         BLAS.threads = t
-        let shape = Shape5(n: batch, c: 1, d: size.d, h: size.h, w: size.w)
-        let model = ResNet3D(config: ModelConfig(width: width, attention: true), seed: 1)
-        let input = Tensor(zeros: shape.dims)
-        // Infection masks only for training (the attention loss); inference needs none.
-        let masks = Tensor(zeros: inference ? [0] : shape.dims)
-        var rng = SplitMix64(seed: 2)
-        input.fillUniform(0, 1, rng: &rng)
-        for i in stride(from: 0, to: masks.count, by: 7) { masks.data[i] = 1 }
-        let labels = (0..<batch).map { Float($0 % 2 == 0 ? 1 : 0) }
-        let objective = Objective(lambda: 0.5)
-        let optimizer = inference ? nil : Adam(parameters: model.registry.parameters.map { ($0.value, $0.gradient) })
-        model.training = !inference
-        var forward: [Double] = [], backward: [Double] = [], adam: [Double] = []
+        let runner = try StepRunner(size: size, batch: batch, width: width, inference: inference)
+        var times: [StepRunner.Times] = []
         for r in 0..<(warmup + repetitions) {
-            let t0 = Date()
-            model.forward(input)
-            let t1 = Date()
-            var t2 = t1, t3 = t1
-            if let optimizer {
-                model.zeroGradients()
-                _ = try objective.evaluate(model: model, labels: labels, masks: masks) { $0 }
-                objective.backward(model: model)
-                t2 = Date()
-                optimizer.step()
-                t3 = Date()
-            }
-            if r >= warmup {
-                forward.append(t1.timeIntervalSince(t0))
-                backward.append(t2.timeIntervalSince(t1))
-                adam.append(t3.timeIntervalSince(t2))
-            }
-            repetitionDone(r + 1, warmup + repetitions, t3.timeIntervalSince(t0))
+            let step = try runner.step()
+            if r >= warmup { times.append(step) }
+            repetitionDone(r + 1, warmup + repetitions, step.total)
         }
-        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
-        let f = median(forward), b = median(backward), o = median(adam)
+        let median = ContentionProbe.median
+        let f = median(times.map(\.forward)), b = median(times.map(\.backward)), o = median(times.map(\.optimizer))
         let step = f + b + o
-        let flop = model.forwardFLOPs(for: shape) * (inference ? 1 : 3)
+        let flop = runner.flop
         return Report(size: size.dims, batch: batch, threads: t, width: width, inference: inference,
                       forwardSeconds: f, backwardSeconds: b, optimizerSeconds: o, stepSeconds: step,
                       samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
                       sgemmGflops: Machine.sgemm2048(), peakRSSGiB: Self.peakRSS(),
-                      parameters: model.registry.parameters.reduce(0) { $0 + $1.value.count },
-                      blas: BLASStartUp.report)
+                      parameters: runner.parameters, blas: BLASStartUp.report)
     }
 
     /// Peak resident set size of this process (VmHWM in /proc/self/status), GiB; NaN when unknown.
@@ -123,5 +96,66 @@ extension StepBenchmark.Report {
           achieved GFLOP/s   \(String(format: "%8.1f", gflopsAchieved)) (sgemm 2048³ same run: \(String(format: "%.1f", sgemmGflops)), ratio \(String(format: "%.2f", gflopsAchieved / sgemmGflops)))
           peak RSS           \(String(format: "%8.2f GiB", peakRSSGiB))
         """
+    }
+}
+
+/// The model, batch and optimizer of a timed step, shared by `dsan bench step` and `dsan bench
+/// threads`: the paper's model (online attention on), input uniform in [0, 1), an infection mask at
+/// every 7th voxel, labels alternating 1, 0, …, the loss of DESIGN.md §2 and Adam; eval mode and no
+/// optimizer for `inference`. Steps run with whatever `Parallel.threads` and `BLAS.threads` are.
+final class StepRunner {
+    struct Times {
+        var forward: Double, backward: Double, optimizer: Double
+        var total: Double { forward + backward + optimizer }
+    }
+
+    let model: ResNet3D
+    let input: Tensor, masks: Tensor
+    let labels: [Float]
+    let objective = Objective(lambda: 0.5)
+    let optimizer: Adam?
+    /// FLOPs of a step's convs (forward only for inference; forward, dX and dW for training).
+    let flop: Double
+    let parameters: Int
+
+    /// Throws when a training step cannot run at this size: batch norm needs more than one value
+    /// per channel, and layer4 has batch · ⌈D/16⌉·⌈H/16⌉·⌈W/16⌉.
+    init(size: VolumeSize, batch: Int, width: Int, inference: Bool) throws {
+        let shape = Shape5(n: batch, c: 1, d: size.d, h: size.h, w: size.w)
+        model = ResNet3D(config: ModelConfig(width: width, attention: true), seed: 1)
+        let smallest = model.featureShape(for: shape)
+        if !inference && smallest.n * smallest.d * smallest.h * smallest.w < 2 {
+            throw BenchmarkError("a training step at \(size.dims.map(String.init).joined(separator: "x")) with batch \(batch) "
+                + "leaves layer4 one value per channel, and batch norm needs more than one: "
+                + "use a size of at least 17 in one dimension or --batch 2")
+        }
+        input = Tensor(zeros: shape.dims)
+        // Infection masks only for training (the attention loss); inference needs none.
+        masks = Tensor(zeros: inference ? [0] : shape.dims)
+        var rng = SplitMix64(seed: 2)
+        input.fillUniform(0, 1, rng: &rng)
+        for i in stride(from: 0, to: masks.count, by: 7) { masks.data[i] = 1 }
+        labels = (0..<batch).map { Float($0 % 2 == 0 ? 1 : 0) }
+        optimizer = inference ? nil : Adam(parameters: model.registry.parameters.map { ($0.value, $0.gradient) })
+        model.training = !inference
+        flop = model.forwardFLOPs(for: shape) * (inference ? 1 : 3)
+        parameters = model.registry.parameters.reduce(0) { $0 + $1.value.count }
+    }
+
+    /// One timed step (a forward pass for inference).
+    func step() throws -> Times {
+        let t0 = Date()
+        model.forward(input)
+        let t1 = Date()
+        var t2 = t1, t3 = t1
+        if let optimizer {
+            model.zeroGradients()
+            _ = try objective.evaluate(model: model, labels: labels, masks: masks) { $0 }
+            objective.backward(model: model)
+            t2 = Date()
+            optimizer.step()
+            t3 = Date()
+        }
+        return Times(forward: t1.timeIntervalSince(t0), backward: t2.timeIntervalSince(t1), optimizer: t3.timeIntervalSince(t2))
     }
 }

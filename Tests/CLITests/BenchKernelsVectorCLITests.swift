@@ -23,6 +23,39 @@ import Testing
         #expect(!winograd.contains { $0 == "conv1 (stem)" || $0.hasSuffix("downsample") || $0 == "attention" })
     }
 
+    /// `dsan bench threads` (its own process: it switches the process-wide thread counts): every
+    /// round has a 1- and an N-thread step and sgemm rate, in alternating order, each gain is the
+    /// ratio of its round's figures, the medians and the verdict follow from them, and the table
+    /// has a row per round. With one thread to compare it stops with a message saying what to do.
+    @Test func threadsMeasuresGainsInPairs() throws {
+        let result = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x16", "--batch", "2", "--width", "4",
+                              "--rounds", "3", "--warmup", "0", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONDecoder().decode(ThreadGainBenchmark.Report.self, from: Data(result.stdout.utf8))
+        #expect(report.threads == 2 && report.size == [16, 16, 16] && report.batch == 2 && report.width == 4)
+        #expect(report.rounds.map(\.manyFirst) == [false, true, false])
+        for r in report.rounds {
+            #expect(r.one.step > 0 && r.many.step > 0 && r.sgemmOne > 0 && r.sgemmMany > 0)
+            #expect(abs(r.one.step - (r.one.forward + r.one.backward + r.one.optimizer)) < 1e-9)
+            #expect(r.stepGain == r.one.step / r.many.step && r.sgemmGain == r.sgemmMany / r.sgemmOne)
+        }
+        #expect(report.stepGain == report.rounds.map(\.stepGain).sorted()[1])
+        #expect(report.sgemmGain == report.rounds.map(\.sgemmGain).sorted()[1])
+        #expect(report.roundsMet == report.rounds.filter { $0.stepGain >= $0.sgemmGain }.count)
+        #expect(report.met == (report.stepGain >= report.sgemmGain))
+        let table = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "2",
+                             "--warmup", "0")
+        #expect(table.status == 0, "\(table.stderr)")
+        let lines = table.stdout.split(separator: "\n")
+        #expect(lines.count == 3 + 2 + 2, "\(table.stdout)")
+        #expect(lines.last?.hasPrefix("step gain ≥ sgemm gain: ") == true && table.stderr.contains("round 2/2"))
+        let one = try dsan("bench", "threads", "--threads", "1")
+        #expect(one.status != 0 && one.stderr.contains("--threads must be at least 2"), "\(one.stderr)")
+        // A size where layer4 keeps one value per channel is an error that says what to change.
+        let tiny = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x16", "--width", "2", "--rounds", "1")
+        #expect(tiny.status != 0 && tiny.stderr.contains("16x16x16 with batch 1 leaves layer4 one value per channel"), "\(tiny.stderr)")
+    }
+
     @Test func vectorTimesEveryKernelAtEveryLevel() throws {
         let result = try dsan("bench", "vector", "--elements", "4096", "--repetitions", "1", "--json")
         #expect(result.status == 0, "\(result.stderr)")

@@ -1,0 +1,135 @@
+import BLAS
+import Foundation
+import Model
+import NN
+import Tensor
+
+/// `dsan bench threads`: what a training step gains from N threads over 1, against what OpenBLAS's
+/// sgemm 2048³ gains on the same cores, measured in pairs within one process. Each round times a
+/// step and the sgemm rate at 1 thread and at N, back to back (the order alternating from round to
+/// round), so a round's two gains saw the same machine: on a shared or virtual machine whose speed
+/// drifts by tens of percent from one minute to the next, separate runs compare different moments.
+/// The report gives every round and the medians.
+public struct ThreadGainBenchmark {
+    public var size: VolumeSize
+    public var batch: Int
+    /// N: the thread count compared with 1 (dsan's loops and OpenBLAS).
+    public var threads: Int
+    public var width: Int
+    public var rounds: Int
+    /// Untimed steps at each thread count before the first round.
+    public var warmup: Int
+
+    public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int) {
+        precondition(batch >= 1 && threads >= 2 && width >= 1 && rounds >= 1 && warmup >= 0,
+                     "ThreadGainBenchmark: invalid settings")
+        self.size = size
+        self.batch = batch
+        self.threads = threads
+        self.width = width
+        self.rounds = rounds
+        self.warmup = warmup
+    }
+
+    /// One step's phases, seconds.
+    public struct Phases: Codable {
+        public var forward: Double, backward: Double, optimizer: Double, step: Double
+    }
+
+    /// One round: a step and an sgemm rate at 1 thread and at N.
+    public struct Round: Codable {
+        /// True when the round ran N threads first.
+        public var manyFirst: Bool
+        public var one: Phases, many: Phases
+        public var sgemmOne: Double, sgemmMany: Double
+        /// one.step ÷ many.step and sgemmMany ÷ sgemmOne.
+        public var stepGain: Double, sgemmGain: Double
+    }
+
+    /// What `dsan bench threads` measured; encoded as is for `--json`.
+    public struct Report: Codable {
+        public var size: [Int], batch: Int, threads: Int, width: Int
+        public var rounds: [Round]
+        /// Medians over the rounds of each gain (per phase: the median 1-thread time ÷ the median
+        /// N-thread time).
+        public var stepGain: Double, sgemmGain: Double
+        public var forwardGain: Double, backwardGain: Double, optimizerGain: Double
+        /// Rounds whose step gain reached that round's sgemm gain.
+        public var roundsMet: Int
+        /// The step's median gain is at least sgemm's.
+        public var met: Bool
+        public var blas: BLASKernelReport
+    }
+
+    /// Runs the rounds; `progress` gets a line after each.
+    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+        let saved = (Parallel.threads, BLAS.threads)
+        defer { Parallel.threads = saved.0; BLAS.threads = saved.1 }
+        func use(_ t: Int) { Parallel.threads = t; BLAS.threads = t }
+        let runner = try StepRunner(size: size, batch: batch, width: width, inference: false)
+        for t in [1, threads] {
+            use(t)
+            for _ in 0..<warmup { _ = try runner.step() }
+        }
+        func measure(_ t: Int) throws -> (Phases, Double) {
+            use(t)
+            let s = try runner.step()
+            let phases = Phases(forward: s.forward, backward: s.backward, optimizer: s.optimizer, step: s.total)
+            return (phases, Machine.sgemm2048())
+        }
+        var done: [Round] = []
+        for r in 0..<rounds {
+            let manyFirst = r % 2 == 1
+            var one: (Phases, Double), many: (Phases, Double)
+            if manyFirst {
+                many = try measure(threads); one = try measure(1)
+            } else {
+                one = try measure(1); many = try measure(threads)
+            }
+            let round = Round(manyFirst: manyFirst, one: one.0, many: many.0, sgemmOne: one.1, sgemmMany: many.1,
+                              stepGain: one.0.step / many.0.step, sgemmGain: many.1 / one.1)
+            done.append(round)
+            progress(String(format: "bench threads: round %d/%d: step %.3f s → %.3f s (%.2f×), sgemm %.1f → %.1f GFLOP/s (%.2f×)",
+                            r + 1, rounds, round.one.step, round.many.step, round.stepGain, round.sgemmOne,
+                            round.sgemmMany, round.sgemmGain))
+        }
+        let median = ContentionProbe.median
+        func gain(_ phase: KeyPath<Phases, Double>) -> Double {
+            median(done.map { $0.one[keyPath: phase] }) / median(done.map { $0.many[keyPath: phase] })
+        }
+        let stepGain = median(done.map(\.stepGain)), sgemmGain = median(done.map(\.sgemmGain))
+        return Report(size: size.dims, batch: batch, threads: threads, width: width, rounds: done,
+                      stepGain: stepGain, sgemmGain: sgemmGain, forwardGain: gain(\.forward),
+                      backwardGain: gain(\.backward), optimizerGain: gain(\.optimizer),
+                      roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
+                      blas: BLASStartUp.report)
+    }
+}
+
+extension ThreadGainBenchmark.Report {
+    /// The text `dsan bench threads` prints.
+    public var text: String {
+        func phases(_ p: ThreadGainBenchmark.Phases) -> String {
+            String(format: "%.3f (%.3f / %.3f / %.3f)", p.step, p.forward, p.backward, p.optimizer)
+        }
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        let columns = [(6, "round"), (7, "order"), (34, "1 thread: step (fwd / bwd / Adam)"),
+                       (34, "\(threads) threads: step (fwd / bwd / Adam)"), (11, "step gain"),
+                       (20, "sgemm 2048³ GFLOP/s"), (10, "sgemm gain")]
+        func row(_ cells: [String]) -> String {
+            zip(columns, cells).map { pad($1, $0.0) }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
+        }
+        var lines = [blas.line,
+                     "training step at \(size.map(String.init).joined(separator: "x")), batch \(batch), width \(width): 1 thread against \(threads), in pairs",
+                     row(columns.map(\.1))]
+        for (i, r) in rounds.enumerated() {
+            lines.append(row(["\(i + 1)", r.manyFirst ? "\(threads), 1" : "1, \(threads)", phases(r.one), phases(r.many),
+                              String(format: "%.2f×", r.stepGain), String(format: "%.1f → %.1f", r.sgemmOne, r.sgemmMany),
+                              String(format: "%.2f×", r.sgemmGain)]))
+        }
+        lines.append(String(format: "median gains: step %.2f× (forward %.2f×, loss + backward %.2f×, Adam %.2f×), sgemm %.2f×",
+                            stepGain, forwardGain, backwardGain, optimizerGain, sgemmGain))
+        lines.append("step gain ≥ sgemm gain: \(met ? "yes" : "no") (median); in \(roundsMet) of \(rounds.count) rounds")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Benchmarks
+import Foundation
+import Model
+import Tensor
+
+struct BenchThreads: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "threads",
+        abstract: "What a training step gains from more threads, against sgemm's own gain, in pairs.",
+        discussion: """
+        Each round times one training step and the sgemm 2048³ rate at 1 thread and at --threads, \
+        back to back in this process (the order alternating from round to round), so that both \
+        gains of a round saw the same machine. Prints every round, the median gains (step, per \
+        phase, sgemm) and whether the step gains at least what sgemm gains. Pin the process to the \
+        cores you mean to compare (1 thread runs on one of them).
+
+        Example: taskset -c 0-1 dsan bench threads --threads 2 --rounds 7
+        """
+    )
+
+    @Option(help: "Volume size DxHxW.") var size = VolumeSize(64, 128, 128)
+    @Option(help: "Batch size.") var batch = 1
+    @Option(help: "Threads compared with 1 (at least 2); default: the cores this process may use.") var threads: Int?
+    @Option(help: "Model width (64 = the paper's ResNet34).") var width = 64
+    @Option(help: "Rounds (pairs of 1- and N-thread measurements).") var rounds = 5
+    @Option(help: "Untimed warm-up steps at each thread count.") var warmup = 1
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
+        guard width >= 1 else { throw ValidationError("--width must be at least 1, got \(width)") }
+        let n = threads ?? ProcessInfoCores.available
+        guard n >= 2 else {
+            throw ValidationError(threads == nil
+                ? "this process may use only 1 core; pass --threads 2 or more, or run it on more cores (taskset -c 0-1 …)"
+                : "--threads must be at least 2 (it is compared with 1), got \(n)")
+        }
+    }
+
+    func run() throws {
+        let benchmark = ThreadGainBenchmark(size: size, batch: batch, threads: threads ?? ProcessInfoCores.available,
+                                            width: width, rounds: rounds, warmup: warmup)
+        let report = try benchmark.run { line in if !json { printError(line) } }
+        if json {
+            try printJSON(report)
+        } else {
+            print(report.text)
+        }
+    }
+}
