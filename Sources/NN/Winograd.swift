@@ -224,6 +224,9 @@ struct WinogradPlan {
     /// Tiles per block (T) and the row stride of V and M (T rounded up to 8, plus 8 floats).
     let blockTiles, ld: Int
 
+    /// Floats from one ξ's matrix of V or M to the next (`dsan_winograd_plane_floats`).
+    func plane(_ channels: Int) -> Int { dsan_winograd_plane_floats(channels, ld) }
+
     init(_ s: Shape5, inC: Int, outC: Int, blockBytes: Int) {
         n = s.n; d = s.d; h = s.h; w = s.w
         tD = (d + 1) / 2; tH = (h + 1) / 2; tW = (w + 1) / 2
@@ -248,14 +251,16 @@ struct WinogradPlan {
 /// M_ξ[outC × tiles] = A_ξ · V_ξ[inC × tiles] for ξ in 0..<count with single-threaded OpenBLAS
 /// GEMMs, workers taking ξ from a counter: A_ξ = U_{source(ξ)} `[outC × inC]`, or its transpose
 /// when `transposed` (U then `[inC × outC]`, the input gradient's). U, V and M are `[ξ][rows][·]`
-/// with V's and M's rows `ld` apart. The F(2,3) and F(4,3) convs' GEMM phase with OpenBLAS.
+/// with V's and M's rows `ld` apart and their ξ `dsan_winograd_plane_floats` apart. The F(2,3) and
+/// F(4,3) convs' GEMM phase with OpenBLAS.
 func transformedProducts(_ count: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
                          outC: Int, inC: Int, tiles t: Int, ld: Int, workers: Int, transposed: Bool,
                          source: (Int) -> Int = { $0 }) {
+    let (vPlane, mPlane) = (dsan_winograd_plane_floats(inC, ld), dsan_winograd_plane_floats(outC, ld))
     Parallel.forEachWorkerDynamically(count, maxWorkers: workers) { _, r in
         for xi in r {
             BLAS.sgemm(transposed ? .transpose : .none, .none, m: outC, n: t, k: inC, a: u + source(xi) * outC * inC,
-                       lda: transposed ? outC : inC, b: v + xi * inC * ld, ldb: ld, c: m + xi * outC * ld, ldc: ld)
+                       lda: transposed ? outC : inC, b: v + xi * vPlane, ldb: ld, c: m + xi * mPlane, ldc: ld)
         }
     }
 }
@@ -356,7 +361,8 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
     let workers = max(1, Parallel.threads)
     let per = scratchFloats(p)
     let scratch = buffers.scratch(workers * per)
-    let v = buffers.input(64 * inC * p.ld), m = buffers.output(64 * outC * p.ld)
+    let v = buffers.input(64 * p.plane(inC)), m = buffers.output(64 * p.plane(outC))
+    let (vPlane, mPlane) = (p.plane(inC), p.plane(outC))
     var geometry = p.geometry
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
@@ -378,16 +384,15 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                                                              panel, a)
                         let rows = min(rowsPerPanel, outC - panel * rowsPerPanel)
                         for xi in 0..<64 {
-                            dsan_packed_gemm(a + xi * inC * rowsPerPanel, rows, inC, v + xi * inC * p.ld, p.ld,
-                                             m + xi * outC * p.ld + panel * rowsPerPanel * p.ld, p.ld, t)
+                            dsan_packed_gemm(a + xi * inC * rowsPerPanel, rows, inC, v + xi * vPlane, p.ld,
+                                             m + xi * mPlane + panel * rowsPerPanel * p.ld, p.ld, t)
                         }
                     }
                 }
             case .packed(let a, let plane):   // workers split ξ
                 Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in
                     for xi in r {
-                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * inC * p.ld, p.ld, m + xi * outC * p.ld,
-                                         p.ld, t)
+                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * vPlane, p.ld, m + xi * mPlane, p.ld, t)
                     }
                 }
             case .plain(let u, let adjoint):   // workers take ξ; the adjoint reads U_{Pξ} transposed
@@ -432,7 +437,7 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     let scratch = buffers.scratch(workers * per)
     // Fused: the block's dM packed in panels of output channels; else all of dU.
     let du = buffers.weights(fused ? dsan_winograd_weight_gradient_packed_floats(cout, p.blockTiles) : 64 * cout * cin)
-    let v = buffers.input(64 * cin * p.ld), dm = buffers.output(64 * cout * p.ld)
+    let v = buffers.input(64 * p.plane(cin)), dm = buffers.output(64 * p.plane(cout))
     let (xp, dyp) = (UnsafePointer(x.data), UnsafePointer(dY.data))
     var geometry = p.geometry
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
@@ -466,8 +471,8 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
             }
             Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
                 for xi in r {
-                    BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * cout * p.ld, lda: p.ld,
-                               b: v + xi * cin * p.ld, ldb: p.ld, beta: block == 0 ? 0 : 1, c: du + xi * cout * cin, ldc: cin)
+                    BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * p.plane(cout), lda: p.ld,
+                               b: v + xi * p.plane(cin), ldb: p.ld, beta: block == 0 ? 0 : 1, c: du + xi * cout * cin, ldc: cin)
                 }
             }
         }

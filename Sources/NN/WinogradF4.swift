@@ -102,6 +102,8 @@ struct WinogradF4Plan {
     var tiles: Int { n * tD * tH * tW }
     var blocks: Int { (tiles + blockTiles - 1) / blockTiles }
     var geometry: dsan_winograd_geometry { dsan_winograd_geometry(n: n, d: d, h: h, w: w, ld: ld) }
+    /// Floats from one ξ's matrix of V or M to the next (`dsan_winograd_plane_floats`).
+    func plane(_ channels: Int) -> Int { dsan_winograd_plane_floats(channels, ld) }
 }
 
 /// U[ξ][Cout][Cin] = G⊗³ g (or of the flipped kernel) for `weight` `[Cout, Cin, 3, 3, 3]`.
@@ -126,7 +128,7 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
     var geometry = p.geometry
     let per = (dsan_winograd4_scratch_floats(&geometry) + 15) / 16 * 16
     let scratch = buffers.scratch(workers * per)
-    let v = buffers.input(216 * inC * p.ld), m = buffers.output(216 * outC * p.ld)
+    let v = buffers.input(216 * p.plane(inC)), m = buffers.output(216 * p.plane(outC))
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0

@@ -91,7 +91,7 @@ static inline w4_run w4_run_at(const dsan_winograd_geometry *g, long t0, long t1
 
 void VK_NAME(winograd4_input_transform)(const dsan_winograd_geometry *g, const float *x, long channels,
                                         long c0, long c1, long t0, long t1, float *v, float *scratch) {
-    const long d = g->d, h = g->h, w = g->w, rl = w + W4_ROW_PAD, xs = channels * g->ld;
+    const long d = g->d, h = g->h, w = g->w, rl = w + W4_ROW_PAD, xs = dsan_winograd_plane_floats(channels, g->ld);
     float *zeroRow = scratch + 36 * rl;
     const float *r[36];
     wk_f s[216];
@@ -143,7 +143,7 @@ void VK_NAME(winograd4_input_transform)(const dsan_winograd_geometry *g, const f
 
 void VK_NAME(winograd4_output_transform)(const dsan_winograd_geometry *g, const float *m, long channels,
                                          long c0, long c1, long t0, long t1, float *y) {
-    const long d = g->d, h = g->h, w = g->w, xs = channels * g->ld;
+    const long d = g->d, h = g->h, w = g->w, xs = dsan_winograd_plane_floats(channels, g->ld);
     wk_f s1[144], s2[96];
     for (long c = c0; c < c1; c++) {
         w4_run run;

@@ -109,7 +109,7 @@ static inline wk_run wk_run_at(const dsan_winograd_geometry *g, long t0, long t1
 
 void VK_NAME(winograd_input_transform)(const dsan_winograd_geometry *g, const float *x, long channels,
                                        long c0, long c1, long t0, long t1, float *v, float *scratch) {
-    const long d = g->d, h = g->h, w = g->w, rl = w + WK_ROW_PAD, xs = channels * g->ld;
+    const long d = g->d, h = g->h, w = g->w, rl = w + WK_ROW_PAD, xs = dsan_winograd_plane_floats(channels, g->ld);
     float *zeroRow = scratch + 16 * rl;
     const float *r[16];
     wk_f s[64];
@@ -163,7 +163,7 @@ void VK_NAME(winograd_input_transform)(const dsan_winograd_geometry *g, const fl
 
 void VK_NAME(winograd_output_transform)(const dsan_winograd_geometry *g, const float *m, long channels,
                                         long c0, long c1, long t0, long t1, float *y) {
-    const long d = g->d, h = g->h, w = g->w, xs = channels * g->ld;
+    const long d = g->d, h = g->h, w = g->w, xs = dsan_winograd_plane_floats(channels, g->ld);
     wk_f s[48];
     for (long c = c0; c < c1; c++) {
         wk_run run;
@@ -211,7 +211,7 @@ void VK_NAME(winograd_output_transform)(const dsan_winograd_geometry *g, const f
 
 void VK_NAME(winograd_gradient_transform)(const dsan_winograd_geometry *g, const float *dy, long channels,
                                           long c0, long c1, long t0, long t1, float *dm, float *scratch) {
-    const long d = g->d, h = g->h, w = g->w, rl = w + WK_ROW_PAD, xs = channels * g->ld;
+    const long d = g->d, h = g->h, w = g->w, rl = w + WK_ROW_PAD, xs = dsan_winograd_plane_floats(channels, g->ld);
     float *zeroRow = scratch + 16 * rl;
     const float *r[4];
     wk_f s[96];

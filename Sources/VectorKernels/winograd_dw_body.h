@@ -90,7 +90,7 @@ void VK_NAME(winograd_weight_gradient_pack)(const float *dm, long cout, long til
         const long co0 = p * DW_MR, rows = wk_min(DW_MR, cout - co0);
         for (int xi = 0; xi < 64; xi++) {
             float *dst = packed + (p * 64 + xi) * tiles * DW_MR;
-            const float *src = dm + (xi * cout + co0) * ld;
+            const float *src = dm + xi * dsan_winograd_plane_floats(cout, ld) + co0 * ld;
             for (long r = 0; r < rows; r++)
                 for (long tt = 0; tt < tiles; tt++) dst[tt * DW_MR + r] = src[r * ld + tt];
             for (long r = rows; r < DW_MR; r++)
@@ -114,7 +114,7 @@ void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v
             const int resume = tc0 > 0;
             for (int xi = 0; xi < 64; xi++) {
                 const float *a = packed + ((p * 64 + xi) * tiles + tc0) * DW_MR;
-                const float *vx = v + (xi * cin + ci0) * ld + tc0;
+                const float *vx = v + xi * dsan_winograd_plane_floats(cin, ld) + ci0 * ld + tc0;
                 for (long g = 0; g < groups; g++) {
                     const long nr = wk_min(DW_NR, cis - g * DW_NR);
                     const float *b[DW_NR];

@@ -124,8 +124,9 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         let gt: [[Double]] = [[1, 0.5, 0.5, 0], [0, 0.5, -0.5, 0], [0, 0.5, 0.5, 1]]
         for (cout, cin, tiles) in [(20, 53, 5), (16, 6, 300), (33, 100, 70), (8, 1, 1), (256, 256, 32)] {
             let ld = (tiles + 7) / 8 * 8 + 8
-            let dm = AlignedFloats(uniformTensor([64 * cout * ld], seed: UInt64(cout * 3 + tiles)).array)
-            let v = AlignedFloats(uniformTensor([64 * cin * ld], seed: UInt64(cin * 5 + tiles)).array)
+            let (dmPlane, vPlane) = (dsan_winograd_plane_floats(cout, ld), dsan_winograd_plane_floats(cin, ld))
+            let dm = AlignedFloats(uniformTensor([64 * dmPlane], seed: UInt64(cout * 3 + tiles)).array)
+            let v = AlignedFloats(uniformTensor([64 * vPlane], seed: UInt64(cin * 5 + tiles)).array)
             let start = uniformTensor([cout * cin * 27], seed: 77).array
             // Σ_t dM_ξ[co][t]·V_ξ[ci][t] and Σ|·| in float64, then Gᵀ⊗³ of both (of |·| with |Gᵀ|).
             var reference = [Double](repeating: 0, count: cout * cin * 27)
@@ -136,7 +137,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                     for xi in 0..<64 {
                         var sum = 0.0, mag = 0.0
                         for t in 0..<tiles {
-                            let p = Double(dm.pointer[(xi * cout + co) * ld + t]) * Double(v.pointer[(xi * cin + ci) * ld + t])
+                            let p = Double(dm.pointer[xi * dmPlane + co * ld + t]) * Double(v.pointer[xi * vPlane + ci * ld + t])
                             sum += p; mag += abs(p)
                         }
                         du[xi] = sum; dua[xi] = mag

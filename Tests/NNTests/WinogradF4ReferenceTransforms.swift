@@ -75,7 +75,7 @@ extension WinogradF4Plan {
 /// V[ξ][c][t − t0] = (Bᵀ⊗³ d)_ξ for channels c0..<c1, tiles t0..<t1 (layout of the C transform).
 func referenceF4InputTransform(_ p: WinogradF4Plan, _ x: UnsafePointer<Float>, channels: Int, _ c0: Int, _ c1: Int,
                                _ t0: Int, _ t1: Int, _ v: UnsafeMutablePointer<Float>) {
-    let xs = channels * p.ld
+    let xs = p.plane(channels)
     for c in c0..<c1 {
         for t in t0..<t1 {
             let (ni, td, th, tw) = p.tile(t)
@@ -96,7 +96,7 @@ func referenceF4InputTransform(_ p: WinogradF4Plan, _ x: UnsafePointer<Float>, c
 /// y ← Aᵀ⊗³ M for channels c0..<c1 and tiles t0..<t1 (outputs outside the volume dropped).
 func referenceF4OutputTransform(_ p: WinogradF4Plan, _ m: UnsafePointer<Float>, channels: Int, _ c0: Int, _ c1: Int,
                                 _ t0: Int, _ t1: Int, _ y: UnsafeMutablePointer<Float>) {
-    let xs = channels * p.ld
+    let xs = p.plane(channels)
     for c in c0..<c1 {
         for t in t0..<t1 {
             let (ni, td, th, tw) = p.tile(t)

@@ -149,19 +149,20 @@ private struct F4Fixture {
         atEveryVectorLevelNamed { level in
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
-                let reference = AlignedFloats(216 * inC * p.ld), fast = AlignedFloats(216 * inC * p.ld, sentinel)
+                let plane = p.plane(inC)
+                let reference = AlignedFloats(216 * plane), fast = AlignedFloats(216 * plane, sentinel)
                 referenceF4InputTransform(p, x.pointer, channels: inC, 0, inC, t0, t1, reference.pointer)
                 dsan_winograd4_input_transform(&g, x.pointer, inC, 0, inC / 2, t0, t1, fast.pointer, scratch.pointer)
                 dsan_winograd4_input_transform(&g, x.pointer, inC, inC / 2, inC, t0, t1, fast.pointer, scratch.pointer)
                 var inside: [Float] = [], expected: [Float] = [], outside: [Float] = []
-                for row in 0..<(216 * inC) {
-                    for column in 0..<p.ld {
-                        if column < t {
-                            inside.append(fast.pointer[row * p.ld + column])
-                            expected.append(reference.pointer[row * p.ld + column])
-                        } else {
-                            outside.append(fast.pointer[row * p.ld + column])
-                        }
+                // Each ξ's inC rows of `ld`, then the padding up to the next ξ (outside).
+                for i in 0..<(216 * plane) {
+                    let (row, column) = ((i % plane) / p.ld, (i % plane) % p.ld)
+                    if row < inC && column < t {
+                        inside.append(fast.pointer[i])
+                        expected.append(reference.pointer[i])
+                    } else {
+                        outside.append(fast.pointer[i])
                     }
                 }
                 let first = firstDifference(inside, expected)
@@ -177,7 +178,7 @@ private struct F4Fixture {
     func outputTransformMatchesReferenceAtEveryLevel(_ c: F4VolumeCase) {
         let s = Shape5(c.input), outC = c.outC
         let p = WinogradF4Plan(s, inC: c.input[1], outC: outC, blockBytes: c.blockBytes)
-        let m = AlignedFloats(values(216 * outC * p.ld, seed: 21))
+        let m = AlignedFloats(values(216 * p.plane(outC), seed: 21))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w
         atEveryVectorLevelNamed { level in

@@ -124,7 +124,7 @@ func referenceInputTransform(_ p: WinogradPlan, _ x: UnsafePointer<Float>, chann
                 }
                 // Along d (index a), stored to V.
                 let out = v + c * p.ld + column + k
-                let xiStride = channels * p.ld
+                let xiStride = p.plane(channels)
                 for bc in 0..<16 {
                     let q = F23.bt(s[bc], s[bc + 16], s[bc + 32], s[bc + 48])
                     store8(q.0, out + bc * xiStride)
@@ -144,7 +144,7 @@ func referenceOutputTransform(_ p: WinogradPlan, _ m: UnsafePointer<Float>, chan
                              _ t0: Int, _ t1: Int, _ y: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>) {
     let (d, h, w) = (p.d, p.h, p.w)
     let s = temporaries(scratch, temporariesOffset(p))
-    let xiStride = channels * p.ld
+    let xiStride = p.plane(channels)
     for c in c0..<c1 {
         p.forEachRun(t0, t1) { ni, td, th, tw0, count, column in
             var k = 0
@@ -197,7 +197,7 @@ func referenceGradientTransform(_ p: WinogradPlan, _ dy: UnsafePointer<Float>, c
     let s = temporaries(scratch, temporariesOffset(p))
     scratch.update(repeating: 0, count: 17 * rl)
     let r = rowPointers(scratch, p)
-    let xiStride = channels * p.ld
+    let xiStride = p.plane(channels)
     for c in c0..<c1 {
         p.forEachRun(t0, t1) { ni, td, th, tw0, count, column in
             for iab in 0..<4 {

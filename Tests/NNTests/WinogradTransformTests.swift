@@ -66,7 +66,8 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
             for block in 0..<p.blocks {
                 let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
                 for (channels, source, isGradient) in [(inC, x, false), (outC, dy, true)] {
-                    let reference = AlignedFloats(64 * channels * p.ld), fast = AlignedFloats(64 * channels * p.ld, sentinel)
+                    let plane = p.plane(channels)
+                    let reference = AlignedFloats(64 * plane), fast = AlignedFloats(64 * plane, sentinel)
                     let half = channels / 2
                     if isGradient {
                         referenceGradientTransform(p, source.pointer, channels: channels, 0, channels, t0, t1,
@@ -80,14 +81,14 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
                         dsan_winograd_input_transform(&g, source.pointer, channels, half, channels, t0, t1, fast.pointer, scratch.pointer)
                     }
                     var inside: [Float] = [], expected: [Float] = [], outside: [Float] = []
-                    for row in 0..<(64 * channels) {
-                        for column in 0..<p.ld {
-                            if column < t {
-                                inside.append(fast.pointer[row * p.ld + column])
-                                expected.append(reference.pointer[row * p.ld + column])
-                            } else {
-                                outside.append(fast.pointer[row * p.ld + column])
-                            }
+                    // Each ξ's `channels` rows of `ld`, then the padding up to the next ξ (outside).
+                    for i in 0..<(64 * plane) {
+                        let (row, column) = ((i % plane) / p.ld, (i % plane) % p.ld)
+                        if row < channels && column < t {
+                            inside.append(fast.pointer[i])
+                            expected.append(reference.pointer[i])
+                        } else {
+                            outside.append(fast.pointer[i])
                         }
                     }
                     let what = isGradient ? "gradient transform" : "input transform"
@@ -105,7 +106,7 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
     fileprivate func outputTransformMatchesSwiftAtEveryLevel(_ c: VolumeCase) {
         let s = Shape5(c.input), outC = c.outC
         let p = WinogradPlan(s, inC: c.input[1], outC: outC, blockBytes: c.blockBytes)
-        let m = AlignedFloats(values(64 * outC * p.ld, seed: 21))
+        let m = AlignedFloats(values(64 * p.plane(outC), seed: 21))
         let referenceScratch = AlignedFloats(referenceScratchFloats(p))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w

@@ -86,10 +86,19 @@ typedef struct {
     long ld;
 } dsan_winograd_geometry;
 
+/// Floats from one ξ's matrix of a block's V or M (`channels` rows, `ld` apart) to the next ξ's:
+/// channels·ld plus 16. Without the 16 every ξ matrix would start at the same offset modulo 4 KiB
+/// (channels·ld·4 bytes is a multiple of 4096 for 64–512 channels and ld a multiple of 8), so the
+/// 64 (F(2,3)) or 216 (F(4,3)) rows a transform writes or reads for one tile would all fall in one
+/// L1 set, 8 ways deep; with 16 floats (one cache line) more, consecutive ξ fall in consecutive
+/// sets. The transforms of layer2 at 64×128×128 ran 2.4–2.8× faster (Docs/performance.md).
+static inline long dsan_winograd_plane_floats(long channels, long ld) { return channels * ld + 16; }
+
 /// Floats of per-thread scratch the input and gradient transforms need (zero-padded row copies).
 size_t dsan_winograd_scratch_floats(const dsan_winograd_geometry *g);
 /// V[ξ][c][t − t0] = (Bᵀ⊗³ d)_ξ for channels c0..<c1 of x `[N, channels, D, H, W]`, tiles t0..<t1;
-/// ξ stride channels·ld, channel stride ld. Writes only columns 0..<t1 − t0.
+/// ξ stride dsan_winograd_plane_floats(channels, ld), channel stride ld. Writes only columns
+/// 0..<t1 − t0.
 void dsan_winograd_input_transform(const dsan_winograd_geometry *g, const float *x, long channels,
                                    long c0, long c1, long t0, long t1, float *v, float *scratch);
 /// dM[ξ][c][t − t0] = (A⊗³ dY)_ξ for channels c0..<c1 of dy `[N, channels, D, H, W]`, tiles
@@ -150,8 +159,8 @@ void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const flo
 // MARK: Fused Winograd F(2,3) weight gradient (winograd_dw_body.h, at the packed GEMM's level)
 //
 // dWeight[co][ci] += Gᵀ⊗³ Σ_t dM_ξ[co][t]·V_ξ[ci][t] for a block of `tiles` tiles, dM and V as the
-// gradient and input transforms write them (ξ stride channels·ld, channel stride ld), without
-// writing dU. First dM is packed (dsan_winograd_weight_gradient_pack, panels of output channels,
+// gradient and input transforms write them (ξ stride dsan_winograd_plane_floats(channels, ld),
+// channel stride ld), without writing dU. First dM is packed (dsan_winograd_weight_gradient_pack, panels of output channels,
 // split among workers), then the jobs (dsan_winograd_weight_gradient_jobs: a panel of output
 // channels × a chunk of input channels each) are split among workers, each with its own scratch.
 // Each dU element is one sum over the tiles in order and each (co, ci) is one job's: the result
@@ -184,7 +193,8 @@ void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float
 /// Floats of per-thread scratch the F(4,3) input transform needs (zero-padded row copies).
 size_t dsan_winograd4_scratch_floats(const dsan_winograd_geometry *g);
 /// V[ξ][c][t − t0] = (Bᵀ⊗³ d)_ξ for channels c0..<c1 of x `[N, channels, D, H, W]`, 4³ tiles
-/// t0..<t1 (6³ patches); ξ stride channels·ld, channel stride ld. Writes only columns 0..<t1 − t0.
+/// t0..<t1 (6³ patches); ξ stride dsan_winograd_plane_floats(channels, ld), channel stride ld.
+/// Writes only columns 0..<t1 − t0.
 void dsan_winograd4_input_transform(const dsan_winograd_geometry *g, const float *x, long channels,
                                     long c0, long c1, long t0, long t1, float *v, float *scratch);
 /// y `[N, channels, D, H, W]` ← (Aᵀ⊗³ M) for channels c0..<c1 and 4³ tiles t0..<t1 of M (layout
