@@ -331,6 +331,8 @@ static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
 
 /// Columns of A staged per ξ before they are copied out (see below).
 #define WK_PACK_COLUMNS 8
+/// Columns ahead whose weights wk_pack prefetches.
+#define WK_PREFETCH 4
 
 /// Panels p0..<p1 of the packed matrices, the ξ-th at a + ξ·plane, panel p at (p − origin)·k·mr
 /// inside it: the whole matrices (plane = all panels, origin 0) or one panel's 64 matrices
@@ -365,6 +367,21 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
                     // them (no store forwarding), which made this loop 3× slower.
                     if (lanes == VK_LANES) {
                         const float *src = weight + row0 * rowStride + kk * colStride;
+                        // The weights come from memory (all of them, once per pass), in 8 rows
+                        // 27·cin floats apart (forward) or as one run of 8·27 floats per column
+                        // 27·cin floats apart (adjoint): fetch the column WK_PREFETCH ahead.
+                        if (kk + WK_PREFETCH < k) {
+                            const float *ahead = src + WK_PREFETCH * colStride;
+                            if (adjoint) {
+                                for (int b = 0; b < 27 * VK_LANES * 4; b += 64)
+                                    __builtin_prefetch((const char *)ahead + b);
+                            } else {
+                                for (int l = 0; l < VK_LANES; l++) {
+                                    __builtin_prefetch(ahead + l * rowStride);
+                                    __builtin_prefetch(ahead + l * rowStride + 26);
+                                }
+                            }
+                        }
                         int q0 = 0;
 #if VK_LANES == 8
                         // Taps 0–23 as three 8×8 transposes of whole-vector loads (shuffles, not
