@@ -482,3 +482,26 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
         }
     }
 }
+
+/// The first block of tiles of a Winograd conv, as its C transforms see it (`dsan bench winograd`
+/// times them): the extents, the block's tiles, and whether F(4,3) computes it (216 ξ) or F(2,3)
+/// (64). Nil for a conv that runs direct.
+public struct WinogradBlock {
+    public let geometry: dsan_winograd_geometry
+    public let tiles: Int
+    public let f4: Bool
+    /// ξ matrices per block of V or M.
+    public var transforms: Int { f4 ? 216 : 64 }
+
+    public init?(_ g: Conv3dGeometry, input: Shape5) {
+        if WinogradF4Conv.isUsed(for: g, input: input) {
+            let p = WinogradF4Plan(input, inC: g.inChannels, outC: g.outChannels, blockBytes: WinogradF4Conv.blockBytes)
+            (geometry, tiles, f4) = (p.geometry, min(p.blockTiles, p.tiles), true)
+        } else if WinogradConv.isUsed(for: g, input: input) {
+            let p = WinogradPlan(input, inC: g.inChannels, outC: g.outChannels, blockBytes: WinogradConv.blockBytes)
+            (geometry, tiles, f4) = (p.geometry, min(p.blockTiles, p.tiles), false)
+        } else {
+            return nil
+        }
+    }
+}

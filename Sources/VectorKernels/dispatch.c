@@ -249,6 +249,12 @@ static const wk_table winogradTables[] = {
 
 static const wk_table *winogradTable(void) { return &winogradTables[dsan_vk_active_level()]; }
 
+static _Atomic long planePadding = 16;
+long dsan_winograd_plane_floats(long channels, long ld) {
+    return channels * ld + atomic_load_explicit(&planePadding, memory_order_relaxed);
+}
+long dsan_winograd_set_plane_padding(long floats) { return atomic_exchange(&planePadding, floats); }
+
 size_t dsan_winograd_scratch_floats(const dsan_winograd_geometry *g) {
     return (size_t)(17 * (g->w + 40));   // 16 row copies and a zero row (winograd_body.h, WK_ROW_PAD)
 }

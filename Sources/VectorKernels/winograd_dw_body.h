@@ -86,11 +86,12 @@ long VK_NAME(winograd_weight_gradient_panel_rows)(void) { return DW_MR; }
 
 void VK_NAME(winograd_weight_gradient_pack)(const float *dm, long cout, long tiles, long ld, long p0,
                                             long p1, float *packed) {
+    const long plane = dsan_winograd_plane_floats(cout, ld);
     for (long p = p0; p < p1; p++) {
         const long co0 = p * DW_MR, rows = wk_min(DW_MR, cout - co0);
         for (int xi = 0; xi < 64; xi++) {
             float *dst = packed + (p * 64 + xi) * tiles * DW_MR;
-            const float *src = dm + xi * dsan_winograd_plane_floats(cout, ld) + co0 * ld;
+            const float *src = dm + xi * plane + co0 * ld;
             for (long r = 0; r < rows; r++)
                 for (long tt = 0; tt < tiles; tt++) dst[tt * DW_MR + r] = src[r * ld + tt];
             for (long r = rows; r < DW_MR; r++)
@@ -102,7 +103,7 @@ void VK_NAME(winograd_weight_gradient_pack)(const float *dm, long cout, long til
 void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v, long cout, long cin,
                                              long tiles, long ld, long job0, long job1,
                                              float *dWeight, float *scratch) {
-    const long panels = (cout + DW_MR - 1) / DW_MR;
+    const long panels = (cout + DW_MR - 1) / DW_MR, plane = dsan_winograd_plane_floats(cin, ld);
     float *s = scratch;
     for (long job = job0; job < job1; job++) {
         const long p = job % panels, co0 = p * DW_MR, chunk = job / panels;
@@ -114,7 +115,7 @@ void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v
             const int resume = tc0 > 0;
             for (int xi = 0; xi < 64; xi++) {
                 const float *a = packed + ((p * 64 + xi) * tiles + tc0) * DW_MR;
-                const float *vx = v + xi * dsan_winograd_plane_floats(cin, ld) + ci0 * ld + tc0;
+                const float *vx = v + xi * plane + ci0 * ld + tc0;
                 for (long g = 0; g < groups; g++) {
                     const long nr = wk_min(DW_NR, cis - g * DW_NR);
                     const float *b[DW_NR];

@@ -91,8 +91,11 @@ typedef struct {
 /// (channels·ld·4 bytes is a multiple of 4096 for 64–512 channels and ld a multiple of 8), so the
 /// 64 (F(2,3)) or 216 (F(4,3)) rows a transform writes or reads for one tile would all fall in one
 /// L1 set, 8 ways deep; with 16 floats (one cache line) more, consecutive ξ fall in consecutive
-/// sets. The transforms of layer2 at 64×128×128 ran 2.4–2.8× faster (Docs/performance.md).
-static inline long dsan_winograd_plane_floats(long channels, long ld) { return channels * ld + 16; }
+/// sets (Docs/performance.md, "Layout of V and M"; `dsan bench winograd` measures both).
+long dsan_winograd_plane_floats(long channels, long ld);
+/// The floats added to channels·ld above: 16, or 0 to measure the layout without them. Only for
+/// `dsan bench winograd`, a process that runs no conv while it switches; returns the previous.
+long dsan_winograd_set_plane_padding(long floats);
 
 /// Floats of per-thread scratch the input and gradient transforms need (zero-padded row copies).
 size_t dsan_winograd_scratch_floats(const dsan_winograd_geometry *g);
