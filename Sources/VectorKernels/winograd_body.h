@@ -49,8 +49,9 @@ static inline void wk_copy_n(float *dst, const float *src, long n) {
     if (n & 1) dst[i] = src[i];
 }
 /// The first n lanes from p, zeros after (n ≤ VK_LANES). Four lanes (the 4 tiles of a row of
-/// layers 3–4 at 64×128×128) are one 16-byte load into the low lanes; any other partial count
-/// goes through a zeroed buffer, whose narrower stores a wide load must wait for.
+/// layers 3–4 at 64×128×128) are one 16-byte load into the low lanes, and at 16 lanes eight (the
+/// 8 tiles of a row of layer 2, or of layer 1's 4³ tiles) one 32-byte load; any other partial
+/// count goes through a zeroed buffer, whose narrower stores a wide load must wait for.
 static inline wk_f wk_load_n(const float *p, long n) {
     if (n == VK_LANES) return wk_load(p);
 #if VK_LANES > 4
@@ -60,15 +61,25 @@ static inline wk_f wk_load_n(const float *p, long n) {
         return v;
     }
 #endif
+#if VK_LANES > 8
+    if (n == 8) {
+        wk_f v = (wk_f)0.0f;
+        memcpy(&v, p, 8 * sizeof(float));
+        return v;
+    }
+#endif
     float t[VK_LANES] = {0};
     wk_copy_n(t, p, n);
     return wk_load(t);
 }
-/// Stores the first n lanes of v (n ≤ VK_LANES); four lanes as one 16-byte store.
+/// Stores the first n lanes of v (n ≤ VK_LANES); four lanes (and at 16 lanes eight) at once.
 static inline void wk_store_n(float *p, wk_f v, long n) {
     if (n == VK_LANES) { wk_store(p, v); return; }
 #if VK_LANES > 4
     if (n == 4) { memcpy(p, &v, 4 * sizeof(float)); return; }
+#endif
+#if VK_LANES > 8
+    if (n == 8) { memcpy(p, &v, 8 * sizeof(float)); return; }
 #endif
     float t[VK_LANES];
     wk_store(t, v);
