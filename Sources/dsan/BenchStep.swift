@@ -19,25 +19,21 @@ struct BenchStep: ParsableCommand {
         """
     )
 
-    @Option(help: "Volume size DxHxW.") var size = VolumeSize(64, 128, 128)
-    @Option(help: "Batch size.") var batch = 1
+    @OptionGroup var model: StepOptions
     @Option(help: "Threads (dsan's loops and OpenBLAS); default: the cores this process may use.") var threads: Int?
-    @Option(help: "Model width (64 = the paper's ResNet34).") var width = 64
     @Option(help: "Timed repetitions.") var repetitions = 3
     @Option(help: "Untimed warm-up repetitions.") var warmup = 1
     @Flag(help: "Time eval-mode inference (forward only) instead of a training step.") var inference = false
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
         guard (threads ?? 1) >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard width >= 1 else { throw ValidationError("--width must be at least 1, got \(width)") }
     }
 
     func run() throws {
-        let benchmark = StepBenchmark(size: size, batch: batch, threads: threads ?? ProcessInfoCores.available, width: width,
+        let benchmark = StepBenchmark(size: model.size, batch: model.batch, threads: threads ?? ProcessInfoCores.available, width: model.width,
                                       repetitions: repetitions, warmup: warmup, inference: inference)
         let report = try benchmark.run { r, total, seconds in
             if !json { printError("bench step: repetition \(r)/\(total) took \(String(format: "%.2f", seconds)) s") }
@@ -47,5 +43,17 @@ struct BenchStep: ParsableCommand {
         } else {
             print(report.text)
         }
+    }
+}
+
+/// The model and batch of a timed step (`bench step`, `bench threads`).
+struct StepOptions: ParsableArguments {
+    @Option(help: "Volume size DxHxW.") var size = VolumeSize(64, 128, 128)
+    @Option(help: "Batch size.") var batch = 1
+    @Option(help: "Model width (64 = the paper's ResNet34).") var width = 64
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard width >= 1 else { throw ValidationError("--width must be at least 1, got \(width)") }
     }
 }

@@ -19,19 +19,15 @@ struct BenchThreads: ParsableCommand {
         """
     )
 
-    @Option(help: "Volume size DxHxW.") var size = VolumeSize(64, 128, 128)
-    @Option(help: "Batch size.") var batch = 1
+    @OptionGroup var model: StepOptions
     @Option(help: "Threads compared with 1 (at least 2); default: the cores this process may use.") var threads: Int?
-    @Option(help: "Model width (64 = the paper's ResNet34).") var width = 64
     @Option(help: "Rounds (pairs of 1- and N-thread measurements).") var rounds = 5
     @Option(help: "Untimed warm-up steps at each thread count.") var warmup = 1
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
-        guard width >= 1 else { throw ValidationError("--width must be at least 1, got \(width)") }
         let n = threads ?? ProcessInfoCores.available
         guard n >= 2 else {
             throw ValidationError(threads == nil
@@ -41,8 +37,9 @@ struct BenchThreads: ParsableCommand {
     }
 
     func run() throws {
-        let benchmark = ThreadGainBenchmark(size: size, batch: batch, threads: threads ?? ProcessInfoCores.available,
-                                            width: width, rounds: rounds, warmup: warmup)
+        let benchmark = ThreadGainBenchmark(size: model.size, batch: model.batch,
+                                            threads: threads ?? ProcessInfoCores.available, width: model.width,
+                                            rounds: rounds, warmup: warmup)
         let report = try benchmark.run { line in if !json { printError(line) } }
         if json {
             try printJSON(report)
