@@ -3,11 +3,13 @@ import Model
 import NN
 import VectorKernels
 
-/// `dsan bench winograd`: the Winograd transforms of each distinct Winograd conv of the model at a
-/// volume size (batch 1, one block of tiles, one thread), with the ξ matrices of V and M one cache
-/// line apart (dsan's layout, `dsan_winograd_plane_floats`) and without that line, the two
-/// alternating within each repetition so that a shared machine's load hits them alike. Reports
-/// the medians and their ratio. The padding is restored afterwards.
+/// `dsan bench winograd`: the Winograd kernels of each distinct Winograd conv of the model at a
+/// volume size (batch 1, one block of tiles, one thread), each with and without one of dsan's
+/// layout choices, the two alternating within each repetition so that a shared machine's load
+/// hits them alike: the transforms of V and M with the ξ matrices one cache line apart
+/// (`dsan_winograd_plane_floats`) and channels·ld apart; the packed weight transform (a sweep
+/// over every row panel, forward and for dX) with its weight prefetch and without. Reports the
+/// medians and their ratio; the settings are restored afterwards.
 public struct WinogradLayoutBenchmark {
     public var size: VolumeSize
     public var repetitions: Int
@@ -18,20 +20,44 @@ public struct WinogradLayoutBenchmark {
         self.repetitions = repetitions
     }
 
-    /// One transform of one conv.
+    /// One kernel of one conv.
     public struct Row: Codable {
-        public var conv: String, transform: String
-        public var channels: Int, tiles: Int, transforms: Int
-        /// Medians with dsan's layout (padded) and with the ξ matrices channels·ld apart.
-        public var paddedSeconds: Double, unpaddedSeconds: Double
-        /// unpadded ÷ padded.
+        public var conv: String, kernel: String
+        public var channels: Int, tiles: Int
+        /// The layout choice measured: "line between ξ matrices" or "weight prefetch".
+        public var without: String
+        /// Medians with dsan's choice and without it.
+        public var seconds: Double, secondsWithout: Double
+        /// secondsWithout ÷ seconds.
         public var speedup: Double
     }
 
     public func run() -> [Row] {
-        let saved = dsan_winograd_set_plane_padding(16)
-        defer { _ = dsan_winograd_set_plane_padding(saved) }
+        let savedPadding = dsan_winograd_set_plane_padding(16), savedPrefetch = dsan_winograd_set_weight_prefetch(4)
+        defer { _ = dsan_winograd_set_plane_padding(savedPadding); _ = dsan_winograd_set_weight_prefetch(savedPrefetch) }
         var rows: [Row] = []
+        /// Times `body` `repetitions` times after one warm-up, with and without (`set(true)`,
+        /// `set(false)`), alternating.
+        func measure(_ conv: String, _ kernel: String, channels: Int, tiles: Int, without: String,
+                     _ set: (Bool) -> Void, _ body: () -> Void) {
+            var with: [Double] = [], bare: [Double] = []
+            for r in 0...repetitions {
+                for on in [true, false] {
+                    set(on)
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    body()
+                    let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    if r > 0 { if on { with.append(dt) } else { bare.append(dt) } }   // r = 0 warms up
+                }
+            }
+            set(true)
+            let (a, b) = (ContentionProbe.median(with), ContentionProbe.median(bare))
+            rows.append(Row(conv: conv, kernel: kernel, channels: channels, tiles: tiles, without: without,
+                            seconds: a, secondsWithout: b, speedup: b / a))
+        }
+        let line = "line between ξ matrices", prefetch = "weight prefetch"
+        func padded(_ on: Bool) { _ = dsan_winograd_set_plane_padding(on ? 16 : 0) }
+        func prefetched(_ on: Bool) { _ = dsan_winograd_set_weight_prefetch(on ? 4 : 0) }
         for conv in NetworkConv.resnet34(volume: size.dims) {
             guard let block = WinogradBlock(conv.geometry, input: conv.input) else { continue }
             let (inC, outC) = (conv.geometry.inChannels, conv.geometry.outChannels)
@@ -48,35 +74,43 @@ public struct WinogradLayoutBenchmark {
             for i in 0..<(inC * voxels) { x[i] = Float(i % 97) / 97 - 0.5 }
             for i in 0..<(outC * voxels) { dy[i] = Float(i % 89) / 89 - 0.5 }
             vm.update(repeating: 0.25, count: block.transforms * maxPlane)
-            let t = block.tiles
-            var transforms: [(String, Int, () -> Void)] = []
+            let t = block.tiles, name = conv.name
             if block.f4 {
-                transforms = [
-                    ("input (F(4,3))", inC, { dsan_winograd4_input_transform(&g, x, inC, 0, inC, 0, t, vm, scratch) }),
-                    ("output (F(4,3))", outC, { dsan_winograd4_output_transform(&g, vm, outC, 0, outC, 0, t, y) }),
-                ]
-            } else {
-                transforms = [
-                    ("input", inC, { dsan_winograd_input_transform(&g, x, inC, 0, inC, 0, t, vm, scratch) }),
-                    ("gradient", outC, { dsan_winograd_gradient_transform(&g, dy, outC, 0, outC, 0, t, vm, scratch) }),
-                    ("output", outC, { dsan_winograd_output_transform(&g, vm, outC, 0, outC, 0, t, y) }),
-                ]
+                measure(name, "input transform (F(4,3))", channels: inC, tiles: t, without: line, padded) {
+                    dsan_winograd4_input_transform(&g, x, inC, 0, inC, 0, t, vm, scratch)
+                }
+                measure(name, "output transform (F(4,3))", channels: outC, tiles: t, without: line, padded) {
+                    dsan_winograd4_output_transform(&g, vm, outC, 0, outC, 0, t, y)
+                }
+                continue
             }
-            for (name, channels, body) in transforms {
-                var padded: [Double] = [], unpadded: [Double] = []
-                for r in 0...repetitions {
-                    for padding in [16, 0] {
-                        _ = dsan_winograd_set_plane_padding(padding)
-                        let t0 = DispatchTime.now().uptimeNanoseconds
-                        body()
-                        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                        if r > 0 { if padding == 16 { padded.append(dt) } else { unpadded.append(dt) } }   // r = 0 warms up
+            measure(name, "input transform", channels: inC, tiles: t, without: line, padded) {
+                dsan_winograd_input_transform(&g, x, inC, 0, inC, 0, t, vm, scratch)
+            }
+            measure(name, "gradient transform", channels: outC, tiles: t, without: line, padded) {
+                dsan_winograd_gradient_transform(&g, dy, outC, 0, outC, 0, t, vm, scratch)
+            }
+            measure(name, "output transform", channels: outC, tiles: t, without: line, padded) {
+                dsan_winograd_output_transform(&g, vm, outC, 0, outC, 0, t, y)
+            }
+            // The packed weights, one row panel at a time into one panel's buffer, as the GEMM
+            // phase of a one-block conv transforms them: forward (rows Cout) and for dX (rows Cin).
+            let weights = UnsafeMutablePointer<Float>.allocate(capacity: outC * inC * 27)
+            let panelRows = dsan_packed_gemm_panel_rows()
+            // 64-byte aligned, as the conv's workspace: the transform stores whole vectors.
+            let panel = UnsafeMutableRawPointer.allocate(byteCount: 64 * max(inC, outC) * panelRows * 4, alignment: 64)
+                .bindMemory(to: Float.self, capacity: 64 * max(inC, outC) * panelRows)
+            defer { weights.deallocate(); panel.deallocate() }
+            for i in 0..<(outC * inC * 27) { weights[i] = Float(i % 83) / 830 - 0.05 }
+            for adjoint in [false, true] {
+                let rowsOfA = adjoint ? inC : outC
+                let panels = (rowsOfA + panelRows - 1) / panelRows
+                measure(name, adjoint ? "weight transform, dX" : "weight transform", channels: rowsOfA, tiles: t,
+                        without: prefetch, prefetched) {
+                    for p in 0..<panels {
+                        dsan_winograd_weight_transform_panel(weights, outC, inC, adjoint ? 1 : 0, p, panel)
                     }
                 }
-                _ = dsan_winograd_set_plane_padding(16)
-                let (p, u) = (ContentionProbe.median(padded), ContentionProbe.median(unpadded))
-                rows.append(Row(conv: conv.name, transform: name, channels: channels, tiles: t,
-                                transforms: block.transforms, paddedSeconds: p, unpaddedSeconds: u, speedup: u / p))
             }
         }
         return rows
@@ -84,13 +118,13 @@ public struct WinogradLayoutBenchmark {
 
     /// The table `dsan bench winograd` prints.
     public func table(_ rows: [Row]) -> String {
-        var lines = ["Winograd transforms at \(size.dims.map(String.init).joined(separator: "x")), batch 1, one block, 1 thread, median of \(repetitions); layouts alternate",
-                     "conv              transform          channels  tiles   ms (ξ padded)   ms (channels·ld)   ×"]
+        var lines = ["Winograd kernels at \(size.dims.map(String.init).joined(separator: "x")), batch 1, one block, 1 thread, median of \(repetitions); with and without alternate",
+                     "conv              kernel                      channels  tiles       ms  ms without  ×      without"]
         for r in rows {
             lines.append(r.conv.padding(toLength: 18, withPad: " ", startingAt: 0)
-                         + r.transform.padding(toLength: 19, withPad: " ", startingAt: 0)
-                         + String(format: "%8d %6d %15.3f %18.3f %7.2f", r.channels, r.tiles, r.paddedSeconds * 1e3,
-                                  r.unpaddedSeconds * 1e3, r.speedup))
+                         + r.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
+                         + String(format: "%8d %6d %8.3f %11.3f %5.2f  ", r.channels, r.tiles, r.seconds * 1e3,
+                                  r.secondsWithout * 1e3, r.speedup) + r.without)
         }
         return lines.joined(separator: "\n")
     }

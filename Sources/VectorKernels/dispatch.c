@@ -255,6 +255,10 @@ long dsan_winograd_plane_floats(long channels, long ld) {
 }
 long dsan_winograd_set_plane_padding(long floats) { return atomic_exchange(&planePadding, floats); }
 
+static _Atomic long weightPrefetch = 4;
+long dsan_winograd_weight_prefetch(void) { return atomic_load_explicit(&weightPrefetch, memory_order_relaxed); }
+long dsan_winograd_set_weight_prefetch(long columns) { return atomic_exchange(&weightPrefetch, columns); }
+
 size_t dsan_winograd_scratch_floats(const dsan_winograd_geometry *g) {
     return (size_t)(17 * (g->w + 40));   // 16 row copies and a zero row (winograd_body.h, WK_ROW_PAD)
 }

@@ -354,8 +354,6 @@ static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
 
 /// Columns of A staged per ξ before they are copied out (see below).
 #define WK_PACK_COLUMNS 8
-/// Columns ahead whose weights wk_pack prefetches.
-#define WK_PREFETCH 4
 
 /// Panels p0..<p1 of the packed matrices, the ξ-th at a + ξ·plane, panel p at (p − origin)·k·mr
 /// inside it: the whole matrices (plane = all panels, origin 0) or one panel's 64 matrices
@@ -369,6 +367,7 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
     // Stores that bypass the cache when A is larger than the caches would keep (the 64 matrices of
     // a wide layer: 16–64 MiB), ordinary stores otherwise, so a small A stays cached for its GEMMs.
     const int streaming = 64 * plane * (long)sizeof(float) > (16l << 20);
+    const long prefetch = dsan_winograd_weight_prefetch();
     wk_f t[27];
     wk_f s[112];
     long target[64];
@@ -392,9 +391,10 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
                         const float *src = weight + row0 * rowStride + kk * colStride;
                         // The weights come from memory (all of them, once per pass), in 8 rows
                         // 27·cin floats apart (forward) or as one run of 8·27 floats per column
-                        // 27·cin floats apart (adjoint): fetch the column WK_PREFETCH ahead.
-                        if (kk + WK_PREFETCH < k) {
-                            const float *ahead = src + WK_PREFETCH * colStride;
+                        // 27·cin floats apart (adjoint): fetch the column `prefetch` ahead
+                        // (dsan_winograd_weight_prefetch).
+                        if (prefetch > 0 && kk + prefetch < k) {
+                            const float *ahead = src + prefetch * colStride;
                             if (adjoint) {
                                 for (int b = 0; b < 27 * VK_LANES * 4; b += 64)
                                     __builtin_prefetch((const char *)ahead + b);

@@ -3,25 +3,26 @@ import Benchmarks
 import Foundation
 import Model
 
-/// `dsan bench winograd`: the Winograd transforms of the model's convs with dsan's layout of V and
-/// M and without the cache line between ξ matrices.
+/// `dsan bench winograd`: the Winograd kernels of the model's convs with and without dsan's layout
+/// choices (the cache line between ξ matrices of V and M, the weight transform's prefetch).
 struct BenchWinograd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "winograd",
-        abstract: "The Winograd transforms of each conv, with and without a cache line between ξ matrices.",
+        abstract: "Each conv's Winograd kernels with and without dsan's layout choices.",
         discussion: """
-        For every distinct conv of the model that runs by Winograd at --size (batch 1), times the \
-        input, gradient and output transforms of its first block of tiles (F(4,3): input and \
-        output) on one thread, once with dsan's layout of V and M (consecutive ξ matrices one \
-        cache line more than channels·ld apart) and once with the matrices channels·ld apart, \
-        alternating, and prints the medians and their ratio.
+        For every distinct conv of the model that runs by Winograd at --size (batch 1), on one \
+        thread: the input, gradient and output transforms of its first block of tiles (F(4,3): \
+        input and output) with dsan's layout of V and M (consecutive ξ matrices one cache line \
+        more than channels·ld apart) and with the matrices channels·ld apart; and the packed \
+        weight transform, panel by panel, forward and for dX, with its weight prefetch and \
+        without. With and without alternate; prints the medians and their ratio.
 
         Example: taskset -c 0 dsan bench winograd --size 64x128x128 --repetitions 15
         """
     )
 
     @Option(help: "Volume size DxHxW.") var size = VolumeSize(64, 128, 128)
-    @Option(help: "Timed repetitions per transform and layout (the median is reported).") var repetitions = 9
+    @Option(help: "Timed repetitions per kernel, with and without (the median is reported).") var repetitions = 9
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {

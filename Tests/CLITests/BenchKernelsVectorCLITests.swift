@@ -56,6 +56,31 @@ import Testing
         #expect(tiny.status != 0 && tiny.stderr.contains("16x16x16 with batch 1 leaves layer4 one value per channel"), "\(tiny.stderr)")
     }
 
+    /// `dsan bench winograd` (its own process: it switches the layout of V and M and the weight
+    /// prefetch): at 32×64×64 every conv that runs by Winograd has its transforms timed with and
+    /// without the line between ξ matrices (F(4,3): input and output; F(2,3): input, gradient,
+    /// output) and, for F(2,3), the weight transform with and without its prefetch; each ratio is
+    /// its two medians'; the table has a row per kernel.
+    @Test func winogradTimesEachKernelWithAndWithout() throws {
+        let result = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try JSONDecoder().decode([WinogradLayoutBenchmark.Row].self, from: Data(result.stdout.utf8))
+        let convs = Set(rows.map(\.conv))
+        #expect(convs.contains("layer1 3³") && convs.contains("layer2 3³") && !convs.contains("conv1 (stem)"), "\(convs)")
+        for conv in convs {
+            let kernels = rows.filter { $0.conv == conv }.map(\.kernel)
+            #expect(kernels == ["input transform (F(4,3))", "output transform (F(4,3))"]
+                    || kernels == ["input transform", "gradient transform", "output transform", "weight transform",
+                                   "weight transform, dX"], "\(conv): \(kernels)")
+        }
+        for r in rows {
+            #expect(r.seconds > 0 && r.secondsWithout > 0 && r.speedup == r.secondsWithout / r.seconds, "\(r)")
+            #expect(r.without == (r.kernel.hasPrefix("weight") ? "weight prefetch" : "line between ξ matrices"), "\(r)")
+        }
+        let text = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1")
+        #expect(text.status == 0 && text.stdout.split(separator: "\n").count == 2 + rows.count, "\(text.stdout)")
+    }
+
     @Test func vectorTimesEveryKernelAtEveryLevel() throws {
         let result = try dsan("bench", "vector", "--elements", "4096", "--repetitions", "1", "--json")
         #expect(result.status == 0, "\(result.stderr)")

@@ -96,6 +96,11 @@ long dsan_winograd_plane_floats(long channels, long ld);
 /// The floats added to channels·ld above: 16, or 0 to measure the layout without them. Only for
 /// `dsan bench winograd`, a process that runs no conv while it switches; returns the previous.
 long dsan_winograd_set_plane_padding(long floats);
+/// Columns ahead whose weights the packed weight transforms prefetch: 4 (they read every weight
+/// from memory, in strided rows whose loads were the transform's hot spot), or 0 to measure
+/// them without. Set only by `dsan bench winograd`; returns the previous.
+long dsan_winograd_weight_prefetch(void);
+long dsan_winograd_set_weight_prefetch(long columns);
 
 /// Floats of per-thread scratch the input and gradient transforms need (zero-padded row copies).
 size_t dsan_winograd_scratch_floats(const dsan_winograd_geometry *g);
