@@ -361,8 +361,8 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
     let workers = max(1, Parallel.threads)
     let per = scratchFloats(p)
     let scratch = buffers.scratch(workers * per)
-    let v = buffers.input(64 * p.plane(inC)), m = buffers.output(64 * p.plane(outC))
     let (vPlane, mPlane) = (p.plane(inC), p.plane(outC))
+    let v = buffers.input(64 * vPlane), m = buffers.output(64 * mPlane)
     var geometry = p.geometry
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
@@ -437,7 +437,8 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     let scratch = buffers.scratch(workers * per)
     // Fused: the block's dM packed in panels of output channels; else all of dU.
     let du = buffers.weights(fused ? dsan_winograd_weight_gradient_packed_floats(cout, p.blockTiles) : 64 * cout * cin)
-    let v = buffers.input(64 * p.plane(cin)), dm = buffers.output(64 * p.plane(cout))
+    let (vPlane, dmPlane) = (p.plane(cin), p.plane(cout))
+    let v = buffers.input(64 * vPlane), dm = buffers.output(64 * dmPlane)
     let (xp, dyp) = (UnsafePointer(x.data), UnsafePointer(dY.data))
     var geometry = p.geometry
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
@@ -471,8 +472,8 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
             }
             Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in   // dU_ξ[Cout, Cin] += dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ
                 for xi in r {
-                    BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * p.plane(cout), lda: p.ld,
-                               b: v + xi * p.plane(cin), ldb: p.ld, beta: block == 0 ? 0 : 1, c: du + xi * cout * cin, ldc: cin)
+                    BLAS.sgemm(.none, .transpose, m: cout, n: cin, k: t, a: dm + xi * dmPlane, lda: p.ld,
+                               b: v + xi * vPlane, ldb: p.ld, beta: block == 0 ? 0 : 1, c: du + xi * cout * cin, ldc: cin)
                 }
             }
         }

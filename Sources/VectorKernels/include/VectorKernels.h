@@ -168,8 +168,8 @@ void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const flo
 //
 // dWeight[co][ci] += Gᵀ⊗³ Σ_t dM_ξ[co][t]·V_ξ[ci][t] for a block of `tiles` tiles, dM and V as the
 // gradient and input transforms write them (ξ stride dsan_winograd_plane_floats(channels, ld),
-// channel stride ld), without writing dU. First dM is packed (dsan_winograd_weight_gradient_pack, panels of output channels,
-// split among workers), then the jobs (dsan_winograd_weight_gradient_jobs: a panel of output
+// channel stride ld), without writing dU. First dM is packed (dsan_winograd_weight_gradient_pack,
+// panels of output channels, split among workers), then the jobs (dsan_winograd_weight_gradient_jobs: a panel of output
 // channels × a chunk of input channels each) are split among workers, each with its own scratch.
 // Each dU element is one sum over the tiles in order and each (co, ci) is one job's: the result
 // does not depend on the thread count; like the packed GEMM it depends on the level.
