@@ -19,8 +19,10 @@ public struct ThreadGainBenchmark {
     public var rounds: Int
     /// Untimed steps at each thread count before the first round.
     public var warmup: Int
+    /// Also time every parallel region of the steps by its source line (`RegionProfile`).
+    public var regions: Bool
 
-    public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int) {
+    public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int, regions: Bool = false) {
         precondition(batch >= 1 && threads >= 2 && width >= 1 && rounds >= 1 && warmup >= 0,
                      "ThreadGainBenchmark: invalid settings")
         self.size = size
@@ -29,6 +31,7 @@ public struct ThreadGainBenchmark {
         self.width = width
         self.rounds = rounds
         self.warmup = warmup
+        self.regions = regions
     }
 
     /// One step's phases, seconds.
@@ -46,6 +49,20 @@ public struct ThreadGainBenchmark {
         public var stepGain: Double, sgemmGain: Double
     }
 
+    /// One source line's parallel regions in a step at 1 thread and at N (medians over the rounds).
+    public struct RegionGain: Codable {
+        /// "Module/File.swift:line" of the `Parallel` call; "(after the last region)" for the
+        /// step's tail.
+        public var site: String
+        public var callsPerStep: Int
+        /// Seconds per step inside these regions, and in the serial gaps just before them.
+        public var one: Double, many: Double
+        public var gapOne: Double, gapMany: Double
+        /// Seconds per step that N threads spent here beyond 1/N of the 1-thread time (regions and
+        /// gaps): what keeps the step's gain below N.
+        public var lost: Double
+    }
+
     /// What `dsan bench threads` measured; encoded as is for `--json`.
     public struct Report: Codable {
         public var size: [Int], batch: Int, threads: Int, width: Int
@@ -59,6 +76,8 @@ public struct ThreadGainBenchmark {
         /// The step's median gain is at least sgemm's.
         public var met: Bool
         public var blas: BLASKernelReport
+        /// With `regions`: every region site, most time lost first.
+        public var regions: [RegionGain]?
     }
 
     /// Runs the rounds; `progress` gets a line after each.
@@ -71,9 +90,18 @@ public struct ThreadGainBenchmark {
             use(t)
             for _ in 0..<warmup { _ = try runner.step() }
         }
+        // Per round and thread count (0: one, 1: many), each site's (calls, seconds, gap seconds).
+        var profileRounds: [[[String: (Int, Double, Double)]]] = [[], []]
         func measure(_ t: Int) throws -> (Phases, Double) {
             use(t)
+            if regions { RegionProfile.start() }
             let s = try runner.step()
+            if regions {
+                let (entries, tail) = RegionProfile.stop()
+                var round: [String: (Int, Double, Double)] = ["(after the last region)": (0, 0, tail)]
+                for e in entries { round[e.site] = (e.calls, e.seconds, e.gapSeconds) }
+                profileRounds[t == 1 ? 0 : 1].append(round)
+            }
             let phases = Phases(forward: s.forward, backward: s.backward, optimizer: s.optimizer, step: s.total)
             return (phases, Machine.sgemm2048())
         }
@@ -98,11 +126,25 @@ public struct ThreadGainBenchmark {
             median(done.map { $0.one[keyPath: phase] }) / median(done.map { $0.many[keyPath: phase] })
         }
         let stepGain = median(done.map(\.stepGain)), sgemmGain = median(done.map(\.sgemmGain))
+        var regionGains: [RegionGain]?
+        if regions {
+            let sites = Set(profileRounds.flatMap { $0.flatMap(\.keys) })
+            func med(_ side: Int, _ site: String, _ value: ((Int, Double, Double)) -> Double) -> Double {
+                median(profileRounds[side].map { value($0[site] ?? (0, 0, 0)) })
+            }
+            regionGains = sites.map { site in
+                let one = med(0, site, \.1), many = med(1, site, \.1)
+                let gapOne = med(0, site, \.2), gapMany = med(1, site, \.2)
+                let calls = profileRounds[0].first?[site]?.0 ?? profileRounds[1].first?[site]?.0 ?? 0
+                return RegionGain(site: site, callsPerStep: calls, one: one, many: many, gapOne: gapOne, gapMany: gapMany,
+                                  lost: (many + gapMany) - (one + gapOne) / Double(threads))
+            }.sorted { $0.lost > $1.lost }
+        }
         return Report(size: size.dims, batch: batch, threads: threads, width: width, rounds: done,
                       stepGain: stepGain, sgemmGain: sgemmGain, forwardGain: gain(\.forward),
                       backwardGain: gain(\.backward), optimizerGain: gain(\.optimizer),
                       roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
-                      blas: BLASStartUp.report)
+                      blas: BLASStartUp.report, regions: regionGains)
     }
 }
 
@@ -130,6 +172,21 @@ extension ThreadGainBenchmark.Report {
         lines.append(String(format: "median gains: step %.2f× (forward %.2f×, loss + backward %.2f×, Adam %.2f×), sgemm %.2f×",
                             stepGain, forwardGain, backwardGain, optimizerGain, sgemmGain))
         lines.append("step gain ≥ sgemm gain: \(met ? "yes" : "no") (median); in \(roundsMet) of \(rounds.count) rounds")
+        if let regions {
+            lines.append("")
+            lines.append("parallel regions per step, by source line (medians; ms): time in the regions and in the serial gap before them")
+            lines.append("lost = N-thread time beyond 1/N of the 1-thread time, what keeps the step's gain below \(threads)")
+            let width = max(24, regions.map(\.site.count).max() ?? 0)
+            lines.append(pad("site", width) + "  calls   1 thread (gap)       \(threads) threads (gap)      gain   lost")
+            for r in regions {
+                let gain = r.many > 0 ? String(format: "%5.2f×", r.one / r.many) : "    – "
+                lines.append(pad(r.site, width) + String(format: "  %5d  %8.1f (%6.1f)   %8.1f (%6.1f)   ", r.callsPerStep,
+                                                         r.one * 1e3, r.gapOne * 1e3, r.many * 1e3, r.gapMany * 1e3)
+                             + gain + String(format: "  %6.1f", r.lost * 1e3))
+            }
+            let total = regions.reduce(0) { $0 + $1.lost }
+            lines.append(String(format: "lost in all: %.1f ms per step", total * 1e3))
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -16,26 +16,30 @@ public enum Parallel {
     /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when worthwhile.
     /// `grain` is the smallest range worth a thread.
     @inlinable
-    public static func forEach(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    public static func forEach(_ count: Int, grain: Int = 1, file: StaticString = #fileID, line: UInt = #line,
+                               _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let workers = min(threads, max(1, count / max(grain, 1)))
-        if workers <= 1 { body(0..<count); return }
-        run(workers) { t in
-            let lo = count * t / workers, hi = count * (t + 1) / workers
-            if lo < hi { body(lo..<hi) }
+        RegionProfile.region(file, line) {
+            if workers <= 1 { body(0..<count); return }
+            run(workers) { t in
+                let lo = count * t / workers, hi = count * (t + 1) / workers
+                if lo < hi { body(lo..<hi) }
+            }
         }
     }
 
     /// Sum over `0..<count` of `term(i)` computed in fixed blocks of `block` indices and combined in
     /// index order: the result does not depend on the thread count.
     @inlinable
-    public static func blockedSum(_ count: Int, block: Int = 4096, _ term: (Range<Int>) -> Double) -> Double {
+    public static func blockedSum(_ count: Int, block: Int = 4096, file: StaticString = #fileID, line: UInt = #line,
+                                  _ term: (Range<Int>) -> Double) -> Double {
         if count <= 0 { return 0 }
         let blocks = (count + block - 1) / block
         var partial = [Double](repeating: 0, count: blocks)
         partial.withUnsafeMutableBufferPointer { p in
             let base = p.baseAddress!
-            forEach(blocks) { r in
+            forEach(blocks, file: file, line: line) { r in
                 for b in r { base[b] = term((b * block)..<min(count, (b + 1) * block)) }
             }
         }

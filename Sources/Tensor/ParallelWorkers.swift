@@ -6,14 +6,16 @@ extension Parallel {
     /// can use its own slice of a scratch buffer. Chunk boundaries are fixed as in `forEach`;
     /// `workers` is min(threads, count, maxWorkers), and `body` runs once per worker.
     @inlinable
-    public static func forEachWorker(_ count: Int, maxWorkers: Int = .max,
+    public static func forEachWorker(_ count: Int, maxWorkers: Int = .max, file: StaticString = #fileID, line: UInt = #line,
                                      _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         if count <= 0 { return }
         let workers = min(threads, count, max(1, maxWorkers))
-        if workers <= 1 { body(0, 0..<count); return }
-        run(workers) { t in
-            let lo = count * t / workers, hi = count * (t + 1) / workers
-            if lo < hi { body(t, lo..<hi) }
+        RegionProfile.region(file, line) {
+            if workers <= 1 { body(0, 0..<count); return }
+            run(workers) { t in
+                let lo = count * t / workers, hi = count * (t + 1) / workers
+                if lo < hi { body(t, lo..<hi) }
+            }
         }
     }
 }
@@ -29,18 +31,21 @@ extension Parallel {
     /// `forEachWorker`, on any thread count.
     @inlinable
     public static func forEachWorkerDynamically(_ count: Int, maxWorkers: Int = .max, grain: Int = 1,
+                                                file: StaticString = #fileID, line: UInt = #line,
                                                 _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         if count <= 0 { return }
         let grain = max(1, grain)
         let workers = min(threads, (count + grain - 1) / grain, max(1, maxWorkers))
-        if workers <= 1 { body(0, 0..<count); return }
-        var next = 0
-        withUnsafeMutablePointer(to: &next) { counter in
-            run(workers) { t in
-                while true {
-                    let lo = dsan_pool_take(counter, grain)
-                    if lo >= count { break }
-                    body(t, lo..<min(count, lo + grain))
+        RegionProfile.region(file, line) {
+            if workers <= 1 { body(0, 0..<count); return }
+            var next = 0
+            withUnsafeMutablePointer(to: &next) { counter in
+                run(workers) { t in
+                    while true {
+                        let lo = dsan_pool_take(counter, grain)
+                        if lo >= count { break }
+                        body(t, lo..<min(count, lo + grain))
+                    }
                 }
             }
         }
@@ -51,7 +56,7 @@ extension Parallel {
     /// Sets every element of `tensors` to +0, as one parallel loop over their elements laid end to
     /// end (fixed chunks, as `forEach`): a model's parameter gradients are 63.5 M floats, which one
     /// thread zeroing them alone before each step kept the other cores waiting for.
-    public static func zero(_ tensors: [Tensor]) {
+    public static func zero(_ tensors: [Tensor], file: StaticString = #fileID, line: UInt = #line) {
         var offsets = [0]
         offsets.reserveCapacity(tensors.count + 1)
         for t in tensors { offsets.append(offsets.last! + t.count) }
@@ -59,7 +64,7 @@ extension Parallel {
         let total = offsets.last!
         offsets.withUnsafeBufferPointer { offsets in
             pointers.withUnsafeBufferPointer { pointers in
-                forEach(total, grain: 1 << 16) { range in
+                forEach(total, grain: 1 << 16, file: file, line: line) { range in
                     // The last tensor starting at or before the range, then each one it overlaps.
                     var lo = 0, hi = offsets.count - 1
                     while hi - lo > 1 {
@@ -82,10 +87,10 @@ extension Parallel {
     /// `destination` ← `source` (equal element counts), in fixed chunks over the workers: the
     /// copies between a residual block's gradient buffers are activation-sized, and one thread
     /// copying them left the others idle.
-    public static func copy(_ source: Tensor, into destination: Tensor) {
+    public static func copy(_ source: Tensor, into destination: Tensor, file: StaticString = #fileID, line: UInt = #line) {
         precondition(source.count == destination.count, "Parallel.copy: \(source.shape) into \(destination.shape)")
         let (from, to) = (UnsafePointer(source.data), destination.data)
-        forEach(source.count, grain: 1 << 16) { range in
+        forEach(source.count, grain: 1 << 16, file: file, line: line) { range in
             (to + range.lowerBound).update(from: from + range.lowerBound, count: range.count)
         }
     }

@@ -15,7 +15,12 @@ struct BenchThreads: ParsableCommand {
         phase, sgemm) and whether the step gains at least what sgemm gains. Pin the process to the \
         cores you mean to compare (1 thread runs on one of them).
 
+        With --regions, also times each parallel region of the step by the source line that \
+        opened it (and the serial code before it) and lists them by the time the N-thread step \
+        loses there: where to look when the step gains less than sgemm.
+
         Example: taskset -c 0-1 dsan bench threads --threads 2 --rounds 7
+                 taskset -c 0-1 dsan bench threads --threads 2 --rounds 5 --regions
         """
     )
 
@@ -23,6 +28,7 @@ struct BenchThreads: ParsableCommand {
     @Option(help: "Threads compared with 1 (at least 2); default: the cores this process may use.") var threads: Int?
     @Option(help: "Rounds (pairs of 1- and N-thread measurements).") var rounds = 5
     @Option(help: "Untimed warm-up steps at each thread count.") var warmup = 1
+    @Flag(help: "Also time every parallel region of dsan's loops by its source line, at 1 thread and at N, and list where the N-thread step loses time (regions, and the serial gaps between them).") var regions = false
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
@@ -39,7 +45,7 @@ struct BenchThreads: ParsableCommand {
     func run() throws {
         let benchmark = ThreadGainBenchmark(size: model.size, batch: model.batch,
                                             threads: threads ?? ProcessInfoCores.available, width: model.width,
-                                            rounds: rounds, warmup: warmup)
+                                            rounds: rounds, warmup: warmup, regions: regions)
         let report = try benchmark.run { line in if !json { printError(line) } }
         if json {
             try printJSON(report)

@@ -29,7 +29,7 @@ import Testing
     /// has a row per round. With one thread to compare it stops with a message saying what to do.
     @Test func threadsMeasuresGainsInPairs() throws {
         let result = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x16", "--batch", "2", "--width", "4",
-                              "--rounds", "3", "--warmup", "0", "--json")
+                              "--rounds", "3", "--warmup", "0", "--regions", "--json")
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONDecoder().decode(ThreadGainBenchmark.Report.self, from: Data(result.stdout.utf8))
         #expect(report.threads == 2 && report.size == [16, 16, 16] && report.batch == 2 && report.width == 4)
@@ -43,12 +43,28 @@ import Testing
         #expect(report.sgemmGain == report.rounds.map(\.sgemmGain).sorted()[1])
         #expect(report.roundsMet == report.rounds.filter { $0.stepGain >= $0.sgemmGain }.count)
         #expect(report.met == (report.stepGain >= report.sgemmGain))
+        // --regions: the step's parallel regions by source line, the convs' and Adam's among them,
+        // each with its loss against 1/N of the 1-thread time, most lost first.
+        let regions = try #require(report.regions)
+        #expect(regions.contains { $0.site.hasPrefix("NN/Winograd.swift:") && $0.callsPerStep > 0 && $0.one > 0 && $0.many > 0 })
+        #expect(regions.contains { $0.site.hasPrefix("NN/Optimizer.swift:") && $0.callsPerStep == 1 })
+        #expect(regions.contains { $0.site == "(after the last region)" })
+        for r in regions {
+            #expect(abs(r.lost - ((r.many + r.gapMany) - (r.one + r.gapOne) / 2)) < 1e-12, "\(r)")
+        }
+        #expect(regions.map(\.lost) == regions.map(\.lost).sorted(by: >))
         let table = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "2",
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
         let lines = table.stdout.split(separator: "\n")
         #expect(lines.count == 3 + 2 + 2, "\(table.stdout)")
         #expect(lines.last?.hasPrefix("step gain ≥ sgemm gain: ") == true && table.stderr.contains("round 2/2"))
+        let regionTable = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "1",
+                                   "--warmup", "0", "--regions")
+        #expect(regionTable.status == 0, "\(regionTable.stderr)")
+        #expect(regionTable.stdout.contains("parallel regions per step, by source line")
+                && regionTable.stdout.contains("NN/Winograd.swift:")
+                && regionTable.stdout.split(separator: "\n").last?.hasPrefix("lost in all: ") == true, "\(regionTable.stdout)")
         let one = try dsan("bench", "threads", "--threads", "1")
         #expect(one.status != 0 && one.stderr.contains("--threads must be at least 2"), "\(one.stderr)")
         // A size where layer4 keeps one value per channel is an error that says what to change.

@@ -1,0 +1,89 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wall time per parallel region of dsan's own loops, by the source line that opened it, for
+/// `dsan bench threads --regions`: which regions gain less than the rest from the second thread,
+/// and how much of a step runs outside any region (serial code, and OpenBLAS's own GEMM threads).
+///
+/// Off unless `start()` was called; then every outermost `Parallel.forEach` family call on the
+/// thread that called `start()` is timed, and the time since the previous one ended is booked to
+/// it as the gap before it. Regions opened from inside a region, or by other threads (the
+/// prefetcher), are not timed separately: they are inside their caller's time. Off, a region
+/// costs one load and one branch.
+public enum RegionProfile {
+    /// One source line's regions, summed since `start()`.
+    public struct Entry: Codable, Equatable, Sendable {
+        /// "Module/File.swift:line" of the `Parallel` call.
+        public var site: String
+        public var calls: Int
+        /// Time inside the regions.
+        public var seconds: Double
+        /// Time on the profiled thread outside any region, just before each of these regions:
+        /// the serial code (and OpenBLAS calls) between the previous region and this one.
+        public var gapSeconds: Double
+    }
+
+    @usableFromInline nonisolated(unsafe) static var active = false
+    nonisolated(unsafe) private static var owner = pthread_self()
+    nonisolated(unsafe) private static var depth = 0
+    nonisolated(unsafe) private static var lastEnd: UInt64 = 0
+    nonisolated(unsafe) private static var entries: [SiteKey: Entry] = [:]
+    /// Gap after the last region, booked by `stop()`.
+    nonisolated(unsafe) private static var tail: Double = 0
+
+    private struct SiteKey: Hashable {
+        var file: UInt
+        var line: UInt
+    }
+
+    /// Starts timing the calling thread's regions, from zero.
+    public static func start() {
+        entries = [:]
+        tail = 0
+        depth = 0
+        owner = pthread_self()
+        lastEnd = now()
+        active = true
+    }
+
+    /// Stops and returns the entries (largest total first) and the time after the last region.
+    public static func stop() -> (entries: [Entry], tail: Double) {
+        active = false
+        tail = seconds(now() - lastEnd)
+        return (entries.values.sorted { ($0.seconds + $0.gapSeconds) > ($1.seconds + $1.gapSeconds) }, tail)
+    }
+
+    @inlinable
+    static func region<R>(_ file: StaticString, _ line: UInt, _ body: () -> R) -> R {
+        if _slowPath(active) { return measured(file, line, body) }
+        return body()
+    }
+
+    @usableFromInline
+    static func measured<R>(_ file: StaticString, _ line: UInt, _ body: () -> R) -> R {
+        if depth > 0 || pthread_equal(pthread_self(), owner) == 0 { return body() }
+        let begin = now()
+        depth += 1
+        let result = body()
+        depth -= 1
+        let end = now()
+        let key = SiteKey(file: UInt(bitPattern: file.utf8Start), line: line)
+        var entry = entries[key] ?? Entry(site: "\(file):\(line)", calls: 0, seconds: 0, gapSeconds: 0)
+        entry.calls += 1
+        entry.seconds += seconds(end - begin)
+        entry.gapSeconds += seconds(begin - lastEnd)
+        entries[key] = entry
+        lastEnd = end
+        return result
+    }
+
+    private static func now() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    private static func seconds(_ nanoseconds: UInt64) -> Double { Double(nanoseconds) / 1e9 }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import NumericalTesting
+import Testing
+@testable import Tensor
+
+/// Serialised with itself: `RegionProfile` is process-wide (it times only the thread that started
+/// it, so other suites' regions on other threads do not reach it).
+@Suite(.serialized) struct RegionProfileTests {
+    /// Each outermost region is booked to its source line with its time and the serial gap before
+    /// it; nested regions and other threads' regions are inside their caller's time; off, nothing
+    /// is recorded.
+    @Test func booksRegionsToTheirSourceLines() {
+        func pause(_ ms: Double) { Thread.sleep(forTimeInterval: ms / 1000) }
+        let (entries, tail) = ThreadSettings.with(parallel: 2) { () -> ([RegionProfile.Entry], Double) in
+            Parallel.forEach(4) { _ in }   // before start: not recorded
+            RegionProfile.start()
+            for _ in 0..<3 {
+                pause(5)   // the gap before the next region
+                Parallel.forEach(2) { _ in pause(10) }
+            }
+            Parallel.forEachWorker(2) { _, _ in
+                Parallel.forEach(8) { _ in }   // nested: part of the outer region
+            }
+            let other = Thread { Parallel.forEach(8) { _ in } }   // another thread: not recorded
+            other.start()
+            while !other.isFinished { pause(1) }
+            pause(3)
+            return RegionProfile.stop()
+        }
+        let sites = entries.map(\.site)
+        let file = "TensorTests/RegionProfileTests.swift"
+        #expect(entries.count == 2, "\(sites)")
+        let sleeper = try? #require(entries.first { $0.calls == 3 })
+        #expect(sleeper?.site.hasPrefix(file + ":") == true, "\(sites)")
+        #expect((sleeper?.seconds ?? 0) >= 0.030 && (sleeper?.gapSeconds ?? 0) >= 0.015, "\(String(describing: sleeper))")
+        let outer = entries.first { $0.calls == 1 }
+        #expect(outer?.site.hasPrefix(file + ":") == true && outer?.site != sleeper?.site, "\(sites)")
+        #expect(tail >= 0.003)
+        // Off again: regions cost nothing and record nothing.
+        Parallel.forEach(4) { _ in }
+        #expect(RegionProfile.stop().entries.map(\.calls) == entries.map(\.calls))
+    }
+}
