@@ -407,23 +407,27 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                 dsan_winograd_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v, sc)
             }
             switch weights {
-            case .panels(let w, let geometry, let adjoint):
-                // Workers split the row panels of M_ξ (outC rows); K = inC.
+            case .panels(let w, let conv, let adjoint):
+                // Workers split the row panels of M_ξ (outC rows); K = inC. Each output-transforms
+                // its own panel's channels right after its 64 GEMMs, while those rows of M are in
+                // its cache (not in a later region, where the other core would read half of them).
                 let rowsPerPanel = dsan_packed_gemm_panel_rows(), panelFloats = 64 * inC * rowsPerPanel
                 let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
                 let own = buffers.weights(workers * panelFloats)
                 Parallel.forEachWorkerDynamically(panels, maxWorkers: workers) { worker, r in
                     let a = own + worker * panelFloats
                     for panel in r {
-                        dsan_winograd_weight_transform_panel(w, geometry.outChannels, geometry.inChannels, adjoint ? 1 : 0,
+                        dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
                                                              panel, a)
-                        let rows = min(rowsPerPanel, outC - panel * rowsPerPanel)
+                        let c0 = panel * rowsPerPanel, rows = min(rowsPerPanel, outC - c0)
                         for xi in 0..<64 {
                             dsan_packed_gemm(a + xi * inC * rowsPerPanel, rows, inC, v + xi * vPlane, p.ld,
-                                             m + xi * mPlane + panel * rowsPerPanel * p.ld, p.ld, t)
+                                             m + xi * mPlane + c0 * p.ld, p.ld, t)
                         }
+                        dsan_winograd_output_transform(&geometry, m, outC, c0, c0 + rows, t0, t1, output)
                     }
                 }
+                continue
             case .packed:
                 preconditionFailure("winogradConvolve: packed weights take the tile-owned path above")
             case .plain(let u, let adjoint):   // workers take ξ; the adjoint reads U_{Pξ} transposed
