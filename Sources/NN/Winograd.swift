@@ -49,11 +49,7 @@ import Glibc
 // (`Parallel.forEachWorkerDynamically`, so that a core held up by the OS or the hypervisor does not
 // hold up the region), each GEMM single-threaded (or, for the forward and dX of a conv of one
 // block, the row panels: see `TransformedWeights.panels`); (3) output transform, workers split the
-// output channels. With dsan's packed GEMM and more than one block ("Tiles owned by a worker"
-// in Docs/performance.md), each worker instead takes its own 16-tile columns of the block through
-// all three phases (`ownedTiles`): a value written by one core and read by the other moves at
-// about memory speed on the machines measured, so V and M stay with the core that wrote them.
-// Block boundaries do not depend on the worker count and every
+// output channels. Block boundaries do not depend on the worker count and every
 // number is computed by one worker in a fixed order, so the result is the same bit for bit on any
 // number of threads. Partial edge tiles (odd extents) read zeros and drop the outputs that fall
 // outside; blocks run over the flat tile index (n, td, th, tw), so they span samples.
@@ -269,17 +265,6 @@ func transformedProducts(_ count: Int, u: UnsafePointer<Float>, v: UnsafePointer
     }
 }
 
-/// A block's `tiles` cut into one contiguous range per worker (at most `workers`), each a whole
-/// number of 16-tile columns except the last, so that no two workers write the same cache line
-/// of V or M. Ranges are relative to the block's first tile.
-func ownedTiles(_ tiles: Int, workers: Int) -> [Range<Int>] {
-    let chunks = (tiles + 15) / 16
-    let parts = max(1, min(workers, chunks))
-    return (0..<parts).map { w in
-        min(tiles, chunks * w / parts * 16)..<min(tiles, chunks * (w + 1) / parts * 16)
-    }
-}
-
 /// Channels per item of a transform phase that workers take dynamically: about four items per
 /// worker, so that a held-up core's share is taken by the others, but not so small that the
 /// per-call setup (row copies) shows.
@@ -379,26 +364,6 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
     let (vPlane, mPlane) = (p.plane(inC), p.plane(outC))
     let v = buffers.input(64 * vPlane), m = buffers.output(64 * mPlane)
     var geometry = p.geometry
-    if case .packed(let a, let plane) = weights {
-        // Each worker takes its own columns (tiles) of the block through all three phases, so V
-        // and M never pass from one core's cache to another's (see "Tiles owned by a worker").
-        for block in 0..<p.blocks {
-            let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles)
-            let owned = ownedTiles(t1 - t0, workers: workers)
-            Parallel.forEachWorker(owned.count, maxWorkers: workers) { worker, r in
-                let sc = scratch + worker * per
-                for part in r {
-                    let (lo, hi) = (owned[part].lowerBound, owned[part].upperBound)
-                    dsan_winograd_input_transform(&geometry, input, inC, 0, inC, t0 + lo, t0 + hi, v + lo, sc)
-                    for xi in 0..<64 {
-                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * vPlane + lo, p.ld, m + xi * mPlane + lo, p.ld, hi - lo)
-                    }
-                    dsan_winograd_output_transform(&geometry, m + lo, outC, 0, outC, t0 + lo, t0 + hi, output)
-                }
-            }
-        }
-        return
-    }
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
@@ -428,8 +393,12 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                     }
                 }
                 continue
-            case .packed:
-                preconditionFailure("winogradConvolve: packed weights take the tile-owned path above")
+            case .packed(let a, let plane):   // workers split ξ
+                Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in
+                    for xi in r {
+                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * vPlane, p.ld, m + xi * mPlane, p.ld, t)
+                    }
+                }
             case .plain(let u, let adjoint):   // workers take ξ; the adjoint reads U_{Pξ} transposed
                 // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
                 func swapped(_ i: Int) -> Int { i == 0 ? 3 : i == 3 ? 0 : i }

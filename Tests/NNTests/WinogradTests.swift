@@ -152,24 +152,7 @@ private struct WinogradFixture {
         }
         let one = run(threads: 1)
         #expect(one == run(threads: 2))
-        #expect(one == run(threads: 3))   // three workers, blocks of two 16-tile columns
-    }
-
-    /// Workers own contiguous whole 16-tile columns of a block (the last may be partial), cover it
-    /// once, and there are never more parts than columns.
-    @Test func ownedTilesCoverTheBlockInWholeColumns() {
-        for tiles in [1, 15, 16, 17, 32, 33, 100, 256, 300] {
-            for workers in 1...5 {
-                let parts = ownedTiles(tiles, workers: workers)
-                #expect(parts.count == min(workers, (tiles + 15) / 16), "\(tiles) tiles, \(workers) workers")
-                #expect(parts.first?.lowerBound == 0 && parts.last?.upperBound == tiles)
-                for (a, b) in zip(parts, parts.dropFirst()) { #expect(a.upperBound == b.lowerBound) }
-                for part in parts.dropLast() {
-                    #expect(!part.isEmpty && part.lowerBound % 16 == 0 && part.upperBound % 16 == 0,
-                            "\(tiles) tiles, \(workers) workers: \(parts)")
-                }
-            }
-        }
+        #expect(one == run(threads: 3))
     }
 
     /// The public entry points follow `ConvAlgorithm.selected` for 3³ stride-1 padding-1 convs only.
