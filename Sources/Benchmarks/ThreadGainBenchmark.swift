@@ -21,6 +21,8 @@ public struct ThreadGainBenchmark {
     public var warmup: Int
     /// Also time every parallel region of the steps by its source line (`RegionProfile`).
     public var regions: Bool
+    /// The memory probes each round also runs (stream gain, handoff between cores).
+    public var memory = MemoryScaling()
 
     public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int, regions: Bool = false) {
         precondition(batch >= 1 && threads >= 2 && width >= 1 && rounds >= 1 && warmup >= 0,
@@ -47,6 +49,10 @@ public struct ThreadGainBenchmark {
         public var sgemmOne: Double, sgemmMany: Double
         /// one.step ÷ many.step and sgemmMany ÷ sgemmOne.
         public var stepGain: Double, sgemmGain: Double
+        /// GB/s of the memory stream (`MemoryScaling.streamRate`) at 1 thread and at N.
+        public var streamOne: Double, streamMany: Double
+        /// GB/s per worker at N threads reading a block it wrote itself, and one the next worker wrote.
+        public var readOwn: Double, readNeighbours: Double
     }
 
     /// One source line's parallel regions in a step at 1 thread and at N (medians over the rounds).
@@ -71,6 +77,10 @@ public struct ThreadGainBenchmark {
         /// N-thread time).
         public var stepGain: Double, sgemmGain: Double
         public var forwardGain: Double, backwardGain: Double, optimizerGain: Double
+        /// Median over the rounds of streamMany ÷ streamOne, and medians of the read rates.
+        public var streamGain: Double, readOwn: Double, readNeighbours: Double
+        /// MiB per streamed array (three arrays) and per worker's block in the read probe.
+        public var streamArrayMiB: Double, readBlockMiB: Double
         /// Rounds whose step gain reached that round's sgemm gain.
         public var roundsMet: Int
         /// The step's median gain is at least sgemm's.
@@ -92,7 +102,7 @@ public struct ThreadGainBenchmark {
         }
         // Per round and thread count (0: one, 1: many), each site's (calls, seconds, gap seconds).
         var profileRounds: [[[String: (Int, Double, Double)]]] = [[], []]
-        func measure(_ t: Int) throws -> (Phases, Double) {
+        func measure(_ t: Int) throws -> (Phases, Double, Double) {
             use(t)
             if regions { RegionProfile.start() }
             let s = try runner.step()
@@ -103,23 +113,26 @@ public struct ThreadGainBenchmark {
                 profileRounds[t == 1 ? 0 : 1].append(round)
             }
             let phases = Phases(forward: s.forward, backward: s.backward, optimizer: s.optimizer, step: s.total)
-            return (phases, Machine.sgemm2048())
+            return (phases, Machine.sgemm2048(), memory.streamRate(threads: t))
         }
         var done: [Round] = []
         for r in 0..<rounds {
             let manyFirst = r % 2 == 1
-            var one: (Phases, Double), many: (Phases, Double)
+            var one: (Phases, Double, Double), many: (Phases, Double, Double)
             if manyFirst {
                 many = try measure(threads); one = try measure(1)
             } else {
                 one = try measure(1); many = try measure(threads)
             }
+            let reads = memory.handoff(threads: threads)
             let round = Round(manyFirst: manyFirst, one: one.0, many: many.0, sgemmOne: one.1, sgemmMany: many.1,
-                              stepGain: one.0.step / many.0.step, sgemmGain: many.1 / one.1)
+                              stepGain: one.0.step / many.0.step, sgemmGain: many.1 / one.1,
+                              streamOne: one.2, streamMany: many.2, readOwn: reads.own, readNeighbours: reads.neighbours)
             done.append(round)
-            progress(String(format: "bench threads: round %d/%d: step %.3f s → %.3f s (%.2f×), sgemm %.1f → %.1f GFLOP/s (%.2f×)",
+            progress(String(format: "bench threads: round %d/%d: step %.3f s → %.3f s (%.2f×), sgemm %.1f → %.1f GFLOP/s (%.2f×), stream %.1f → %.1f GB/s, reads own %.1f, neighbour's %.1f GB/s",
                             r + 1, rounds, round.one.step, round.many.step, round.stepGain, round.sgemmOne,
-                            round.sgemmMany, round.sgemmGain))
+                            round.sgemmMany, round.sgemmGain, round.streamOne, round.streamMany, round.readOwn,
+                            round.readNeighbours))
         }
         let median = ContentionProbe.median
         func gain(_ phase: KeyPath<Phases, Double>) -> Double {
@@ -143,6 +156,9 @@ public struct ThreadGainBenchmark {
         return Report(size: size.dims, batch: batch, threads: threads, width: width, rounds: done,
                       stepGain: stepGain, sgemmGain: sgemmGain, forwardGain: gain(\.forward),
                       backwardGain: gain(\.backward), optimizerGain: gain(\.optimizer),
+                      streamGain: median(done.map { $0.streamMany / $0.streamOne }),
+                      readOwn: median(done.map(\.readOwn)), readNeighbours: median(done.map(\.readNeighbours)),
+                      streamArrayMiB: Double(4 * memory.streamFloats) / 1048576, readBlockMiB: Double(4 * memory.blockFloats) / 1048576,
                       roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
                       blas: BLASStartUp.report, regions: regionGains)
     }
@@ -172,6 +188,8 @@ extension ThreadGainBenchmark.Report {
         lines.append(String(format: "median gains: step %.2f× (forward %.2f×, loss + backward %.2f×, Adam %.2f×), sgemm %.2f×",
                             stepGain, forwardGain, backwardGain, optimizerGain, sgemmGain))
         lines.append("step gain ≥ sgemm gain: \(met ? "yes" : "no") (median); in \(roundsMet) of \(rounds.count) rounds")
+        lines.append(String(format: "memory (medians): stream y = a + b over 3 × %g MiB gains %.2f× from 1 to %d threads; a worker reads a %g MiB block it has just written at %.1f GB/s, one the next worker has just written at %.1f GB/s",
+                            streamArrayMiB, streamGain, threads, readBlockMiB, readOwn, readNeighbours))
         if let regions {
             lines.append("")
             lines.append("parallel regions per step, by source line (medians; ms): time in the regions and in the serial gap before them")

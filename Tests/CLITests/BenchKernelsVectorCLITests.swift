@@ -43,6 +43,9 @@ import Testing
         #expect(report.sgemmGain == report.rounds.map(\.sgemmGain).sorted()[1])
         #expect(report.roundsMet == report.rounds.filter { $0.stepGain >= $0.sgemmGain }.count)
         #expect(report.met == (report.stepGain >= report.sgemmGain))
+        for r in report.rounds { #expect(r.streamOne > 0 && r.streamMany > 0 && r.readOwn > 0 && r.readNeighbours > 0) }
+        #expect(report.streamGain == report.rounds.map { $0.streamMany / $0.streamOne }.sorted()[1])
+        #expect(report.streamArrayMiB == 128 && report.readBlockMiB == 4)
         // --regions: the step's parallel regions by source line, the convs' and Adam's among them,
         // each with its loss against 1/N of the 1-thread time, most lost first.
         let regions = try #require(report.regions)
@@ -57,8 +60,10 @@ import Testing
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
         let lines = table.stdout.split(separator: "\n")
-        #expect(lines.count == 3 + 2 + 2, "\(table.stdout)")
-        #expect(lines.last?.hasPrefix("step gain ≥ sgemm gain: ") == true && table.stderr.contains("round 2/2"))
+        #expect(lines.count == 3 + 2 + 3, "\(table.stdout)")
+        #expect(lines[lines.count - 2].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
+        #expect(lines.last?.hasPrefix("memory (medians): stream y = a + b over 3 × 128 MiB gains ") == true
+                && lines.last?.contains("a worker reads a 4 MiB block") == true, "\(table.stdout)")
         let regionTable = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "1",
                                    "--warmup", "0", "--regions")
         #expect(regionTable.status == 0, "\(regionTable.stderr)")
