@@ -75,7 +75,7 @@ public struct MachineProfile: Codable, Equatable, Sendable {
     /// sgemm at 2048³, GFLOP/s, with `threads` threads.
     public var sgemmGFLOPS: Double
     /// Achieved training GFLOP/s divided by sgemm's (from `dsan bench step`, which counts
-    /// direct-conv FLOPs, so Winograd convs can make it exceed 1; `dsan plan`'s default is the 1.02
+    /// direct-conv FLOPs, so Winograd convs can make it exceed 1; `dsan plan`'s default is the 1.47
     /// measured at 138×256×256 on 2 threads with the Winograd convs, 0.69 with direct ones,
     /// Docs/performance.md).
     public var efficiency: Double

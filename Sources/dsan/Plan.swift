@@ -53,7 +53,7 @@ struct Plan: ParsableCommand {
     @Option(name: .customLong("latency-us"), help: "α, µs per message (overrides the preset's).") var latencyMicroseconds: Double?
     @Option(name: .customLong("bandwidth-gbps"), help: "β, GB/s (10⁹ bytes) per rank (overrides the preset's).") var bandwidthGBps: Double?
     @Option(name: .customLong("bucket-mb"), help: "Gradient bucket size in MB (MiB), as `bucket_mb`.") var bucketMB = 25.0
-    @Option(help: "Achieved training rate (direct-conv FLOPs per second) as a fraction of sgemm's, from `dsan bench step` (default: the profile's, else 1.02, measured at 138x256x256 with the default Winograd convs; 0.69 with DSAN_CONV=direct).") var efficiency: Double?
+    @Option(help: "Achieved training rate (direct-conv FLOPs per second) as a fraction of sgemm's, from `dsan bench step` (default: the profile's, else 1.47, measured at 138x256x256 on 2 threads with the default Winograd convs; 0.69 with DSAN_CONV=direct).") var efficiency: Double?
     @Option(help: "Read machine rates from this JSON profile instead of measuring.") var profile: String?
     @Option(name: .customLong("save-profile"), help: "Measure this machine and write its profile to this file.") var saveProfile: String?
     @Option(name: .customLong("ranks-per-node"), help: "Ranks that share a node (their cores, memory bandwidth and cache); the node's contention applies to min(R, this) ranks × --threads-per-rank busy cores.")
@@ -75,9 +75,10 @@ struct Plan: ParsableCommand {
     @Flag(help: "Also estimate R = 1, 2, 4, …, 1024.") var sweep = false
     @Flag(help: "Print JSON instead of text.") var json = false
 
-    /// Achieved/sgemm measured by `dsan bench step --size 138x256x256` on 2 threads with direct
-    /// convs (Docs/performance.md).
-    static let defaultEfficiency = 1.02
+    /// Achieved/sgemm measured by `dsan bench step --size 138x256x256 --threads 2` with the
+    /// default (Winograd) convs on the Zen 3 VM: the median of 1.47, 1.64 and 1.42
+    /// (Docs/performance.md, "Zen 3 VM").
+    static let defaultEfficiency = 1.47
     /// Achieved is counted in direct-conv FLOPs, so with Winograd's fewer multiplications it can
     /// exceed sgemm's rate; at most 3.375× (its multiply reduction) times sgemm, with a margin.
     static let maximumEfficiency = 10.0
