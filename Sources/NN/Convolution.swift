@@ -274,15 +274,14 @@ struct ScratchFloats {
     mutating func reserve(_ n: Int) -> UnsafeMutablePointer<Float> {
         if n > count || pointer == nil {
             free()
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * 4, alignment: 64)
-            pointer = raw.bindMemory(to: Float.self, capacity: max(n, 1))
+            pointer = FloatStorage.allocate(n)
             pointer!.initialize(repeating: 0, count: max(n, 1))
             count = max(n, 1)
         }
         return pointer!
     }
 
-    func free() { if let pointer { UnsafeMutableRawPointer(pointer).deallocate() } }
+    func free() { if let pointer { FloatStorage.free(pointer) } }
 }
 
 /// Columns below which a tile is not narrowed further for the sake of more jobs.

@@ -20,9 +20,7 @@ public final class Tensor {
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.capacity = max(count, 1)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Float>.stride,
-                                                   alignment: 64)
-        self.data = raw.bindMemory(to: Float.self, capacity: capacity)
+        self.data = FloatStorage.allocate(capacity)
         data.initialize(repeating: 0, count: capacity)
     }
 
@@ -39,7 +37,7 @@ public final class Tensor {
         fill(value)
     }
 
-    deinit { UnsafeMutableRawPointer(data).deallocate() }
+    deinit { FloatStorage.free(data) }
 
     /// Number of dimensions.
     public var rank: Int { shape.count }

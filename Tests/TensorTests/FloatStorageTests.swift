@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+@testable import Tensor
+
+/// Serialised: the tests switch the process-wide `FloatStorage.marksHugePages`.
+@Suite(.serialized) struct FloatStorageTests {
+    /// Large allocations are 2 MiB aligned (so that their pages can be huge ones), small ones and
+    /// unmarked ones 64-byte aligned; all are usable end to end.
+    @Test func largeAllocationsAreHugePageAligned() {
+        let saved = FloatStorage.marksHugePages
+        defer { FloatStorage.marksHugePages = saved }
+        for marks in [true, false] {
+            FloatStorage.marksHugePages = marks
+            for count in [1, 1000, FloatStorage.hugePageThreshold / 4 - 1, FloatStorage.hugePageThreshold / 4, 3 << 20] {
+                let p = FloatStorage.allocate(count)
+                defer { FloatStorage.free(p) }
+                let address = UInt(bitPattern: p)
+                let large = marks && count * 4 >= FloatStorage.hugePageThreshold
+                #expect(address % UInt(large ? FloatStorage.hugePage : 64) == 0, "\(count) floats, marking \(marks)")
+                p.initialize(repeating: 1, count: count)
+                #expect(p[count - 1] == 1)
+            }
+        }
+    }
+
+    /// Where the kernel gives huge pages on request (`madvise` or `always`), a large tensor's
+    /// mapping is eligible for them; where it never does, the tensor still works.
+    @Test func largeTensorsAskForHugePages() throws {
+        let saved = FloatStorage.marksHugePages
+        defer { FloatStorage.marksHugePages = saved }
+        FloatStorage.marksHugePages = true
+        let t = Tensor(zeros: [4 << 20])   // 16 MiB, touched by its zero fill
+        #expect(t.data[t.count - 1] == 0)
+        guard let mode = try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8),
+              !mode.contains("[never]"),
+              let smaps = try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8) else { return }
+        // The mapping holding the tensor: its header line "start-end perms …", then its fields.
+        let address = UInt(bitPattern: t.data)
+        var inside = false, eligible: String?
+        for line in smaps.split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), let space = line.firstIndex(of: " "), dash < space,
+               let lo = UInt(line[..<dash], radix: 16), let hi = UInt(line[line.index(after: dash)..<space], radix: 16) {
+                inside = lo <= address && address < hi
+            } else if inside && line.hasPrefix("THPeligible:") {
+                eligible = line.split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+        }
+        if let eligible { #expect(eligible == "1", "THPeligible \(eligible) for a 16 MiB tensor under \(mode)") }
+    }
+}
