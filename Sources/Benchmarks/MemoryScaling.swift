@@ -28,9 +28,9 @@ public struct MemoryScaling {
     /// GB/s of `y = a + b` (12 bytes per element) on `threads` of dsan's workers, the median of 3.
     public func streamRate(threads: Int) -> Double {
         let n = streamFloats
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: n), b = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { a.deallocate(); b.deallocate(); y.deallocate() }
+        // FloatStorage, as the step's tensors: the same pages (huge ones where the system gives them).
+        let a = FloatStorage.allocate(n), b = FloatStorage.allocate(n), y = FloatStorage.allocate(n)
+        defer { FloatStorage.free(a); FloatStorage.free(b); FloatStorage.free(y) }
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
         Parallel.threads = threads
@@ -57,8 +57,8 @@ public struct MemoryScaling {
     public func handoff(threads: Int) -> (own: Double, neighbours: Double) {
         precondition(threads >= 2, "MemoryScaling.handoff: needs at least 2 workers")
         let n = blockFloats
-        let blocks = UnsafeMutablePointer<Float>.allocate(capacity: threads * n)
-        defer { blocks.deallocate() }
+        let blocks = FloatStorage.allocate(threads * n)
+        defer { FloatStorage.free(blocks) }
         blocks.initialize(repeating: 0, count: threads * n)
         let seconds = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
         defer { seconds.deallocate() }
