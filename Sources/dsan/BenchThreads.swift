@@ -15,6 +15,11 @@ struct BenchThreads: ParsableCommand {
         phase, sgemm) and whether the step gains at least what sgemm gains. Pin the process to the \
         cores you mean to compare (1 thread runs on one of them).
 
+        Each round also measures the memory: the stream rate of y = a + b over 3 × 128 MiB at 1 \
+        thread and at --threads (what a memory-bound pass such as Adam can gain at most), and how \
+        fast a worker reads a 4 MiB block the next worker has just written against one it wrote \
+        itself (what a phase pays when its split of the data differs from the previous one's).
+
         With --regions, also times each parallel region of the step by the source line that \
         opened it (and the serial code before it) and lists them by the time the N-thread step \
         loses there: where to look when the step gains less than sgemm.
