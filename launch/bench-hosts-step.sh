@@ -12,24 +12,27 @@
 # seconds, rank 0's batch-norm waits, the exposed all-reduce, and the losses (which must agree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fail() { echo "launch/bench-hosts-step.sh: $*" >&2; exit 2; }
+DSAN_SCRIPT=launch/bench-hosts-step.sh
+source launch/args.sh
+fail() { dsan_usage_error "$@"; }
 [ $# -ge 2 ] || fail "give two dsan binaries (see the header of this script)"
 old=$1 new=$2; shift 2
 rounds=2 rate=1gbit size=32x64x64 width=64 steps=6 out=/tmp/dsan-hosts-step
 while [ $# -gt 0 ]; do
     case "$1" in
-        --rounds) rounds="$2"; shift 2 ;;
-        --rate) rate="$2"; shift 2 ;;
-        --size) size="$2"; shift 2 ;;
-        --width) width="$2"; shift 2 ;;
-        --steps) steps="$2"; shift 2 ;;
-        --out) out="$2"; shift 2 ;;
+        --rounds) dsan_value "$1" $#; rounds="$2"; shift 2 ;;
+        --rate) dsan_value "$1" $#; rate="$2"; shift 2 ;;
+        --size) dsan_value "$1" $#; size="$2"; shift 2 ;;
+        --width) dsan_value "$1" $#; width="$2"; shift 2 ;;
+        --steps) dsan_value "$1" $#; steps="$2"; shift 2 ;;
+        --out) dsan_value "$1" $#; out="$2"; shift 2 ;;
         *) fail "unknown option '$1'" ;;
     esac
 done
 for b in "$old" "$new"; do [ -x "$b" ] || fail "$b is not an executable"; done
 [ "$(id -u)" -eq 0 ] || fail "needs root (launch/hosts.sh makes network namespaces)"
-[[ "$steps" =~ ^[0-9]+$ ]] && [ "$steps" -ge 3 ] || fail "--steps must be at least 3 (two are warm-up)"
+dsan_volume --size "$size"; dsan_positive --rounds "$rounds"; dsan_positive --width "$width"; dsan_positive --steps "$steps"
+[ "$steps" -ge 3 ] || fail "--steps must be at least 3 (two are warm-up)"
 mkdir -p "$out"
 rm -rf "$out/data"
 "$new" synth --out "$out/data" --cases $(( 2 * steps + 2 )) --size "$size" --seed 3 >/dev/null

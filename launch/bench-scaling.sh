@@ -13,21 +13,25 @@
 # DSAN_BIN overrides the binary (default .build/release/dsan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DSAN_SCRIPT=launch/bench-scaling.sh
+source launch/args.sh
 
 size=64x128x128 width=64 batch=4 steps=6 rounds=3 out=/tmp/dsan-scaling
 while [ $# -gt 0 ]; do
     case "$1" in
-        --size) size="$2"; shift 2 ;;
-        --width) width="$2"; shift 2 ;;
-        --batch) batch="$2"; shift 2 ;;
-        --steps) steps="$2"; shift 2 ;;
-        --rounds) rounds="$2"; shift 2 ;;
-        --out) out="$2"; shift 2 ;;
+        --size) dsan_value "$1" $#; size="$2"; shift 2 ;;
+        --width) dsan_value "$1" $#; width="$2"; shift 2 ;;
+        --batch) dsan_value "$1" $#; batch="$2"; shift 2 ;;
+        --steps) dsan_value "$1" $#; steps="$2"; shift 2 ;;
+        --rounds) dsan_value "$1" $#; rounds="$2"; shift 2 ;;
+        --out) dsan_value "$1" $#; out="$2"; shift 2 ;;
         -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "launch/bench-scaling.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) dsan_usage_error "unknown option '$1' (see --help)" ;;
     esac
 done
-[ "$steps" -ge 3 ] || { echo "launch/bench-scaling.sh: --steps must be at least 3 (two are warm-up)" >&2; exit 2; }
+dsan_volume --size "$size"
+for option in width batch steps rounds; do dsan_positive "--$option" "${!option}"; done
+[ "$steps" -ge 3 ] || dsan_usage_error "--steps must be at least 3 (two are warm-up)"
 dsan="${DSAN_BIN:-.build/release/dsan}"
 [ -x "$dsan" ] || { echo "launch/bench-scaling.sh: $dsan not found; build with 'swift build -c release' or set DSAN_BIN" >&2; exit 1; }
 root=()

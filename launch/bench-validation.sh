@@ -10,20 +10,24 @@
 # (default .build/release/dsan). Keeps the logs in DIR (default /tmp/dsan-validation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DSAN_SCRIPT=launch/bench-validation.sh
+source launch/args.sh
 
 ranks=2 size=32x64x64 width=64 val=24 rounds=3 out=/tmp/dsan-validation
 while [ $# -gt 0 ]; do
     case "$1" in
-        --ranks) ranks="$2"; shift 2 ;;
-        --size) size="$2"; shift 2 ;;
-        --width) width="$2"; shift 2 ;;
-        --val-cases) val="$2"; shift 2 ;;
-        --rounds) rounds="$2"; shift 2 ;;
-        --out) out="$2"; shift 2 ;;
+        --ranks) dsan_value "$1" $#; ranks="$2"; shift 2 ;;
+        --size) dsan_value "$1" $#; size="$2"; shift 2 ;;
+        --width) dsan_value "$1" $#; width="$2"; shift 2 ;;
+        --val-cases) dsan_value "$1" $#; val="$2"; shift 2 ;;
+        --rounds) dsan_value "$1" $#; rounds="$2"; shift 2 ;;
+        --out) dsan_value "$1" $#; out="$2"; shift 2 ;;
         -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "launch/bench-validation.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) dsan_usage_error "unknown option '$1' (see --help)" ;;
     esac
 done
+dsan_volume --size "$size"
+dsan_positive --ranks "$ranks"; dsan_positive --width "$width"; dsan_positive --val-cases "$val"; dsan_positive --rounds "$rounds"
 dsan="${DSAN_BIN:-.build/release/dsan}"
 [ -x "$dsan" ] || { echo "launch/bench-validation.sh: $dsan not found; build with 'swift build -c release' or set DSAN_BIN" >&2; exit 1; }
 root=()

@@ -12,20 +12,18 @@
 # then PyTorch. Each line is
 # one JSON record; peak RSS of each process comes from /usr/bin/time -v.
 set -euo pipefail
-usage() { sed -n '5,7p' "$0" | sed 's/^# *//' >&2; exit 2; }
-[[ ${1:-} == -h || ${1:-} == --help ]] && usage
-(( $# <= 4 )) || { echo "bench-vs-pytorch.sh: at most 4 arguments, got $#" >&2; usage; }
-size=${1:-64x128x128}; threads=${2:-2}; rounds=${3:-3}; extra=${4:-}
-[[ $size =~ ^[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*$ ]] || { echo "bench-vs-pytorch.sh: size must be DxHxW (e.g. 64x128x128), got '$size'" >&2; usage; }
-[[ $threads =~ ^[1-9][0-9]*$ ]] || { echo "bench-vs-pytorch.sh: threads must be a positive integer, got '$threads'" >&2; usage; }
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench-vs-pytorch.sh: rounds must be a positive integer, got '$rounds'" >&2; usage; }
-[[ -z $extra || $extra == --inference ]] || { echo "bench-vs-pytorch.sh: the fourth argument can only be --inference, got '$extra'" >&2; usage; }
-cores_here=$(nproc)
-(( threads <= cores_here )) || { echo "bench-vs-pytorch.sh: $threads threads but this process may use $cores_here cores (both tools are pinned to cores 0..threads-1)" >&2; exit 2; }
 here=$(cd "$(dirname "$0")/.." && pwd)
+DSAN_SCRIPT=launch/bench-vs-pytorch.sh
+source "$here/launch/args.sh"
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '5,7p' "$0" | sed 's/^# *//'; exit 0; fi
+(( $# <= 4 )) || dsan_usage_error "at most 4 arguments (size, threads, rounds, --inference), got $#"
+size=${1:-64x128x128}; threads=${2:-2}; rounds=${3:-3}; extra=${4:-}
+dsan_volume size "$size"; dsan_positive threads "$threads"; dsan_positive rounds "$rounds"
+[[ -z $extra || $extra == --inference ]] || dsan_usage_error "the fourth argument can only be --inference, got '$extra'"
+(( threads <= $(nproc) )) || dsan_usage_error "$threads threads but this process may use $(nproc) cores (both tools are pinned to cores 0..threads-1)"
 dsan=${DSAN:-$here/.build/release/dsan}
-[[ -x $dsan ]] || { echo "bench-vs-pytorch.sh: no dsan binary at $dsan: build it with 'swift build -c release' (or set DSAN=path)" >&2; exit 2; }
-python3 -c 'import torch' 2>/dev/null || { echo "bench-vs-pytorch.sh: PyTorch is not installed for python3: pip install torch==2.13.0 (the CPU wheel; only to measure, never a dependency)" >&2; exit 2; }
+[[ -x $dsan ]] || dsan_usage_error "no dsan binary at $dsan: build it with 'swift build -c release' (or set DSAN=path)"
+python3 -c 'import torch' 2>/dev/null || dsan_usage_error "PyTorch is not installed for python3: pip install torch==2.13.0 (the CPU wheel; only to measure, never a dependency)"
 timing=$(mktemp); trap 'rm -f "$timing"' EXIT
 cores=0-$((threads - 1))
 reps=2; [[ $size == 138x256x256 ]] && reps=1

@@ -14,18 +14,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/deps.sh
 source launch/mpi-params.sh
+DSAN_SCRIPT=launch/train.sh
+source launch/args.sh
 
 ranks=1 threads="" oversubscribe=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        -np|--ranks) ranks="$2"; shift 2 ;;
-        --threads-per-rank) threads="$2"; shift 2 ;;
+        -np|--ranks) dsan_value "$1" $#; ranks="$2"; shift 2 ;;
+        --threads-per-rank) dsan_value "$1" $#; threads="$2"; shift 2 ;;
         --oversubscribe) oversubscribe=(--oversubscribe); shift ;;
         --) shift; break ;;
         -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "launch/train.sh: unknown option '$1' (train arguments go after --)" >&2; exit 2 ;;
+        *) dsan_usage_error "unknown option '$1' (train arguments go after --)" ;;
     esac
 done
+dsan_positive --ranks "$ranks"
+[ -z "$threads" ] || dsan_positive --threads-per-rank "$threads"
 cores=$(nproc)
 if [ -z "$threads" ]; then threads=$(( cores / ranks )); [ "$threads" -ge 1 ] || threads=1; fi
 

@@ -326,6 +326,28 @@ struct LaunchScriptTests {
         return nil
     }
 
+    /// Every launch script stops before running anything, with status 2 and a message naming the
+    /// script and the option, on a missing or malformed value (launch/args.sh).
+    @Test func scriptsRejectBadArguments() throws {
+        let root = try #require(Self.packageRoot)
+        let cases: [([String], String)] = [
+            (["train.sh", "--ranks"], "launch/train.sh: --ranks needs a value"),
+            (["train.sh", "--ranks", "0"], "launch/train.sh: --ranks must be a whole number of at least 1, got '0'"),
+            (["train.sh", "--threads-per-rank", "two"], "--threads-per-rank must be a whole number of at least 1, got 'two'"),
+            (["train.sh", "--data", "x"], "launch/train.sh: unknown option '--data' (train arguments go after --)"),
+            (["bench-scaling.sh", "--size", "64x64"], "launch/bench-scaling.sh: --size must be DxHxW (e.g. 64x128x128), got '64x64'"),
+            (["bench-scaling.sh", "--steps", "2"], "--steps must be at least 3 (two are warm-up)"),
+            (["bench-validation.sh", "--val-cases"], "launch/bench-validation.sh: --val-cases needs a value"),
+            (["bench-hosts-step.sh", "/bin/true", "/bin/true", "--rounds", "x"], "--rounds must be a whole number of at least 1, got 'x'"),
+            (["bench-vs-pytorch.sh", "64x128x128", "0"], "launch/bench-vs-pytorch.sh: threads must be a whole number of at least 1, got '0'"),
+            (["bench-vs-pytorch.sh", "64x128x128", "1", "1", "--train"], "the fourth argument can only be --inference, got '--train'"),
+        ]
+        for (arguments, message) in cases {
+            let result = try run("/bin/bash", [root + "/launch/" + arguments[0]] + arguments.dropFirst())
+            #expect(result.status == 2 && result.stderr.contains(message), "\(arguments): status \(result.status), \(result.stderr)")
+        }
+    }
+
     @Test func trainScriptRunsBothRanks() throws {
         let root = try #require(Self.packageRoot)
         let out = try scratchDirectory("launch")
