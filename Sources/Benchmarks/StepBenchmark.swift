@@ -39,6 +39,8 @@ public struct StepBenchmark {
         public var peakRSSGiB: Double, parameters: Int
         /// The CPU and the OpenBLAS core (BLASStartUp).
         public var blas: BLASKernelReport
+        /// The memory pages the tensors get (`FloatStorage.pageReport`).
+        public var pages: String
     }
 
     /// Runs the repetitions; `repetitionDone(r, total, seconds)` after each (the command prints it).
@@ -61,7 +63,7 @@ public struct StepBenchmark {
                       forwardSeconds: f, backwardSeconds: b, optimizerSeconds: o, stepSeconds: step,
                       samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
                       sgemmGflops: Machine.sgemm2048(), peakRSSGiB: Self.peakRSS(),
-                      parameters: runner.parameters, blas: BLASStartUp.report)
+                      parameters: runner.parameters, blas: BLASStartUp.report, pages: FloatStorage.pageReport)
     }
 
     /// Peak resident set size of this process (VmHWM in /proc/self/status), GiB; NaN when unknown.
@@ -81,7 +83,7 @@ public struct StepBenchmark {
 extension StepBenchmark.Report {
     /// The text `dsan bench step` prints.
     public var text: String {
-        blas.line + "\n" + """
+        blas.line + "\n" + pages + "\n" + """
         \(inference ? "inference" : "training step") at \(size.map(String.init).joined(separator: "x")), batch \(batch), width \(width), \(threads) thread(s), \(parameters) parameters
           forward            \(String(format: "%8.3f s", forwardSeconds))
         """ + (inference ? "" : """

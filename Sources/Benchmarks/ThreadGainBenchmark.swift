@@ -86,6 +86,8 @@ public struct ThreadGainBenchmark {
         /// The step's median gain is at least sgemm's.
         public var met: Bool
         public var blas: BLASKernelReport
+        /// The memory pages the tensors get (`FloatStorage.pageReport`).
+        public var pages: String
         /// With `regions`: every region site, most time lost first.
         public var regions: [RegionGain]?
     }
@@ -160,7 +162,7 @@ public struct ThreadGainBenchmark {
                       readOwn: median(done.map(\.readOwn)), readNeighbours: median(done.map(\.readNeighbours)),
                       streamArrayMiB: Double(4 * memory.streamFloats) / 1048576, readBlockMiB: Double(4 * memory.blockFloats) / 1048576,
                       roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
-                      blas: BLASStartUp.report, regions: regionGains)
+                      blas: BLASStartUp.report, pages: FloatStorage.pageReport, regions: regionGains)
     }
 }
 
@@ -177,7 +179,7 @@ extension ThreadGainBenchmark.Report {
         func row(_ cells: [String]) -> String {
             zip(columns, cells).map { pad($1, $0.0) }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
         }
-        var lines = [blas.line,
+        var lines = [blas.line, pages,
                      "training step at \(size.map(String.init).joined(separator: "x")), batch \(batch), width \(width): 1 thread against \(threads), in pairs",
                      row(columns.map(\.1))]
         for (i, r) in rounds.enumerated() {

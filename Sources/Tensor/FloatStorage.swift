@@ -43,6 +43,31 @@ public enum FloatStorage {
         return pointer.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
+    /// One line for logs and benchmark reports: the kernel's transparent-huge-page mode and
+    /// whether dsan marks its large allocations, which moves a step's speed by about a tenth
+    /// (Docs/performance.md, "Huge pages").
+    public static var pageReport: String {
+        pageReport(setting: try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8),
+                   marks: marksHugePages)
+    }
+
+    /// `pageReport` for the contents of `/sys/kernel/mm/transparent_hugepage/enabled` ("always
+    /// [madvise] never": the bracketed word is the mode; nil: no such file).
+    public static func pageReport(setting: String?, marks: Bool) -> String {
+        let ours = marks ? "dsan asks for them on allocations of 4 MiB and more"
+                         : "dsan does not ask for them (DSAN_HUGE_PAGES=0)"
+        guard let setting, let open = setting.firstIndex(of: "["), let close = setting.firstIndex(of: "]"), open < close else {
+            return "memory pages: transparent huge pages unknown (no /sys/kernel/mm/transparent_hugepage/enabled); " + ours
+        }
+        let mode = String(setting[setting.index(after: open)..<close])
+        switch mode {
+        case "always": return "memory pages: transparent huge pages always (the kernel's setting)"
+        case "madvise": return "memory pages: transparent huge pages on request (madvise); " + ours
+        case "never": return "memory pages: 4 KiB only (transparent huge pages never)"
+        default: return "memory pages: transparent huge pages \(mode); " + ours
+        }
+    }
+
     /// Releases storage from `allocate`.
     public static func free(_ pointer: UnsafeMutablePointer<Float>) {
         Glibc.free(UnsafeMutableRawPointer(pointer))

@@ -74,6 +74,7 @@ struct Train: ParsableCommand {
 
         try runMPIJob(timeout: resolved.timeoutSeconds) { collectives in
             RunLog(rank: collectives.rank, ranks: collectives.size).info(BLASStartUp.line)
+            RunLog(rank: collectives.rank, ranks: collectives.size).info(FloatStorage.pageReport)
             let warnings = try checkTrainingInputs(request, ranks: collectives.size)
             if collectives.rank == 0 { for w in warnings { printError("dsan: warning: \(w)") } }
             let trainer = try Trainer(request: request, collectives: collectives)

@@ -92,7 +92,8 @@ import Tensor
         #expect(inference ? report.backwardSeconds == 0 && report.optimizerSeconds == 0 : report.backwardSeconds > 0)
         #expect(report.gflop > 0 && report.sgemmGflops > 0 && report.parameters > 0)
         let text = report.text
-        #expect(text.hasPrefix(report.blas.line + "\n" + (inference ? "inference" : "training step") + " at 16x16x16, batch 2, width 4, 1 thread(s), "))
+        #expect(report.pages == FloatStorage.pageReport && report.pages.hasPrefix("memory pages: "))
+        #expect(text.hasPrefix(report.blas.line + "\n" + report.pages + "\n" + (inference ? "inference" : "training step") + " at 16x16x16, batch 2, width 4, 1 thread(s), "))
         #expect(text.contains("loss + backward") != inference)
         #expect(text.hasSuffix(" GiB"))
     }

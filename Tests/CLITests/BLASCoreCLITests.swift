@@ -89,7 +89,8 @@ import Testing
         #expect(b["core"] == alone["core"] && b["chosenBy"] == alone["chosenBy"] && b["reason"] == alone["reason"], "alone \(alone), rank 0 \(b)")
     }
 
-    /// The first line of `dsan train`'s log names the CPU, its extensions and the BLAS core.
+    /// The first line of `dsan train`'s log names the CPU, its extensions and the BLAS core; the
+    /// second the memory pages (huge or not, and whether dsan asks).
     @Test func trainLogStartsWithTheCPUAndTheCore() throws {
         let dir = try scratchDirectory("blas-core-train")
         let result = try run(dsanPath, ["train", "--data", trainingData, "--out", dir + "/run", "--width", "2", "--steps", "1", "--epochs", "1"],
@@ -97,5 +98,7 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let first = try #require(result.stderr.split(separator: "\n").first)
         #expect(first.contains(" CPU ") && first.contains("core Prescott, chosen by user: OPENBLAS_CORETYPE=Prescott"), "\(result.stderr)")
+        let second = result.stderr.split(separator: "\n").dropFirst().first.map(String.init) ?? ""
+        #expect(second.contains("memory pages: "), "\(result.stderr)")
     }
 }

@@ -1,5 +1,6 @@
 import Benchmarks
 import Foundation
+import Tensor
 import Testing
 
 /// `dsan bench kernels` and `dsan bench vector` run in their own process: they switch the
@@ -60,7 +61,9 @@ import Testing
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
         let lines = table.stdout.split(separator: "\n")
-        #expect(lines.count == 3 + 2 + 3, "\(table.stdout)")
+        #expect(lines.count == 4 + 2 + 3, "\(table.stdout)")
+        #expect(lines[1].hasPrefix("memory pages: "), "\(table.stdout)")
+        #expect(report.pages == FloatStorage.pageReport)
         #expect(lines[lines.count - 2].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
         #expect(lines.last?.hasPrefix("memory (medians): stream y = a + b over 3 × 128 MiB gains ") == true
                 && lines.last?.contains("a worker reads a 4 MiB block") == true, "\(table.stdout)")

@@ -23,6 +23,20 @@ import Testing
         }
     }
 
+    /// The report line names the kernel's mode and whether dsan asks, for every mode the file shows.
+    @Test func pageReportNamesTheModeAndDsansPart() {
+        #expect(FloatStorage.pageReport(setting: "always [madvise] never\n", marks: true)
+                == "memory pages: transparent huge pages on request (madvise); dsan asks for them on allocations of 4 MiB and more")
+        #expect(FloatStorage.pageReport(setting: "always [madvise] never", marks: false)
+                == "memory pages: transparent huge pages on request (madvise); dsan does not ask for them (DSAN_HUGE_PAGES=0)")
+        #expect(FloatStorage.pageReport(setting: "[always] madvise never", marks: true)
+                == "memory pages: transparent huge pages always (the kernel's setting)")
+        #expect(FloatStorage.pageReport(setting: "always madvise [never]", marks: true)
+                == "memory pages: 4 KiB only (transparent huge pages never)")
+        #expect(FloatStorage.pageReport(setting: nil, marks: true).hasPrefix("memory pages: transparent huge pages unknown"))
+        #expect(FloatStorage.pageReport(setting: "garbled", marks: true).hasPrefix("memory pages: transparent huge pages unknown"))
+    }
+
     /// Where the kernel gives huge pages on request (`madvise` or `always`), a large tensor's
     /// mapping is eligible for them; where it never does, the tensor still works.
     @Test func largeTensorsAskForHugePages() throws {
