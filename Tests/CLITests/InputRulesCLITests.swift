@@ -14,10 +14,12 @@ import Testing
     func refusedTraining(_ dir: String, _ arguments: [String]) throws -> String {
         let r = try run(dsanPath, Self.train + arguments)
         #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
-        // The log's first line names the CPU and the BLAS core (DESIGN.md §10); the refusal follows.
+        // The log's first line names the CPU and the BLAS core (DESIGN.md §10), the second the
+        // memory pages; the refusal follows.
         let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.first?.contains(" CPU ") == true, "\(r.stderr)")
-        return lines.dropFirst().joined(separator: "\n").replacingOccurrences(of: dir, with: "DIR")
+        #expect(lines.dropFirst().first?.contains(" memory pages: ") == true, "\(r.stderr)")
+        return lines.dropFirst(2).joined(separator: "\n").replacingOccurrences(of: dir, with: "DIR")
     }
 
     /// A shard whose datasets hold 0 cases (issue 16: SIGILL in `UniformSampler.init`).
