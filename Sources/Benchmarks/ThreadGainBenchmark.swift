@@ -102,16 +102,17 @@ public struct ThreadGainBenchmark {
             use(t)
             for _ in 0..<warmup { _ = try runner.step() }
         }
-        // Per round and thread count (0: one, 1: many), each site's (calls, seconds, gap seconds).
-        var profileRounds: [[[String: (Int, Double, Double)]]] = [[], []]
+        // Per thread count (0: one, 1: many) and round, each site's regions in the step.
+        let tailSite = "(after the last region)"
+        var profileRounds: [[[String: RegionProfile.Entry]]] = [[], []]
         func measure(_ t: Int) throws -> (Phases, Double, Double) {
             use(t)
             if regions { RegionProfile.start() }
             let s = try runner.step()
             if regions {
                 let (entries, tail) = RegionProfile.stop()
-                var round: [String: (Int, Double, Double)] = ["(after the last region)": (0, 0, tail)]
-                for e in entries { round[e.site] = (e.calls, e.seconds, e.gapSeconds) }
+                var round = [tailSite: RegionProfile.Entry(site: tailSite, calls: 0, seconds: 0, gapSeconds: tail)]
+                for e in entries { round[e.site] = e }
                 profileRounds[t == 1 ? 0 : 1].append(round)
             }
             let phases = Phases(forward: s.forward, backward: s.backward, optimizer: s.optimizer, step: s.total)
@@ -144,13 +145,13 @@ public struct ThreadGainBenchmark {
         var regionGains: [RegionGain]?
         if regions {
             let sites = Set(profileRounds.flatMap { $0.flatMap(\.keys) })
-            func med(_ side: Int, _ site: String, _ value: ((Int, Double, Double)) -> Double) -> Double {
-                median(profileRounds[side].map { value($0[site] ?? (0, 0, 0)) })
+            func med(_ side: Int, _ site: String, _ value: KeyPath<RegionProfile.Entry, Double>) -> Double {
+                median(profileRounds[side].map { $0[site]?[keyPath: value] ?? 0 })
             }
             regionGains = sites.map { site in
-                let one = med(0, site, \.1), many = med(1, site, \.1)
-                let gapOne = med(0, site, \.2), gapMany = med(1, site, \.2)
-                let calls = profileRounds[0].first?[site]?.0 ?? profileRounds[1].first?[site]?.0 ?? 0
+                let one = med(0, site, \.seconds), many = med(1, site, \.seconds)
+                let gapOne = med(0, site, \.gapSeconds), gapMany = med(1, site, \.gapSeconds)
+                let calls = profileRounds[0].first?[site]?.calls ?? profileRounds[1].first?[site]?.calls ?? 0
                 return RegionGain(site: site, callsPerStep: calls, one: one, many: many, gapOne: gapOne, gapMany: gapMany,
                                   lost: (many + gapMany) - (one + gapOne) / Double(threads))
             }.sorted { $0.lost > $1.lost }

@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import NN
+import Tensor
 import VectorKernels
 
 /// `dsan bench winograd`: the Winograd kernels of each distinct Winograd conv of the model at a
@@ -63,14 +64,12 @@ public struct WinogradLayoutBenchmark {
             let (inC, outC) = (conv.geometry.inChannels, conv.geometry.outChannels)
             var g = block.geometry
             let voxels = conv.input.d * conv.input.h * conv.input.w
-            let maxPlane = max(inC, outC) * g.ld + 16
-            let x = UnsafeMutablePointer<Float>.allocate(capacity: inC * voxels)
-            let dy = UnsafeMutablePointer<Float>.allocate(capacity: outC * voxels)
-            let y = UnsafeMutablePointer<Float>.allocate(capacity: outC * voxels)
-            let vm = UnsafeMutablePointer<Float>.allocate(capacity: block.transforms * maxPlane)
-            let scratchFloats = block.f4 ? dsan_winograd4_scratch_floats(&g) : dsan_winograd_scratch_floats(&g)
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchFloats)
-            defer { x.deallocate(); dy.deallocate(); y.deallocate(); vm.deallocate(); scratch.deallocate() }
+            let maxPlane = dsan_winograd_plane_floats(max(inC, outC), g.ld)   // with the line (set above)
+            // FloatStorage, as the convs' tensors and buffers: the same alignment and pages.
+            let x = FloatStorage.allocate(inC * voxels), dy = FloatStorage.allocate(outC * voxels)
+            let y = FloatStorage.allocate(outC * voxels), vm = FloatStorage.allocate(block.transforms * maxPlane)
+            let scratch = FloatStorage.allocate(block.f4 ? dsan_winograd4_scratch_floats(&g) : dsan_winograd_scratch_floats(&g))
+            defer { for p in [x, dy, y, vm, scratch] { FloatStorage.free(p) } }
             for i in 0..<(inC * voxels) { x[i] = Float(i % 97) / 97 - 0.5 }
             for i in 0..<(outC * voxels) { dy[i] = Float(i % 89) / 89 - 0.5 }
             vm.update(repeating: 0.25, count: block.transforms * maxPlane)
@@ -95,12 +94,9 @@ public struct WinogradLayoutBenchmark {
             }
             // The packed weights, one row panel at a time into one panel's buffer, as the GEMM
             // phase of a one-block conv transforms them: forward (rows Cout) and for dX (rows Cin).
-            let weights = UnsafeMutablePointer<Float>.allocate(capacity: outC * inC * 27)
             let panelRows = dsan_packed_gemm_panel_rows()
-            // 64-byte aligned, as the conv's workspace: the transform stores whole vectors.
-            let panel = UnsafeMutableRawPointer.allocate(byteCount: 64 * max(inC, outC) * panelRows * 4, alignment: 64)
-                .bindMemory(to: Float.self, capacity: 64 * max(inC, outC) * panelRows)
-            defer { weights.deallocate(); panel.deallocate() }
+            let weights = FloatStorage.allocate(outC * inC * 27), panel = FloatStorage.allocate(64 * max(inC, outC) * panelRows)
+            defer { FloatStorage.free(weights); FloatStorage.free(panel) }
             for i in 0..<(outC * inC * 27) { weights[i] = Float(i % 83) / 830 - 0.05 }
             for adjoint in [false, true] {
                 let rowsOfA = adjoint ? inC : outC

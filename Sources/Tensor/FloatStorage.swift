@@ -54,7 +54,7 @@ public enum FloatStorage {
     /// `pageReport` for the contents of `/sys/kernel/mm/transparent_hugepage/enabled` ("always
     /// [madvise] never": the bracketed word is the mode; nil: no such file).
     public static func pageReport(setting: String?, marks: Bool) -> String {
-        let ours = marks ? "dsan asks for them on allocations of 4 MiB and more"
+        let ours = marks ? "dsan asks for them on allocations of \(hugePageThreshold >> 20) MiB and more"
                          : "dsan does not ask for them (DSAN_HUGE_PAGES=0)"
         guard let setting, let open = setting.firstIndex(of: "["), let close = setting.firstIndex(of: "]"), open < close else {
             return "memory pages: transparent huge pages unknown (no /sys/kernel/mm/transparent_hugepage/enabled); " + ours

@@ -23,6 +23,13 @@ public enum RegionProfile {
         /// Time on the profiled thread outside any region, just before each of these regions:
         /// the serial code (and OpenBLAS calls) between the previous region and this one.
         public var gapSeconds: Double
+
+        public init(site: String, calls: Int, seconds: Double, gapSeconds: Double) {
+            self.site = site
+            self.calls = calls
+            self.seconds = seconds
+            self.gapSeconds = gapSeconds
+        }
     }
 
     @usableFromInline nonisolated(unsafe) static var active = false

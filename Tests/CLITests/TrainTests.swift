@@ -346,6 +346,11 @@ struct LaunchScriptTests {
             let result = try run("/bin/bash", [root + "/launch/" + arguments[0]] + arguments.dropFirst())
             #expect(result.status == 2 && result.stderr.contains(message), "\(arguments): status \(result.status), \(result.stderr)")
         }
+        // bench-vs-pytorch.sh looks for its binary before measuring anything.
+        let missing = try run("/bin/bash", [root + "/launch/bench-vs-pytorch.sh", "64x128x128", "1", "1"],
+                              environment: ["DSAN": "/nonexistent/dsan"])
+        #expect(missing.status == 2 && missing.stderr.contains("no dsan binary at /nonexistent/dsan: build it with 'swift build -c release' (or set DSAN=path)"),
+                "\(missing.stderr)")
     }
 
     @Test func trainScriptRunsBothRanks() throws {
