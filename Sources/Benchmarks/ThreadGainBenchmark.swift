@@ -23,6 +23,8 @@ public struct ThreadGainBenchmark {
     public var regions: Bool
     /// The memory probes each round also runs (stream gain, handoff between cores).
     public var memory = MemoryScaling()
+    /// The arithmetic probe each round also runs (multiply-adds on registers only).
+    public var arithmetic = ArithmeticScaling()
 
     public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int, regions: Bool = false) {
         precondition(batch >= 1 && threads >= 2 && width >= 1 && rounds >= 1 && warmup >= 0,
@@ -53,6 +55,8 @@ public struct ThreadGainBenchmark {
         public var streamOne: Double, streamMany: Double
         /// GB/s per worker at N threads reading a block it wrote itself, and one the next worker wrote.
         public var readOwn: Double, readNeighbours: Double
+        /// GFLOP/s of the arithmetic probe (`ArithmeticScaling.rate`) at 1 thread and at N.
+        public var arithmeticOne: Double, arithmeticMany: Double
     }
 
     /// One source line's parallel regions in a step at 1 thread and at N (medians over the rounds).
@@ -79,6 +83,8 @@ public struct ThreadGainBenchmark {
         public var forwardGain: Double, backwardGain: Double, optimizerGain: Double
         /// Median over the rounds of streamMany ÷ streamOne, and medians of the read rates.
         public var streamGain: Double, readOwn: Double, readNeighbours: Double
+        /// Median over the rounds of arithmeticMany ÷ arithmeticOne: what the cores gave.
+        public var arithmeticGain: Double
         /// MiB per streamed array (three arrays) and per worker's block in the read probe.
         public var streamArrayMiB: Double, readBlockMiB: Double
         /// Rounds whose step gain reached that round's sgemm gain.
@@ -105,7 +111,9 @@ public struct ThreadGainBenchmark {
         // Per thread count (0: one, 1: many) and round, each site's regions in the step.
         let tailSite = "(after the last region)"
         var profileRounds: [[[String: RegionProfile.Entry]]] = [[], []]
-        func measure(_ t: Int) throws -> (Phases, Double, Double) {
+        /// One thread count's figures in a round.
+        struct Sample { var phases: Phases, sgemm: Double, stream: Double, arithmetic: Double }
+        func measure(_ t: Int) throws -> Sample {
             use(t)
             if regions { RegionProfile.start() }
             let s = try runner.step()
@@ -116,25 +124,29 @@ public struct ThreadGainBenchmark {
                 profileRounds[t == 1 ? 0 : 1].append(round)
             }
             let phases = Phases(forward: s.forward, backward: s.backward, optimizer: s.optimizer, step: s.total)
-            return (phases, Machine.sgemm2048(), memory.streamRate(threads: t))
+            return Sample(phases: phases, sgemm: Machine.sgemm2048(), stream: memory.streamRate(threads: t),
+                          arithmetic: arithmetic.rate(threads: t))
         }
         var done: [Round] = []
         for r in 0..<rounds {
             let manyFirst = r % 2 == 1
-            var one: (Phases, Double, Double), many: (Phases, Double, Double)
+            let one: Sample, many: Sample
             if manyFirst {
                 many = try measure(threads); one = try measure(1)
             } else {
                 one = try measure(1); many = try measure(threads)
             }
             let reads = memory.handoff(threads: threads)
-            let round = Round(manyFirst: manyFirst, one: one.0, many: many.0, sgemmOne: one.1, sgemmMany: many.1,
-                              stepGain: one.0.step / many.0.step, sgemmGain: many.1 / one.1,
-                              streamOne: one.2, streamMany: many.2, readOwn: reads.own, readNeighbours: reads.neighbours)
+            let round = Round(manyFirst: manyFirst, one: one.phases, many: many.phases, sgemmOne: one.sgemm,
+                              sgemmMany: many.sgemm, stepGain: one.phases.step / many.phases.step,
+                              sgemmGain: many.sgemm / one.sgemm, streamOne: one.stream, streamMany: many.stream,
+                              readOwn: reads.own, readNeighbours: reads.neighbours,
+                              arithmeticOne: one.arithmetic, arithmeticMany: many.arithmetic)
             done.append(round)
-            progress(String(format: "bench threads: round %d/%d: step %.3f s → %.3f s (%.2f×), sgemm %.1f → %.1f GFLOP/s (%.2f×), stream %.1f → %.1f GB/s, reads own %.1f, neighbour's %.1f GB/s",
+            progress(String(format: "bench threads: round %d/%d: step %.3f s → %.3f s (%.2f×), sgemm %.1f → %.1f GFLOP/s (%.2f×), registers %.1f → %.1f GFLOP/s (%.2f×), stream %.1f → %.1f GB/s, reads own %.1f, neighbour's %.1f GB/s",
                             r + 1, rounds, round.one.step, round.many.step, round.stepGain, round.sgemmOne,
-                            round.sgemmMany, round.sgemmGain, round.streamOne, round.streamMany, round.readOwn,
+                            round.sgemmMany, round.sgemmGain, round.arithmeticOne, round.arithmeticMany,
+                            round.arithmeticMany / round.arithmeticOne, round.streamOne, round.streamMany, round.readOwn,
                             round.readNeighbours))
         }
         let median = ContentionProbe.median
@@ -161,6 +173,7 @@ public struct ThreadGainBenchmark {
                       backwardGain: gain(\.backward), optimizerGain: gain(\.optimizer),
                       streamGain: median(done.map { $0.streamMany / $0.streamOne }),
                       readOwn: median(done.map(\.readOwn)), readNeighbours: median(done.map(\.readNeighbours)),
+                      arithmeticGain: median(done.map { $0.arithmeticMany / $0.arithmeticOne }),
                       streamArrayMiB: Double(4 * memory.streamFloats) / 1048576, readBlockMiB: Double(4 * memory.blockFloats) / 1048576,
                       roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
                       blas: BLASStartUp.report, pages: FloatStorage.pageReport, regions: regionGains)
@@ -191,6 +204,8 @@ extension ThreadGainBenchmark.Report {
         lines.append(String(format: "median gains: step %.2f× (forward %.2f×, loss + backward %.2f×, Adam %.2f×), sgemm %.2f×",
                             stepGain, forwardGain, backwardGain, optimizerGain, sgemmGain))
         lines.append("step gain ≥ sgemm gain: \(met ? "yes" : "no") (median); in \(roundsMet) of \(rounds.count) rounds")
+        lines.append(String(format: "cores (median): multiply-adds on registers only gain %.2f× from 1 to %d threads (%d would mean whole cores); the step's gain is %.2f of it, sgemm's %.2f",
+                            arithmeticGain, threads, threads, stepGain / arithmeticGain, sgemmGain / arithmeticGain))
         lines.append(String(format: "memory (medians): stream y = a + b over 3 × %g MiB gains %.2f× from 1 to %d threads; a worker reads a %g MiB block it has just written at %.1f GB/s, one the next worker has just written at %.1f GB/s",
                             streamArrayMiB, streamGain, threads, readBlockMiB, readOwn, readNeighbours))
         if let regions {

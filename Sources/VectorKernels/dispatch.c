@@ -195,6 +195,8 @@ void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
                                        long);                                                       \
     long dsan_vk_##level##_packed_gemm_panel_rows(void);                                            \
+    float dsan_vk_##level##_multiply_add_probe(long, float, float);                                 \
+    long dsan_vk_##level##_multiply_add_probe_flops(void);                                          \
     long dsan_vk_##level##_winograd_weight_gradient_jobs(long, long);                               \
     long dsan_vk_##level##_winograd_weight_gradient_scratch_floats(void);                           \
     long dsan_vk_##level##_winograd_weight_gradient_panel_rows(void);                               \
@@ -221,6 +223,8 @@ typedef struct {
     void (*weight_panel)(const float *, long, long, int, long, float *);
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long);
     long (*panel_rows)(void);
+    float (*probe)(long, float, float);
+    long (*probe_flops)(void);
     long (*dw_jobs)(long, long);
     long (*dw_scratch)(void);
     long (*dw_panel_rows)(void);
@@ -234,7 +238,8 @@ typedef struct {
       dsan_vk_##level##_winograd_weight_gradient_transform,                                         \
       dsan_vk_##level##_winograd_weight_transform_packed,                                           \
       dsan_vk_##level##_winograd_weight_transform_panel, dsan_vk_##level##_packed_gemm,             \
-      dsan_vk_##level##_packed_gemm_panel_rows, dsan_vk_##level##_winograd_weight_gradient_jobs,     \
+      dsan_vk_##level##_packed_gemm_panel_rows, dsan_vk_##level##_multiply_add_probe,               \
+      dsan_vk_##level##_multiply_add_probe_flops, dsan_vk_##level##_winograd_weight_gradient_jobs,   \
       dsan_vk_##level##_winograd_weight_gradient_scratch_floats,                                    \
       dsan_vk_##level##_winograd_weight_gradient_panel_rows,                                        \
       dsan_vk_##level##_winograd_weight_gradient_pack, dsan_vk_##level##_winograd_weight_gradient_fused }
@@ -321,6 +326,14 @@ void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, 
                       long n) {
     packedTable()->packed_gemm(a, m, k, b, ldb, c, ldc, n);
 }
+float dsan_multiply_add_probe(long iterations, float scale, float shift) {
+    return packedTable()->probe(iterations, scale, shift);
+}
+long dsan_multiply_add_probe_flops(void) { return packedTable()->probe_flops(); }
+float dsan_vk_multiply_add_probe_at(int level, long iterations, float scale, float shift) {
+    return winogradTables[level].probe(iterations, scale, shift);
+}
+long dsan_vk_multiply_add_probe_flops_at(int level) { return winogradTables[level].probe_flops(); }
 long dsan_vk_packed_gemm_panel_rows_at(int level) { return winogradTables[level].panel_rows(); }
 void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
                                                  int adjoint, long p0, long p1, float *a) {

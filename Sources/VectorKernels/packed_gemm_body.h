@@ -92,6 +92,24 @@ void VK_NAME(packed_gemm)(const float *a, long m, long k, const float *b, long l
 
 long VK_NAME(packed_gemm_panel_rows)(void) { return PG_MR; }
 
+/// The arithmetic probe of `dsan bench threads`: `iterations` × 12 vector multiply-adds
+/// x = x·scale + shift on 12 independent registers, nothing read or written in memory, so its rate
+/// is the core's multiply-add peak at this level (AVX2: 2 FMA units × 4-cycle latency need 8
+/// chains; 12 leave room). Returns the sum of the lanes, so the loop is not optimised away.
+float VK_NAME(multiply_add_probe)(long iterations, float scale, float shift) {
+    pg_f x[12];
+    for (int i = 0; i < 12; i++) x[i] = (pg_f)(float)(i + 1);
+    const pg_f s = (pg_f)scale, t = (pg_f)shift;
+    for (long k = 0; k < iterations; k++) {
+        for (int i = 0; i < 12; i++) x[i] = PG_MADD(x[i], s, t);
+    }
+    float total = 0;
+    for (int i = 0; i < 12; i++)
+        for (int l = 0; l < VK_LANES; l++) total += x[i][l];
+    return total;
+}
+long VK_NAME(multiply_add_probe_flops)(void) { return 12 * 2 * VK_LANES; }
+
 #undef PG_MADD
 #undef PG_MR
 #undef PG_NR

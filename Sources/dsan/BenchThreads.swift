@@ -15,7 +15,10 @@ struct BenchThreads: ParsableCommand {
         phase, sgemm) and whether the step gains at least what sgemm gains. Pin the process to the \
         cores you mean to compare (1 thread runs on one of them).
 
-        Each round also measures the memory: the stream rate of y = a + b over 3 × 128 MiB at 1 \
+        Each round also measures what the cores themselves give: multiply-adds on registers only \
+        at 1 thread and at --threads. On whole cores that gains --threads times; on a virtual \
+        machine whose host runs other work on the same cores it gains less, and no loop can gain \
+        more. And it measures the memory: the stream rate of y = a + b over 3 × 128 MiB at 1 \
         thread and at --threads (what a memory-bound pass such as Adam can gain at most), and how \
         fast a worker reads a 4 MiB block the next worker has just written against one it wrote \
         itself (what a phase pays when its split of the data differs from the previous one's).

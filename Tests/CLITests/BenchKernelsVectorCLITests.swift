@@ -44,7 +44,11 @@ import Testing
         #expect(report.sgemmGain == report.rounds.map(\.sgemmGain).sorted()[1])
         #expect(report.roundsMet == report.rounds.filter { $0.stepGain >= $0.sgemmGain }.count)
         #expect(report.met == (report.stepGain >= report.sgemmGain))
-        for r in report.rounds { #expect(r.streamOne > 0 && r.streamMany > 0 && r.readOwn > 0 && r.readNeighbours > 0) }
+        for r in report.rounds {
+            #expect(r.streamOne > 0 && r.streamMany > 0 && r.readOwn > 0 && r.readNeighbours > 0)
+            #expect(r.arithmeticOne > 0 && r.arithmeticMany > 0)
+        }
+        #expect(report.arithmeticGain == report.rounds.map { $0.arithmeticMany / $0.arithmeticOne }.sorted()[1])
         #expect(report.streamGain == report.rounds.map { $0.streamMany / $0.streamOne }.sorted()[1])
         #expect(report.streamArrayMiB == 128 && report.readBlockMiB == 4)
         // --regions: the step's parallel regions by source line, the convs' and Adam's among them,
@@ -61,10 +65,12 @@ import Testing
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
         let lines = table.stdout.split(separator: "\n")
-        #expect(lines.count == 4 + 2 + 3, "\(table.stdout)")
+        #expect(lines.count == 4 + 2 + 4, "\(table.stdout)")
         #expect(lines[1].hasPrefix("memory pages: "), "\(table.stdout)")
         #expect(report.pages == FloatStorage.pageReport)
-        #expect(lines[lines.count - 2].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
+        #expect(lines[lines.count - 3].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
+        #expect(lines[lines.count - 2].hasPrefix("cores (median): multiply-adds on registers only gain ")
+                && table.stderr.contains("registers "), "\(table.stdout)")
         #expect(lines.last?.hasPrefix("memory (medians): stream y = a + b over 3 × 128 MiB gains ") == true
                 && lines.last?.contains("a worker reads a 4 MiB block") == true, "\(table.stdout)")
         let regionTable = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "1",

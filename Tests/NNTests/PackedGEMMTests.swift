@@ -255,6 +255,29 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
 
     /// The rule: with the packed GEMM, F(2,3) from 8 tiles per sample whatever the channels (layer4
     /// at 64×128×128: 32 tiles); with OpenBLAS's, only when U is at most 1 MiB per tile.
+    /// The arithmetic probe of `dsan bench threads` (beside the GEMM, at its level) computes its
+    /// recurrence on all 12 registers and every lane: x ← x·0.5 + 1 from x = 1…12 (the product is
+    /// exact, so fused and unfused multiply-adds give the same bits), summed register by register
+    /// and lane by lane as the kernel does; and counts 2 operations per lane and register.
+    @Test func multiplyAddProbeComputesItsRecurrenceAtEveryLevel() {
+        atEveryLevel { level, name in
+            let flops = dsan_vk_multiply_add_probe_flops_at(level)
+            let lanes = [4, 8, 16][Int(level)]
+            #expect(flops == 24 * lanes, "\(name)")
+            for iterations in [0, 1, 7, 40] {
+                var total: Float = 0
+                for i in 0..<12 {
+                    var x = Float(i + 1)
+                    for _ in 0..<iterations { x = x * 0.5 + 1 }
+                    for _ in 0..<lanes { total += x }
+                }
+                #expect(dsan_vk_multiply_add_probe_at(level, iterations, 0.5, 1) == total, "\(name), \(iterations) iterations")
+            }
+            #expect(dsan_vk_multiply_add_probe_at(level, 1000, 1, 0) == Float(78 * lanes), "\(name)")
+        }
+        #expect(dsan_multiply_add_probe_flops() == dsan_vk_multiply_add_probe_flops_at(dsan_vk_gemm_level()))
+    }
+
     @Test func ruleFollowsTheGEMM() {
         let layer4 = Conv3dGeometry(inChannels: 512, outChannels: 512, kernel: 3, stride: 1, padding: 1)
         let input = Shape5(n: 1, c: 512, d: 4, h: 8, w: 8)

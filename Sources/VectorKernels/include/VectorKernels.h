@@ -157,12 +157,20 @@ void dsan_winograd_weight_transform_panel(const float *weight, long cout, long c
 /// C[m×n] = A·B, A packed (above).
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n);
+/// `iterations` rounds of multiply-adds on registers only, at the GEMM's level (the core's
+/// arithmetic peak; `dsan bench threads` runs it on every worker), and its floating-point
+/// operations per iteration. Returns the sum of its registers (with scale 1, shift 0 exactly
+/// 78·lanes: the registers start at 1…12).
+float dsan_multiply_add_probe(long iterations, float scale, float shift);
+long dsan_multiply_add_probe_flops(void);
 /// The same functions at a given level ≤ dsan_vk_supported_level() (the tests' seam).
 long dsan_vk_packed_gemm_panel_rows_at(int level);
 void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
                                                  int adjoint, long p0, long p1, float *a);
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n);
+float dsan_vk_multiply_add_probe_at(int level, long iterations, float scale, float shift);
+long dsan_vk_multiply_add_probe_flops_at(int level);
 
 // MARK: Fused Winograd F(2,3) weight gradient (winograd_dw_body.h, at the packed GEMM's level)
 //
