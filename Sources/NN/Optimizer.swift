@@ -83,22 +83,62 @@ public final class Adam {
         let wd = Float(weightDecay), e = Float(eps)
         let ps = parameters.map(\.data), gs = gradients.map(\.data)
         let ms = firstMoments.map(\.data), vs = secondMoments.map(\.data)
-        let offsets = self.offsets
         Parallel.forEach(parameterCount, grain: 1 << 16) { range in
-            // First parameter overlapping the range: the last k with offsets[k] ≤ range.lowerBound.
-            var lo = 0, hi = offsets.count - 1
-            while hi - lo > 1 {
-                let mid = (lo + hi) / 2
-                if offsets[mid] <= range.lowerBound { lo = mid } else { hi = mid }
-            }
-            var k = lo
-            while k < offsets.count - 1 && offsets[k] < range.upperBound {
-                let start = max(range.lowerBound, offsets[k]) - offsets[k]
-                let end = min(range.upperBound, offsets[k + 1]) - offsets[k]
+            forEachSpan(of: range) { k, start, end in
                 adamKernel(ps[k], gs[k], ms[k], vs[k], start, end,
                            stepSize: stepSize, bc2Sqrt: bc2Sqrt, b2: b2, w1: w1, w2: w2, wd: wd, eps: e)
-                k += 1
             }
+        }
+    }
+
+    /// The first gradient entry that is NaN or infinite, in parameter order (the parameter's
+    /// position in `parameters`, the entry's index in it, its value); nil when all are finite.
+    /// One parallel pass over the gradients at the vector width (`dsan_vk_first_nonfinite`) in
+    /// fixed blocks, so the answer does not depend on the thread count: it runs before every
+    /// training step's `step()`, and a scalar loop over 63.5 M entries took 60–70 ms of a 1.1 s
+    /// step on the Zen 3 VM.
+    public func firstNonFiniteGradient() -> (parameter: Int, index: Int, value: Float)? {
+        let block = 1 << 16
+        let blocks = (parameterCount + block - 1) / block
+        var hits = [Int](repeating: -1, count: blocks)   // per block: the first flat index found
+        let gs = gradients.map(\.data)
+        hits.withUnsafeMutableBufferPointer { hits in
+            let base = hits.baseAddress!
+            Parallel.forEach(blocks) { r in
+                for b in r {
+                    forEachSpan(of: (b * block)..<min(parameterCount, (b + 1) * block)) { k, start, end in
+                        guard base[b] < 0 else { return }
+                        let i = dsan_vk_first_nonfinite(gs[k] + start, end - start)
+                        if i < end - start { base[b] = offsets[k] + start + i }
+                    }
+                }
+            }
+        }
+        guard let flat = hits.first(where: { $0 >= 0 }) else { return nil }
+        let k = parameter(containing: flat)
+        return (k, flat - offsets[k], gs[k][flat - offsets[k]])
+    }
+
+    /// The parameter holding flat index `i`: the last k with offsets[k] ≤ i.
+    private func parameter(containing i: Int) -> Int {
+        var lo = 0, hi = offsets.count - 1
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if offsets[mid] <= i { lo = mid } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// Calls `body(k, start, end)` for each parameter k that the flat range overlaps, with the
+    /// overlap as indices into parameter k, in order.
+    @inline(__always)
+    private func forEachSpan(of range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+        var k = parameter(containing: range.lowerBound)
+        while k < offsets.count - 1 && offsets[k] < range.upperBound {
+            let start = max(range.lowerBound, offsets[k]) - offsets[k]
+            let end = min(range.upperBound, offsets[k + 1]) - offsets[k]
+            if end > start { body(k, start, end) }
+            k += 1
         }
     }
 }

@@ -417,20 +417,12 @@ public final class Trainer {
         clock.lap(\.optimizerSeconds)
     }
 
-    /// The first all-reduced gradient entry that is NaN or infinite, if any. The sum over all
-    /// ranks is the same on every rank, so every rank stops at the same step. Scans each tensor's
-    /// sum first (one pass; a non-finite entry makes it non-finite) and looks for the entry only
-    /// then.
+    /// The first all-reduced gradient entry that is NaN or infinite, if any (`Adam`'s parallel
+    /// scan; the optimizer's parameters are the registry's, in order). The sum over all ranks is
+    /// the same on every rank, so every rank stops at the same step.
     func firstNonFiniteGradient() -> (name: String, index: Int, value: Float)? {
-        for p in model.registry.parameters {
-            let g = p.gradient
-            var sum: Float = 0
-            for i in 0..<g.count { sum += g.data[i] * 0 }   // 0·x is NaN exactly when x is not finite
-            if sum.isNaN, let i = (0..<g.count).first(where: { !g.data[$0].isFinite }) {
-                return (p.name, i, g.data[i])
-            }
-        }
-        return nil
+        guard let bad = optimizer.firstNonFiniteGradient() else { return nil }
+        return (model.registry.parameters[bad.parameter].name, bad.index, bad.value)
     }
 
     /// The step's record for `steps.jsonl` (the shares and waits are filled in by the loop).

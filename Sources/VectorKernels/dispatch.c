@@ -19,7 +19,8 @@
                                              float, float, float);                                  \
     void dsan_vk_##level##_scale(const float *, float *, size_t, float);                             \
     void dsan_vk_##level##_adam(float *, const float *, float *, float *, size_t, float, float,      \
-                                float, float, float, float, float);
+                                float, float, float, float, float);                                 \
+    size_t dsan_vk_##level##_first_nonfinite(const float *, size_t);
 
 VK_DECLARE(baseline)
 #if defined(__x86_64__)
@@ -37,12 +38,13 @@ typedef struct {
     void (*scale)(const float *, float *, size_t, float);
     void (*adam)(float *, const float *, float *, float *, size_t, float, float, float, float, float,
                  float, float);
+    size_t (*first_nonfinite)(const float *, size_t);
 } vk_table;
 
 #define VK_TABLE(level)                                                                             \
     { dsan_vk_##level##_relu_forward, dsan_vk_##level##_relu_backward, dsan_vk_##level##_add,       \
       dsan_vk_##level##_add_relu, dsan_vk_##level##_affine, dsan_vk_##level##_bn_input_gradient,    \
-      dsan_vk_##level##_scale, dsan_vk_##level##_adam }
+      dsan_vk_##level##_scale, dsan_vk_##level##_adam, dsan_vk_##level##_first_nonfinite }
 
 static const vk_table tables[] = {
     VK_TABLE(baseline),
@@ -137,6 +139,8 @@ void dsan_vk_adam(float *p, const float *g, float *m, float *v, size_t n,
     table()->adam(p, g, m, v, n, stepSize, bc2Sqrt, b2, w1, w2, wd, eps);
 }
 
+size_t dsan_vk_first_nonfinite(const float *x, size_t n) { return table()->first_nonfinite(x, n); }
+
 // MARK: scalar references (one element at a time, the formulas of the header)
 
 void dsan_vk_reference_relu_forward(const float *x, float *y, size_t n) {
@@ -173,6 +177,12 @@ void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t
         v[i] = vi;
         p[i] = theta - stepSize * (mi / (__builtin_sqrtf(vi) / bc2Sqrt + eps));
     }
+}
+
+size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!__builtin_isfinite(x[i])) return i;
+    return n;
 }
 
 // MARK: Winograd transforms (winograd_body.h, one build per level; same level as the table above)

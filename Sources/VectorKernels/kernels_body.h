@@ -75,6 +75,26 @@ void VK_NAME(scale)(const float *dy, float *dx, size_t n, float scale) {
     for (; i < n; i++) dx[i] = dy[i] * scale;
 }
 
+/// The first i with x[i] NaN or ±∞ (all exponent bits set), or n: vectors of 4·VK_LANES floats
+/// are tested together and the scalar loop finds the element in the first vector group that holds
+/// one. It reads the gradients before each Adam step, a pass bound by memory.
+size_t VK_NAME(first_nonfinite)(const float *x, size_t n) {
+    const vk_i e = (vk_i)0x7f800000;
+    size_t i = 0;
+    for (; i + 4 * VK_LANES <= n; i += 4 * VK_LANES) {
+        const vk_i a = ((vk_i)vk_load(x + i) & e) == e, b = ((vk_i)vk_load(x + i + VK_LANES) & e) == e;
+        const vk_i c = ((vk_i)vk_load(x + i + 2 * VK_LANES) & e) == e;
+        const vk_i d = ((vk_i)vk_load(x + i + 3 * VK_LANES) & e) == e;
+        if (__builtin_reduce_or((a | b) | (c | d))) break;
+    }
+    for (; i < n; i++) {
+        unsigned bits;
+        memcpy(&bits, x + i, sizeof bits);
+        if ((bits & 0x7f800000u) == 0x7f800000u) return i;
+    }
+    return n;
+}
+
 void VK_NAME(adam)(float *p, const float *g, float *m, float *v, size_t n,
                    float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd, float eps) {
     const vk_f ss = vk_splat(stepSize), bc = vk_splat(bc2Sqrt), b2v = vk_splat(b2);

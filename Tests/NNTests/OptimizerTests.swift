@@ -71,6 +71,30 @@ import Testing
         #expect(params.map { $0.gradient.array } == before)
     }
 
+    /// The scan before each step reports the first non-finite gradient entry in parameter order,
+    /// whichever fixed block and worker meets it first: across the 65 536-entry blocks and the
+    /// parameter boundaries, on 1, 2 and 3 threads; nil when all are finite.
+    @Test func firstNonFiniteGradientIsTheFirstInParameterOrder() {
+        let params = makeParameters(seed: 4)
+        fillGradients(params, step: 1)
+        let adam = Adam(parameters: params)
+        for threads in [1, 2, 3] {
+            ThreadSettings.with(parallel: threads, blas: 1) {
+                #expect(adam.firstNonFiniteGradient() == nil)
+                params[4].gradient.data[26] = -.infinity            // last entry of the last parameter
+                #expect(adam.firstNonFiniteGradient().map { [$0.parameter, $0.index] } == [4, 26])
+                params[1].gradient.data[70_000] = .nan              // in the second block
+                #expect(adam.firstNonFiniteGradient().map { [$0.parameter, $0.index] } == [1, 70_000])
+                params[1].gradient.data[65_532] = .infinity         // the block boundary falls at 65 533
+                let bad = adam.firstNonFiniteGradient()
+                #expect(bad?.parameter == 1 && bad?.index == 65_532 && bad?.value == .infinity)
+                params[2].gradient.data[0] = .nan                   // a later parameter does not win
+                #expect(adam.firstNonFiniteGradient().map { [$0.parameter, $0.index] } == [1, 65_532])
+                fillGradients(params, step: 1)
+            }
+        }
+    }
+
     /// Restoring (stepCount, m, v) and the parameters into a fresh optimizer continues bit for bit.
     @Test func stateRoundTripContinuesIdentically() {
         let params = makeParameters(seed: 3), copies = makeParameters(seed: 3)

@@ -65,6 +65,35 @@ import VectorKernels
         }
     }
 
+    /// The scan before each Adam step finds the reference's first NaN, +∞ or −∞ at every level:
+    /// in the first, a middle and the last vector group, in the scalar tail, with two bad entries
+    /// (the first one counts), and none among finite extremes (±greatest, subnormals, ±0).
+    @Test func firstNonFiniteMatchesReferenceAtEveryLevel() {
+        let finite: [Float] = [0, -0.0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                               .leastNonzeroMagnitude, -.leastNormalMagnitude, 1, -3.5]
+        var cases: [[Float]] = []
+        for length in [0, 1, 7, 31, 64, 65, 1013] {
+            let base = (0..<length).map { finite[$0 % finite.count] }
+            cases.append(base)
+            for position in Set([0, length / 2, length - 1, max(0, length - 33)]) where (0..<length).contains(position) {
+                for bad: Float in [.nan, .infinity, -.infinity, -.nan] {
+                    var v = base
+                    v[position] = bad
+                    cases.append(v)
+                    if position + 3 < length { v[position + 3] = .nan; cases.append(v) }
+                }
+            }
+        }
+        atEveryVectorLevel { level in
+            let name = String(cString: dsan_vk_level_name(level))
+            for v in cases {
+                let expected = dsan_vk_reference_first_nonfinite(v, v.count)
+                #expect(expected == (v.firstIndex { !$0.isFinite } ?? v.count))
+                #expect(dsan_vk_first_nonfinite(v, v.count) == expected, "\(name), \(v.count) elements")
+            }
+        }
+    }
+
     @Test func adamMatchesReferenceAtEveryLevel() {
         let p0 = values(seed: 3).map { $0.isNaN ? 0.5 : max($0, -1) }
         let g = values(seed: 4).map { $0.isNaN || $0.isInfinite ? 0.25 : $0 }

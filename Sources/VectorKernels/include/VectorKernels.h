@@ -56,6 +56,8 @@ void dsan_vk_scale(const float *dy, float *dx, size_t n, float scale);
 /// p, g, m, v are distinct arrays.
 void dsan_vk_adam(float *p, const float *g, float *m, float *v, size_t n,
                   float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd, float eps);
+/// The first i < n with x[i] NaN, +∞ or −∞; n when every element is finite.
+size_t dsan_vk_first_nonfinite(const float *x, size_t n);
 
 /// The scalar references, one element at a time, for the tests.
 void dsan_vk_reference_relu_forward(const float *x, float *y, size_t n);
@@ -69,6 +71,7 @@ void dsan_vk_reference_scale(const float *dy, float *dx, size_t n, float scale);
 void dsan_vk_reference_adam(float *p, const float *g, float *m, float *v, size_t n,
                             float stepSize, float bc2Sqrt, float b2, float w1, float w2, float wd,
                             float eps);
+size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n);
 
 
 // MARK: Winograd F(2×2×2, 3×3×3) transforms (Sources/NN/Winograd.swift has the maths and layouts)
