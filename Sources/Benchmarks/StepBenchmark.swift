@@ -18,6 +18,10 @@ public struct StepBenchmark {
     public var repetitions: Int
     public var warmup: Int
     public var inference: Bool
+    /// Each repetition also runs a step with the gradients' zeros written at once
+    /// (`Tensor.zerosLazily` off, as `DSAN_LAZY_ZEROS=0`), the two in alternating order in this
+    /// process; the report's figures are then the lazy steps', and `eagerZeros` compares.
+    public var compareEagerZeros = false
 
     public init(size: VolumeSize, batch: Int, threads: Int, width: Int, repetitions: Int, warmup: Int, inference: Bool) {
         precondition(batch >= 1 && threads >= 1 && width >= 1 && repetitions >= 1 && warmup >= 0,
@@ -41,6 +45,13 @@ public struct StepBenchmark {
         public var blas: BLASKernelReport
         /// The memory pages the tensors get (`FloatStorage.pageReport`).
         public var pages: String
+        /// With `compareEagerZeros`: the median step with the zeros written at once, and the
+        /// median over the repetitions of (that step ÷ the lazy step of the same repetition).
+        public var eagerZeros: EagerZeros?
+    }
+
+    public struct EagerZeros: Codable {
+        public var stepSeconds: Double, ratio: Double
     }
 
     /// Runs the repetitions; `repetitionDone(r, total, seconds)` after each (the command prints it).
@@ -49,13 +60,30 @@ public struct StepBenchmark {
         Parallel.threads = t
         BLAS.threads = t
         let runner = try StepRunner(size: size, batch: batch, width: width, inference: inference)
-        var times: [StepRunner.Times] = []
+        let comparing = compareEagerZeros && !inference
+        let savedSetting = Tensor.zerosLazily
+        defer { Tensor.zerosLazily = savedSetting }
+        if comparing { Tensor.zerosLazily = true }
+        func eagerStep() throws -> Double {
+            Tensor.zerosLazily = false
+            defer { Tensor.zerosLazily = true }
+            return try runner.step().total
+        }
+        var times: [StepRunner.Times] = [], eager: [Double] = []
         for r in 0..<(warmup + repetitions) {
+            let eagerFirst = comparing && r % 2 == 1
+            let before = eagerFirst ? try eagerStep() : nil
             let step = try runner.step()
-            if r >= warmup { times.append(step) }
+            let after = comparing && !eagerFirst ? try eagerStep() : nil
+            if r >= warmup {
+                times.append(step)
+                if let e = before ?? after { eager.append(e) }
+            }
             repetitionDone(r + 1, warmup + repetitions, step.total)
         }
         let median = ContentionProbe.median
+        let eagerZeros = eager.isEmpty ? nil
+            : EagerZeros(stepSeconds: median(eager), ratio: median(zip(eager, times).map { $0 / $1.total }))
         let f = median(times.map(\.forward)), b = median(times.map(\.backward)), o = median(times.map(\.optimizer))
         let step = f + b + o
         let flop = runner.flop
@@ -63,7 +91,8 @@ public struct StepBenchmark {
                       forwardSeconds: f, backwardSeconds: b, optimizerSeconds: o, stepSeconds: step,
                       samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
                       sgemmGflops: Machine.sgemm2048(), peakRSSGiB: Self.peakRSS(),
-                      parameters: runner.parameters, blas: BLASStartUp.report, pages: FloatStorage.pageReport)
+                      parameters: runner.parameters, blas: BLASStartUp.report, pages: FloatStorage.pageReport,
+                      eagerZeros: eagerZeros)
     }
 
     /// Peak resident set size of this process (VmHWM in /proc/self/status), GiB; NaN when unknown.
@@ -97,7 +126,10 @@ extension StepBenchmark.Report {
           GFLOP (convs)      \(String(format: "%8.1f", gflop))
           achieved GFLOP/s   \(String(format: "%8.1f", gflopsAchieved)) (sgemm 2048³ same run: \(String(format: "%.1f", sgemmGflops)), ratio \(String(format: "%.2f", gflopsAchieved / sgemmGflops)))
           peak RSS           \(String(format: "%8.2f GiB", peakRSSGiB))
-        """
+        """ + (eagerZeros.map {
+            String(format: "\n  eager zeros        %8.3f s (the same step with the gradients' zeros written first; per repetition %.3f× the lazy step, median)",
+                   $0.stepSeconds, $0.ratio)
+        } ?? "")
     }
 }
 

@@ -41,7 +41,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 /// `fc.weight`, …) in PyTorch's layouts, so checkpoints move between dsan and PyTorch unchanged.
 /// Activations are allocated for one input shape at the first forward and reused; a different
 /// shape reallocates them. `backward` ACCUMULATES into every parameter gradient (zero them with
-/// `zeroGradients()` once per step; micro-batches add up).
+/// `zeroGradients()` once per step; micro-batches add up). The zeroing is lazy (`Tensor.zeroLazily`):
+/// the first kernel to add into a gradient writes it instead, and `backward` resolves every
+/// gradient it did not write before it reports the gradients ready and before it returns.
 public final class ResNet3D {
     public let config: ModelConfig
     public let registry = ParameterRegistry()
@@ -138,9 +140,31 @@ public final class ResNet3D {
         for bn in batchNorms { bn.allReduce = reduce }
     }
 
-    /// Sets every parameter gradient to zero (in parallel over `Parallel.threads`).
+    /// Sets every parameter gradient to zero, lazily (`Tensor.zeroLazily`): the next `backward`
+    /// writes or resolves each, so nothing reads or writes 254 MB of zeros. Read the gradients only
+    /// after a `backward` (or call `resolveGradients()`). With `DSAN_LAZY_ZEROS=0` the zeros are
+    /// written at once, as before (for comparisons; the results are the same).
     public func zeroGradients() {
-        Parallel.zero(registry.parameters.map(\.gradient))
+        for p in registry.parameters { p.gradient.zeroLazily() }
+        if !Tensor.zerosLazily { resolveGradients() }
+    }
+
+    /// Writes the zeros of every gradient still lazily zero (`zeroGradients` without a
+    /// `backward` since, or a parameter the last pass did not reach): the parameters from index
+    /// `first` on.
+    public func resolveGradients(from first: Int = 0) {
+        var pending: [Tensor] = []
+        for p in registry.parameters[first...] where p.gradient.isLazilyZero {
+            _ = p.gradient.takeLazyZero()
+            pending.append(p.gradient)
+        }
+        if !pending.isEmpty { Parallel.zero(pending) }
+    }
+
+    /// Reports the last `count` parameters' gradients final, with none of them left lazily zero.
+    private func announceReady(_ count: Int) {
+        resolveGradients(from: registry.parameters.count - count)
+        gradientsReady?(count)
     }
 
     /// The shape of layer4's output for an input shape (1/16 of the input in every dimension).
@@ -317,7 +341,7 @@ public final class ResNet3D {
         // fc and GAP.
         linearBackward(dX: dFeatures, dWeight: fcGradient, dY: dLogits, x: features, weight: fcWeight)
         let total = registry.parameters.count
-        gradientsReady?(1)
+        announceReady(1)
         var dOut = gradA
         dOut.reshape(f.shape)
         globalAveragePoolBackward(dX: dOut, dY: dFeatures)
@@ -333,14 +357,14 @@ public final class ResNet3D {
                 let x = k > 0 ? layers[l][k - 1].output : (l > 0 ? layers[l - 1].last!.output : pooled)
                 spare.reshape(x.shape)
                 block.backward(dOut, input: x, dX: spare, scratch: gradC, scratch2: gradD, workspace: workspace)
-                gradientsReady?(total - blockFirstParameter[l][k])
+                announceReady(total - blockFirstParameter[l][k])
                 swap(&dOut, &spare)
             }
         }
         // Max-pool, then the stem (no input gradient needed).
         maxPool3dBackward(dX: dStem, dY: dOut, indices: poolIndices)
         stem.backward(dStem, input: lastInput!, dX: nil, workspace: workspace)
-        gradientsReady?(total)
+        announceReady(total)
         precondition(lastInput!.shape5 == input, "ResNet3D.backward: input changed since forward")
     }
 }

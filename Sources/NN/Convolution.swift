@@ -318,7 +318,8 @@ func rowPanels(_ rows: Int, tileJobs: Int) -> (panelRows: Int, panels: Int) {
 ///
 /// - `dX` `[N, Cin, D, H, W]` is WRITTEN (overwritten) with ∂L/∂x.
 /// - `dWeight` `[Cout, Cin, kD, kH, kW]` is ACCUMULATED: ∂L/∂weight is added to its contents, so
-///   the caller zeroes it once per step (and may sum micro-batches).
+///   the caller zeroes it once per step (and may sum micro-batches); lazily zero
+///   (`Tensor.zeroLazily`) it is written, or zeroed first where the kernel only adds.
 /// - `dY` `[N, Cout, Do, Ho, Wo]` is ∂L/∂y; `x` and `weight` are the forward's inputs.
 public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor,
                            geometry g: Conv3dGeometry, workspace: ConvWorkspace) {
@@ -349,6 +350,7 @@ public func conv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
 /// `conv3dBackward` by vol2col + GEMM, whatever `ConvAlgorithm.selected` says.
 func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor,
                           geometry g: Conv3dGeometry, workspace: ConvWorkspace) {
+    dWeight?.resolveLazyZero()   // its GEMMs add (beta 1) over samples and tiles
     let plan = ConvPlan(g, x.shape5)
     let K = plan.rows, P = plan.positions, cout = plan.outC
     let (w, xp, dyp) = (UnsafePointer(weight.data), UnsafePointer(x.data), UnsafePointer(dY.data))

@@ -34,6 +34,7 @@ public func linearBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor,
     }
     if let dWeight {
         precondition(dWeight.shape == weight.shape, "linearBackward: dWeight \(dWeight.shape) vs \(weight.shape)")
+        dWeight.resolveLazyZero()   // [out, in]: one row at width 64, not worth a beta 0 path
         BLAS.sgemm(.transpose, .none, m: outF, n: inF, k: n, a: dY.data, lda: outF, b: x.data, ldb: inF,
                    beta: 1, c: dWeight.data, ldc: inF)
     }

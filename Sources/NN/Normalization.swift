@@ -221,6 +221,8 @@ public final class BatchNorm3d {
                 gs[c + ch] = sdyx
             }
         }
+        dBias.resolveLazyZero()
+        dWeight.resolveLazyZero()
         for ch in 0..<c {
             dBias.data[ch] += Float(gs[ch])
             dWeight.data[ch] += Float(gs[c + ch] * Double(invStd.data[ch]))

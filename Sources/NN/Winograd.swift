@@ -424,7 +424,8 @@ func winogradForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3dGeo
                      weight: weight, geometry: g, adjoint: false, buffers, blockBytes: blockBytes)
 }
 
-/// Winograd backward: WRITES dX, ACCUMULATES dWeight (either may be nil), like `conv3dBackward`.
+/// Winograd backward: WRITES dX, ACCUMULATES dWeight (either may be nil), like `conv3dBackward`;
+/// a lazily zero dWeight (`Tensor.zeroLazily`) is written instead, never read.
 func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weight: Tensor,
                       geometry g: Conv3dGeometry, buffers: WinogradBuffers, blockBytes: Int = WinogradConv.blockBytes) {
     precondition(WinogradConv.applies(to: g), "winogradBackward: \(g) is not 3³ stride 1 padding 1")
@@ -434,7 +435,12 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
                          weight: weight, geometry: g, adjoint: true, buffers, blockBytes: blockBytes)
     }
     guard let dWeight else { return }
+    let overwrite = dWeight.takeLazyZero()
     let p = WinogradPlan(x.shape5, inC: cin, outC: cout, blockBytes: blockBytes)
+    if p.blocks == 0 {   // no tiles (an empty batch): nothing to add
+        if overwrite { dWeight.zero() }
+        return
+    }
     let workers = max(1, Parallel.threads)
     let fused = WinogradConv.usesFusedWeightGradient(input: x.shape5)
     let per = max(scratchFloats(p), fused ? (dsan_winograd_weight_gradient_scratch_floats() + 15) / 16 * 16 : 0)
@@ -469,8 +475,10 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
                 }
                 let jobs = dsan_winograd_weight_gradient_jobs(cout, cin)
                 Parallel.forEachWorkerDynamically(jobs, maxWorkers: workers) { worker, r in
+                    // The first block writes every entry of a lazily zero dWeight; later blocks add.
                     dsan_winograd_weight_gradient_fused(du, v, cout, cin, t, p.ld, r.lowerBound, r.upperBound,
-                                                        dWeight.data, scratch + worker * per)
+                                                        dWeight.data, overwrite && block == 0 ? 1 : 0,
+                                                        scratch + worker * per)
                 }
                 continue
             }
@@ -483,7 +491,8 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
         }
         if fused { return }
         Parallel.forEachWorker(cout, maxWorkers: workers) { _, r in
-            dsan_winograd_weight_gradient_transform(du, cout, cin, r.lowerBound, r.upperBound, dWeight.data)
+            dsan_winograd_weight_gradient_transform(du, cout, cin, r.lowerBound, r.upperBound, dWeight.data,
+                                                    overwrite ? 1 : 0)
         }
     }
 }

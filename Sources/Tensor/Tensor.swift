@@ -13,6 +13,8 @@ public final class Tensor {
     public let capacity: Int
     /// The storage. Valid for the tensor's lifetime.
     public let data: UnsafeMutablePointer<Float>
+    /// The elements count as zero whatever `data` holds (`zeroLazily`, Sources/Tensor/LazyZero.swift).
+    public internal(set) var isLazilyZero = false
 
     /// A zero-filled tensor of the given shape.
     public init(zeros shape: [Int]) {

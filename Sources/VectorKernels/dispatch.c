@@ -197,7 +197,7 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
                                                      long, long, long, long, long, float *);        \
     void dsan_vk_##level##_winograd_weight_transform(const float *, long, long, long, long, float *); \
     void dsan_vk_##level##_winograd_weight_gradient_transform(const float *, long, long, long, long,  \
-                                                              float *);                             \
+                                                              float *, int);                        \
     void dsan_vk_##level##_winograd_weight_transform_packed(const float *, long, long, int, long, long, \
                                                             float *);                               \
     void dsan_vk_##level##_winograd_weight_transform_panel(const float *, long, long, int, long,      \
@@ -213,7 +213,8 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
     void dsan_vk_##level##_winograd_weight_gradient_pack(const float *, long, long, long, long, long, \
                                                          float *);                                  \
     void dsan_vk_##level##_winograd_weight_gradient_fused(const float *, const float *, long, long,   \
-                                                          long, long, long, long, float *, float *);
+                                                          long, long, long, long, float *, int,     \
+                                                          float *);
 
 WK_DECLARE(baseline)
 #if defined(__x86_64__)
@@ -228,7 +229,7 @@ typedef struct {
                      float *, float *);
     void (*output)(const dsan_winograd_geometry *, const float *, long, long, long, long, long, float *);
     void (*weight)(const float *, long, long, long, long, float *);
-    void (*weight_gradient)(const float *, long, long, long, long, float *);
+    void (*weight_gradient)(const float *, long, long, long, long, float *, int);
     void (*weight_packed)(const float *, long, long, int, long, long, float *);
     void (*weight_panel)(const float *, long, long, int, long, float *);
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long);
@@ -239,7 +240,7 @@ typedef struct {
     long (*dw_scratch)(void);
     long (*dw_panel_rows)(void);
     void (*dw_pack)(const float *, long, long, long, long, long, float *);
-    void (*dw_fused)(const float *, const float *, long, long, long, long, long, long, float *, float *);
+    void (*dw_fused)(const float *, const float *, long, long, long, long, long, long, float *, int, float *);
 } wk_table;
 
 #define WK_TABLE(level)                                                                             \
@@ -294,8 +295,8 @@ void dsan_winograd_weight_transform(const float *weight, long cout, long cin, lo
     winogradTable()->weight(weight, cout, cin, co0, co1, u);
 }
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
-                                             long co1, float *dWeight) {
-    winogradTable()->weight_gradient(du, cout, cin, co0, co1, dWeight);
+                                             long co1, float *dWeight, int overwrite) {
+    winogradTable()->weight_gradient(du, cout, cin, co0, co1, dWeight, overwrite);
 }
 
 // The packed GEMM's level is set once at start-up (the widest supported, or DSAN_SIMD's) and is
@@ -370,18 +371,18 @@ void dsan_winograd_weight_gradient_pack(const float *dm, long cout, long tiles, 
 }
 void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, long cout, long cin,
                                          long tiles, long ld, long job0, long job1, float *dWeight,
-                                         float *scratch) {
-    packedTable()->dw_fused(packed, v, cout, cin, tiles, ld, job0, job1, dWeight, scratch);
+                                         int overwrite, float *scratch) {
+    packedTable()->dw_fused(packed, v, cout, cin, tiles, ld, job0, job1, dWeight, overwrite, scratch);
 }
 void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float *v, long cout,
-                                         long cin, long tiles, long ld, float *dWeight) {
+                                         long cin, long tiles, long ld, float *dWeight, int overwrite) {
     const wk_table *table = &winogradTables[level];
     const long r = table->dw_panel_rows(), panels = (cout + r - 1) / r;
     float *packed = malloc(sizeof(float) * (size_t)(panels * r * 64 * (tiles > 0 ? tiles : 1)));
     float *scratch = malloc(sizeof(float) * (size_t)table->dw_scratch());
     if (!packed || !scratch) abort();
     table->dw_pack(dm, cout, tiles, ld, 0, panels, packed);
-    table->dw_fused(packed, v, cout, cin, tiles, ld, 0, table->dw_jobs(cout, cin), dWeight, scratch);
+    table->dw_fused(packed, v, cout, cin, tiles, ld, 0, table->dw_jobs(cout, cin), dWeight, overwrite, scratch);
     free(packed);
     free(scratch);
 }

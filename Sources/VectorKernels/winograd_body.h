@@ -491,7 +491,7 @@ static inline void wk_weight_gradient_27(wk_f s[100], float t[27][VK_LANES]) {
 }
 
 void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, long cin, long co0, long co1,
-                                                 float *dWeight) {
+                                                 float *dWeight, int overwrite) {
     const long xs = cout * cin;
     float t[27][VK_LANES];
     wk_f s[100];
@@ -500,10 +500,15 @@ void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, lon
             const long lanes = wk_min(VK_LANES, cin - ci0);
             const float *src = du + co * cin + ci0;
             for (int xi = 0; xi < 64; xi++) s[xi] = wk_load_n(src + xi * xs, lanes);
-            wk_weight_gradient_27(s, t);   // transposed back and added into dWeight [Cout, Cin, 27]
+            wk_weight_gradient_27(s, t);   // transposed back into dWeight [Cout, Cin, 27]
             float *dst = dWeight + (co * cin + ci0) * 27;
-            for (long l = 0; l < lanes; l++)
-                for (int k = 0; k < 27; k++) dst[l * 27 + k] += t[k][l];
+            if (overwrite) {
+                for (long l = 0; l < lanes; l++)
+                    for (int k = 0; k < 27; k++) dst[l * 27 + k] = t[k][l];
+            } else {
+                for (long l = 0; l < lanes; l++)
+                    for (int k = 0; k < 27; k++) dst[l * 27 + k] += t[k][l];
+            }
         }
     }
 }

@@ -17,7 +17,9 @@
 // keeps the R × 6 block of dU_ξ in 12 vector registers over the chunk's tiles, reading V_ξ where
 // it lies. The blocks go to `s` ([group][ξ][6][R], the job's share of dU:
 // 64·DW_CB·R floats, L2-sized), and the next tile chunk resumes from them. After the last chunk
-// each (co, ci) of the job gets Gᵀ⊗³ of its 64 sums, added into dWeight [Cout, Cin, 27].
+// each (co, ci) of the job gets Gᵀ⊗³ of its 64 sums, added into dWeight [Cout, Cin, 27] (or
+// written there with `overwrite`, for the first block of a step whose gradient counts as zero:
+// then dWeight is never read).
 //
 // Every dU element is one sum over the block's tiles in increasing order (the chunks resume the
 // same accumulator through memory), and each (co, ci) belongs to exactly one job: the result
@@ -102,7 +104,7 @@ void VK_NAME(winograd_weight_gradient_pack)(const float *dm, long cout, long til
 
 void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v, long cout, long cin,
                                              long tiles, long ld, long job0, long job1,
-                                             float *dWeight, float *scratch) {
+                                             float *dWeight, int overwrite, float *scratch) {
     const long panels = (cout + DW_MR - 1) / DW_MR, plane = dsan_winograd_plane_floats(cin, ld);
     float *s = scratch;
     for (long job = job0; job < job1; job++) {
@@ -164,7 +166,8 @@ void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v
         for (long r = 0; r < rows; r++) {
             float *dst = dWeight + ((co0 + r) * cin + ci0) * 27;
             const float *src = out + r * run;
-            for (long i = 0; i < run; i++) dst[i] += src[i];
+            if (overwrite) memcpy(dst, src, sizeof(float) * (size_t)run);
+            else for (long i = 0; i < run; i++) dst[i] += src[i];
         }
     }
 }

@@ -14,6 +14,10 @@ struct BenchStep: ParsableCommand {
         count (conv passes; a training step counts forward, input gradient and weight gradient); \
         the same-run sgemm rate at 2048³ for comparison; and peak resident memory (VmHWM).
 
+        --compare-eager-zeros also runs each repetition with the parameter gradients' zeros \
+        written before the backward (DSAN_LAZY_ZEROS=0) instead of left to the kernels that write \
+        the gradients, the two alternating in this process, and reports how much slower that is.
+
         Example: dsan bench step --size 138x256x256 --threads 2
                  dsan bench step --size 138x256x256 --inference
         """
@@ -24,17 +28,21 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Timed repetitions.") var repetitions = 3
     @Option(help: "Untimed warm-up repetitions.") var warmup = 1
     @Flag(help: "Time eval-mode inference (forward only) instead of a training step.") var inference = false
+    @Flag(help: "Also time each repetition with the gradients' zeros written at once, alternating, and compare.")
+    var compareEagerZeros = false
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
+        if compareEagerZeros && inference { throw ValidationError("--compare-eager-zeros times training steps; drop --inference") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
         guard (threads ?? 1) >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
-        let benchmark = StepBenchmark(size: model.size, batch: model.batch, threads: threads ?? ProcessInfoCores.available, width: model.width,
+        var benchmark = StepBenchmark(size: model.size, batch: model.batch, threads: threads ?? ProcessInfoCores.available, width: model.width,
                                       repetitions: repetitions, warmup: warmup, inference: inference)
+        benchmark.compareEagerZeros = compareEagerZeros
         let report = try benchmark.run { r, total, seconds in
             if !json { printError("bench step: repetition \(r)/\(total) took \(String(format: "%.2f", seconds)) s") }
         }

@@ -96,6 +96,21 @@ import Tensor
         #expect(text.hasPrefix(report.blas.line + "\n" + report.pages + "\n" + (inference ? "inference" : "training step") + " at 16x16x16, batch 2, width 4, 1 thread(s), "))
         #expect(text.contains("loss + backward") != inference)
         #expect(text.hasSuffix(" GiB"))
+        #expect(report.eagerZeros == nil)
+    }
+
+    /// --compare-eager-zeros: every timed repetition also runs a step with the zeros written at
+    /// once; the report has both medians and the median ratio, and the setting is restored.
+    @Test func eagerZerosAreComparedInTheSameRun() throws {
+        let setting = Tensor.zerosLazily
+        var benchmark = StepBenchmark(size: VolumeSize(16, 16, 24), batch: 1, threads: 1, width: 4, repetitions: 3, warmup: 1,
+                                      inference: false)
+        benchmark.compareEagerZeros = true
+        let report = try ThreadSettings.with { try benchmark.run() }
+        #expect(Tensor.zerosLazily == setting)
+        let eager = try #require(report.eagerZeros)
+        #expect(eager.stepSeconds > 0 && eager.ratio > 0)
+        #expect(report.text.split(separator: "\n").last?.hasPrefix("  eager zeros ") == true, "\(report.text)")
     }
 }
 

@@ -84,6 +84,9 @@ import Testing
         // A size where layer4 keeps one value per channel is an error that says what to change.
         let tiny = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x16", "--width", "2", "--rounds", "1")
         #expect(tiny.status != 0 && tiny.stderr.contains("16x16x16 with batch 1 leaves layer4 one value per channel"), "\(tiny.stderr)")
+        let eagerInference = try dsan("bench", "step", "--inference", "--compare-eager-zeros")
+        #expect(eagerInference.status != 0 && eagerInference.stderr.contains("--compare-eager-zeros times training steps"),
+                "\(eagerInference.stderr)")
         let tinyStep = try dsan("bench", "step", "--size", "16x16x16", "--width", "2", "--repetitions", "1")
         #expect(tinyStep.status != 0 && tinyStep.stderr.contains("use a size of at least 17 in one dimension or --batch 2"),
                 "\(tinyStep.stderr)")

@@ -119,7 +119,8 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
     /// at every level, accumulating onto what dWeight held and writing nothing past it. Shapes:
     /// partial panels of output channels at every level (8, 16, 32 rows), input channels that leave
     /// a partial group of 6 and a partial chunk of 48, tiles beyond one chunk at every level (more
-    /// than 256) and fewer than one, and layer3's shape at batch 1 (256 × 256, 32 tiles).
+    /// than 256) and fewer than one, and layer3's shape at batch 1 (256 × 256, 32 tiles). With
+    /// `overwrite` it writes the same sums onto NaN (every entry written, none read).
     @Test func fusedWeightGradientMatchesFloat64AtEveryLevel() {
         let gt: [[Double]] = [[1, 0.5, 0.5, 0], [0, 0.5, -0.5, 0], [0, 0.5, 0.5, 1]]
         for (cout, cin, tiles) in [(20, 53, 5), (16, 6, 300), (33, 100, 70), (8, 1, 1), (256, 256, 32)] {
@@ -157,7 +158,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             atEveryLevel { lv, level in
                 let dw = AlignedFloats(cout * cin * 27 + 7, .nan)
                 for i in 0..<(cout * cin * 27) { dw.pointer[i] = start[i] }
-                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, dw.pointer)
+                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, dw.pointer, 0)
                 var worst = 0.0
                 for i in 0..<(cout * cin * 27) {
                     // A float sum of `tiles` products, three transform stages of two roundings each,
@@ -168,6 +169,13 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 let untouched = (0..<7).allSatisfy { dw.pointer[cout * cin * 27 + $0].isNaN }
                 #expect(worst <= 1, "\(cout)×\(cin), \(tiles) tiles, level \(level): error \(worst) of the rounding bound")
                 #expect(untouched, "\(cout)×\(cin), \(tiles) tiles, level \(level): wrote past dWeight")
+                // Overwriting: the sums alone, which added onto +0 are the same values.
+                let written = AlignedFloats(cout * cin * 27 + 7, .nan), added = AlignedFloats(cout * cin * 27, 0)
+                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, written.pointer, 1)
+                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, added.pointer, 0)
+                #expect(Array(written.array[0..<(cout * cin * 27)]) == added.array,
+                        "\(cout)×\(cin), \(tiles) tiles, level \(level): overwrite differs from adding onto zero")
+                #expect((0..<7).allSatisfy { written.pointer[cout * cin * 27 + $0].isNaN })
             }
         }
     }

@@ -125,7 +125,9 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
         }
     }
 
-    /// U = G⊗³g, and dWeight += Gᵀ⊗³dU onto a non-zero dWeight, split over two output-channel ranges.
+    /// U = G⊗³g, and dWeight += Gᵀ⊗³dU onto a non-zero dWeight, split over two output-channel ranges;
+    /// with `overwrite`, dWeight = Gᵀ⊗³dU onto NaN (never read): the sum onto +0 (as values: a −0
+    /// written stays −0 where +0 + −0 gives +0).
     @Test func weightTransformsMatchSwiftAtEveryLevel() {
         let referenceScratch = AlignedFloats(3 * 64 * 8)
         for (k, shape) in weightShapes.enumerated() {
@@ -134,14 +136,19 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
             let du = AlignedFloats(values(64 * cout * cin, seed: 41 + UInt64(k)))
             let start = values(cout * cin * 27, seed: 51 + UInt64(k))
             let referenceU = AlignedFloats(64 * cout * cin, .nan), referenceDW = AlignedFloats(start)
+            let referenceWritten = AlignedFloats(cout * cin * 27, 0)
             referenceWeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, referenceU.pointer, referenceScratch.pointer)
             referenceWeightGradientTransform(du.pointer, cout: cout, cin: cin, 0, cout, referenceDW.pointer, referenceScratch.pointer)
+            referenceWeightGradientTransform(du.pointer, cout: cout, cin: cin, 0, cout, referenceWritten.pointer, referenceScratch.pointer)
             atEveryVectorLevelNamed { level in
                 let u = AlignedFloats(64 * cout * cin, .nan), dW = AlignedFloats(start)
+                let written = AlignedFloats(cout * cin * 27, .nan)
                 for (co0, co1) in [(0, cout / 2), (cout / 2, cout)] {
                     dsan_winograd_weight_transform(weight.pointer, cout, cin, co0, co1, u.pointer)
-                    dsan_winograd_weight_gradient_transform(du.pointer, cout, cin, co0, co1, dW.pointer)
+                    dsan_winograd_weight_gradient_transform(du.pointer, cout, cin, co0, co1, dW.pointer, 0)
+                    dsan_winograd_weight_gradient_transform(du.pointer, cout, cin, co0, co1, written.pointer, 1)
                 }
+                #expect(written.array == referenceWritten.array, "weight gradient transform \(cout)×\(cin), level \(level), overwrite")
                 let firstU = firstDifference(u.array, referenceU.array)
                 #expect(firstU == nil, "weight transform \(cout)×\(cin), level \(level): U[\(firstU ?? -1)] differs")
                 let firstDW = firstDifference(dW.array, referenceDW.array)

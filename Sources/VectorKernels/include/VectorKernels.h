@@ -123,9 +123,10 @@ void dsan_winograd_output_transform(const dsan_winograd_geometry *g, const float
 /// U[ξ][co][ci] = (G⊗³ g[co, ci])_ξ for co in co0..<co1 of weight `[cout, cin, 3, 3, 3]`.
 void dsan_winograd_weight_transform(const float *weight, long cout, long cin, long co0, long co1,
                                     float *u);
-/// dWeight[co][ci] += Gᵀ⊗³ dU[·][co][ci] for co in co0..<co1 (dU in U's layout).
+/// dWeight[co][ci] += Gᵀ⊗³ dU[·][co][ci] for co in co0..<co1 (dU in U's layout); with
+/// `overwrite`, dWeight[co][ci] = Gᵀ⊗³ dU[·][co][ci] (dWeight is not read).
 void dsan_winograd_weight_gradient_transform(const float *du, long cout, long cin, long co0,
-                                             long co1, float *dWeight);
+                                             long co1, float *dWeight, int overwrite);
 
 // MARK: Packed GEMM for the Winograd convs (packed_gemm_body.h, same level as the transforms)
 //
@@ -195,13 +196,14 @@ size_t dsan_winograd_weight_gradient_packed_floats(long cout, long tiles);
 /// Packs panels p0..<p1 of dM (tiles 0..<tiles of each row) into `packed`.
 void dsan_winograd_weight_gradient_pack(const float *dm, long cout, long tiles, long ld, long p0, long p1,
                                         float *packed);
-/// Runs jobs job0..<job1 on the packed dM and V, adding into dWeight [cout, cin, 27].
+/// Runs jobs job0..<job1 on the packed dM and V, adding into dWeight [cout, cin, 27] (with
+/// `overwrite`: writing its entries, which are not read).
 void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, long cout, long cin,
                                          long tiles, long ld, long job0, long job1, float *dWeight,
-                                         float *scratch);
+                                         int overwrite, float *scratch);
 /// Pack and all jobs at a given level ≤ dsan_vk_supported_level(), single-threaded (the tests' seam).
 void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float *v, long cout,
-                                         long cin, long tiles, long ld, float *dWeight);
+                                         long cin, long tiles, long ld, float *dWeight, int overwrite);
 
 // MARK: Winograd F(4×4×4, 3×3×3) transforms (Sources/NN/WinogradF4.swift has the maths and layouts)
 //
