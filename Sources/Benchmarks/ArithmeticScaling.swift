@@ -24,19 +24,18 @@ public struct ArithmeticScaling {
         precondition(threads >= 1, "ArithmeticScaling.rate: needs at least 1 worker")
         let sink = UnsafeMutableBufferPointer<Float>.allocate(capacity: threads)
         defer { sink.deallocate() }
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
-        Parallel.threads = threads
         let flops = Double(threads) * Double(iterations) * Double(dsan_multiply_add_probe_flops())
         var rates: [Double] = []
-        for _ in 0..<3 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            Parallel.forEachWorker(threads) { w, _ in
-                // x ← 0.999·x + 0.001 converges to 1: no overflow, no subnormals, any length.
-                sink[w] = dsan_multiply_add_probe(iterations, 0.999, 0.001)
+        Parallel.withThreads(threads) {
+            for _ in 0..<3 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                Parallel.forEachWorker(threads) { w, _ in
+                    // x ← 0.999·x + 0.001 converges to 1: no overflow, no subnormals, any length.
+                    sink[w] = dsan_multiply_add_probe(iterations, 0.999, 0.001)
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                rates.append(flops / seconds / 1e9)
             }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            rates.append(flops / seconds / 1e9)
         }
         precondition(sink.allSatisfy(\.isFinite), "ArithmeticScaling: the probe's registers left the finite range")
         return ContentionProbe.median(rates)

@@ -31,25 +31,24 @@ public struct MemoryScaling {
         // FloatStorage, as the step's tensors: the same pages (huge ones where the system gives them).
         let a = FloatStorage.allocate(n), b = FloatStorage.allocate(n), y = FloatStorage.allocate(n)
         defer { FloatStorage.free(a); FloatStorage.free(b); FloatStorage.free(y) }
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
-        Parallel.threads = threads
-        // First touch by the same split as the timed passes (pages land where they are used).
-        Parallel.forEach(n, grain: 1 << 16) { r in
-            (a + r.lowerBound).update(repeating: 1, count: r.count)
-            (b + r.lowerBound).update(repeating: 2, count: r.count)
-            (y + r.lowerBound).update(repeating: 0, count: r.count)
-        }
-        var rates: [Double] = []
-        for _ in 0..<3 {
-            let start = DispatchTime.now().uptimeNanoseconds
+        return Parallel.withThreads(threads) {
+            // First touch by the same split as the timed passes (pages land where they are used).
             Parallel.forEach(n, grain: 1 << 16) { r in
-                dsan_vk_add(a + r.lowerBound, b + r.lowerBound, y + r.lowerBound, r.count)
+                (a + r.lowerBound).update(repeating: 1, count: r.count)
+                (b + r.lowerBound).update(repeating: 2, count: r.count)
+                (y + r.lowerBound).update(repeating: 0, count: r.count)
             }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            rates.append(Double(12 * n) / seconds / 1e9)
+            var rates: [Double] = []
+            for _ in 0..<3 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                Parallel.forEach(n, grain: 1 << 16) { r in
+                    dsan_vk_add(a + r.lowerBound, b + r.lowerBound, y + r.lowerBound, r.count)
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                rates.append(Double(12 * n) / seconds / 1e9)
+            }
+            return ContentionProbe.median(rates)
         }
-        return ContentionProbe.median(rates)
     }
 
     /// Read rates (GB/s per worker, medians of 5) on `threads` workers of a block each has just
@@ -64,9 +63,6 @@ public struct MemoryScaling {
         defer { seconds.deallocate() }
         let sink = UnsafeMutableBufferPointer<Float>.allocate(capacity: threads)
         defer { sink.deallocate() }
-        let saved = Parallel.threads
-        defer { Parallel.threads = saved }
-        Parallel.threads = threads
         func round(shift: Int, value: Float) -> Double {
             Parallel.forEachWorker(threads) { w, _ in MemoryScaling.fill(blocks + w * n, n, value) }
             Parallel.forEachWorker(threads) { w, _ in
@@ -78,9 +74,11 @@ public struct MemoryScaling {
             return ContentionProbe.median((0..<threads).map { Double(4 * n) / seconds[$0] / 1e9 })
         }
         var own: [Double] = [], neighbours: [Double] = []
-        for i in 0..<5 {
-            own.append(round(shift: 0, value: Float(i)))
-            neighbours.append(round(shift: 1, value: Float(i) + 0.5))
+        Parallel.withThreads(threads) {
+            for i in 0..<5 {
+                own.append(round(shift: 0, value: Float(i)))
+                neighbours.append(round(shift: 1, value: Float(i) + 0.5))
+            }
         }
         return (ContentionProbe.median(own), ContentionProbe.median(neighbours))
     }

@@ -13,6 +13,18 @@ public enum Parallel {
     /// the launcher sets it to the cores bound to the rank.
     nonisolated(unsafe) public static var threads: Int = ProcessInfoCores.available
 
+    /// Runs `body` with `threads` set to `count` and restores the previous count afterwards (also
+    /// when `body` throws). The count is process-wide: code on other threads of the process sees
+    /// it too, so use this where one piece of work owns the process for its duration (a benchmark's
+    /// measurement, `dsan prepare`). It takes no lock: `body`'s own workers may still call
+    /// `BLAS.withThreads`, which would wait forever on a lock held here.
+    public static func withThreads<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        let saved = threads
+        threads = count
+        defer { threads = saved }
+        return try body()
+    }
+
     /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when worthwhile.
     /// `grain` is the smallest range worth a thread.
     @inlinable

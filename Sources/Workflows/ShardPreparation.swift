@@ -13,8 +13,9 @@ import Training
 /// be written); a case that fails is reported through `caseFailed` and, unless `keepGoing`, stops
 /// the run: the cases already running finish, nothing more starts, and `run` throws.
 ///
-/// `run` sets the process-wide `Parallel.threads` for its duration (cores ÷ jobs): run one at a
-/// time, and not beside other work in the same process.
+/// `run` sets the process-wide `Parallel.threads` for its duration (cores ÷ jobs, through
+/// `Parallel.withThreads`, which restores it): run one at a time, and not beside other work in
+/// the same process.
 public struct ShardPreparation {
     public var manifest: String
     public var size: VolumeSize
@@ -53,11 +54,16 @@ public struct ShardPreparation {
         let options = PreprocessingOptions(size: size.dims)
         let manifestDirectory = (manifest as NSString).deletingLastPathComponent
         let jobs = max(1, min(self.jobs ?? ProcessInfoCores.available, entries.count))
-        // Case-level parallelism first; the kernels inside a case share what is left (restored
-        // when the run returns).
-        let savedThreads = Parallel.threads
-        Parallel.threads = max(1, ProcessInfoCores.available / jobs)
-        defer { Parallel.threads = savedThreads }
+        // Case-level parallelism first; the kernels inside a case share what is left.
+        return try Parallel.withThreads(max(1, ProcessInfoCores.available / jobs)) {
+            try prepare(entries, jobs: jobs, options: options, manifestDirectory: manifestDirectory, into: output,
+                        caseFailed: caseFailed, done: done)
+        }
+    }
+
+    private func prepare(_ entries: [ManifestEntry], jobs: Int, options: PreprocessingOptions, manifestDirectory: String,
+                         into output: ShardDirectoryWriter, caseFailed: (String) -> Void,
+                         done: (Int) -> Void) throws -> Summary {
         let progress = ProgressLine("prepare", total: entries.count)
         let shardCount = (entries.count + shardSize - 1) / shardSize
         let digits = max(3, String(max(0, shardCount - 1)).count)

@@ -148,3 +148,19 @@ func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
         }
     }
 }
+
+/// `Parallel.withThreads` sets the count for its body and restores it, also when the body throws.
+@Suite(.serialized) struct ParallelWithThreadsTests {
+    struct Stop: Error {}
+
+    @Test func theCountIsRestoredAfterTheBody() throws {
+        try ThreadSettings.with(parallel: 2) {
+            #expect(Parallel.withThreads(5) { Parallel.threads } == 5)
+            #expect(Parallel.threads == 2)
+            #expect(throws: Stop.self) { try Parallel.withThreads(3) { throw Stop() } }
+            #expect(Parallel.threads == 2)
+            Parallel.withThreads(4) { Parallel.withThreads(1) { #expect(Parallel.threads == 1) }; #expect(Parallel.threads == 4) }
+            #expect(Parallel.threads == 2)
+        }
+    }
+}
