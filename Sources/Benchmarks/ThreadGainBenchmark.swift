@@ -189,7 +189,7 @@ extension ThreadGainBenchmark.Report {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         let columns = [(6, "round"), (7, "order"), (34, "1 thread: step (fwd / bwd / Adam)"),
                        (34, "\(threads) threads: step (fwd / bwd / Adam)"), (11, "step gain"),
-                       (20, "sgemm 2048³ GFLOP/s"), (10, "sgemm gain")]
+                       (20, "sgemm 2048³ GFLOP/s"), (11, "sgemm gain"), (14, "registers gain")]
         func row(_ cells: [String]) -> String {
             zip(columns, cells).map { pad($1, $0.0) }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
         }
@@ -199,7 +199,7 @@ extension ThreadGainBenchmark.Report {
         for (i, r) in rounds.enumerated() {
             lines.append(row(["\(i + 1)", r.manyFirst ? "\(threads), 1" : "1, \(threads)", phases(r.one), phases(r.many),
                               String(format: "%.2f×", r.stepGain), String(format: "%.1f → %.1f", r.sgemmOne, r.sgemmMany),
-                              String(format: "%.2f×", r.sgemmGain)]))
+                              String(format: "%.2f×", r.sgemmGain), String(format: "%.2f×", r.arithmeticMany / r.arithmeticOne)]))
         }
         lines.append(String(format: "median gains: step %.2f× (forward %.2f×, loss + backward %.2f×, Adam %.2f×), sgemm %.2f×",
                             stepGain, forwardGain, backwardGain, optimizerGain, sgemmGain))

@@ -67,6 +67,7 @@ import Testing
         let lines = table.stdout.split(separator: "\n")
         #expect(lines.count == 4 + 2 + 4, "\(table.stdout)")
         #expect(lines[1].hasPrefix("memory pages: "), "\(table.stdout)")
+        #expect(lines[3].hasSuffix("sgemm gain  registers gain"), "\(table.stdout)")   // a column per gain
         #expect(report.pages == FloatStorage.pageReport)
         #expect(lines[lines.count - 3].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
         #expect(lines[lines.count - 2].hasPrefix("cores (median): multiply-adds on registers only gain ")
