@@ -25,6 +25,8 @@ public struct ThreadGainBenchmark {
     public var memory = MemoryScaling()
     /// The arithmetic probe each round also runs (multiply-adds on registers only).
     public var arithmetic = ArithmeticScaling()
+    /// A round counts as run on whole cores when its probe gained at least this fraction of N.
+    public static let wholeCoreFraction = 0.95
 
     public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int, regions: Bool = false) {
         precondition(batch >= 1 && threads >= 2 && width >= 1 && rounds >= 1 && warmup >= 0,
@@ -85,6 +87,11 @@ public struct ThreadGainBenchmark {
         public var streamGain: Double, readOwn: Double, readNeighbours: Double
         /// Median over the rounds of arithmeticMany ÷ arithmeticOne: what the cores gave.
         public var arithmeticGain: Double
+        /// The rounds whose arithmetic probe gained at least `wholeCoreFraction` of N (the cores
+        /// were whole while they ran), and the step's and sgemm's median gains over them (nil
+        /// without such a round): the comparison with the host's interference left out.
+        public var wholeCoreRounds: Int
+        public var wholeCoreStepGain: Double?, wholeCoreSgemmGain: Double?
         /// MiB per streamed array (three arrays) and per worker's block in the read probe.
         public var streamArrayMiB: Double, readBlockMiB: Double
         /// Rounds whose step gain reached that round's sgemm gain.
@@ -154,6 +161,7 @@ public struct ThreadGainBenchmark {
             median(done.map { $0.one[keyPath: phase] }) / median(done.map { $0.many[keyPath: phase] })
         }
         let stepGain = median(done.map(\.stepGain)), sgemmGain = median(done.map(\.sgemmGain))
+        let whole = done.filter { $0.arithmeticMany / $0.arithmeticOne >= Self.wholeCoreFraction * Double(threads) }
         var regionGains: [RegionGain]?
         if regions {
             let sites = Set(profileRounds.flatMap { $0.flatMap(\.keys) })
@@ -174,6 +182,9 @@ public struct ThreadGainBenchmark {
                       streamGain: median(done.map { $0.streamMany / $0.streamOne }),
                       readOwn: median(done.map(\.readOwn)), readNeighbours: median(done.map(\.readNeighbours)),
                       arithmeticGain: median(done.map { $0.arithmeticMany / $0.arithmeticOne }),
+                      wholeCoreRounds: whole.count,
+                      wholeCoreStepGain: whole.isEmpty ? nil : median(whole.map(\.stepGain)),
+                      wholeCoreSgemmGain: whole.isEmpty ? nil : median(whole.map(\.sgemmGain)),
                       streamArrayMiB: Double(4 * memory.streamFloats) / 1048576, readBlockMiB: Double(4 * memory.blockFloats) / 1048576,
                       roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
                       blas: BLASStartUp.report, pages: FloatStorage.pageReport, regions: regionGains)
@@ -206,6 +217,13 @@ extension ThreadGainBenchmark.Report {
         lines.append("step gain ≥ sgemm gain: \(met ? "yes" : "no") (median); in \(roundsMet) of \(rounds.count) rounds")
         lines.append(String(format: "cores (median): multiply-adds on registers only gain %.2f× from 1 to %d threads (%d would mean whole cores); the step's gain is %.2f of it, sgemm's %.2f",
                             arithmeticGain, threads, threads, stepGain / arithmeticGain, sgemmGain / arithmeticGain))
+        let wholeLine = String(format: "rounds on whole cores (registers ≥ %.2f×): %d of %d", ThreadGainBenchmark.wholeCoreFraction * Double(threads),
+                               wholeCoreRounds, rounds.count)
+        if let s = wholeCoreStepGain, let g = wholeCoreSgemmGain {
+            lines.append(wholeLine + String(format: "; in them the step gains %.2f× and sgemm %.2f× (medians)", s, g))
+        } else {
+            lines.append(wholeLine)
+        }
         lines.append(String(format: "memory (medians): stream y = a + b over 3 × %g MiB gains %.2f× from 1 to %d threads; a worker reads a %g MiB block it has just written at %.1f GB/s, one the next worker has just written at %.1f GB/s",
                             streamArrayMiB, streamGain, threads, readBlockMiB, readOwn, readNeighbours))
         if let regions {

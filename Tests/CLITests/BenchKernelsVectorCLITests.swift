@@ -49,6 +49,10 @@ import Testing
             #expect(r.arithmeticOne > 0 && r.arithmeticMany > 0)
         }
         #expect(report.arithmeticGain == report.rounds.map { $0.arithmeticMany / $0.arithmeticOne }.sorted()[1])
+        let whole = report.rounds.filter { $0.arithmeticMany / $0.arithmeticOne >= 0.95 * 2 }
+        #expect(report.wholeCoreRounds == whole.count)
+        #expect(report.wholeCoreStepGain == (whole.isEmpty ? nil : ContentionProbe.median(whole.map(\.stepGain))))
+        #expect(report.wholeCoreSgemmGain == (whole.isEmpty ? nil : ContentionProbe.median(whole.map(\.sgemmGain))))
         #expect(report.streamGain == report.rounds.map { $0.streamMany / $0.streamOne }.sorted()[1])
         #expect(report.streamArrayMiB == 128 && report.readBlockMiB == 4)
         // --regions: the step's parallel regions by source line, the convs' and Adam's among them,
@@ -65,12 +69,13 @@ import Testing
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
         let lines = table.stdout.split(separator: "\n")
-        #expect(lines.count == 4 + 2 + 4, "\(table.stdout)")
+        #expect(lines.count == 4 + 2 + 5, "\(table.stdout)")
         #expect(lines[1].hasPrefix("memory pages: "), "\(table.stdout)")
         #expect(lines[3].hasSuffix("sgemm gain  registers gain"), "\(table.stdout)")   // a column per gain
         #expect(report.pages == FloatStorage.pageReport)
-        #expect(lines[lines.count - 3].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
-        #expect(lines[lines.count - 2].hasPrefix("cores (median): multiply-adds on registers only gain ")
+        #expect(lines[lines.count - 4].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
+        #expect(lines[lines.count - 2].hasPrefix("rounds on whole cores (registers ≥ 1.90×): "), "\(table.stdout)")
+        #expect(lines[lines.count - 3].hasPrefix("cores (median): multiply-adds on registers only gain ")
                 && table.stderr.contains("registers "), "\(table.stdout)")
         #expect(lines.last?.hasPrefix("memory (medians): stream y = a + b over 3 × 128 MiB gains ") == true
                 && lines.last?.contains("a worker reads a 4 MiB block") == true, "\(table.stdout)")
