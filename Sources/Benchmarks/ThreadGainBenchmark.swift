@@ -101,6 +101,9 @@ public struct ThreadGainBenchmark {
         public var blas: BLASKernelReport
         /// The memory pages the tensors get (`FloatStorage.pageReport`).
         public var pages: String
+        /// With `regions`: the rounds the sites' medians are taken over (the whole-core rounds,
+        /// or every round when none was), 1-based.
+        public var regionRounds: [Int]?
         /// With `regions`: every region site, most time lost first.
         public var regions: [RegionGain]?
     }
@@ -161,12 +164,16 @@ public struct ThreadGainBenchmark {
             median(done.map { $0.one[keyPath: phase] }) / median(done.map { $0.many[keyPath: phase] })
         }
         let stepGain = median(done.map(\.stepGain)), sgemmGain = median(done.map(\.sgemmGain))
-        let whole = done.filter { $0.arithmeticMany / $0.arithmeticOne >= Self.wholeCoreFraction * Double(threads) }
+        let isWhole = done.map { $0.arithmeticMany / $0.arithmeticOne >= Self.wholeCoreFraction * Double(threads) }
+        let whole = zip(done, isWhole).filter(\.1).map(\.0)
         var regionGains: [RegionGain]?
+        // The sites' medians over the whole-core rounds when there are any: a round whose second
+        // core was shared moves every site's loss by more than the differences between sites.
+        let regionRounds = whole.isEmpty ? Array(done.indices) : done.indices.filter { isWhole[$0] }
         if regions {
             let sites = Set(profileRounds.flatMap { $0.flatMap(\.keys) })
             func med(_ side: Int, _ site: String, _ value: KeyPath<RegionProfile.Entry, Double>) -> Double {
-                median(profileRounds[side].map { $0[site]?[keyPath: value] ?? 0 })
+                median(regionRounds.map { profileRounds[side][$0][site]?[keyPath: value] ?? 0 })
             }
             regionGains = sites.map { site in
                 let one = med(0, site, \.seconds), many = med(1, site, \.seconds)
@@ -187,7 +194,8 @@ public struct ThreadGainBenchmark {
                       wholeCoreSgemmGain: whole.isEmpty ? nil : median(whole.map(\.sgemmGain)),
                       streamArrayMiB: Double(4 * memory.streamFloats) / 1048576, readBlockMiB: Double(4 * memory.blockFloats) / 1048576,
                       roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
-                      blas: BLASStartUp.report, pages: FloatStorage.pageReport, regions: regionGains)
+                      blas: BLASStartUp.report, pages: FloatStorage.pageReport,
+                      regionRounds: regions ? regionRounds.map { $0 + 1 } : nil, regions: regionGains)
     }
 }
 
@@ -228,7 +236,9 @@ extension ThreadGainBenchmark.Report {
                             streamArrayMiB, streamGain, threads, readBlockMiB, readOwn, readNeighbours))
         if let regions {
             lines.append("")
-            lines.append("parallel regions per step, by source line (medians; ms): time in the regions and in the serial gap before them")
+            let over = (regionRounds?.count ?? 0) == rounds.count ? "all \(rounds.count) rounds"
+                : "the \(regionRounds?.count ?? 0) rounds on whole cores (\((regionRounds ?? []).map(String.init).joined(separator: ", ")))"
+            lines.append("parallel regions per step, by source line (medians over \(over); ms): time in the regions and in the serial gap before them")
             lines.append("lost = N-thread time beyond 1/N of the 1-thread time, what keeps the step's gain below \(threads)")
             let width = max(24, regions.map(\.site.count).max() ?? 0)
             lines.append(pad("site", width) + "  calls   1 thread (gap)       \(threads) threads (gap)      gain   lost")

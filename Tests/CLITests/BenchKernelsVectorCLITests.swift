@@ -58,6 +58,9 @@ import Testing
         // --regions: the step's parallel regions by source line, the convs' and Adam's among them,
         // each with its loss against 1/N of the 1-thread time, most lost first.
         let regions = try #require(report.regions)
+        // The sites' medians are over the whole-core rounds, or over all when none was whole.
+        let wholeRounds = report.rounds.indices.filter { report.rounds[$0].arithmeticMany / report.rounds[$0].arithmeticOne >= 1.9 }
+        #expect(report.regionRounds == (wholeRounds.isEmpty ? [1, 2, 3] : wholeRounds.map { $0 + 1 }))
         #expect(regions.contains { $0.site.hasPrefix("NN/Winograd.swift:") && $0.callsPerStep > 0 && $0.one > 0 && $0.many > 0 })
         #expect(regions.contains { $0.site.hasPrefix("NN/Optimizer.swift:") && $0.callsPerStep == 1 })
         #expect(regions.contains { $0.site == "(after the last region)" })
