@@ -18,14 +18,17 @@ struct BenchThreads: ParsableCommand {
         Each round also measures what the cores themselves give: multiply-adds on registers only \
         at 1 thread and at --threads. On whole cores that gains --threads times; on a virtual \
         machine whose host runs other work on the same cores it gains less, and no loop can gain \
-        more. And it measures the memory: the stream rate of y = a + b over 3 × 128 MiB at 1 \
+        more. The report also gives the step's and sgemm's gains over the rounds whose probe \
+        gained at least 0.95 × --threads (run on whole cores), the comparison with the host's \
+        interference left out. And it measures the memory: the stream rate of y = a + b over 3 × 128 MiB at 1 \
         thread and at --threads (what a memory-bound pass such as Adam can gain at most), and how \
         fast a worker reads a 4 MiB block the next worker has just written against one it wrote \
         itself (what a phase pays when its split of the data differs from the previous one's).
 
         With --regions, also times each parallel region of the step by the source line that \
         opened it (and the serial code before it) and lists them by the time the N-thread step \
-        loses there: where to look when the step gains less than sgemm.
+        loses there (medians over the whole-core rounds, or over all rounds when none was): \
+        where to look when the step gains less than sgemm.
 
         Example: taskset -c 0-1 dsan bench threads --threads 2 --rounds 7
                  taskset -c 0-1 dsan bench threads --threads 2 --rounds 5 --regions
