@@ -73,6 +73,11 @@ public struct ThreadGainBenchmark {
         /// Seconds per step that N threads spent here beyond 1/N of the 1-thread time (regions and
         /// gaps): what keeps the step's gain below N.
         public var lost: Double
+        /// Seconds per step of the N-thread regions' wall time that their workers spent waiting
+        /// (`RegionProfile.Entry.waitSeconds` ÷ N): the part of `lost` an even split of the work
+        /// over equally fast workers would have saved. The rest of `lost` (and of the gap) is
+        /// work that ran slower per thread, or serial.
+        public var waiting: Double
     }
 
     /// What `dsan bench threads` measured; encoded as is for `--json`.
@@ -180,7 +185,8 @@ public struct ThreadGainBenchmark {
                 let gapOne = med(0, site, \.gapSeconds), gapMany = med(1, site, \.gapSeconds)
                 let calls = profileRounds[0].first?[site]?.calls ?? profileRounds[1].first?[site]?.calls ?? 0
                 return RegionGain(site: site, callsPerStep: calls, one: one, many: many, gapOne: gapOne, gapMany: gapMany,
-                                  lost: (many + gapMany) - (one + gapOne) / Double(threads))
+                                  lost: (many + gapMany) - (one + gapOne) / Double(threads),
+                                  waiting: med(1, site, \.waitSeconds) / Double(threads))
             }.sorted { $0.lost > $1.lost }
         }
         return Report(size: size.dims, batch: batch, threads: threads, width: width, rounds: done,
@@ -239,17 +245,17 @@ extension ThreadGainBenchmark.Report {
             let over = (regionRounds?.count ?? 0) == rounds.count ? "all \(rounds.count) rounds"
                 : "the \(regionRounds?.count ?? 0) rounds on whole cores (\((regionRounds ?? []).map(String.init).joined(separator: ", ")))"
             lines.append("parallel regions per step, by source line (medians over \(over); ms): time in the regions and in the serial gap before them")
-            lines.append("lost = N-thread time beyond 1/N of the 1-thread time, what keeps the step's gain below \(threads)")
+            lines.append("lost = N-thread time beyond 1/N of the 1-thread time, what keeps the step's gain below \(threads); waiting = the part of it the workers spent idle inside the regions (an uneven split, a slower core), the rest ran slower per thread")
             let width = max(24, regions.map(\.site.count).max() ?? 0)
-            lines.append(pad("site", width) + "  calls   1 thread (gap)       \(threads) threads (gap)      gain   lost")
+            lines.append(pad("site", width) + "  calls   1 thread (gap)       \(threads) threads (gap)      gain   lost  waiting")
             for r in regions {
                 let gain = r.many > 0 ? String(format: "%5.2f×", r.one / r.many) : "    – "
                 lines.append(pad(r.site, width) + String(format: "  %5d  %8.1f (%6.1f)   %8.1f (%6.1f)   ", r.callsPerStep,
                                                          r.one * 1e3, r.gapOne * 1e3, r.many * 1e3, r.gapMany * 1e3)
-                             + gain + String(format: "  %6.1f", r.lost * 1e3))
+                             + gain + String(format: "  %6.1f  %7.1f", r.lost * 1e3, r.waiting * 1e3))
             }
-            let total = regions.reduce(0) { $0 + $1.lost }
-            lines.append(String(format: "lost in all: %.1f ms per step", total * 1e3))
+            let total = regions.reduce(0) { $0 + $1.lost }, waiting = regions.reduce(0) { $0 + $1.waiting }
+            lines.append(String(format: "lost in all: %.1f ms per step, of which waiting %.1f ms", total * 1e3, waiting * 1e3))
         }
         return lines.joined(separator: "\n")
     }

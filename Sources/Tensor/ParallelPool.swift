@@ -31,7 +31,17 @@ extension Parallel {
     static func run(_ workers: Int, _ share: (Int) -> Void) -> Execution {
         if workers <= 0 { return .inline }
         if workers == 1 { share(0); return .inline }
-        return withoutActuallyEscaping(share) { share in
+        if _slowPath(RegionProfile.active), let begin = RegionProfile.beginShares(workers) {
+            // `dsan bench threads --regions`: time each share, to book the workers' waiting
+            let ran = runShares(workers) { t in RegionProfile.timeShare(t, share) }
+            RegionProfile.endShares(workers, begin: begin)
+            return ran
+        }
+        return runShares(workers, share)
+    }
+
+    private static func runShares(_ workers: Int, _ share: (Int) -> Void) -> Execution {
+        withoutActuallyEscaping(share) { share in
             var closure = share
             let ran = withUnsafeMutablePointer(to: &closure) { pointer in
                 dsan_pool_run(threads, workers, { context, t in

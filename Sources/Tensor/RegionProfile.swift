@@ -12,6 +12,12 @@ import Glibc
 /// it as the gap before it. Regions opened from inside a region, or by other threads (the
 /// prefetcher), are not timed separately: they are inside their caller's time. Off, a region
 /// costs one load and one branch.
+///
+/// Each timed region also books the time its workers waited inside it (`waitSeconds`): for every
+/// worker, the region's wall time less the time it spent in its own share, summed. A worker waits
+/// when its share ended before another's (the split was uneven, or the other core ran slower) or
+/// started late (the hand-over). What the N-thread region loses beyond 1/N of the 1-thread time
+/// and is not waiting is work that ran slower per thread (shared caches, memory, the host).
 public enum RegionProfile {
     /// One source line's regions, summed since `start()`.
     public struct Entry: Codable, Equatable, Sendable {
@@ -23,12 +29,17 @@ public enum RegionProfile {
         /// Time on the profiled thread outside any region, just before each of these regions:
         /// the serial code (and OpenBLAS calls) between the previous region and this one.
         public var gapSeconds: Double
+        /// Worker-seconds spent waiting inside these regions (summed over the workers): the
+        /// region's wall time less each worker's time in its share. 0 for regions run by one
+        /// worker.
+        public var waitSeconds: Double
 
-        public init(site: String, calls: Int, seconds: Double, gapSeconds: Double) {
+        public init(site: String, calls: Int, seconds: Double, gapSeconds: Double, waitSeconds: Double = 0) {
             self.site = site
             self.calls = calls
             self.seconds = seconds
             self.gapSeconds = gapSeconds
+            self.waitSeconds = waitSeconds
         }
     }
 
@@ -39,6 +50,13 @@ public enum RegionProfile {
     nonisolated(unsafe) private static var entries: [SiteKey: Entry] = [:]
     /// Gap after the last region, booked by `stop()`.
     nonisolated(unsafe) private static var tail: Double = 0
+    /// While a timed region's shares run: nanoseconds each share took (slot t for share t).
+    nonisolated(unsafe) private static var shareNanoseconds = UnsafeMutablePointer<UInt64>.allocate(capacity: 0)
+    nonisolated(unsafe) private static var shareCapacity = 0
+    /// A region's shares are being timed (nested `run`s inside them are not).
+    nonisolated(unsafe) private static var sharesTimed = false
+    /// Worker-nanoseconds waited in the current outermost region so far.
+    nonisolated(unsafe) private static var waited: UInt64 = 0
 
     private struct SiteKey: Hashable {
         var file: UInt
@@ -73,6 +91,7 @@ public enum RegionProfile {
         if depth > 0 || pthread_equal(pthread_self(), owner) == 0 { return body() }
         let begin = now()
         depth += 1
+        waited = 0
         let result = body()
         depth -= 1
         let end = now()
@@ -81,9 +100,42 @@ public enum RegionProfile {
         entry.calls += 1
         entry.seconds += seconds(end - begin)
         entry.gapSeconds += seconds(begin - lastEnd)
+        entry.waitSeconds += seconds(waited)
         entries[key] = entry
         lastEnd = end
         return result
+    }
+
+    /// For `Parallel.run`: when this is the outermost timed region's own `run` (on the profiled
+    /// thread, not nested in another share), starts timing its shares (`timeShare`, then
+    /// `endShares`) and returns the start; otherwise nil.
+    @usableFromInline
+    static func beginShares(_ workers: Int) -> UInt64? {
+        guard active, depth == 1, !sharesTimed, pthread_equal(pthread_self(), owner) != 0 else { return nil }
+        if shareCapacity < workers {
+            shareNanoseconds.deallocate()
+            shareNanoseconds = .allocate(capacity: workers)
+            shareCapacity = workers
+        }
+        shareNanoseconds.update(repeating: 0, count: workers)
+        sharesTimed = true
+        return now()
+    }
+
+    /// Runs share `t` of the region `beginShares` started, timing it (any thread).
+    @usableFromInline
+    static func timeShare(_ t: Int, _ share: (Int) -> Void) {
+        let start = now()
+        share(t)
+        shareNanoseconds[t] = now() - start
+    }
+
+    /// Ends the region's share timing: books, per worker, its wall time less the share's.
+    @usableFromInline
+    static func endShares(_ workers: Int, begin: UInt64) {
+        let wall = now() - begin
+        sharesTimed = false
+        for t in 0..<workers { waited += wall - min(wall, shareNanoseconds[t]) }
     }
 
     private static func now() -> UInt64 {

@@ -28,7 +28,10 @@ struct BenchThreads: ParsableCommand {
         With --regions, also times each parallel region of the step by the source line that \
         opened it (and the serial code before it) and lists them by the time the N-thread step \
         loses there (medians over the whole-core rounds, or over all rounds when none was): \
-        where to look when the step gains less than sgemm.
+        where to look when the step gains less than sgemm. Its "waiting" column is the part \
+        of that loss the workers spent idle inside the region (one share ended before \
+        another: an uneven split, or a core the host slowed); the rest is work that ran \
+        slower per thread (shared caches, memory bandwidth) or serial code.
 
         Example: taskset -c 0-1 dsan bench threads --threads 2 --rounds 7
                  taskset -c 0-1 dsan bench threads --threads 2 --rounds 5 --regions

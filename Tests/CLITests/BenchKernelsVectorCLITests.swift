@@ -66,7 +66,11 @@ import Testing
         #expect(regions.contains { $0.site == "(after the last region)" })
         for r in regions {
             #expect(abs(r.lost - ((r.many + r.gapMany) - (r.one + r.gapOne) / 2)) < 1e-12, "\(r)")
+            // Waiting is worker time inside the N-thread regions ÷ N: at least 0, at most their time.
+            #expect(r.waiting >= 0 && r.waiting <= r.many + 1e-9, "\(r)")
         }
+        // Two workers on two cores wait somewhere in a step (a region's shares never end together).
+        #expect(regions.contains { $0.waiting > 0 })
         #expect(regions.map(\.lost) == regions.map(\.lost).sorted(by: >))
         let table = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "2",
                              "--warmup", "0")
@@ -87,7 +91,9 @@ import Testing
         #expect(regionTable.status == 0, "\(regionTable.stderr)")
         #expect(regionTable.stdout.contains("parallel regions per step, by source line")
                 && regionTable.stdout.contains("NN/Winograd.swift:")
-                && regionTable.stdout.split(separator: "\n").last?.hasPrefix("lost in all: ") == true, "\(regionTable.stdout)")
+                && regionTable.stdout.contains("lost  waiting")
+                && regionTable.stdout.split(separator: "\n").last?.hasPrefix("lost in all: ") == true
+                && regionTable.stdout.split(separator: "\n").last?.contains("of which waiting") == true, "\(regionTable.stdout)")
         let one = try dsan("bench", "threads", "--threads", "1")
         #expect(one.status != 0 && one.stderr.contains("--threads must be at least 2"), "\(one.stderr)")
         // A size where layer4 keeps one value per channel is an error that says what to change.

@@ -40,4 +40,29 @@ import Testing
         Parallel.forEach(4) { _ in }
         #expect(RegionProfile.stop().entries.map(\.calls) == entries.map(\.calls))
     }
+
+    /// A region whose second share takes 40 ms longer than the first books about 40 ms of
+    /// waiting (worker 0 idle while worker 1 works); an even one books little; a nested region
+    /// inside a share books nothing of its own.
+    @Test func booksTheWorkersWaitingInsideARegion() {
+        func pause(_ ms: Double) { Thread.sleep(forTimeInterval: ms / 1000) }
+        let entries = ThreadSettings.with(parallel: 2) { () -> [RegionProfile.Entry] in
+            RegionProfile.start()
+            Parallel.forEachWorker(2) { t, _ in pause(t == 1 ? 50 : 10) }
+            Parallel.forEachWorker(2) { _, _ in
+                pause(30)
+                Parallel.forEachWorker(2) { t, _ in pause(t == 1 ? 20 : 0) }   // nested: inline
+            }
+            return RegionProfile.stop().entries
+        }
+        #expect(entries.count == 2)
+        // Both take about 50 ms; the uneven one opened on the earlier line.
+        func line(_ e: RegionProfile.Entry) -> Int { Int(e.site.split(separator: ":").last ?? "") ?? 0 }
+        let byLine = entries.sorted { line($0) < line($1) }
+        let uneven = byLine.first, even = byLine.last
+        // Uneven: wall ≈ 50 ms, worker 0 busy ≈ 10 ms → ≈ 40 ms waited.
+        #expect((uneven?.waitSeconds ?? 0) >= 0.035 && (uneven?.waitSeconds ?? 1) <= 0.060, "\(entries)")
+        // Even (each share 50 ms, its nested region run inline within it): little waiting.
+        #expect((even?.waitSeconds ?? 1) < 0.015, "\(entries)")
+    }
 }
