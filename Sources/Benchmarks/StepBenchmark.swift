@@ -22,6 +22,10 @@ public struct StepBenchmark {
     /// (`Tensor.zerosLazily` off, as `DSAN_LAZY_ZEROS=0`), the two in alternating order in this
     /// process; the report's figures are then the lazy steps', and `eagerZeros` compares.
     public var compareEagerZeros = false
+    /// Each repetition also runs a step whose pool threads sleep once the pause-spin bound is
+    /// past, without yielding the core first (`DSAN_POOL_YIELD_US=0`, the pool before the yield
+    /// stage), alternating as with `compareEagerZeros`; `withoutPoolYield` compares.
+    public var comparePoolWait = false
 
     public init(size: VolumeSize, batch: Int, threads: Int, width: Int, repetitions: Int, warmup: Int, inference: Bool) {
         precondition(batch >= 1 && threads >= 1 && width >= 1 && repetitions >= 1 && warmup >= 0,
@@ -47,10 +51,15 @@ public struct StepBenchmark {
         public var pages: String
         /// With `compareEagerZeros`: the median step with the zeros written at once, and the
         /// median over the repetitions of (that step ÷ the lazy step of the same repetition).
-        public var eagerZeros: EagerZeros?
+        public var eagerZeros: Comparison?
+        /// With `comparePoolWait`: the same for the steps whose pool threads do not yield before
+        /// they sleep.
+        public var withoutPoolYield: Comparison?
     }
 
-    public struct EagerZeros: Codable {
+    /// The median step of the other setting, and the median over the repetitions of (its step ÷
+    /// the default step of the same repetition).
+    public struct Comparison: Codable {
         public var stepSeconds: Double, ratio: Double
     }
 
@@ -60,30 +69,42 @@ public struct StepBenchmark {
         Parallel.threads = t
         BLAS.threads = t
         let runner = try StepRunner(size: size, batch: batch, width: width, inference: inference)
-        let comparing = compareEagerZeros && !inference
+        // The other setting a comparison runs beside each repetition: set it, and go back.
+        var other: (set: () -> Void, reset: () -> Void)?
         let savedSetting = Tensor.zerosLazily
-        defer { Tensor.zerosLazily = savedSetting }
-        if comparing { Tensor.zerosLazily = true }
-        func eagerStep() throws -> Double {
-            Tensor.zerosLazily = false
-            defer { Tensor.zerosLazily = true }
+        let savedWait = (spin: Parallel.poolSpinMicroseconds, yield: Parallel.poolYieldMicroseconds)
+        defer {
+            Tensor.zerosLazily = savedSetting
+            Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: savedWait.yield)
+        }
+        if compareEagerZeros && !inference {
+            Tensor.zerosLazily = true
+            other = ({ Tensor.zerosLazily = false }, { Tensor.zerosLazily = true })
+        } else if comparePoolWait {
+            other = ({ Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: 0) },
+                     { Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: savedWait.yield) })
+        }
+        func otherStep() throws -> Double? {
+            guard let other else { return nil }
+            other.set()
+            defer { other.reset() }
             return try runner.step().total
         }
-        var times: [StepRunner.Times] = [], eager: [Double] = []
+        var times: [StepRunner.Times] = [], others: [Double] = []
         for r in 0..<(warmup + repetitions) {
-            let eagerFirst = comparing && r % 2 == 1
-            let before = eagerFirst ? try eagerStep() : nil
+            let otherFirst = r % 2 == 1
+            let before = otherFirst ? try otherStep() : nil
             let step = try runner.step()
-            let after = comparing && !eagerFirst ? try eagerStep() : nil
+            let after = !otherFirst ? try otherStep() : nil
             if r >= warmup {
                 times.append(step)
-                if let e = before ?? after { eager.append(e) }
+                if let o = before ?? after { others.append(o) }
             }
             repetitionDone(r + 1, warmup + repetitions, step.total)
         }
         let median = ContentionProbe.median
-        let eagerZeros = eager.isEmpty ? nil
-            : EagerZeros(stepSeconds: median(eager), ratio: median(zip(eager, times).map { $0 / $1.total }))
+        let comparison = others.isEmpty ? nil
+            : Comparison(stepSeconds: median(others), ratio: median(zip(others, times).map { $0 / $1.total }))
         let f = median(times.map(\.forward)), b = median(times.map(\.backward)), o = median(times.map(\.optimizer))
         let step = f + b + o
         let flop = runner.flop
@@ -92,7 +113,8 @@ public struct StepBenchmark {
                       samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
                       sgemmGflops: Machine.sgemm2048(), peakRSSGiB: Self.peakRSS(),
                       parameters: runner.parameters, blas: BLASStartUp.report, pages: FloatStorage.pageReport,
-                      eagerZeros: eagerZeros)
+                      eagerZeros: compareEagerZeros && !inference ? comparison : nil,
+                      withoutPoolYield: comparePoolWait && !(compareEagerZeros && !inference) ? comparison : nil)
     }
 
     /// Peak resident set size of this process (VmHWM in /proc/self/status), GiB; NaN when unknown.
@@ -128,6 +150,9 @@ extension StepBenchmark.Report {
           peak RSS           \(String(format: "%8.2f GiB", peakRSSGiB))
         """ + (eagerZeros.map {
             String(format: "\n  eager zeros        %8.3f s (the same step with the gradients' zeros written first; per repetition %.3f× the lazy step, median)",
+                   $0.stepSeconds, $0.ratio)
+        } ?? "") + (withoutPoolYield.map {
+            String(format: "\n  no pool yield      %8.3f s (the same step with pool threads that sleep after the pause-spin, without yielding the core first; per repetition %.3f× the default step, median)",
                    $0.stepSeconds, $0.ratio)
         } ?? "")
     }

@@ -59,6 +59,9 @@ public struct ThreadGainBenchmark {
         public var readOwn: Double, readNeighbours: Double
         /// GFLOP/s of the arithmetic probe (`ArithmeticScaling.rate`) at 1 thread and at N.
         public var arithmeticOne: Double, arithmeticMany: Double
+        /// Times a pool thread went to sleep during the N-thread step (`Parallel.helperSleeps`):
+        /// each costs the next region it takes part in a wake-up.
+        public var helperSleeps: Int
     }
 
     /// One source line's parallel regions in a step at 1 thread and at N (medians over the rounds).
@@ -127,11 +130,13 @@ public struct ThreadGainBenchmark {
         let tailSite = "(after the last region)"
         var profileRounds: [[[String: RegionProfile.Entry]]] = [[], []]
         /// One thread count's figures in a round.
-        struct Sample { var phases: Phases, sgemm: Double, stream: Double, arithmetic: Double }
+        struct Sample { var phases: Phases, sgemm: Double, stream: Double, arithmetic: Double, sleeps: Int }
         func measure(_ t: Int) throws -> Sample {
             use(t)
             if regions { RegionProfile.start() }
+            let sleeps = Parallel.helperSleeps
             let s = try runner.step()
+            let slept = Parallel.helperSleeps - sleeps
             if regions {
                 let (entries, tail) = RegionProfile.stop()
                 var round = [tailSite: RegionProfile.Entry(site: tailSite, calls: 0, seconds: 0, gapSeconds: tail)]
@@ -140,7 +145,7 @@ public struct ThreadGainBenchmark {
             }
             let phases = Phases(forward: s.forward, backward: s.backward, optimizer: s.optimizer, step: s.total)
             return Sample(phases: phases, sgemm: Machine.sgemm2048(), stream: memory.streamRate(threads: t),
-                          arithmetic: arithmetic.rate(threads: t))
+                          arithmetic: arithmetic.rate(threads: t), sleeps: slept)
         }
         var done: [Round] = []
         for r in 0..<rounds {
@@ -156,7 +161,7 @@ public struct ThreadGainBenchmark {
                               sgemmMany: many.sgemm, stepGain: one.phases.step / many.phases.step,
                               sgemmGain: many.sgemm / one.sgemm, streamOne: one.stream, streamMany: many.stream,
                               readOwn: reads.own, readNeighbours: reads.neighbours,
-                              arithmeticOne: one.arithmetic, arithmeticMany: many.arithmetic)
+                              arithmeticOne: one.arithmetic, arithmeticMany: many.arithmetic, helperSleeps: many.sleeps)
             done.append(round)
             progress(String(format: "bench threads: round %d/%d: step %.3f s → %.3f s (%.2f×), sgemm %.1f → %.1f GFLOP/s (%.2f×), registers %.1f → %.1f GFLOP/s (%.2f×), stream %.1f → %.1f GB/s, reads own %.1f, neighbour's %.1f GB/s",
                             r + 1, rounds, round.one.step, round.many.step, round.stepGain, round.sgemmOne,
@@ -238,6 +243,9 @@ extension ThreadGainBenchmark.Report {
         } else {
             lines.append(wholeLine)
         }
+        lines.append(String(format: "pool (median): its threads slept %d times in the %d-thread step (each sleep costs the next region a wake-up; they poll %d µs, then yield the core for %d µs, before they sleep)",
+                            Int(ContentionProbe.median(rounds.map { Double($0.helperSleeps) })), threads,
+                            Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds))
         lines.append(String(format: "memory (medians): stream y = a + b over 3 × %g MiB gains %.2f× from 1 to %d threads; a worker reads a %g MiB block it has just written at %.1f GB/s, one the next worker has just written at %.1f GB/s",
                             streamArrayMiB, streamGain, threads, readBlockMiB, readOwn, readNeighbours))
         if let regions {

@@ -66,4 +66,17 @@ extension Parallel {
 
     /// Pool threads alive now (besides the callers).
     static var poolThreadCount: Int { dsan_pool_helper_count() }
+
+    /// Times a pool thread has gone to sleep since the process started (`dsan_pool_helper_sleeps`).
+    public static var helperSleeps: Int { dsan_pool_helper_sleeps() }
+
+    /// How long a waiting pool thread polls with the pause instruction, then yielding the core,
+    /// before it sleeps (µs; `DSAN_POOL_SPIN_US`, `DSAN_POOL_YIELD_US`).
+    public static var poolSpinMicroseconds: Int { dsan_pool_spin_microseconds() }
+    public static var poolYieldMicroseconds: Int { dsan_pool_yield_microseconds() }
+
+    /// Sets both wait bounds for the rest of the process (`dsan bench step --compare-pool-wait`).
+    public static func setPoolWait(spinMicroseconds: Int, yieldMicroseconds: Int) {
+        dsan_pool_set_wait_microseconds(spinMicroseconds, yieldMicroseconds)
+    }
 }

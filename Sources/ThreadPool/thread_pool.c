@@ -21,6 +21,7 @@
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -52,21 +53,72 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static _Atomic long spin_us = -1;
+static _Atomic long spin_us = -1, yield_us = -1;
+
+/// A bound in µs from the environment variable `name` (a whole number, at most `cap`), else `fallback`.
+static long bound_from_environment(const char *name, long fallback, long cap) {
+    const char *env = getenv(name);
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == 0 && v >= 0) return v > cap ? cap : v;
+    }
+    return fallback;
+}
 
 long dsan_pool_spin_microseconds(void) {
     long s = atomic_load_explicit(&spin_us, memory_order_relaxed);
     if (s < 0) {
-        s = 50;
-        const char *env = getenv("DSAN_POOL_SPIN_US");
-        if (env && *env) {
-            char *end;
-            long v = strtol(env, &end, 10);
-            if (*end == 0 && v >= 0) s = v > 1000 ? 1000 : v;
-        }
+        s = bound_from_environment("DSAN_POOL_SPIN_US", 50, 1000);
         atomic_store_explicit(&spin_us, s, memory_order_relaxed);
     }
     return s;
+}
+
+long dsan_pool_yield_microseconds(void) {
+    long s = atomic_load_explicit(&yield_us, memory_order_relaxed);
+    if (s < 0) {
+        s = bound_from_environment("DSAN_POOL_YIELD_US", 2000, 100000);
+        atomic_store_explicit(&yield_us, s, memory_order_relaxed);
+    }
+    return s;
+}
+
+void dsan_pool_set_wait_microseconds(long spin, long yield) {
+    atomic_store_explicit(&spin_us, spin < 0 ? 0 : spin, memory_order_relaxed);
+    atomic_store_explicit(&yield_us, yield < 0 ? 0 : yield, memory_order_relaxed);
+}
+
+static _Atomic long helper_sleeps;
+
+long dsan_pool_helper_sleeps(void) { return atomic_load_explicit(&helper_sleeps, memory_order_relaxed); }
+
+/// A waiter polling a word since `start`: between two polls `poll_again` pauses, with the CPU's
+/// pause instruction for the first `dsan_pool_spin_microseconds`, then with sched_yield (the core
+/// goes to any other thread that wants it: OpenBLAS's, another rank's, the prefetcher) for
+/// `dsan_pool_yield_microseconds` more; after that it returns 0 and the waiter sleeps on a futex.
+typedef struct {
+    uint64_t start, spin_ns, until_ns;
+    unsigned polls;
+    int yielding;
+} poller;
+
+static poller poller_start(void) {
+    const uint64_t spin = (uint64_t)dsan_pool_spin_microseconds() * 1000u;
+    const poller p = {now_ns(), spin, spin + (uint64_t)dsan_pool_yield_microseconds() * 1000u, 0, 0};
+    return p;
+}
+
+static int poll_again(poller *p) {
+    if (!p->yielding) {
+        cpu_relax();
+        if ((++p->polls & 63) != 0) return 1;   // the clock every 64 pauses
+        if (now_ns() - p->start < p->spin_ns) return 1;
+        p->yielding = 1;
+    }
+    if (now_ns() - p->start >= p->until_ns) return 0;
+    sched_yield();
+    return 1;
 }
 
 /// One helper thread. Its counter and flag sit on their own cache line: the caller writes them,
@@ -92,22 +144,22 @@ static _Atomic uint32_t caller_sleeping;          // 1 while the caller may be i
 static _Thread_local long current_helper;   // my index on a helper thread, else 0
 static _Thread_local int inside_region;     // 1 while this thread runs a region's body
 
-/// Returns the first value of `*word` other than `old`: spins up to the bound, then sleeps.
+/// Returns the first value of `*word` other than `old`: polls (`poll_again`), then sleeps.
 static uint32_t wait_for_change(_Atomic uint32_t *word, uint32_t old, _Atomic uint32_t *sleeping) {
     uint32_t v = atomic_load_explicit(word, memory_order_acquire);
     if (v != old) return v;
-    const uint64_t bound = (uint64_t)dsan_pool_spin_microseconds() * 1000u;
-    const uint64_t start = now_ns();
-    for (unsigned k = 1;; k++) {
-        cpu_relax();
+    poller p = poller_start();
+    while (poll_again(&p)) {
         v = atomic_load_explicit(word, memory_order_acquire);
         if (v != old) return v;
-        if ((k & 63) == 0 && now_ns() - start >= bound) break;
     }
     for (;;) {
         atomic_store(sleeping, 1);
         v = atomic_load(word);
-        if (v == old) futex_wait(word, old);
+        if (v == old) {
+            atomic_fetch_add_explicit(&helper_sleeps, 1, memory_order_relaxed);
+            futex_wait(word, old);
+        }
         atomic_store(sleeping, 0);
         v = atomic_load_explicit(word, memory_order_acquire);
         if (v != old) return v;
@@ -190,12 +242,8 @@ int dsan_pool_run(long threads, long workers, dsan_pool_body body, void *context
 
     uint32_t left = atomic_load_explicit(&remaining, memory_order_acquire);
     if (left != 0) {
-        const uint64_t bound = (uint64_t)dsan_pool_spin_microseconds() * 1000u;
-        const uint64_t start = now_ns();
-        for (unsigned k = 1; (left = atomic_load_explicit(&remaining, memory_order_acquire)) != 0; k++) {
-            cpu_relax();
-            if ((k & 63) == 0 && now_ns() - start >= bound) break;
-        }
+        poller p = poller_start();
+        while ((left = atomic_load_explicit(&remaining, memory_order_acquire)) != 0 && poll_again(&p)) {}
         while (left != 0) {
             atomic_store(&caller_sleeping, 1);
             left = atomic_load(&remaining);
@@ -236,6 +284,9 @@ long dsan_pool_helper_count(void) { return 0; }
 int dsan_pool_enter(void) { return 0; }
 void dsan_pool_leave(int previous) { (void)previous; }
 long dsan_pool_spin_microseconds(void) { return 0; }
+long dsan_pool_yield_microseconds(void) { return 0; }
+void dsan_pool_set_wait_microseconds(long spin, long yield) { (void)spin; (void)yield; }
+long dsan_pool_helper_sleeps(void) { return 0; }
 
 #endif
 

@@ -16,7 +16,10 @@ struct BenchStep: ParsableCommand {
 
         --compare-eager-zeros also runs each repetition with the parameter gradients' zeros \
         written before the backward (DSAN_LAZY_ZEROS=0) instead of left to the kernels that write \
-        the gradients, the two alternating in this process, and reports how much slower that is.
+        the gradients, the two alternating in this process, and reports how much slower that is. \
+        --compare-pool-wait does the same with the pool threads sleeping as soon as their \
+        pause-spin is over (DSAN_POOL_YIELD_US=0) instead of first yielding the core between polls \
+        for DSAN_POOL_YIELD_US (default 2000 µs): what the wake-ups after serial stretches cost.
 
         Example: dsan bench step --size 138x256x256 --threads 2
                  dsan bench step --size 138x256x256 --inference
@@ -30,10 +33,15 @@ struct BenchStep: ParsableCommand {
     @Flag(help: "Time eval-mode inference (forward only) instead of a training step.") var inference = false
     @Flag(help: "Also time each repetition with the gradients' zeros written at once, alternating, and compare.")
     var compareEagerZeros = false
+    @Flag(help: "Also time each repetition with pool threads that sleep without yielding the core first, alternating, and compare.")
+    var comparePoolWait = false
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
         if compareEagerZeros && inference { throw ValidationError("--compare-eager-zeros times training steps; drop --inference") }
+        if compareEagerZeros && comparePoolWait {
+            throw ValidationError("--compare-eager-zeros and --compare-pool-wait each run a second step per repetition; use one at a time")
+        }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
         guard (threads ?? 1) >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -43,6 +51,7 @@ struct BenchStep: ParsableCommand {
         var benchmark = StepBenchmark(size: model.size, batch: model.batch, threads: threads ?? ProcessInfoCores.available, width: model.width,
                                       repetitions: repetitions, warmup: warmup, inference: inference)
         benchmark.compareEagerZeros = compareEagerZeros
+        benchmark.comparePoolWait = comparePoolWait
         let report = try benchmark.run { r, total, seconds in
             if !json { printError("bench step: repetition \(r)/\(total) took \(String(format: "%.2f", seconds)) s") }
         }

@@ -96,7 +96,7 @@ import Tensor
         #expect(text.hasPrefix(report.blas.line + "\n" + report.pages + "\n" + (inference ? "inference" : "training step") + " at 16x16x16, batch 2, width 4, 1 thread(s), "))
         #expect(text.contains("loss + backward") != inference)
         #expect(text.hasSuffix(" GiB"))
-        #expect(report.eagerZeros == nil)
+        #expect(report.eagerZeros == nil && report.withoutPoolYield == nil)
     }
 
     /// --compare-eager-zeros: every timed repetition also runs a step with the zeros written at
@@ -111,6 +111,22 @@ import Tensor
         let eager = try #require(report.eagerZeros)
         #expect(eager.stepSeconds > 0 && eager.ratio > 0)
         #expect(report.text.split(separator: "\n").last?.hasPrefix("  eager zeros ") == true, "\(report.text)")
+        #expect(report.withoutPoolYield == nil)
+    }
+
+    /// --compare-pool-wait: every timed repetition also runs a 2-thread step whose pool threads do
+    /// not yield before they sleep; the report has both medians and the ratio, and the pool's
+    /// wait bounds are the same afterwards.
+    @Test func poolWaitIsComparedInTheSameRun() throws {
+        let bounds = (Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds)
+        var benchmark = StepBenchmark(size: VolumeSize(16, 16, 24), batch: 1, threads: 2, width: 4, repetitions: 3, warmup: 1,
+                                      inference: false)
+        benchmark.comparePoolWait = true
+        let report = try ThreadSettings.with { try benchmark.run() }
+        #expect((Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds) == bounds)
+        let other = try #require(report.withoutPoolYield)
+        #expect(other.stepSeconds > 0 && other.ratio > 0 && report.eagerZeros == nil)
+        #expect(report.text.split(separator: "\n").last?.hasPrefix("  no pool yield ") == true, "\(report.text)")
     }
 }
 

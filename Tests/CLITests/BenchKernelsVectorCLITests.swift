@@ -46,7 +46,7 @@ import Testing
         #expect(report.met == (report.stepGain >= report.sgemmGain))
         for r in report.rounds {
             #expect(r.streamOne > 0 && r.streamMany > 0 && r.readOwn > 0 && r.readNeighbours > 0)
-            #expect(r.arithmeticOne > 0 && r.arithmeticMany > 0)
+            #expect(r.arithmeticOne > 0 && r.arithmeticMany > 0 && r.helperSleeps >= 0)
         }
         #expect(report.arithmeticGain == report.rounds.map { $0.arithmeticMany / $0.arithmeticOne }.sorted()[1])
         let whole = report.rounds.filter { $0.arithmeticMany / $0.arithmeticOne >= 0.95 * 2 }
@@ -76,14 +76,16 @@ import Testing
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
         let lines = table.stdout.split(separator: "\n")
-        #expect(lines.count == 4 + 2 + 5, "\(table.stdout)")
+        #expect(lines.count == 4 + 2 + 6, "\(table.stdout)")
         #expect(lines[1].hasPrefix("memory pages: "), "\(table.stdout)")
         #expect(lines[3].hasSuffix("sgemm gain  registers gain"), "\(table.stdout)")   // a column per gain
         #expect(report.pages == FloatStorage.pageReport)
-        #expect(lines[lines.count - 4].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
-        #expect(lines[lines.count - 2].hasPrefix("rounds on whole cores (registers ≥ 1.90×): "), "\(table.stdout)")
-        #expect(lines[lines.count - 3].hasPrefix("cores (median): multiply-adds on registers only gain ")
+        #expect(lines[lines.count - 5].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
+        #expect(lines[lines.count - 3].hasPrefix("rounds on whole cores (registers ≥ 1.90×): "), "\(table.stdout)")
+        #expect(lines[lines.count - 4].hasPrefix("cores (median): multiply-adds on registers only gain ")
                 && table.stderr.contains("registers "), "\(table.stdout)")
+        #expect(lines[lines.count - 2].hasPrefix("pool (median): its threads slept ")
+                && lines[lines.count - 2].contains("they poll \(Parallel.poolSpinMicroseconds) µs"), "\(table.stdout)")
         #expect(lines.last?.hasPrefix("memory (medians): stream y = a + b over 3 × 128 MiB gains ") == true
                 && lines.last?.contains("a worker reads a 4 MiB block") == true, "\(table.stdout)")
         let regionTable = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "1",
@@ -102,6 +104,8 @@ import Testing
         let eagerInference = try dsan("bench", "step", "--inference", "--compare-eager-zeros")
         #expect(eagerInference.status != 0 && eagerInference.stderr.contains("--compare-eager-zeros times training steps"),
                 "\(eagerInference.stderr)")
+        let both = try dsan("bench", "step", "--compare-eager-zeros", "--compare-pool-wait")
+        #expect(both.status != 0 && both.stderr.contains("use one at a time"), "\(both.stderr)")
         let tinyStep = try dsan("bench", "step", "--size", "16x16x16", "--width", "2", "--repetitions", "1")
         #expect(tinyStep.status != 0 && tinyStep.stderr.contains("use a size of at least 17 in one dimension or --batch 2"),
                 "\(tinyStep.stderr)")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import NumericalTesting
 @testable import Tensor
+import ThreadPool
 
 #if canImport(Glibc)
 import Glibc
@@ -175,9 +176,37 @@ private final class Counters: @unchecked Sendable {
         ThreadSettings.with(parallel: threads) {
             for k in 0..<regions {
                 Parallel.forEach(count) { r in for i in r { visits[i] += 1 } }
-                if k % 5000 == 0 { usleep(200) }   // let the pool threads go to sleep now and then
+                if k % 5000 == 0 { usleep(3000) }   // past both wait bounds: the pool threads sleep now and then
             }
         }
         #expect((0..<count).allSatisfy { visits[$0] == regions })
+    }
+
+    /// A helper polls (pause, then sched_yield) for the spin and yield bounds after a region and
+    /// only then sleeps: a serial stretch inside the bounds costs the next region no wake-up, one
+    /// past them does, and with no yield stage the spin bound alone decides.
+    @Test func helpersSleepOnlyPastBothWaitBounds() {
+        let saved = (dsan_pool_spin_microseconds(), dsan_pool_yield_microseconds())
+        defer { dsan_pool_set_wait_microseconds(saved.0, saved.1) }
+        func sleeps(spin: Int, yield: Int, pause: UInt32, regions: Int = 20) -> Int {
+            dsan_pool_set_wait_microseconds(spin, yield)
+            return ThreadSettings.with(parallel: 2) {
+                Parallel.forEach(2) { _ in }   // the helper exists and has run
+                usleep(20_000)                 // and sleeps now, whatever the bounds were before
+                let before = dsan_pool_helper_sleeps()
+                for _ in 0..<regions {
+                    Parallel.forEach(2) { _ in }
+                    usleep(pause)
+                }
+                return dsan_pool_helper_sleeps() - before
+            }
+        }
+        // 300 µs between regions: inside 50 µs + 10 ms of polling, so (almost) never a sleep; the
+        // helper was asleep once at the start, which the first region's wake-up ends.
+        #expect(sleeps(spin: 50, yield: 10_000, pause: 300) <= 3)
+        // Without the yield stage the same stretch is past the 50 µs spin: a sleep per region.
+        #expect(sleeps(spin: 50, yield: 0, pause: 300) >= 15)
+        // Past both bounds (50 µs + 1 ms, 5 ms between regions): a sleep per region.
+        #expect(sleeps(spin: 50, yield: 1000, pause: 5000) >= 15)
     }
 }

@@ -4,10 +4,10 @@
 // pool's helper thread t, always the same thread for the same t (static assignment: fixed chunks,
 // the same bits on any run; `Parallel.forEachWorkerDynamically` has each share take items from a
 // shared counter instead, with `dsan_pool_take`, where an item's result does not depend on who
-// runs it). Helpers are long-lived: after a region a helper spins on its own
-// generation counter for a bounded time (a few tens of µs, with the CPU's pause instruction), so
-// the next region of a layer starts without a system call, then sleeps on a futex. The caller waits
-// for the helpers the same way: bounded spin, then futex. Docs/performance.md ("Threads") says why.
+// runs it). Helpers are long-lived: after a region a helper polls its own generation counter for a
+// bounded time (tens of µs with the CPU's pause instruction, then up to 2 ms yielding the core
+// between polls), so the next region starts without a system call, then sleeps on a futex. The
+// caller waits for the helpers the same way: bounded polling, then futex. Docs/performance.md ("Threads") says why.
 //
 // Linux only (futex); elsewhere `dsan_pool_run` returns 0 and the Swift side uses Dispatch.
 #ifndef DSAN_THREAD_POOL_H
@@ -49,9 +49,20 @@ long dsan_pool_take(long *counter, long step);
 /// Helper threads alive now (tests).
 long dsan_pool_helper_count(void);
 
-/// The spin bound, in µs, of a helper waiting for work and of a caller waiting for its helpers
-/// before they sleep (default 50, or `DSAN_POOL_SPIN_US` at the first region, capped at 1000).
+/// How long a helper waiting for work, or a caller waiting for its helpers, polls before it sleeps
+/// on a futex: first it spins with the CPU's pause instruction for `dsan_pool_spin_microseconds`
+/// (default 50, or `DSAN_POOL_SPIN_US` at the first region, capped at 1000), then it polls with
+/// sched_yield between checks for `dsan_pool_yield_microseconds` more (default 2000, or
+/// `DSAN_POOL_YIELD_US`, capped at 100000): a core nobody else wants stays with the pool, so the
+/// next region after a serial stretch of a few hundred µs starts without a futex wake-up (tens of
+/// µs or more on a virtual machine), and a core another thread wants goes to it.
 long dsan_pool_spin_microseconds(void);
+long dsan_pool_yield_microseconds(void);
+/// Sets both bounds (µs) for the rest of the process (benchmarks and tests compare them).
+void dsan_pool_set_wait_microseconds(long spin, long yield);
+/// Times a helper has gone to sleep on its futex since the process started (each costs the next
+/// region it takes part in a wake-up).
+long dsan_pool_helper_sleeps(void);
 
 #ifdef __cplusplus
 }
