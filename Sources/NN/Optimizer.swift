@@ -83,8 +83,13 @@ public final class Adam {
         let wd = Float(weightDecay), e = Float(eps)
         let ps = parameters.map(\.data), gs = gradients.map(\.data)
         let ms = firstMoments.map(\.data), vs = secondMoments.map(\.data)
-        Parallel.forEach(parameterCount, grain: 1 << 16) { range in
-            forEachSpan(of: range) { k, start, end in
+        // Blocks of 256 Ki entries (7 MiB of θ, g, m and v), taken by the workers as they finish:
+        // the pass is bound by the memory, and a core the host holds up for a while would
+        // otherwise keep the other waiting at the end of a fixed half. Each entry's update reads
+        // only its own θ, g, m, v: the same bits whoever takes the block.
+        let block = 1 << 18
+        Parallel.forEachWorkerDynamically((parameterCount + block - 1) / block) { _, blocks in
+            forEachSpan(of: (blocks.lowerBound * block)..<min(parameterCount, blocks.upperBound * block)) { k, start, end in
                 adamKernel(ps[k], gs[k], ms[k], vs[k], start, end,
                            stepSize: stepSize, bc2Sqrt: bc2Sqrt, b2: b2, w1: w1, w2: w2, wd: wd, eps: e)
             }
@@ -104,7 +109,7 @@ public final class Adam {
         let gs = gradients.map(\.data)
         hits.withUnsafeMutableBufferPointer { hits in
             let base = hits.baseAddress!
-            Parallel.forEach(blocks) { r in
+            Parallel.forEachWorkerDynamically(blocks, grain: 4) { _, r in   // each block's answer is its own
                 for b in r {
                     forEachSpan(of: (b * block)..<min(parameterCount, (b + 1) * block)) { k, start, end in
                         guard base[b] < 0 else { return }

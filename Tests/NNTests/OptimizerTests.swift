@@ -63,6 +63,44 @@ import Testing
         #expect(worstV < 1e-5, "v (relative)")
     }
 
+    /// The update is split into 262 144-entry blocks that the workers take as they finish: over
+    /// parameters whose boundaries fall inside and at the blocks' edges, 1, 2 and 3 threads give
+    /// the same bits of θ, m and v after three steps, and the first step moved every entry.
+    @Test func adamGivesTheSameBitsOnAnyThreadCount() {
+        let sizes = [3, 300_001, 1, 224_287, 27, 70_000]   // 3 + 300 001 + 1 + 224 287 = 524 292: past 2 blocks
+        func run(threads: Int) -> [[Float]] {
+            var rng = SplitMix64(seed: 9)
+            let params = sizes.map { n -> (parameter: Tensor, gradient: Tensor) in
+                let p = Tensor(zeros: [n])
+                p.fillNormal(std: 1, rng: &rng)
+                return (p, Tensor(zeros: [n]))
+            }
+            let adam = Adam(parameters: params, learningRate: 1e-2, weightDecay: 1e-4)
+            let initial = params.map(\.parameter.array)
+            var afterOne: [[Float]] = []
+            ThreadSettings.with(parallel: threads, blas: 1) {
+                for t in 1...3 {
+                    var g = SplitMix64(seed: 100 + UInt64(t))
+                    for (_, gradient) in params { gradient.fillNormal(std: 0.1, rng: &g) }
+                    adam.step()
+                    if t == 1 { afterOne = params.map(\.parameter.array) }
+                }
+            }
+            // The first step moves every entry by about the learning rate (m̂/√v̂ = ±1), so an entry
+            // that a block's span missed would still hold its first value.
+            let unchanged = zip(initial, afterOne).enumerated().flatMap { k, pair in
+                zip(pair.0, pair.1).enumerated().filter { $0.element.0 == $0.element.1 }.map { [k, $0.offset] }
+            }
+            #expect(unchanged.isEmpty, "\(threads) threads: \(unchanged.count) unchanged, first \(unchanged.prefix(5))")
+            return params.map(\.parameter.array) + adam.firstMoments.map(\.array) + adam.secondMoments.map(\.array)
+        }
+        let one = run(threads: 1)
+        for threads in [2, 3] {
+            let many = run(threads: threads)
+            #expect(zip(one, many).allSatisfy { $0.map(\.bitPattern) == $1.map(\.bitPattern) }, "\(threads) threads")
+        }
+    }
+
     @Test func gradientsAreNotModified() {
         let params = makeParameters(seed: 2)
         fillGradients(params, step: 1)
