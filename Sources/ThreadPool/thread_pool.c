@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "ThreadPool.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,34 +56,32 @@ static uint64_t now_ns(void) {
 
 static _Atomic long spin_us = -1, yield_us = -1;
 
-/// A bound in µs from the environment variable `name` (a whole number, at most `cap`), else `fallback`.
-static long bound_from_environment(const char *name, long fallback, long cap) {
+/// The bound cached in `*cache`: at the first call, the environment variable `name` (a whole
+/// number of µs; above `cap` it is `cap`), else `fallback`. Any other value stops the process
+/// with a message naming the variable, as dsan's other switches do.
+static long cached_bound(_Atomic long *cache, const char *name, long fallback, long cap) {
+    long s = atomic_load_explicit(cache, memory_order_relaxed);
+    if (s >= 0) return s;
+    s = fallback;
     const char *env = getenv(name);
     if (env && *env) {
         char *end;
+        errno = 0;
         long v = strtol(env, &end, 10);
-        if (*end == 0 && v >= 0) return v > cap ? cap : v;
+        if (*end != 0 || v < 0 || errno == ERANGE) {
+            fprintf(stderr, "dsan: %s=%s: expected a whole number of microseconds, 0 to %ld (default %ld)\n",
+                    name, env, cap, fallback);
+            exit(2);
+        }
+        s = v > cap ? cap : v;
     }
-    return fallback;
-}
-
-long dsan_pool_spin_microseconds(void) {
-    long s = atomic_load_explicit(&spin_us, memory_order_relaxed);
-    if (s < 0) {
-        s = bound_from_environment("DSAN_POOL_SPIN_US", 50, 1000);
-        atomic_store_explicit(&spin_us, s, memory_order_relaxed);
-    }
+    atomic_store_explicit(cache, s, memory_order_relaxed);
     return s;
 }
 
-long dsan_pool_yield_microseconds(void) {
-    long s = atomic_load_explicit(&yield_us, memory_order_relaxed);
-    if (s < 0) {
-        s = bound_from_environment("DSAN_POOL_YIELD_US", 2000, 100000);
-        atomic_store_explicit(&yield_us, s, memory_order_relaxed);
-    }
-    return s;
-}
+long dsan_pool_spin_microseconds(void) { return cached_bound(&spin_us, "DSAN_POOL_SPIN_US", 50, 1000); }
+
+long dsan_pool_yield_microseconds(void) { return cached_bound(&yield_us, "DSAN_POOL_YIELD_US", 2000, 100000); }
 
 void dsan_pool_set_wait_microseconds(long spin, long yield) {
     atomic_store_explicit(&spin_us, spin < 0 ? 0 : spin, memory_order_relaxed);

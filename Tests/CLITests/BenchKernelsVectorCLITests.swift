@@ -149,6 +149,21 @@ import Testing
         #expect(text.stdout.split(separator: "\n").count == 2 + rows.count)
     }
 
+    /// The pool's wait bounds are read at its first region (a 2-thread step): a value that is not
+    /// a whole number of µs stops dsan with a message naming the variable; a number runs.
+    @Test(arguments: ["DSAN_POOL_SPIN_US", "DSAN_POOL_YIELD_US"])
+    func poolWaitBoundThatIsNotANumberNamesTheVariable(variable: String) throws {
+        let step = ["bench", "step", "--size", "16x32x32", "--width", "2", "--repetitions", "1", "--warmup", "0",
+                    "--threads", "2", "--json"]
+        for value in ["2ms", "-5"] {
+            let bad = try run(dsanPath, step, environment: [variable: value])
+            #expect(bad.status != 0)
+            #expect(bad.stderr.contains("\(variable)=\(value): expected a whole number of microseconds"), "\(bad.stderr.prefix(600))")
+        }
+        let ok = try run(dsanPath, step, environment: [variable: "300"])
+        #expect(ok.status == 0, "\(variable)=300: \(ok.stderr)")
+    }
+
     /// The switches a user sets in the environment (`DSAN_CONV`, `DSAN_WINOGRAD_GEMM`, `DSAN_SIMD`)
     /// stop a run with a value they do not know, with a message that names the variable and the
     /// accepted values (in a release build too), and accept the values they document.

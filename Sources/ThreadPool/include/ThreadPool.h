@@ -53,7 +53,8 @@ long dsan_pool_helper_count(void);
 /// on a futex: first it spins with the CPU's pause instruction for `dsan_pool_spin_microseconds`
 /// (default 50, or `DSAN_POOL_SPIN_US` at the first region, capped at 1000), then it polls with
 /// sched_yield between checks for `dsan_pool_yield_microseconds` more (default 2000, or
-/// `DSAN_POOL_YIELD_US`, capped at 100000): a core nobody else wants stays with the pool, so the
+/// `DSAN_POOL_YIELD_US`, capped at 100000; a value that is not a whole number stops the process
+/// with a message): a core nobody else wants stays with the pool, so the
 /// next region after a serial stretch of a few hundred µs starts without a futex wake-up (tens of
 /// µs or more on a virtual machine), and a core another thread wants goes to it.
 long dsan_pool_spin_microseconds(void);
