@@ -57,7 +57,10 @@ public struct ThreadGainBenchmark {
         public var streamOne: Double, streamMany: Double
         /// GB/s per worker at N threads reading a block it wrote itself, and one the next worker wrote.
         public var readOwn: Double, readNeighbours: Double
-        /// GFLOP/s of the arithmetic probe (`ArithmeticScaling.rate`) at 1 thread and at N.
+        /// GFLOP/s of the arithmetic probe (`ArithmeticScaling.rate`) at 1 thread and at N, each
+        /// run just before and just after that thread count's step: the higher of the 1-thread
+        /// pair and the lower of the N-thread pair, so that their ratio reaches N only when the
+        /// cores were whole on both sides of the step.
         public var arithmeticOne: Double, arithmeticMany: Double
         /// Times a pool thread went to sleep during the N-thread step (`Parallel.helperSleeps`):
         /// each costs the next region it takes part in a wake-up.
@@ -133,6 +136,10 @@ public struct ThreadGainBenchmark {
         struct Sample { var phases: Phases, sgemm: Double, stream: Double, arithmetic: Double, sleeps: Int }
         func measure(_ t: Int) throws -> Sample {
             use(t)
+            // The probe just before and just after the step: a round counts as run on whole cores
+            // only if they were whole on both sides of it (the lower N-thread rate, the higher
+            // 1-thread one), not if the host let go of the second core a moment after the step.
+            let probeBefore = arithmetic.rate(threads: t)
             if regions { RegionProfile.start() }
             let sleeps = Parallel.helperSleeps
             let s = try runner.step()
@@ -143,9 +150,10 @@ public struct ThreadGainBenchmark {
                 for e in entries { round[e.site] = e }
                 profileRounds[t == 1 ? 0 : 1].append(round)
             }
+            let probeAfter = arithmetic.rate(threads: t)
             let phases = Phases(forward: s.forward, backward: s.backward, optimizer: s.optimizer, step: s.total)
             return Sample(phases: phases, sgemm: Machine.sgemm2048(), stream: memory.streamRate(threads: t),
-                          arithmetic: arithmetic.rate(threads: t), sleeps: slept)
+                          arithmetic: t == 1 ? max(probeBefore, probeAfter) : min(probeBefore, probeAfter), sleeps: slept)
         }
         var done: [Round] = []
         for r in 0..<rounds {

@@ -16,7 +16,8 @@ struct BenchThreads: ParsableCommand {
         cores you mean to compare (1 thread runs on one of them).
 
         Each round also measures what the cores themselves give: multiply-adds on registers only \
-        at 1 thread and at --threads. On whole cores that gains --threads times; on a virtual \
+        at 1 thread and at --threads, just before and just after each of the two steps (the \
+        lower N-thread rate against the higher 1-thread one). On whole cores that gains --threads times; on a virtual \
         machine whose host runs other work on the same cores it gains less, and no loop can gain \
         more. The report also gives the step's and sgemm's gains over the rounds whose probe \
         gained at least 0.95 × --threads (run on whole cores), the comparison with the host's \
