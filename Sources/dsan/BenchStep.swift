@@ -39,6 +39,9 @@ struct BenchStep: ParsableCommand {
 
     func validate() throws {
         if compareEagerZeros && inference { throw ValidationError("--compare-eager-zeros times training steps; drop --inference") }
+        if comparePoolWait && (threads ?? ProcessInfoCores.available) < 2 {
+            throw ValidationError("--compare-pool-wait compares how dsan's pool threads wait, and one thread has none: use --threads 2 or more")
+        }
         if compareEagerZeros && comparePoolWait {
             throw ValidationError("--compare-eager-zeros and --compare-pool-wait each run a second step per repetition; use one at a time")
         }

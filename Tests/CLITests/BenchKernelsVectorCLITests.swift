@@ -104,8 +104,10 @@ import Testing
         let eagerInference = try dsan("bench", "step", "--inference", "--compare-eager-zeros")
         #expect(eagerInference.status != 0 && eagerInference.stderr.contains("--compare-eager-zeros times training steps"),
                 "\(eagerInference.stderr)")
-        let both = try dsan("bench", "step", "--compare-eager-zeros", "--compare-pool-wait")
+        let both = try dsan("bench", "step", "--threads", "2", "--compare-eager-zeros", "--compare-pool-wait")
         #expect(both.status != 0 && both.stderr.contains("use one at a time"), "\(both.stderr)")
+        let alone = try dsan("bench", "step", "--threads", "1", "--compare-pool-wait")
+        #expect(alone.status != 0 && alone.stderr.contains("use --threads 2 or more"), "\(alone.stderr)")
         let tinyStep = try dsan("bench", "step", "--size", "16x16x16", "--width", "2", "--repetitions", "1")
         #expect(tinyStep.status != 0 && tinyStep.stderr.contains("use a size of at least 17 in one dimension or --batch 2"),
                 "\(tinyStep.stderr)")
