@@ -24,7 +24,8 @@ public struct StepBenchmark {
     public var compareEagerZeros = false
     /// Each repetition also runs a step whose pool threads sleep once the pause-spin bound is
     /// past, without yielding the core first (`DSAN_POOL_YIELD_US=0`, the pool before the yield
-    /// stage), alternating as with `compareEagerZeros`; `withoutPoolYield` compares.
+    /// stage), alternating as with `compareEagerZeros`; `withoutPoolYield` compares. Needs at
+    /// least 2 threads (one has no pool threads), and not with `compareEagerZeros`.
     public var comparePoolWait = false
 
     public init(size: VolumeSize, batch: Int, threads: Int, width: Int, repetitions: Int, warmup: Int, inference: Bool) {
@@ -69,6 +70,8 @@ public struct StepBenchmark {
         Parallel.threads = t
         BLAS.threads = t
         let runner = try StepRunner(size: size, batch: batch, width: width, inference: inference)
+        precondition(!(compareEagerZeros && comparePoolWait), "StepBenchmark: one comparison at a time")
+        precondition(!comparePoolWait || t >= 2, "StepBenchmark: comparePoolWait needs at least 2 threads")
         // The other setting a comparison runs beside each repetition: set it, and go back.
         var other: (set: () -> Void, reset: () -> Void)?
         let savedSetting = Tensor.zerosLazily
@@ -77,7 +80,8 @@ public struct StepBenchmark {
             Tensor.zerosLazily = savedSetting
             Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: savedWait.yield)
         }
-        if compareEagerZeros && !inference {
+        let comparesEagerZeros = compareEagerZeros && !inference   // inference has no gradients
+        if comparesEagerZeros {
             Tensor.zerosLazily = true
             other = ({ Tensor.zerosLazily = false }, { Tensor.zerosLazily = true })
         } else if comparePoolWait {
@@ -113,8 +117,8 @@ public struct StepBenchmark {
                       samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
                       sgemmGflops: Machine.sgemm2048(), peakRSSGiB: Self.peakRSS(),
                       parameters: runner.parameters, blas: BLASStartUp.report, pages: FloatStorage.pageReport,
-                      eagerZeros: compareEagerZeros && !inference ? comparison : nil,
-                      withoutPoolYield: comparePoolWait && !(compareEagerZeros && !inference) ? comparison : nil)
+                      eagerZeros: comparesEagerZeros ? comparison : nil,
+                      withoutPoolYield: comparePoolWait ? comparison : nil)
     }
 
     /// Peak resident set size of this process (VmHWM in /proc/self/status), GiB; NaN when unknown.

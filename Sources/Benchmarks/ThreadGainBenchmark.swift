@@ -251,9 +251,10 @@ extension ThreadGainBenchmark.Report {
         } else {
             lines.append(wholeLine)
         }
-        lines.append(String(format: "pool (median): its threads slept %d times in the %d-thread step (each sleep costs the next region a wake-up; they poll %d µs, then yield the core for %d µs, before they sleep)",
-                            Int(ContentionProbe.median(rounds.map { Double($0.helperSleeps) })), threads,
-                            Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds))
+        let sleeps = Int(ContentionProbe.median(rounds.map { Double($0.helperSleeps) }))
+        lines.append("pool (median): its threads slept \(sleeps) time\(sleeps == 1 ? "" : "s") in the \(threads)-thread step "
+                     + "(each sleep costs the next region a wake-up; they poll \(Parallel.poolSpinMicroseconds) µs, "
+                     + "then yield the core for \(Parallel.poolYieldMicroseconds) µs, before they sleep)")
         lines.append(String(format: "memory (medians): stream y = a + b over 3 × %g MiB gains %.2f× from 1 to %d threads; a worker reads a %g MiB block it has just written at %.1f GB/s, one the next worker has just written at %.1f GB/s",
                             streamArrayMiB, streamGain, threads, readBlockMiB, readOwn, readNeighbours))
         if let regions {
