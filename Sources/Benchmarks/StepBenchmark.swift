@@ -18,15 +18,11 @@ public struct StepBenchmark {
     public var repetitions: Int
     public var warmup: Int
     public var inference: Bool
-    /// Each repetition also runs a step with the gradients' zeros written at once
-    /// (`Tensor.zerosLazily` off, as `DSAN_LAZY_ZEROS=0`), the two in alternating order in this
-    /// process; the report's figures are then the lazy steps', and `eagerZeros` compares.
-    public var compareEagerZeros = false
-    /// Each repetition also runs a step whose pool threads sleep once the pause-spin bound is
-    /// past, without yielding the core first (`DSAN_POOL_YIELD_US=0`, the pool before the yield
-    /// stage), alternating as with `compareEagerZeros`; `withoutPoolYield` compares. Needs at
-    /// least 2 threads (one has no pool threads), and not with `compareEagerZeros`.
-    public var comparePoolWait = false
+    /// A second setting that each timed repetition also runs a step with, the two in alternating
+    /// order in this process; the report's figures are the default steps', and the comparison's
+    /// field (`eagerZeros`, `withoutPoolYield`, `wholePanels`) has the other's median and the median
+    /// ratio of the pairs. Nil: no comparison.
+    public var comparison: StepComparison?
 
     public init(size: VolumeSize, batch: Int, threads: Int, width: Int, repetitions: Int, warmup: Int, inference: Bool) {
         precondition(batch >= 1 && threads >= 1 && width >= 1 && repetitions >= 1 && warmup >= 0,
@@ -50,12 +46,15 @@ public struct StepBenchmark {
         public var blas: BLASKernelReport
         /// The memory pages the tensors get (`FloatStorage.pageReport`).
         public var pages: String
-        /// With `compareEagerZeros`: the median step with the zeros written at once, and the
+        /// With `.eagerZeros`: the median step with the zeros written at once, and the
         /// median over the repetitions of (that step ÷ the lazy step of the same repetition).
         public var eagerZeros: Comparison?
-        /// With `comparePoolWait`: the same for the steps whose pool threads do not yield before
-        /// they sleep.
+        /// With `.poolWait`: the same for the steps whose pool threads do not yield before they
+        /// sleep.
         public var withoutPoolYield: Comparison?
+        /// With `.wholePanels`: the same for the steps whose one-block Winograd GEMM phases
+        /// transform whole row panels of the weights instead of slices that stay in L2.
+        public var wholePanels: Comparison?
     }
 
     /// The median step of the other setting, and the median over the repetitions of (its step ÷
@@ -70,29 +69,31 @@ public struct StepBenchmark {
         Parallel.threads = t
         BLAS.threads = t
         let runner = try StepRunner(size: size, batch: batch, width: width, inference: inference)
-        precondition(!(compareEagerZeros && comparePoolWait), "StepBenchmark: one comparison at a time")
-        precondition(!comparePoolWait || t >= 2, "StepBenchmark: comparePoolWait needs at least 2 threads")
-        // The other setting a comparison runs beside each repetition: set it, and go back.
-        var other: (set: () -> Void, reset: () -> Void)?
+        precondition(comparison != .poolWait || t >= 2, "StepBenchmark: the pool-wait comparison needs at least 2 threads")
+        precondition(comparison != .eagerZeros || !inference, "StepBenchmark: inference has no gradients to zero")
+        // A step with the other setting, which is set for it alone.
         let savedSetting = Tensor.zerosLazily
         let savedWait = (spin: Parallel.poolSpinMicroseconds, yield: Parallel.poolYieldMicroseconds)
         defer {
             Tensor.zerosLazily = savedSetting
             Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: savedWait.yield)
         }
-        let comparesEagerZeros = compareEagerZeros && !inference   // inference has no gradients
-        if comparesEagerZeros {
-            Tensor.zerosLazily = true
-            other = ({ Tensor.zerosLazily = false }, { Tensor.zerosLazily = true })
-        } else if comparePoolWait {
-            other = ({ Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: 0) },
-                     { Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: savedWait.yield) })
-        }
+        if comparison == .eagerZeros { Tensor.zerosLazily = true }
         func otherStep() throws -> Double? {
-            guard let other else { return nil }
-            other.set()
-            defer { other.reset() }
-            return try runner.step().total
+            switch comparison {
+            case nil:
+                return nil
+            case .eagerZeros:
+                Tensor.zerosLazily = false
+                defer { Tensor.zerosLazily = true }
+                return try runner.step().total
+            case .poolWait:
+                Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: 0)
+                defer { Parallel.setPoolWait(spinMicroseconds: savedWait.spin, yieldMicroseconds: savedWait.yield) }
+                return try runner.step().total
+            case .wholePanels:
+                return try WinogradConv.$panelSliceColumns.withValue(0) { try runner.step().total }
+            }
         }
         var times: [StepRunner.Times] = [], others: [Double] = []
         for r in 0..<(warmup + repetitions) {
@@ -107,7 +108,7 @@ public struct StepBenchmark {
             repetitionDone(r + 1, warmup + repetitions, step.total)
         }
         let median = ContentionProbe.median
-        let comparison = others.isEmpty ? nil
+        let measured = others.isEmpty ? nil
             : Comparison(stepSeconds: median(others), ratio: median(zip(others, times).map { $0 / $1.total }))
         let f = median(times.map(\.forward)), b = median(times.map(\.backward)), o = median(times.map(\.optimizer))
         let step = f + b + o
@@ -117,8 +118,9 @@ public struct StepBenchmark {
                       samplesPerSecond: Double(batch) / step, gflop: flop / 1e9, gflopsAchieved: flop / 1e9 / step,
                       sgemmGflops: Machine.sgemm2048(), peakRSSGiB: Self.peakRSS(),
                       parameters: runner.parameters, blas: BLASStartUp.report, pages: FloatStorage.pageReport,
-                      eagerZeros: comparesEagerZeros ? comparison : nil,
-                      withoutPoolYield: comparePoolWait ? comparison : nil)
+                      eagerZeros: comparison == .eagerZeros ? measured : nil,
+                      withoutPoolYield: comparison == .poolWait ? measured : nil,
+                      wholePanels: comparison == .wholePanels ? measured : nil)
     }
 
     /// Peak resident set size of this process (VmHWM in /proc/self/status), GiB; NaN when unknown.
@@ -158,8 +160,23 @@ extension StepBenchmark.Report {
         } ?? "") + (withoutPoolYield.map {
             String(format: "\n  no pool yield      %8.3f s (the same step with pool threads that sleep after the pause-spin, without yielding the core first; per repetition %.3f× the default step, median)",
                    $0.stepSeconds, $0.ratio)
+        } ?? "") + (wholePanels.map {
+            String(format: "\n  whole panels       %8.3f s (the same step with the one-block Winograd GEMMs' weights transformed in whole row panels, not slices kept in L2; per repetition %.3f× the default step, median)",
+                   $0.stepSeconds, $0.ratio)
         } ?? "")
     }
+}
+
+/// The second setting `StepBenchmark` can time each repetition with (`dsan bench step --compare-…`).
+public enum StepComparison: String, Codable, CaseIterable, Sendable {
+    /// The gradients' zeros written at once (`Tensor.zerosLazily` off, as `DSAN_LAZY_ZEROS=0`).
+    case eagerZeros
+    /// Pool threads that sleep once the pause-spin bound is past, without yielding the core first
+    /// (`DSAN_POOL_YIELD_US=0`, the pool before the yield stage). Needs at least 2 threads.
+    case poolWait
+    /// The one-block Winograd GEMM phases (layers 3–4 at batch 1) transforming whole row panels of
+    /// the weights (`WinogradConv.panelSliceColumns` 0), as before the slices that stay in L2.
+    case wholePanels
 }
 
 /// The model, batch and optimizer of a timed step, shared by `dsan bench step` and `dsan bench

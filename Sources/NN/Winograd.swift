@@ -147,6 +147,26 @@ public enum WinogradConv {
     /// .panels`); the same bits either way. Tests turn it off (for their task) to compare.
     @TaskLocal static var transformsPanelsInTheGEMM = true
 
+    /// Columns of A (input channels forward, output channels for dX) per slice when the GEMM phase
+    /// transforms the weights panel by panel: a row panel of all 64 A_ξ is transformed and
+    /// multiplied one slice of columns at a time, each GEMM going on from the previous slice's
+    /// sums, so the slice (64·columns·R floats, `panelSliceBytes`) stays in the worker's L2
+    /// instead of going out to L3 and back. The same bits for any slicing (each C element is one
+    /// sum over the columns in order). Nil: the rule; 0: whole panels (comparisons, tests).
+    @TaskLocal public static var panelSliceColumns: Int? = nil
+
+    /// The slice of one transformed row panel that `panelSliceColumns` keeps in L2: 256 KiB, half
+    /// of a Zen 3 core's L2 and a quarter of a Skylake-SP's, leaving room for the rows of V_ξ and
+    /// M_ξ the GEMMs stream past it.
+    static let panelSliceBytes = 256 << 10
+
+    /// Columns per slice for A with `k` columns and R rows per panel: a multiple of 8 (the
+    /// transform's run of columns), all of them when 0 or when one slice holds them.
+    static func panelSlice(columns k: Int, panelRows r: Int) -> Int {
+        let chosen = panelSliceColumns ?? max(8, panelSliceBytes / (64 * r * MemoryLayout<Float>.size) / 8 * 8)
+        return chosen <= 0 ? k : min(k, chosen)
+    }
+
     /// The tiles N·⌈D/2⌉·⌈H/2⌉·⌈W/2⌉ of an input.
     static func tiles(_ s: Shape5) -> Int { s.n * ((s.d + 1) / 2) * ((s.h + 1) / 2) * ((s.w + 1) / 2) }
 
@@ -376,18 +396,29 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                 // Workers split the row panels of M_ξ (outC rows); K = inC. Each output-transforms
                 // its own panel's channels right after its 64 GEMMs, while those rows of M are in
                 // its cache (not in a later region, where the other core would read half of them).
-                let rowsPerPanel = dsan_packed_gemm_panel_rows(), panelFloats = 64 * inC * rowsPerPanel
+                // A panel's columns (K = inC) go in slices that stay in L2 (`panelSlice`), each
+                // transformed and multiplied before the next.
+                let rowsPerPanel = dsan_packed_gemm_panel_rows()
+                let slice = WinogradConv.panelSlice(columns: inC, panelRows: rowsPerPanel)
+                // Between slices the 64 GEMMs' partial sums wait in the worker's buffer too, in
+                // the kernel's own order (64·R·t floats).
+                let sliceFloats = 64 * slice * rowsPerPanel, partialFloats = slice < inC ? 64 * rowsPerPanel * t : 0
                 let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
-                let own = buffers.weights(workers * panelFloats)
+                let own = buffers.weights(workers * (sliceFloats + partialFloats))
                 Parallel.forEachWorkerDynamically(panels, maxWorkers: workers) { worker, r in
-                    let a = own + worker * panelFloats
+                    let a = own + worker * (sliceFloats + partialFloats), partial = a + sliceFloats
                     for panel in r {
-                        dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
-                                                             panel, a)
                         let c0 = panel * rowsPerPanel, rows = min(rowsPerPanel, outC - c0)
-                        for xi in 0..<64 {
-                            dsan_packed_gemm(a + xi * inC * rowsPerPanel, rows, inC, v + xi * vPlane, p.ld,
-                                             m + xi * mPlane + c0 * p.ld, p.ld, t)
+                        for k0 in stride(from: 0, to: inC, by: slice) {
+                            let k = min(slice, inC - k0), last = k0 + k == inC
+                            dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
+                                                                 panel, k0, k0 + k, a)
+                            for xi in 0..<64 {
+                                let sums = partial + xi * rowsPerPanel * t
+                                dsan_packed_gemm_partial(a + xi * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld, p.ld, t,
+                                                         k0 == 0 ? nil : sums, last ? nil : sums,
+                                                         m + xi * mPlane + c0 * p.ld, p.ld)
+                            }
                         }
                         dsan_winograd_output_transform(&geometry, m, outC, c0, c0 + rows, t0, t1, output)
                     }

@@ -200,10 +200,10 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
                                                               float *, int);                        \
     void dsan_vk_##level##_winograd_weight_transform_packed(const float *, long, long, int, long, long, \
                                                             float *);                               \
-    void dsan_vk_##level##_winograd_weight_transform_panel(const float *, long, long, int, long,      \
-                                                           float *);                                \
+    void dsan_vk_##level##_winograd_weight_transform_panel(const float *, long, long, int, long, long, \
+                                                           long, float *);                          \
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
-                                       long);                                                       \
+                                       long, const float *, float *);                               \
     long dsan_vk_##level##_packed_gemm_panel_rows(void);                                            \
     float dsan_vk_##level##_multiply_add_probe(long, float, float);                                 \
     long dsan_vk_##level##_multiply_add_probe_flops(void);                                          \
@@ -231,8 +231,9 @@ typedef struct {
     void (*weight)(const float *, long, long, long, long, float *);
     void (*weight_gradient)(const float *, long, long, long, long, float *, int);
     void (*weight_packed)(const float *, long, long, int, long, long, float *);
-    void (*weight_panel)(const float *, long, long, int, long, float *);
-    void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long);
+    void (*weight_panel)(const float *, long, long, int, long, long, long, float *);
+    void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long, const float *,
+                        float *);
     long (*panel_rows)(void);
     float (*probe)(long, float, float);
     long (*probe_flops)(void);
@@ -330,12 +331,16 @@ void dsan_winograd_weight_transform_packed(const float *weight, long cout, long 
     packedTable()->weight_packed(weight, cout, cin, adjoint, p0, p1, a);
 }
 void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
-                                          float *a) {
-    packedTable()->weight_panel(weight, cout, cin, adjoint, p, a);
+                                          long k0, long k1, float *a) {
+    packedTable()->weight_panel(weight, cout, cin, adjoint, p, k0, k1, a);
 }
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n) {
-    packedTable()->packed_gemm(a, m, k, b, ldb, c, ldc, n);
+    packedTable()->packed_gemm(a, m, k, b, ldb, c, ldc, n, NULL, NULL);
+}
+void dsan_packed_gemm_partial(const float *a, long m, long k, const float *b, long ldb, long n,
+                              const float *from, float *to, float *c, long ldc) {
+    packedTable()->packed_gemm(a, m, k, b, ldb, c, ldc, n, from, to);
 }
 float dsan_multiply_add_probe(long iterations, float scale, float shift) {
     return packedTable()->probe(iterations, scale, shift);
@@ -352,7 +357,15 @@ void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight,
 }
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n) {
-    winogradTables[level].packed_gemm(a, m, k, b, ldb, c, ldc, n);
+    winogradTables[level].packed_gemm(a, m, k, b, ldb, c, ldc, n, NULL, NULL);
+}
+void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, const float *b, long ldb,
+                                    long n, const float *from, float *to, float *c, long ldc) {
+    winogradTables[level].packed_gemm(a, m, k, b, ldb, c, ldc, n, from, to);
+}
+void dsan_vk_winograd_weight_transform_panel_at(int level, const float *weight, long cout, long cin,
+                                                int adjoint, long p, long k0, long k1, float *a) {
+    winogradTables[level].weight_panel(weight, cout, cin, adjoint, p, k0, k1, a);
 }
 
 long dsan_winograd_weight_gradient_jobs(long cout, long cin) { return packedTable()->dw_jobs(cout, cin); }

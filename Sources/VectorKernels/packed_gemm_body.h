@@ -38,12 +38,16 @@ static inline pg_f pg_load(const float *p) { pg_f v; memcpy(&v, p, sizeof v); re
 #endif
 
 /// One PG_MR × nr block of C (nr ≤ PG_NR, a constant after inlining): `rows` ≤ PG_MR of its rows
-/// are stored, the rest (A's zero padding) dropped.
+/// are stored, the rest (A's zero padding) dropped. The sums start at zero, or at the partial sums
+/// `from` (nr columns of PG_MR floats, as `to` holds them); they end in C, or in `to`.
 static inline __attribute__((always_inline)) void pg_block(const float *a, const float *b, long ldb,
                                                            long k, float *c, long ldc, long rows,
-                                                           const int nr) {
+                                                           const int nr, const float *from, float *to) {
     pg_f c0[PG_NR], c1[PG_NR];
-    for (int j = 0; j < PG_NR; j++) { c0[j] = (pg_f)0.0f; c1[j] = (pg_f)0.0f; }
+    for (int j = 0; j < PG_NR; j++) {
+        c0[j] = from && j < nr ? pg_load(from + j * PG_MR) : (pg_f)0.0f;
+        c1[j] = from && j < nr ? pg_load(from + j * PG_MR + VK_LANES) : (pg_f)0.0f;
+    }
     for (long kk = 0; kk < k; kk++) {
         const pg_f a0 = pg_load(a), a1 = pg_load(a + VK_LANES);
         const float *br = b + kk * ldb;
@@ -53,6 +57,13 @@ static inline __attribute__((always_inline)) void pg_block(const float *a, const
             c0[j] = PG_MADD(a0, bj, c0[j]);
             c1[j] = PG_MADD(a1, bj, c1[j]);
         }
+    }
+    if (to) {
+        for (int j = 0; j < nr; j++) {
+            memcpy(to + j * PG_MR, &c0[j], sizeof(pg_f));
+            memcpy(to + j * PG_MR + VK_LANES, &c1[j], sizeof(pg_f));
+        }
+        return;
     }
     float t[PG_NR][PG_MR];
     for (int j = 0; j < nr; j++) {
@@ -64,7 +75,7 @@ static inline __attribute__((always_inline)) void pg_block(const float *a, const
 }
 
 void VK_NAME(packed_gemm)(const float *a, long m, long k, const float *b, long ldb, float *c,
-                          long ldc, long n) {
+                          long ldc, long n, const float *from, float *to) {
     const long panels = (m + PG_MR - 1) / PG_MR;
     // Columns of B per sweep over the panels: k·nc floats (about 256 KiB) stay in L2 while every
     // panel of A passes over them (512 × 320 tiles of B, 640 KiB, did not).
@@ -76,19 +87,25 @@ void VK_NAME(packed_gemm)(const float *a, long m, long k, const float *b, long l
             const float *ap = a + p * k * PG_MR;
             float *cp = c + p * PG_MR * ldc;
             const long rows = m - p * PG_MR < PG_MR ? m - p * PG_MR : PG_MR;
+            // Partial sums of the panel's column j at (p·n + j)·PG_MR.
+            const float *fp = from ? from + p * n * PG_MR : NULL;
+            float *tp = to ? to + p * n * PG_MR : NULL;
+#define PG_PARTIAL(j) fp ? fp + (j) * PG_MR : NULL, tp ? tp + (j) * PG_MR : NULL
             long j = j0;
-            for (; j + PG_NR <= j1; j += PG_NR) pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, PG_NR);
+            for (; j + PG_NR <= j1; j += PG_NR) pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, PG_NR, PG_PARTIAL(j));
             switch (j1 - j) {
-            case 5: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 5); break;
-            case 4: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 4); break;
-            case 3: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 3); break;
-            case 2: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 2); break;
-            case 1: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 1); break;
+            case 5: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 5, PG_PARTIAL(j)); break;
+            case 4: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 4, PG_PARTIAL(j)); break;
+            case 3: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 3, PG_PARTIAL(j)); break;
+            case 2: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 2, PG_PARTIAL(j)); break;
+            case 1: pg_block(ap, b + j, ldb, k, cp + j, ldc, rows, 1, PG_PARTIAL(j)); break;
             default: break;
             }
         }
     }
 }
+
+#undef PG_PARTIAL
 
 long VK_NAME(packed_gemm_panel_rows)(void) { return PG_MR; }
 

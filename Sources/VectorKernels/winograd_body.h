@@ -359,7 +359,7 @@ static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
 /// inside it: the whole matrices (plane = all panels, origin 0) or one panel's 64 matrices
 /// (plane = k·mr, origin = p0).
 static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoint, long p0, long p1,
-                             float *a, long plane, long origin) {
+                             long k0, long k1, float *a, long plane, long origin) {
     const long mr = 2 * VK_LANES;
     const long m = adjoint ? cin : cout, k = adjoint ? cout : cin;
     // Row r, column kk of A is the filter (co, ci) = (r, kk) forward and (kk, r) for the adjoint.
@@ -377,8 +377,8 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
     // WK_PACK_COLUMNS·mr consecutive floats at once. 8·2·64·L floats: 16–64 KiB.
     static _Thread_local wk_f stage[WK_PACK_COLUMNS][2][64] __attribute__((aligned(64)));
     for (long p = p0; p < p1; p++) {
-        for (long kk0 = 0; kk0 < k; kk0 += WK_PACK_COLUMNS) {
-            const long columns = wk_min(WK_PACK_COLUMNS, k - kk0);
+        for (long kk0 = k0; kk0 < k1; kk0 += WK_PACK_COLUMNS) {
+            const long columns = wk_min(WK_PACK_COLUMNS, k1 - kk0);
             for (long c = 0; c < columns; c++) {
                 const long kk = kk0 + c;
                 for (int gi = 0; gi < 2; gi++) {
@@ -393,7 +393,7 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
                         // 27·cin floats apart (forward) or as one run of 8·27 floats per column
                         // 27·cin floats apart (adjoint): fetch the column `prefetch` ahead
                         // (dsan_winograd_weight_prefetch).
-                        if (prefetch > 0 && kk + prefetch < k) {
+                        if (prefetch > 0 && kk + prefetch < k) {   // across the slice's end: the next slice's columns
                             const float *ahead = src + prefetch * colStride;
                             if (adjoint) {
                                 for (int b = 0; b < 27 * VK_LANES * 4; b += 64)
@@ -438,8 +438,9 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
                              &stage[c][gi][16 + bc], &stage[c][gi][32 + bc], &stage[c][gi][48 + bc]);
                 }
             }
-            // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix.
-            const long offset = ((p - origin) * k + kk0) * mr;
+            // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix,
+            // which holds columns k0..<k1.
+            const long offset = ((p - origin) * (k1 - k0) + kk0 - k0) * mr;
             for (int xi = 0; xi < 64; xi++) {
                 wk_f *out = (wk_f *)(a + target[xi] + offset);
                 if (streaming) {
@@ -459,13 +460,13 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
 void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
                                                long p0, long p1, float *a) {
     const long mr = 2 * VK_LANES, m = adjoint ? cin : cout, k = adjoint ? cout : cin;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, a, (m + mr - 1) / mr * mr * k, 0);
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, 0, k, a, (m + mr - 1) / mr * mr * k, 0);
 }
 
 void VK_NAME(winograd_weight_transform_panel)(const float *weight, long cout, long cin, int adjoint,
-                                              long p, float *a) {
-    const long mr = 2 * VK_LANES, k = adjoint ? cout : cin;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, a, k * mr, p);
+                                              long p, long k0, long k1, float *a) {
+    const long mr = 2 * VK_LANES;
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, k0, k1, a, (k1 - k0) * mr, p);
 }
 
 /// Gᵀ⊗³ of the 64 vectors s[0..<64] (ξ = (α·4 + β)·4 + γ) into t[k] (k = (kd·3 + kh)·3 + kw);

@@ -96,7 +96,7 @@ import Tensor
         #expect(text.hasPrefix(report.blas.line + "\n" + report.pages + "\n" + (inference ? "inference" : "training step") + " at 16x16x16, batch 2, width 4, 1 thread(s), "))
         #expect(text.contains("loss + backward") != inference)
         #expect(text.hasSuffix(" GiB"))
-        #expect(report.eagerZeros == nil && report.withoutPoolYield == nil)
+        #expect(report.eagerZeros == nil && report.withoutPoolYield == nil && report.wholePanels == nil)
     }
 
     /// --compare-eager-zeros: every timed repetition also runs a step with the zeros written at
@@ -105,13 +105,13 @@ import Tensor
         let setting = Tensor.zerosLazily
         var benchmark = StepBenchmark(size: VolumeSize(16, 16, 24), batch: 1, threads: 1, width: 4, repetitions: 3, warmup: 1,
                                       inference: false)
-        benchmark.compareEagerZeros = true
+        benchmark.comparison = .eagerZeros
         let report = try ThreadSettings.with { try benchmark.run() }
         #expect(Tensor.zerosLazily == setting)
         let eager = try #require(report.eagerZeros)
         #expect(eager.stepSeconds > 0 && eager.ratio > 0)
         #expect(report.text.split(separator: "\n").last?.hasPrefix("  eager zeros ") == true, "\(report.text)")
-        #expect(report.withoutPoolYield == nil)
+        #expect(report.withoutPoolYield == nil && report.wholePanels == nil)
     }
 
     /// --compare-pool-wait: every timed repetition also runs a 2-thread step whose pool threads do
@@ -121,12 +121,27 @@ import Tensor
         let bounds = (Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds)
         var benchmark = StepBenchmark(size: VolumeSize(16, 16, 24), batch: 1, threads: 2, width: 4, repetitions: 3, warmup: 1,
                                       inference: false)
-        benchmark.comparePoolWait = true
+        benchmark.comparison = .poolWait
         let report = try ThreadSettings.with { try benchmark.run() }
         #expect((Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds) == bounds)
         let other = try #require(report.withoutPoolYield)
         #expect(other.stepSeconds > 0 && other.ratio > 0 && report.eagerZeros == nil)
         #expect(report.text.split(separator: "\n").last?.hasPrefix("  no pool yield ") == true, "\(report.text)")
+    }
+
+    /// --compare-whole-panels: every timed repetition also runs a step whose one-block Winograd
+    /// convs transform whole weight panels; at 32×128×128 and width 16 layers 3–4 have 16 tiles in
+    /// one block, and layer4's 128 channels make more than one slice at every level. Both medians
+    /// and the ratio, and the slicing is the rule's again afterwards.
+    @Test func wholePanelsAreComparedInTheSameRun() throws {
+        var benchmark = StepBenchmark(size: VolumeSize(32, 128, 128), batch: 1, threads: 1, width: 16, repetitions: 2, warmup: 0,
+                                      inference: false)
+        benchmark.comparison = .wholePanels
+        let report = try ThreadSettings.with { try benchmark.run() }
+        #expect(WinogradConv.panelSliceColumns == nil)
+        let other = try #require(report.wholePanels)
+        #expect(other.stepSeconds > 0 && other.ratio > 0 && report.eagerZeros == nil && report.withoutPoolYield == nil)
+        #expect(report.text.split(separator: "\n").last?.hasPrefix("  whole panels ") == true, "\(report.text)")
     }
 }
 

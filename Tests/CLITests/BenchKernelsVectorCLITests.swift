@@ -106,6 +106,10 @@ import Testing
                 "\(eagerInference.stderr)")
         let both = try dsan("bench", "step", "--threads", "2", "--compare-eager-zeros", "--compare-pool-wait")
         #expect(both.status != 0 && both.stderr.contains("use one at a time"), "\(both.stderr)")
+        let panelsAndPool = try dsan("bench", "step", "--threads", "2", "--compare-whole-panels", "--compare-pool-wait")
+        #expect(panelsAndPool.status != 0
+                && panelsAndPool.stderr.contains("--compare-pool-wait and --compare-whole-panels each run a second step per repetition"),
+                "\(panelsAndPool.stderr)")
         let alone = try dsan("bench", "step", "--threads", "1", "--compare-pool-wait")
         #expect(alone.status != 0 && alone.stderr.contains("use --threads 2 or more"), "\(alone.stderr)")
         let tinyStep = try dsan("bench", "step", "--size", "16x16x16", "--width", "2", "--repetitions", "1")

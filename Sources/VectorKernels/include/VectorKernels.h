@@ -153,14 +153,22 @@ size_t dsan_packed_gemm_floats(long m, long k);
 /// dsan_winograd_weight_transform, the same bits.
 void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
                                            long p0, long p1, float *a);
-/// Panel p of all 64 matrices of dsan_winograd_weight_transform_packed, the ξ-th at
-/// a + ξ·k·R (k = cin forward, cout for the adjoint; R = dsan_packed_gemm_panel_rows()): the
-/// same bits, for a GEMM that takes one panel of rows at a time.
+/// Columns k0..<k1 of panel p of all 64 matrices of dsan_winograd_weight_transform_packed, the
+/// ξ-th at a + ξ·(k1 − k0)·R (columns: cin forward, cout for the adjoint; R =
+/// dsan_packed_gemm_panel_rows()): the same bits, for a GEMM that takes one panel of rows, and
+/// one slice of its columns, at a time.
 void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
-                                          float *a);
+                                          long k0, long k1, float *a);
 /// C[m×n] = A·B, A packed (above).
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n);
+/// A·B over one slice of the columns of A (and the matching rows of B) of a product taken in
+/// slices: the sums start at zero (`from` NULL) or at the partial sums `from` of the slices before,
+/// and end in `to` (partial sums, ⌈m / R⌉·R·n floats in the kernel's own order) or, for the last
+/// slice (`to` NULL), in C. Each C element is the one sum over the columns in order: slices give the
+/// bits of dsan_packed_gemm over all of them. `from` and `to` may be the same buffer.
+void dsan_packed_gemm_partial(const float *a, long m, long k, const float *b, long ldb, long n,
+                              const float *from, float *to, float *c, long ldc);
 /// `iterations` rounds of multiply-adds on registers only, at the GEMM's level (the core's
 /// arithmetic peak; `dsan bench threads` runs it on every worker), and its floating-point
 /// operations per iteration. Returns the sum of its registers (with scale 1, shift 0 exactly
@@ -173,6 +181,10 @@ void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight,
                                                  int adjoint, long p0, long p1, float *a);
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n);
+void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, const float *b, long ldb,
+                                    long n, const float *from, float *to, float *c, long ldc);
+void dsan_vk_winograd_weight_transform_panel_at(int level, const float *weight, long cout, long cin,
+                                                int adjoint, long p, long k0, long k1, float *a);
 float dsan_vk_multiply_add_probe_at(int level, long iterations, float scale, float shift);
 long dsan_vk_multiply_add_probe_flops_at(int level);
 
