@@ -1,3 +1,4 @@
+import BLAS
 import Foundation
 import Model
 import NN
@@ -9,23 +10,31 @@ import VectorKernels
 /// layout choices, the two alternating within each repetition so that a shared machine's load
 /// hits them alike: the transforms of V and M with the ξ matrices one cache line apart
 /// (`dsan_winograd_plane_floats`) and channels·ld apart; the packed weight transform (a sweep
-/// over every row panel, forward and for dX) with its weight prefetch and without. Reports the
-/// medians and their ratio; the settings are restored afterwards.
+/// over every row panel, forward and for dX) with its weight prefetch and without; and, on
+/// `threads` threads, the whole forward and dX of each conv of one block (layers 3–4 at batch 1,
+/// whose GEMM phase transforms the weights panel by panel) with the panels' weights in slices that
+/// stay in L2 (`WinogradConv.panelSliceColumns`) and in whole panels. Reports the medians and their
+/// ratio; the settings are restored afterwards.
 public struct WinogradLayoutBenchmark {
     public var size: VolumeSize
     public var repetitions: Int
+    /// Threads of the one-block convs' rows (the kernels' rows run on one).
+    public var threads: Int
 
-    public init(size: VolumeSize, repetitions: Int) {
-        precondition(repetitions >= 1, "WinogradLayoutBenchmark: invalid settings")
+    public init(size: VolumeSize, repetitions: Int, threads: Int = 1) {
+        precondition(repetitions >= 1 && threads >= 1, "WinogradLayoutBenchmark: invalid settings")
         self.size = size
         self.repetitions = repetitions
+        self.threads = threads
     }
 
     /// One kernel of one conv.
     public struct Row: Codable {
         public var conv: String, kernel: String
         public var channels: Int, tiles: Int
-        /// The layout choice measured: "line between ξ matrices" or "weight prefetch".
+        /// Threads it ran on.
+        public var threads: Int
+        /// The choice measured: "line between ξ matrices", "weight prefetch" or "weight slices in L2".
         public var without: String
         /// Medians with dsan's choice and without it.
         public var seconds: Double, secondsWithout: Double
@@ -37,26 +46,39 @@ public struct WinogradLayoutBenchmark {
         let savedPadding = dsan_winograd_set_plane_padding(16), savedPrefetch = dsan_winograd_set_weight_prefetch(4)
         defer { _ = dsan_winograd_set_plane_padding(savedPadding); _ = dsan_winograd_set_weight_prefetch(savedPrefetch) }
         var rows: [Row] = []
-        /// Times `body` `repetitions` times after one warm-up, with and without (`set(true)`,
-        /// `set(false)`), alternating.
-        func measure(_ conv: String, _ kernel: String, channels: Int, tiles: Int, without: String,
-                     _ set: (Bool) -> Void, _ body: () -> Void) {
+        /// Times `body` `repetitions` times after one warm-up, with and without, alternating:
+        /// `around(on, body)` runs it with the choice on or off.
+        func measure(_ conv: String, _ kernel: String, channels: Int, tiles: Int, threads: Int = 1, without: String,
+                     around: (Bool, () -> Void) -> Void, _ body: () -> Void) {
             var with: [Double] = [], bare: [Double] = []
             for r in 0...repetitions {
                 for on in [true, false] {
-                    set(on)
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    body()
-                    let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    var dt = 0.0
+                    withoutActuallyEscaping(body) { body in
+                        around(on) {
+                            let t0 = DispatchTime.now().uptimeNanoseconds
+                            body()
+                            dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                        }
+                    }
                     if r > 0 { if on { with.append(dt) } else { bare.append(dt) } }   // r = 0 warms up
                 }
             }
-            set(true)
             let (a, b) = (ContentionProbe.median(with), ContentionProbe.median(bare))
-            rows.append(Row(conv: conv, kernel: kernel, channels: channels, tiles: tiles, without: without,
+            rows.append(Row(conv: conv, kernel: kernel, channels: channels, tiles: tiles, threads: threads, without: without,
                             seconds: a, secondsWithout: b, speedup: b / a))
         }
-        let line = "line between ξ matrices", prefetch = "weight prefetch"
+        /// `measure` with a setting that `set(true)` turns on and `set(false)` off, on again after.
+        func measure(_ conv: String, _ kernel: String, channels: Int, tiles: Int, without: String,
+                     _ set: @escaping (Bool) -> Void, _ body: () -> Void) {
+            measure(conv, kernel, channels: channels, tiles: tiles, without: without, around: { on, run in set(on); run() }, body)
+            set(true)
+        }
+        /// Whole slices (the rule) or whole panels, for the body alone.
+        func sliced(_ on: Bool, _ run: () -> Void) {
+            WinogradConv.$panelSliceColumns.withValue(on ? nil : 0) { run() }
+        }
+        let line = "line between ξ matrices", prefetch = "weight prefetch", slices = "weight slices in L2"
         func padded(_ on: Bool) { _ = dsan_winograd_set_plane_padding(on ? 16 : 0) }
         func prefetched(_ on: Bool) { _ = dsan_winograd_set_weight_prefetch(on ? 4 : 0) }
         for conv in NetworkConv.resnet34(volume: size.dims) {
@@ -92,6 +114,28 @@ public struct WinogradLayoutBenchmark {
             measure(name, "output transform", channels: outC, tiles: t, without: line, padded) {
                 dsan_winograd_output_transform(&g, vm, outC, 0, outC, 0, t, y)
             }
+            // A conv of one block: its whole forward and dX on `threads` threads, the panels'
+            // weights in slices and whole.
+            let totalTiles = ((conv.input.d + 1) / 2) * ((conv.input.h + 1) / 2) * ((conv.input.w + 1) / 2)
+            if t == totalTiles {
+                let xT = Tensor(zeros: conv.input.dims), w = Tensor(zeros: conv.geometry.weightShape)
+                let yT = Tensor(zeros: conv.geometry.outputShape(for: conv.input).dims)
+                let dyT = Tensor(zeros: yT.shape), dxT = Tensor(zeros: xT.shape)
+                var rng = SplitMix64(seed: 3)
+                for tensor in [xT, dyT] { tensor.fillUniform(-0.5, 0.5, rng: &rng) }
+                w.fillUniform(-0.05, 0.05, rng: &rng)
+                let workspace = ConvWorkspace()
+                let saved = (Parallel.threads, BLAS.threads)
+                Parallel.threads = threads
+                BLAS.threads = threads
+                defer { (Parallel.threads, BLAS.threads) = saved }
+                measure(name, "conv forward", channels: inC, tiles: t, threads: threads, without: slices, around: sliced) {
+                    conv3dForward(y: yT, x: xT, weight: w, geometry: conv.geometry, workspace: workspace)
+                }
+                measure(name, "conv dX", channels: outC, tiles: t, threads: threads, without: slices, around: sliced) {
+                    conv3dBackward(dX: dxT, dWeight: nil, dY: dyT, x: xT, weight: w, geometry: conv.geometry, workspace: workspace)
+                }
+            }
             // The packed weights, one row panel at a time into one panel's buffer, as the GEMM
             // phase of a one-block conv transforms them: forward (rows Cout) and for dX (rows Cin).
             let panelRows = dsan_packed_gemm_panel_rows()
@@ -114,12 +158,12 @@ public struct WinogradLayoutBenchmark {
 
     /// The table `dsan bench winograd` prints.
     public func table(_ rows: [Row]) -> String {
-        var lines = ["Winograd kernels at \(size.dims.map(String.init).joined(separator: "x")), batch 1, one block, 1 thread, median of \(repetitions); with and without alternate",
-                     "conv              kernel                      channels  tiles       ms  ms without  ×      without"]
+        var lines = ["Winograd kernels at \(size.dims.map(String.init).joined(separator: "x")), batch 1, one block, median of \(repetitions); with and without alternate",
+                     "conv              kernel                      channels  tiles  threads       ms  ms without  ×      without"]
         for r in rows {
             lines.append(r.conv.padding(toLength: 18, withPad: " ", startingAt: 0)
                          + r.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
-                         + String(format: "%8d %6d %8.3f %11.3f %5.2f  ", r.channels, r.tiles, r.seconds * 1e3,
+                         + String(format: "%8d %6d %8d %8.3f %11.3f %5.2f  ", r.channels, r.tiles, r.threads, r.seconds * 1e3,
                                   r.secondsWithout * 1e3, r.speedup) + r.without)
         }
         return lines.joined(separator: "\n")

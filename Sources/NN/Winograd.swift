@@ -313,7 +313,9 @@ final class WinogradBuffers {
 private func transformedWeights(_ weight: Tensor, _ g: Conv3dGeometry, _ buffers: WinogradBuffers) -> UnsafeMutablePointer<Float> {
     let (cout, cin) = (g.outChannels, g.inChannels)
     let u = buffers.weights(64 * cout * cin)
-    Parallel.forEachWorker(cout, maxWorkers: max(1, Parallel.threads)) { _, range in
+    // Output channels taken as the workers finish (each writes its own channels of U).
+    let workers = max(1, Parallel.threads)
+    Parallel.forEachWorkerDynamically(cout, maxWorkers: workers, grain: transformGrain(cout, workers)) { _, range in
         dsan_winograd_weight_transform(weight.data, cout, cin, range.lowerBound, range.upperBound, u)
     }
     return u
@@ -330,7 +332,9 @@ private func packedWeights(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool,
     let panelRows = dsan_packed_gemm_panel_rows()
     let panels = (rows + panelRows - 1) / panelRows
     let a = buffers.weights(64 * plane)
-    Parallel.forEachWorker(panels, maxWorkers: max(1, Parallel.threads)) { _, range in
+    // Panels taken as the workers finish (each writes its own panel of all 64 matrices).
+    let workers = max(1, Parallel.threads)
+    Parallel.forEachWorkerDynamically(panels, maxWorkers: workers, grain: transformGrain(panels, workers)) { _, range in
         dsan_winograd_weight_transform_packed(weight.data, cout, cin, adjoint ? 1 : 0, range.lowerBound,
                                               range.upperBound, a)
     }
@@ -343,10 +347,10 @@ private enum TransformedWeights {
     case plain(UnsafeMutablePointer<Float>, adjoint: Bool)
     /// A_ξ packed, `plane` floats apart (adjoint or not is already in them).
     case packed(UnsafeMutablePointer<Float>, plane: Int)
-    /// Not transformed ahead: the GEMM phase transforms one row panel of all 64 A_ξ at a time
-    /// into a worker's own buffer (64·K·R floats, 2 MiB for 512 channels) and multiplies it at
-    /// once, so A never goes to memory. Only for a conv of one block: with more, each block
-    /// would transform the weights again.
+    /// Not transformed ahead: the GEMM phase transforms one row panel of all 64 A_ξ at a time,
+    /// a slice of its columns at a time (`WinogradConv.panelSliceColumns`: 256 KiB), into a
+    /// worker's own buffer and multiplies it at once, so A never goes to memory, nor to L3. Only
+    /// for a conv of one block: with more, each block would transform the weights again.
     case panels(UnsafePointer<Float>, Conv3dGeometry, adjoint: Bool)
 
     init(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool, _ buffers: WinogradBuffers, blocks: Int) {
@@ -501,7 +505,7 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
             }
             if fused {   // dWeight += Gᵀ⊗³ Σ_t dM_ξ · V_ξᵀ, dU kept in each job's cache (winograd_dw_body.h)
                 let panels = dsan_winograd_weight_gradient_panels(cout)
-                Parallel.forEachWorker(panels, maxWorkers: workers) { _, r in
+                Parallel.forEachWorkerDynamically(panels, maxWorkers: workers, grain: transformGrain(panels, workers)) { _, r in
                     dsan_winograd_weight_gradient_pack(dm, cout, t, p.ld, r.lowerBound, r.upperBound, du)
                 }
                 let jobs = dsan_winograd_weight_gradient_jobs(cout, cin)

@@ -111,7 +111,9 @@ private func transformedWeightsF4(_ weight: Tensor, _ g: Conv3dGeometry, flip: B
                                   _ buffers: WinogradBuffers) -> UnsafeMutablePointer<Float> {
     let (cout, cin) = (g.outChannels, g.inChannels)
     let u = buffers.weights(216 * cout * cin)
-    Parallel.forEachWorker(cout, maxWorkers: max(1, Parallel.threads)) { _, range in
+    // Output channels taken as the workers finish (each writes its own channels of U).
+    let workers = max(1, Parallel.threads)
+    Parallel.forEachWorkerDynamically(cout, maxWorkers: workers, grain: transformGrain(cout, workers)) { _, range in
         dsan_winograd4_weight_transform(weight.data, cout, cin, range.lowerBound, range.upperBound, flip ? 1 : 0, u)
     }
     return u

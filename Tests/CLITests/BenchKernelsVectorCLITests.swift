@@ -120,26 +120,35 @@ import Testing
     /// `dsan bench winograd` (its own process: it switches the layout of V and M and the weight
     /// prefetch): at 32×64×64 every conv that runs by Winograd has its transforms timed with and
     /// without the line between ξ matrices (F(4,3): input and output; F(2,3): input, gradient,
-    /// output) and, for F(2,3), the weight transform with and without its prefetch; each ratio is
-    /// its two medians'; the table has a row per kernel.
+    /// output) and, for F(2,3), the weight transform with and without its prefetch; a conv of one
+    /// block (layer2's 3³ convs here: 32 tiles) also has its whole forward and dX timed on
+    /// --threads threads with the weights in slices and in whole panels. Each ratio is its two
+    /// medians'; the table has a row per kernel.
     @Test func winogradTimesEachKernelWithAndWithout() throws {
-        let result = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1", "--json")
+        let result = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1", "--threads", "2", "--json")
         #expect(result.status == 0, "\(result.stderr)")
         let rows = try JSONDecoder().decode([WinogradLayoutBenchmark.Row].self, from: Data(result.stdout.utf8))
         let convs = Set(rows.map(\.conv))
         #expect(convs.contains("layer1 3³") && convs.contains("layer2 3³") && !convs.contains("conv1 (stem)"), "\(convs)")
+        let transforms = ["input transform", "gradient transform", "output transform"]
+        let weights = ["weight transform", "weight transform, dX"]
         for conv in convs {
             let kernels = rows.filter { $0.conv == conv }.map(\.kernel)
-            #expect(kernels == ["input transform (F(4,3))", "output transform (F(4,3))"]
-                    || kernels == ["input transform", "gradient transform", "output transform", "weight transform",
-                                   "weight transform, dX"], "\(conv): \(kernels)")
+            #expect(kernels == ["input transform (F(4,3))", "output transform (F(4,3))"] || kernels == transforms + weights
+                    || kernels == transforms + ["conv forward", "conv dX"] + weights, "\(conv): \(kernels)")
         }
+        #expect(rows.contains { $0.conv == "layer2 3³" && $0.kernel == "conv dX" }, "\(rows.map(\.kernel))")
         for r in rows {
             #expect(r.seconds > 0 && r.secondsWithout > 0 && r.speedup == r.secondsWithout / r.seconds, "\(r)")
-            #expect(r.without == (r.kernel.hasPrefix("weight") ? "weight prefetch" : "line between ξ matrices"), "\(r)")
+            let conv = r.kernel.hasPrefix("conv")
+            #expect(r.without == (conv ? "weight slices in L2" : r.kernel.hasPrefix("weight") ? "weight prefetch" : "line between ξ matrices"),
+                    "\(r)")
+            #expect(r.threads == (conv ? 2 : 1), "\(r)")
         }
-        let text = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1")
+        let text = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1", "--threads", "2")
         #expect(text.status == 0 && text.stdout.split(separator: "\n").count == 2 + rows.count, "\(text.stdout)")
+        let none = try dsan("bench", "winograd", "--threads", "0")
+        #expect(none.status != 0 && none.stderr.contains("--threads must be at least 1"), "\(none.stderr)")
     }
 
     @Test func vectorTimesEveryKernelAtEveryLevel() throws {
