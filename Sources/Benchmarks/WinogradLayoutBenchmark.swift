@@ -116,8 +116,7 @@ public struct WinogradLayoutBenchmark {
             }
             // A conv of one block: its whole forward and dX on `threads` threads, the panels'
             // weights in slices and whole.
-            let totalTiles = ((conv.input.d + 1) / 2) * ((conv.input.h + 1) / 2) * ((conv.input.w + 1) / 2)
-            if t == totalTiles {
+            if block.blocks == 1 {
                 let xT = Tensor(zeros: conv.input.dims), w = Tensor(zeros: conv.geometry.weightShape)
                 let yT = Tensor(zeros: conv.geometry.outputShape(for: conv.input).dims)
                 let dyT = Tensor(zeros: yT.shape), dxT = Tensor(zeros: xT.shape)

@@ -539,16 +539,19 @@ public struct WinogradBlock {
     public let geometry: dsan_winograd_geometry
     public let tiles: Int
     public let f4: Bool
+    /// Blocks of tiles in the conv (1: an F(2,3) conv whose GEMM phase transforms the weights
+    /// panel by panel, `TransformedWeights.panels`).
+    public let blocks: Int
     /// ξ matrices per block of V or M.
     public var transforms: Int { f4 ? 216 : 64 }
 
     public init?(_ g: Conv3dGeometry, input: Shape5) {
         if WinogradF4Conv.isUsed(for: g, input: input) {
             let p = WinogradF4Plan(input, inC: g.inChannels, outC: g.outChannels, blockBytes: WinogradF4Conv.blockBytes)
-            (geometry, tiles, f4) = (p.geometry, min(p.blockTiles, p.tiles), true)
+            (geometry, tiles, f4, blocks) = (p.geometry, min(p.blockTiles, p.tiles), true, p.blocks)
         } else if WinogradConv.isUsed(for: g, input: input) {
             let p = WinogradPlan(input, inC: g.inChannels, outC: g.outChannels, blockBytes: WinogradConv.blockBytes)
-            (geometry, tiles, f4) = (p.geometry, min(p.blockTiles, p.tiles), false)
+            (geometry, tiles, f4, blocks) = (p.geometry, min(p.blockTiles, p.tiles), false, p.blocks)
         } else {
             return nil
         }

@@ -32,6 +32,16 @@ private func flipped(_ xi: Int) -> Int {
     return (f(xi / 16) * 4 + f((xi / 4) % 4)) * 4 + f(xi % 4)
 }
 
+/// The packed A of a cout × cin conv's weights at `level`, forward or for dX (adjoint): rows per
+/// panel R, the matrix's rows m and columns k, its panels and the floats of one matrix.
+private func packedLayout(_ level: Int32, cout: Int, cin: Int, adjoint: Bool)
+    -> (r: Int, m: Int, k: Int, panels: Int, plane: Int) {
+    let r = dsan_vk_packed_gemm_panel_rows_at(level)
+    let (m, k) = adjoint ? (cin, cout) : (cout, cin)
+    let panels = (m + r - 1) / r
+    return (r, m, k, panels, panels * r * k)
+}
+
 /// max |fast − reference| / max |reference|.
 private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
     let scale = max(reference.map(abs).max() ?? 0, .leastNormalMagnitude)
@@ -47,10 +57,8 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             let u = AlignedFloats(64 * cout * cin, .nan)
             dsan_winograd_weight_transform(weight.pointer, cout, cin, 0, cout, u.pointer)
             atEveryLevel { lv, level in
-                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
                 for adjoint in [false, true] {
-                    let (m, k) = adjoint ? (cin, cout) : (cout, cin)
-                    let panels = (m + r - 1) / r, plane = panels * r * k
+                    let (r, m, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
                     let a = AlignedFloats(64 * plane, .nan)
                     // Two calls that split the panels, as two workers would.
                     for (p0, p1) in [(0, panels / 2), (panels / 2, panels)] {
@@ -86,10 +94,8 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         for (cout, cin) in [(17, 33), (40, 21), (8, 64)] {
             let weight = AlignedFloats(uniformTensor([cout * cin * 27], seed: UInt64(cout * 31 + cin)).array)
             atEveryLevel { lv, level in
-                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
                 for adjoint in [false, true] {
-                    let (m, k) = adjoint ? (cin, cout) : (cout, cin)
-                    let panels = (m + r - 1) / r, plane = panels * r * k
+                    let (r, _, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
                     let whole = AlignedFloats(64 * plane, .nan)
                     dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, 0, panels,
                                                                 whole.pointer)
