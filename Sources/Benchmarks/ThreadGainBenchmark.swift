@@ -107,6 +107,12 @@ public struct ThreadGainBenchmark {
         public var streamArrayMiB: Double, readBlockMiB: Double
         /// Rounds whose step gain reached that round's sgemm gain.
         public var roundsMet: Int
+        /// The rounds' step gain ÷ sgemm gain, each round's two gains taken on the same machine a
+        /// few seconds apart: their median, and the sign test's 95 % interval for it (nil with
+        /// fewer than 6 rounds). An interval across 1 means this run does not tell the two gains
+        /// apart, whatever the verdict on the medians says.
+        public var ratioMedian: Double
+        public var ratioInterval: MedianInterval?
         /// The step's median gain is at least sgemm's.
         public var met: Bool
         public var blas: BLASKernelReport
@@ -182,6 +188,7 @@ public struct ThreadGainBenchmark {
             median(done.map { $0.one[keyPath: phase] }) / median(done.map { $0.many[keyPath: phase] })
         }
         let stepGain = median(done.map(\.stepGain)), sgemmGain = median(done.map(\.sgemmGain))
+        let ratios = done.map { $0.stepGain / $0.sgemmGain }
         let isWhole = done.map { $0.arithmeticMany / $0.arithmeticOne >= Self.wholeCoreFraction * Double(threads) }
         let whole = zip(done, isWhole).filter(\.1).map(\.0)
         var regionGains: [RegionGain]?
@@ -212,13 +219,27 @@ public struct ThreadGainBenchmark {
                       wholeCoreStepGain: whole.isEmpty ? nil : median(whole.map(\.stepGain)),
                       wholeCoreSgemmGain: whole.isEmpty ? nil : median(whole.map(\.sgemmGain)),
                       streamArrayMiB: Double(4 * memory.streamFloats) / 1048576, readBlockMiB: Double(4 * memory.blockFloats) / 1048576,
-                      roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count, met: stepGain >= sgemmGain,
+                      roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count,
+                      ratioMedian: median(ratios), ratioInterval: MedianInterval(ratios), met: stepGain >= sgemmGain,
                       blas: BLASStartUp.report, pages: FloatStorage.pageReport,
                       regionRounds: regions ? regionRounds.map { $0 + 1 } : nil, regions: regionGains)
     }
 }
 
 extension ThreadGainBenchmark.Report {
+    /// The rounds' step gain ÷ sgemm gain: the median and what the sign test's interval says.
+    var ratioLine: String {
+        let head = String(format: "step gain ÷ sgemm gain, round by round: median %.2f", ratioMedian)
+        guard let i = ratioInterval else {
+            return head + "; too few rounds for a 95 % interval (at least 6: --rounds)"
+        }
+        let verdict = [-1: "the step's gain is below sgemm's in this run",
+                       0: "this run does not tell the two gains apart",
+                       1: "the step's gain is above sgemm's in this run"][i.side(of: 1)]!
+        return head + String(format: "; %.0f %% interval %.2f–%.2f (sign test over the %d rounds): ", 100 * i.coverage,
+                             i.low, i.high, i.count) + verdict
+    }
+
     /// The text `dsan bench threads` prints.
     public var text: String {
         func phases(_ p: ThreadGainBenchmark.Phases) -> String {
@@ -242,6 +263,7 @@ extension ThreadGainBenchmark.Report {
         lines.append(String(format: "median gains: step %.2f× (forward %.2f×, loss + backward %.2f×, Adam %.2f×), sgemm %.2f×",
                             stepGain, forwardGain, backwardGain, optimizerGain, sgemmGain))
         lines.append("step gain ≥ sgemm gain: \(met ? "yes" : "no") (median); in \(roundsMet) of \(rounds.count) rounds")
+        lines.append(ratioLine)
         lines.append(String(format: "cores (median): multiply-adds on registers only gain %.2f× from 1 to %d threads (%d would mean whole cores); the step's gain is %.2f of it, sgemm's %.2f",
                             arithmeticGain, threads, threads, stepGain / arithmeticGain, sgemmGain / arithmeticGain))
         let wholeLine = String(format: "rounds on whole cores (registers ≥ %.2f×): %d of %d", ThreadGainBenchmark.wholeCoreFraction * Double(threads),

@@ -44,6 +44,15 @@ import Testing
         #expect(report.sgemmGain == report.rounds.map(\.sgemmGain).sorted()[1])
         #expect(report.roundsMet == report.rounds.filter { $0.stepGain >= $0.sgemmGain }.count)
         #expect(report.met == (report.stepGain >= report.sgemmGain))
+        // The rounds' step gain ÷ sgemm gain: its median, and no 95 % interval from 3 rounds.
+        #expect(report.ratioMedian == report.rounds.map { $0.stepGain / $0.sgemmGain }.sorted()[1])
+        #expect(report.ratioInterval == nil)
+        // With 6 rounds or more the text gives the interval and which side of 1 it lies on.
+        var shown = report
+        (shown.ratioMedian, shown.ratioInterval) = (0.99, MedianInterval([0.9, 0.95, 0.97, 1.01, 1.02, 1.05]))
+        #expect(shown.text.contains("\nstep gain ÷ sgemm gain, round by round: median 0.99; 97 % interval 0.90–1.05 (sign test over the 6 rounds): this run does not tell the two gains apart\n"))
+        shown.ratioInterval = MedianInterval([0.9, 0.95, 0.97, 0.91, 0.92, 0.99])
+        #expect(shown.text.contains("97 % interval 0.90–0.99 (sign test over the 6 rounds): the step's gain is below sgemm's in this run\n"))
         for r in report.rounds {
             #expect(r.streamOne > 0 && r.streamMany > 0 && r.readOwn > 0 && r.readNeighbours > 0)
             #expect(r.arithmeticOne > 0 && r.arithmeticMany > 0 && r.helperSleeps >= 0)
@@ -76,11 +85,13 @@ import Testing
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
         let lines = table.stdout.split(separator: "\n")
-        #expect(lines.count == 4 + 2 + 6, "\(table.stdout)")
+        #expect(lines.count == 4 + 2 + 7, "\(table.stdout)")
         #expect(lines[1].hasPrefix("memory pages: "), "\(table.stdout)")
         #expect(lines[3].hasSuffix("sgemm gain  registers gain"), "\(table.stdout)")   // a column per gain
         #expect(report.pages == FloatStorage.pageReport)
-        #expect(lines[lines.count - 5].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
+        #expect(lines[lines.count - 6].hasPrefix("step gain ≥ sgemm gain: ") && table.stderr.contains("round 2/2"))
+        #expect(lines[lines.count - 5].hasPrefix("step gain ÷ sgemm gain, round by round: median ")
+                && lines[lines.count - 5].hasSuffix("too few rounds for a 95 % interval (at least 6: --rounds)"), "\(table.stdout)")
         #expect(lines[lines.count - 3].hasPrefix("rounds on whole cores (registers ≥ 1.90×): "), "\(table.stdout)")
         #expect(lines[lines.count - 4].hasPrefix("cores (median): multiply-adds on registers only gain ")
                 && table.stderr.contains("registers "), "\(table.stdout)")
