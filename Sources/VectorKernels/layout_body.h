@@ -213,6 +213,31 @@ static inline void lk_pool_one(const float *xc, ptrdiff_t H, ptrdiff_t W, ptrdif
     *at = (int)where;
 }
 
+/// One vector of VK_LANES output columns whose windows lie wholly inside the row, the first
+/// starting at input column w0 (sw = 1 or 2): the first maximum in scan order, a NaN winning.
+static inline void lk_pool_vector(const float *xc, ptrdiff_t H, ptrdiff_t W, ptrdiff_t da, ptrdiff_t db,
+                                  ptrdiff_t ha, ptrdiff_t hb, ptrdiff_t w0, ptrdiff_t kw, ptrdiff_t sw,
+                                  lk_i lane, float *y, int *at) {
+    lk_f best = (lk_f)(-__builtin_inff());
+    lk_i where = (lk_i)(int32_t)((da * H + ha) * W + w0) + lane;
+    for (ptrdiff_t id = da; id < db; id++)
+        for (ptrdiff_t ih = ha; ih < hb; ih++) {
+            const ptrdiff_t row = (id * H + ih) * W;
+            for (ptrdiff_t k = 0; k < kw; k++) {
+                const ptrdiff_t base = row + w0 + k;
+                lk_f v;
+                if (sw == 1) v = lk_load(xc + base);
+                else { lk_f2 v2 = lk_load2(xc + base); v = LK_EVEN(v2); }
+                const lk_i take = (v > best) | (v != v);
+                best = (lk_f)(((lk_i)v & take) | ((lk_i)best & ~take));
+                const lk_i idx = (lk_i)(int32_t)base + lane;
+                where = (idx & take) | (where & ~take);
+            }
+        }
+    lk_store(y, best);
+    lk_store_i(at, where);
+}
+
 void VK_NAME(max_pool_forward)(const dsan_vk_window *g, const float *x, float *y, int *indices,
                                ptrdiff_t planeBegin, ptrdiff_t planeEnd) {
     const ptrdiff_t D = g->d, H = g->h, W = g->w, OD = g->od, OH = g->oh, OW = g->ow;
@@ -244,26 +269,17 @@ void VK_NAME(max_pool_forward)(const dsan_vk_window *g, const float *x, float *y
                     lk_pool_one(xc, H, W, da, db, ha, hb, lk_max(w0, 0), lk_min(w0 + kw, W), yr + o, ir + o);
                 }
                 if (vectorised) {
-                    for (; o + VK_LANES <= inHi && o <= vecHi; o += VK_LANES) {
-                        const ptrdiff_t w0 = o * sw - pw;            // ≥ 0: inside the row
-                        lk_f best = (lk_f)(-__builtin_inff());
-                        lk_i at = (lk_i)(int32_t)((da * H + ha) * W + w0) + lane;
-                        for (ptrdiff_t id = da; id < db; id++)
-                            for (ptrdiff_t ih = ha; ih < hb; ih++) {
-                                const ptrdiff_t row = (id * H + ih) * W;
-                                for (ptrdiff_t k = 0; k < kw; k++) {
-                                    const ptrdiff_t base = row + w0 + k;
-                                    lk_f v;
-                                    if (sw == 1) v = lk_load(xc + base);
-                                    else { lk_f2 v2 = lk_load2(xc + base); v = LK_EVEN(v2); }
-                                    const lk_i take = (v > best) | (v != v);
-                                    best = (lk_f)(((lk_i)v & take) | ((lk_i)best & ~take));
-                                    const lk_i idx = (lk_i)(int32_t)base + lane;
-                                    at = (idx & take) | (at & ~take);
-                                }
-                            }
-                        lk_store(yr + o, best);
-                        lk_store_i(ir + o, at);
+                    for (; o + VK_LANES <= inHi && o <= vecHi; o += VK_LANES)
+                        lk_pool_vector(xc, H, W, da, db, ha, hb, o * sw - pw, kw, sw, lane, yr + o, ir + o);
+                    // The columns the vectors left before the row's edge (up to VK_LANES − 1: 7 of
+                    // the stem pool's 32 per row at AVX2, each 27 branchy scalar compares, which made
+                    // the scalar quarter of the row cost more than the vectors): one more vector,
+                    // ending as late as it may, over columns already written. A column's maximum
+                    // and index do not depend on which vector computes it: the same bits.
+                    const ptrdiff_t last = lk_min(vecHi, inHi - VK_LANES);
+                    if (o < inHi && last >= inLo && last + VK_LANES > o) {
+                        lk_pool_vector(xc, H, W, da, db, ha, hb, last * sw - pw, kw, sw, lane, yr + last, ir + last);
+                        o = last + VK_LANES;
                     }
                 }
                 for (; o < OW; o++) {
