@@ -374,8 +374,13 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
     for (int xi = 0; xi < 64; xi++) target[xi] = (adjoint ? wk_flip_xi(xi) : xi) * plane;
     // The 64 results of a filter go to 64 matrices megabytes apart. Written straight there, each
     // vector store opens a different page and cache line; staged, each matrix gets a run of
-    // WK_PACK_COLUMNS·mr consecutive floats at once. 8·2·64·L floats: 16–64 KiB.
-    static _Thread_local wk_f stage[WK_PACK_COLUMNS][2][64] __attribute__((aligned(64)));
+    // WK_PACK_COLUMNS·mr consecutive floats at once. 8·2·65·L floats: 16–65 KiB. The 65th
+    // vector is padding: the copy-out reads one ξ of every column, and with 64 a column's row
+    // was 4 KiB (AVX2) after the previous one, as are the slices' matrices it writes (64 columns of
+    // 16 rows): loads and stores a multiple of 4 KiB apart look alike to the core's
+    // store-to-load check and wait on one another (Docs/performance.md, "The weight transform's
+    // staging").
+    static _Thread_local wk_f stage[WK_PACK_COLUMNS][2][65] __attribute__((aligned(64)));
     for (long p = p0; p < p1; p++) {
         for (long kk0 = k0; kk0 < k1; kk0 += WK_PACK_COLUMNS) {
             const long columns = wk_min(WK_PACK_COLUMNS, k1 - kk0);
