@@ -408,23 +408,28 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                 // the kernel's own order (64·R·t floats).
                 let sliceFloats = 64 * slice * rowsPerPanel, partialFloats = slice < inC ? 64 * rowsPerPanel * t : 0
                 let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
+                // With fewer panels than workers, jobs are a panel's tiles in parts (`panelTileParts`).
+                let parts = WinogradConv.panelTileParts(panels: panels, tiles: t, workers: workers)
                 let own = buffers.weights(workers * (sliceFloats + partialFloats))
-                Parallel.forEachWorkerDynamically(panels, maxWorkers: workers) { worker, r in
+                Parallel.forEachWorkerDynamically(panels * parts, maxWorkers: workers) { worker, r in
                     let a = own + worker * (sliceFloats + partialFloats), partial = a + sliceFloats
-                    for panel in r {
+                    for job in r {
+                        let panel = job / parts, part = job % parts
+                        let j0 = t * part / parts, n = t * (part + 1) / parts - j0   // the part's columns of V and M
                         let c0 = panel * rowsPerPanel, rows = min(rowsPerPanel, outC - c0)
                         for k0 in stride(from: 0, to: inC, by: slice) {
                             let k = min(slice, inC - k0), last = k0 + k == inC
                             dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
                                                                  panel, k0, k0 + k, a)
                             for xi in 0..<64 {
-                                let sums = partial + xi * rowsPerPanel * t
-                                dsan_packed_gemm_partial(a + xi * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld, p.ld, t,
-                                                         k0 == 0 ? nil : sums, last ? nil : sums,
-                                                         m + xi * mPlane + c0 * p.ld, p.ld)
+                                let sums = partial + xi * rowsPerPanel * n
+                                dsan_packed_gemm_partial(a + xi * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld + j0,
+                                                         p.ld, n, k0 == 0 ? nil : sums, last ? nil : sums,
+                                                         m + xi * mPlane + c0 * p.ld + j0, p.ld)
                             }
                         }
-                        dsan_winograd_output_transform(&geometry, m, outC, c0, c0 + rows, t0, t1, output)
+                        // M's column j holds tile t0 + j: the part's tiles start at column j0.
+                        dsan_winograd_output_transform(&geometry, m + j0, outC, c0, c0 + rows, t0 + j0, t0 + j0 + n, output)
                     }
                 }
                 continue
@@ -555,5 +560,36 @@ public struct WinogradBlock {
         } else {
             return nil
         }
+    }
+}
+
+// MARK: The one-block phase on more workers than panels
+
+extension WinogradConv {
+    /// Parts each row panel's tiles are cut into in the one-block GEMM phase (tests and comparisons
+    /// set it; nil: `panelTileParts(panels:tiles:workers:)`). Any cut gives the same bits: every
+    /// M element is still one sum over the columns in order, and the output transform of a part's
+    /// tiles is that of those tiles alone.
+    @TaskLocal public static var tileParts: Int? = nil
+
+    /// Share of the one-block phase's work that a part repeats (its panel's weight transform;
+    /// about a third of the phase on one Zen 3 core: `wk_pack` against `packed_gemm` in a profile of
+    /// the step, Docs/performance.md).
+    static let repeatedShare = 0.3
+
+    /// With fewer row panels than workers (many cores, or AVX-512's 32-row panels: layer3 has 8
+    /// at 256 channels) the rest of the workers would idle through the phase. Cutting each panel's
+    /// tiles into p parts makes panels·p jobs, each transforming its panel's weights again: the
+    /// p that maximises min(panels·p, workers) / (1 + repeatedShare·(p − 1)), parts of at least 8
+    /// tiles. 1 whenever the panels already occupy every worker (always on 2 threads here).
+    static func panelTileParts(panels: Int, tiles: Int, workers: Int) -> Int {
+        if let forced = tileParts { return max(1, min(forced, tiles)) }
+        guard panels < workers, panels > 0 else { return 1 }
+        var best = 1, bestSpeed = Double(min(panels, workers))
+        for p in 2...max(2, tiles / 8) where p <= tiles / 8 {
+            let speed = Double(min(panels * p, workers)) / (1 + repeatedShare * Double(p - 1))
+            if speed > bestSpeed { (best, bestSpeed) = (p, speed) }
+        }
+        return best
     }
 }

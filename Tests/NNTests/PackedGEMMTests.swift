@@ -348,8 +348,9 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         let s = Shape5(n: 1, c: 24, d: 4, h: 6, w: 10)
         let x = uniformTensor(s.dims, seed: 95), w = uniformTensor(g.weightShape, seed: 96, -0.1, 0.1)
         let dy = uniformTensor([1, 40, 4, 6, 10], seed: 97)
-        func run(panels: Bool, threads: Int, slice: Int? = nil) -> [Float] {
+        func run(panels: Bool, threads: Int, slice: Int? = nil, parts: Int? = nil) -> [Float] {
             ThreadSettings.with(parallel: threads, blas: threads) {
+                WinogradConv.$tileParts.withValue(parts) {
                 WinogradConv.$panelSliceColumns.withValue(slice) {
                 WinogradConv.$transformsPanelsInTheGEMM.withValue(panels) {
                     WinogradGEMM.$scoped.withValue(.packed) {
@@ -359,6 +360,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                         winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
                         return y.array + dx.array
                     }
+                }
                 }
                 }
             }
@@ -372,6 +374,25 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                         "slice \(String(describing: slice)), \(threads) threads: of \(whole.count) entries these differ")
             }
         }
+        // Each panel's 30 tiles (rows of 5) in parts, some cut inside a row: the same bits.
+        for parts in [2, 3, 4, 7] {
+            for (threads, slice) in [(1, nil), (2, 8), (3, nil), (3, 16)] as [(Int, Int?)] {
+                #expect(differing(run(panels: true, threads: threads, slice: slice, parts: parts)) == 0,
+                        "\(parts) parts, slice \(String(describing: slice)), \(threads) threads")
+            }
+        }
+    }
+
+    /// Tile parts only where the panels leave workers idle, as many as pay for the repeated weight
+    /// transform (a third of the work), parts of at least 8 tiles.
+    @Test func tilePartsFillIdleWorkers() {
+        #expect(WinogradConv.panelTileParts(panels: 16, tiles: 32, workers: 2) == 1)   // layer3 at AVX2 here
+        #expect(WinogradConv.panelTileParts(panels: 32, tiles: 32, workers: 16) == 1)
+        #expect(WinogradConv.panelTileParts(panels: 16, tiles: 32, workers: 16) == 1)
+        #expect(WinogradConv.panelTileParts(panels: 8, tiles: 32, workers: 16) == 2)   // layer3 at AVX-512, 16 cores
+        #expect(WinogradConv.panelTileParts(panels: 1, tiles: 32, workers: 16) == 4)
+        #expect(WinogradConv.panelTileParts(panels: 8, tiles: 12, workers: 16) == 1)   // parts would be under 8 tiles
+        #expect(WinogradConv.$tileParts.withValue(5) { WinogradConv.panelTileParts(panels: 32, tiles: 32, workers: 2) } == 5)
     }
 
     /// The rule: with the packed GEMM, F(2,3) from 8 tiles per sample whatever the channels (layer4
