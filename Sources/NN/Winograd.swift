@@ -573,8 +573,8 @@ extension WinogradConv {
     @TaskLocal public static var tileParts: Int? = nil
 
     /// Share of the one-block phase's work that a part repeats (its panel's weight transform;
-    /// about a third of the phase on one Zen 3 core: `wk_pack` against `packed_gemm` in a profile of
-    /// the step, Docs/performance.md).
+    /// about a third of the phase on one Zen 3 core, Docs/performance.md, "More workers than
+    /// panels").
     static let repeatedShare = 0.3
 
     /// With fewer row panels than workers (many cores, or AVX-512's 32-row panels: layer3 has 8
@@ -586,7 +586,7 @@ extension WinogradConv {
         if let forced = tileParts { return max(1, min(forced, tiles)) }
         guard panels < workers, panels > 0 else { return 1 }
         var best = 1, bestSpeed = Double(min(panels, workers))
-        for p in 2...max(2, tiles / 8) where p <= tiles / 8 {
+        for p in stride(from: 2, through: tiles / 8, by: 1) {
             let speed = Double(min(panels * p, workers)) / (1 + repeatedShare * Double(p - 1))
             if speed > bestSpeed { (best, bestSpeed) = (p, speed) }
         }

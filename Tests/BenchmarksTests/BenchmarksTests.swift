@@ -99,14 +99,20 @@ import Tensor
         #expect(report.eagerZeros == nil && report.withoutPoolYield == nil && report.wholePanels == nil)
     }
 
+    /// A small training step timed with `comparison`, under the thread settings restored after.
+    static func compared(_ comparison: StepComparison, size: VolumeSize = VolumeSize(16, 16, 24), threads: Int = 1,
+                         width: Int = 4, repetitions: Int = 3, warmup: Int = 1) throws -> StepBenchmark.Report {
+        var benchmark = StepBenchmark(size: size, batch: 1, threads: threads, width: width, repetitions: repetitions,
+                                      warmup: warmup, inference: false)
+        benchmark.comparison = comparison
+        return try ThreadSettings.with { try benchmark.run() }
+    }
+
     /// --compare-eager-zeros: every timed repetition also runs a step with the zeros written at
     /// once; the report has both medians and the median ratio, and the setting is restored.
     @Test func eagerZerosAreComparedInTheSameRun() throws {
         let setting = Tensor.zerosLazily
-        var benchmark = StepBenchmark(size: VolumeSize(16, 16, 24), batch: 1, threads: 1, width: 4, repetitions: 3, warmup: 1,
-                                      inference: false)
-        benchmark.comparison = .eagerZeros
-        let report = try ThreadSettings.with { try benchmark.run() }
+        let report = try Self.compared(.eagerZeros)
         #expect(Tensor.zerosLazily == setting)
         let eager = try #require(report.eagerZeros)
         #expect(eager.stepSeconds > 0 && eager.ratio > 0)
@@ -119,10 +125,7 @@ import Tensor
     /// wait bounds are the same afterwards.
     @Test func poolWaitIsComparedInTheSameRun() throws {
         let bounds = (Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds)
-        var benchmark = StepBenchmark(size: VolumeSize(16, 16, 24), batch: 1, threads: 2, width: 4, repetitions: 3, warmup: 1,
-                                      inference: false)
-        benchmark.comparison = .poolWait
-        let report = try ThreadSettings.with { try benchmark.run() }
+        let report = try Self.compared(.poolWait, threads: 2)
         #expect((Parallel.poolSpinMicroseconds, Parallel.poolYieldMicroseconds) == bounds)
         let other = try #require(report.withoutPoolYield)
         #expect(other.stepSeconds > 0 && other.ratio > 0 && report.eagerZeros == nil)
@@ -134,10 +137,7 @@ import Tensor
     /// one block, and layer4's 128 channels make more than one slice at every level. Both medians
     /// and the ratio, and the slicing is the rule's again afterwards.
     @Test func wholePanelsAreComparedInTheSameRun() throws {
-        var benchmark = StepBenchmark(size: VolumeSize(32, 128, 128), batch: 1, threads: 1, width: 16, repetitions: 2, warmup: 0,
-                                      inference: false)
-        benchmark.comparison = .wholePanels
-        let report = try ThreadSettings.with { try benchmark.run() }
+        let report = try Self.compared(.wholePanels, size: VolumeSize(32, 128, 128), width: 16, repetitions: 2, warmup: 0)
         #expect(WinogradConv.panelSliceColumns == nil)
         let other = try #require(report.wholePanels)
         #expect(other.stepSeconds > 0 && other.ratio > 0 && report.eagerZeros == nil && report.withoutPoolYield == nil)

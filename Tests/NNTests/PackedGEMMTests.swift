@@ -42,6 +42,15 @@ private func packedLayout(_ level: Int32, cout: Int, cin: Int, adjoint: Bool)
     return (r, m, k, panels, panels * r * k)
 }
 
+/// Columns k0..<k1 of the m × k row-major matrix `plain` in the packed GEMM's layout for panels of
+/// r rows: A[i][kk] at ((i / r)·K + kk)·r + i % r with K = k1 − k0, rows past m zero.
+private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: Int = 0, _ k1: Int? = nil) -> AlignedFloats {
+    let kc = (k1 ?? k) - k0
+    let a = AlignedFloats((m + r - 1) / r * r * kc)
+    for i in 0..<m { for kk in 0..<kc { a.pointer[((i / r) * kc + kk) * r + i % r] = plain[i * k + k0 + kk] } }
+    return a
+}
+
 /// max |fast − reference| / max |reference|.
 private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
     let scale = max(reference.map(abs).max() ?? 0, .leastNormalMagnitude)
@@ -138,8 +147,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             let cuts = Array(Set([0, 1, k / 3, k / 2 + 1, k].filter { $0 <= k })).sorted()
             atEveryLevel { lv, level in
                 let r = dsan_vk_packed_gemm_panel_rows_at(lv)
-                let a = AlignedFloats((m + r - 1) / r * r * k)
-                for i in 0..<m { for kk in 0..<k { a.pointer[((i / r) * k + kk) * r + i % r] = aPlain[i * k + kk] } }
+                let a = packedRows(aPlain, m: m, k: k, r: r)
                 let whole = AlignedFloats(m * ldc + 7, .nan)
                 dsan_vk_packed_gemm_at(lv, a.pointer, m, k, b.pointer, ldb, whole.pointer, ldc, n)
                 let sliced = AlignedFloats(m * ldc + 7, .nan)
@@ -147,10 +155,8 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 var slices = 0
                 for (k0, k1) in zip(cuts, cuts.dropFirst()) where k0 < k1 {
                     // The slice's columns of A, packed on their own as the transform's slices are.
-                    let kc = k1 - k0
-                    let aSlice = AlignedFloats((m + r - 1) / r * r * kc)
-                    for i in 0..<m { for kk in 0..<kc { aSlice.pointer[((i / r) * kc + kk) * r + i % r] = aPlain[i * k + k0 + kk] } }
-                    dsan_vk_packed_gemm_partial_at(lv, aSlice.pointer, m, kc, b.pointer + k0 * ldb, ldb, n,
+                    let aSlice = packedRows(aPlain, m: m, k: k, r: r, columns: k0, k1)
+                    dsan_vk_packed_gemm_partial_at(lv, aSlice.pointer, m, k1 - k0, b.pointer + k0 * ldb, ldb, n,
                                                    k0 == 0 ? nil : UnsafePointer(partial.pointer), k1 == k ? nil : partial.pointer,
                                                    sliced.pointer, ldc)
                     slices += 1
@@ -193,8 +199,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             let aPlain = uniformTensor([m * k], seed: UInt64(m + k + n)).array
             atEveryLevel { lv, level in
                 let r = dsan_vk_packed_gemm_panel_rows_at(lv)
-                let a = AlignedFloats((m + r - 1) / r * r * k)
-                for i in 0..<m { for kk in 0..<k { a.pointer[((i / r) * k + kk) * r + i % r] = aPlain[i * k + kk] } }
+                let a = packedRows(aPlain, m: m, k: k, r: r)
                 let c = AlignedFloats(m * ldc + 7, .nan)
                 dsan_vk_packed_gemm_at(lv, a.pointer, m, k, b.pointer, ldb, c.pointer, ldc, n)
                 var worst = 0.0, untouched = true
