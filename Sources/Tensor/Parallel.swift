@@ -32,7 +32,7 @@ public enum Parallel {
                                _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let workers = min(threads, max(1, count / max(grain, 1)))
-        RegionProfile.region(file, line) {
+        RegionProfile.region(file, line, items: count, workers: workers) {
             if workers <= 1 { body(0..<count); return }
             run(workers) { t in
                 let lo = count * t / workers, hi = count * (t + 1) / workers

@@ -10,7 +10,7 @@ extension Parallel {
                                      _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         if count <= 0 { return }
         let workers = min(threads, count, max(1, maxWorkers))
-        RegionProfile.region(file, line) {
+        RegionProfile.region(file, line, items: count, workers: workers) {
             if workers <= 1 { body(0, 0..<count); return }
             run(workers) { t in
                 let lo = count * t / workers, hi = count * (t + 1) / workers
@@ -35,8 +35,9 @@ extension Parallel {
                                                 _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         if count <= 0 { return }
         let grain = max(1, grain)
-        let workers = min(threads, (count + grain - 1) / grain, max(1, maxWorkers))
-        RegionProfile.region(file, line) {
+        let units = (count + grain - 1) / grain
+        let workers = min(threads, units, max(1, maxWorkers))
+        RegionProfile.region(file, line, items: units, workers: workers) {
             if workers <= 1 { body(0, 0..<count); return }
             var next = 0
             withUnsafeMutablePointer(to: &next) { counter in

@@ -43,7 +43,32 @@ public enum RegionProfile {
         }
     }
 
+    /// One outermost region as `start(loggingCalls: true)` records it, in the order they ran: how
+    /// finely its loop was cut for the workers there were, and its wall time.
+    public struct Call: Codable, Equatable, Sendable {
+        /// "Module/File.swift:line" of the `Parallel` call.
+        public var site: String
+        /// The loop's items: its elements (`forEach`, `forEachWorker`) or the units of `grain`
+        /// elements that workers take (`forEachWorkerDynamically`).
+        public var items: Int
+        /// Workers the loop engaged (1: it ran on the calling thread alone).
+        public var workers: Int
+        /// Time inside the region, and on the profiled thread outside any region before it.
+        public var seconds: Double
+        public var gapSeconds: Double
+
+        public init(site: String, items: Int, workers: Int, seconds: Double, gapSeconds: Double) {
+            self.site = site
+            self.items = items
+            self.workers = workers
+            self.seconds = seconds
+            self.gapSeconds = gapSeconds
+        }
+    }
+
     @usableFromInline nonisolated(unsafe) static var active = false
+    /// The regions since `start(loggingCalls: true)`, nil when not logging.
+    nonisolated(unsafe) private static var log: [Call]? = nil
     nonisolated(unsafe) private static var owner = pthread_self()
     nonisolated(unsafe) private static var depth = 0
     nonisolated(unsafe) private static var lastEnd: UInt64 = 0
@@ -63,9 +88,11 @@ public enum RegionProfile {
         var line: UInt
     }
 
-    /// Starts timing the calling thread's regions, from zero.
-    public static func start() {
+    /// Starts timing the calling thread's regions, from zero; with `loggingCalls`, also keeps every
+    /// region as a `Call` (`calls()`).
+    public static func start(loggingCalls: Bool = false) {
         entries = [:]
+        log = loggingCalls ? [] : nil
         tail = 0
         depth = 0
         owner = pthread_self()
@@ -80,14 +107,19 @@ public enum RegionProfile {
         return (entries.values.sorted { ($0.seconds + $0.gapSeconds) > ($1.seconds + $1.gapSeconds) }, tail)
     }
 
+    /// The regions logged since `start(loggingCalls: true)`, in the order they ran (empty when
+    /// not logging).
+    public static func calls() -> [Call] { log ?? [] }
+
+    /// Runs `body`, a region of `items` items on `workers` workers opened at `file`:`line`.
     @inlinable
-    static func region<R>(_ file: StaticString, _ line: UInt, _ body: () -> R) -> R {
-        if _slowPath(active) { return measured(file, line, body) }
+    static func region<R>(_ file: StaticString, _ line: UInt, items: Int, workers: Int, _ body: () -> R) -> R {
+        if _slowPath(active) { return measured(file, line, items: items, workers: workers, body) }
         return body()
     }
 
     @usableFromInline
-    static func measured<R>(_ file: StaticString, _ line: UInt, _ body: () -> R) -> R {
+    static func measured<R>(_ file: StaticString, _ line: UInt, items: Int, workers: Int, _ body: () -> R) -> R {
         if depth > 0 || pthread_equal(pthread_self(), owner) == 0 { return body() }
         let begin = now()
         depth += 1
@@ -102,6 +134,8 @@ public enum RegionProfile {
         entry.gapSeconds += seconds(begin - lastEnd)
         entry.waitSeconds += seconds(waited)
         entries[key] = entry
+        log?.append(Call(site: entry.site, items: items, workers: workers, seconds: seconds(end - begin),
+                         gapSeconds: seconds(begin - lastEnd)))
         lastEnd = end
         return result
     }

@@ -24,6 +24,35 @@ import Testing
         #expect(!winograd.contains { $0 == "conv1 (stem)" || $0.hasSuffix("downsample") || $0 == "attention" })
     }
 
+    /// `dsan bench granularity` (its own process: it switches the process-wide thread counts): a
+    /// bound per thread count, each at most N times the 1-thread step and no site above its ideal;
+    /// the convs' and Adam's regions among the sites; a thread count that is not one is refused
+    /// with a message saying what to pass.
+    @Test func granularityBoundsTheStepPerThreadCount() throws {
+        let result = try dsan("bench", "granularity", "--threads", "2,4", "--size", "16x16x16", "--batch", "2", "--width", "4",
+                              "--warmup", "0", "--json")
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONDecoder().decode(GranularityBenchmark.Report.self, from: Data(result.stdout.utf8))
+        #expect(report.size == [16, 16, 16] && report.batch == 2 && report.width == 4 && report.regionCalls > 0)
+        #expect(report.bounds.map(\.threads) == [2, 4])
+        for b in report.bounds {
+            #expect(b.speedup >= 1 && b.speedup <= Double(b.threads) + 1e-9, "\(b.threads): \(b.speedup)")
+            #expect(abs(b.boundSeconds - (b.serialSeconds + b.sites.reduce(0) { $0 + $1.boundSeconds })) < 1e-9)
+            #expect(abs(report.oneThreadSeconds - (b.serialSeconds + b.sites.reduce(0) { $0 + $1.oneThreadSeconds })) < 1e-9)
+            for s in b.sites {
+                #expect(s.efficiency <= 1 + 1e-9 && s.boundSeconds >= s.oneThreadSeconds / Double(b.threads) - 1e-12, "\(s)")
+                #expect(s.workersMax <= b.threads && s.workersMin >= 1, "\(s)")
+            }
+            #expect(b.sites.contains { $0.site.hasPrefix("NN/Optimizer.swift:") && $0.calls == 1 })
+            #expect(b.sites.contains { $0.site.hasPrefix("NN/Convolution.swift:") || $0.site.hasPrefix("NN/Winograd") })
+        }
+        let text = try dsan("bench", "granularity", "--threads", "2", "--size", "16x16x16", "--batch", "2", "--width", "4", "--warmup", "0")
+        #expect(text.status == 0 && text.stdout.contains("granularity of a training step at 16x16x16, batch 2, width 4"), "\(text.stdout)")
+        #expect(text.stdout.contains("at 2 threads, the ") && text.stdout.contains("CPU "), "\(text.stdout)")
+        let bad = try dsan("bench", "granularity", "--threads", "4,x")
+        #expect(bad.status != 0 && bad.stderr.contains("--threads: \"x\" is not a thread count from 1 to 1024"), "\(bad.stderr)")
+    }
+
     /// `dsan bench threads` (its own process: it switches the process-wide thread counts): every
     /// round has a 1- and an N-thread step and sgemm rate, in alternating order, each gain is the
     /// ratio of its round's figures, the medians and the verdict follow from them, and the table

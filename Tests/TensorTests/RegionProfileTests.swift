@@ -65,4 +65,27 @@ import Testing
         // Even (each share 50 ms, its nested region run inline within it): little waiting.
         #expect((even?.waitSeconds ?? 1) < 0.015, "\(entries)")
     }
+
+    /// With `loggingCalls`, each outermost region is kept with the items its loop was cut into and
+    /// the workers it engaged, in order (`dsan bench granularity`).
+    @Test func logsEachRegionsCut() {
+        let calls = ThreadSettings.with(parallel: 4) { () -> [RegionProfile.Call] in
+            RegionProfile.start(loggingCalls: true)
+            Parallel.forEach(100, grain: 10) { _ in }                        // 100 elements, 4 workers
+            Parallel.forEach(20, grain: 10) { _ in }                         // 20 elements, 2 workers
+            Parallel.forEachWorker(3) { _, _ in Parallel.forEach(64) { _ in } }   // 3 items; nested: not logged
+            Parallel.forEachWorkerDynamically(10, grain: 3) { _, _ in }      // 4 units of 3, 4 workers
+            Parallel.forEachWorkerDynamically(10, maxWorkers: 2) { _, _ in } // 10 units, at most 2 workers
+            _ = RegionProfile.stop()
+            return RegionProfile.calls()
+        }
+        #expect(calls.map(\.items) == [100, 20, 3, 4, 10], "\(calls)")
+        #expect(calls.map(\.workers) == [4, 2, 3, 4, 2], "\(calls)")
+        #expect(calls.allSatisfy { $0.site.hasPrefix("TensorTests/RegionProfileTests.swift:") && $0.seconds >= 0 }, "\(calls)")
+        // Without loggingCalls nothing is logged.
+        RegionProfile.start()
+        Parallel.forEach(8) { _ in }
+        _ = RegionProfile.stop()
+        #expect(RegionProfile.calls().isEmpty)
+    }
 }
