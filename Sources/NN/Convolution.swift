@@ -431,18 +431,41 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
 }
 
+/// At most this many jobs for a dW cut by positions (`positionChunks`): 32 workers of a 32-core
+/// node. Above `minimumConvJobs` because the stem's weight gradient is the one direct-conv phase
+/// that keeps a large share of the step (about 5 % at 64×128×128) in one region: cut into 8 it
+/// left half of a 16-core node idle through it (Docs/performance.md, "On more cores than this
+/// machine has").
+let maximumPositionJobs = 32
+
+/// Column tiles a chunk keeps at least, when more chunks than `minimumConvJobs` asks for are
+/// cut: each chunk's private partial (Cout·rows floats) is written once and read once, beside
+/// the GEMMs of its tiles.
+let minimumChunkTiles = 5
+
+/// Chunks of column tiles per block of input channels in `directWeightGradientByPositions`: at
+/// least `minimumConvJobs` jobs in all, up to `maximumPositionJobs` while each chunk keeps
+/// `minimumChunkTiles` tiles, and no more chunks than tiles. A function of the shape alone (the
+/// partials are added in chunk order, so the chunks fix the result's rounding), never of the
+/// thread count. The stem at 64×128×128 (172 tiles): 32; at 32×64×64 (22 tiles): 8, as before.
+func positionChunks(tiles: Int, blocks: Int) -> Int {
+    let least = (minimumConvJobs + blocks - 1) / blocks, most = (maximumPositionJobs + blocks - 1) / blocks
+    return max(1, min(tiles, max(least, min(most, tiles / minimumChunkTiles))))
+}
+
 /// dW alone where the input channels make fewer than `minimumConvJobs` blocks (the stem: one):
 /// jobs are (block of input channels, chunk of column tiles), each summing its tiles of every
 /// sample into a private partial dW [Cout, block rows] with GEMMs of all Cout rows, and the
 /// partials are added into dW in chunk order afterwards. (Cutting the output rows instead gave
 /// GEMMs of 16 rows, each job repeating vol2col for its rows: the stem's dW ran at 0.37 of
-/// sgemm on one Zen 3 core.) The chunks are a function of the shape, not of the thread count.
+/// sgemm on one Zen 3 core.) The chunks (`positionChunks`) are a function of the shape, not of
+/// the thread count.
 private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, x xp: UnsafePointer<Float>,
                                              dY dyp: UnsafePointer<Float>, geometry g: Conv3dGeometry,
                                              workspace: ConvWorkspace, tileColumns T: Int, blockChannels C: Int) {
     let K = plan.rows, P = plan.positions, cout = plan.outC, kv = g.kernel.volume
     let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
-    let chunks = min(tiles, (minimumConvJobs + blocks - 1) / blocks)
+    let chunks = positionChunks(tiles: tiles, blocks: blocks)
     let partialFloats = cout * C * kv
     let partials = workspace.weightGradientPartials.reserve(blocks * chunks * partialFloats)
     BLAS.withThreads(1) {

@@ -173,6 +173,44 @@ private struct ConvFixture {
         #expect(results[0] == results[1] && results[0] == results[2], "dWeight alone depends on the threads: \(c)")
     }
 
+    /// The chunks of a dW cut by positions: 8 jobs at least, up to 32 while a chunk keeps 5 tiles,
+    /// never more chunks than tiles; the stem at 64×128×128 (172 tiles of 764 columns) gets 32, at
+    /// the demo's 32×64×64 (22 tiles) the 8 it had before.
+    @Test func positionChunksFollowTheShape() {
+        #expect(positionChunks(tiles: 172, blocks: 1) == 32)
+        #expect(positionChunks(tiles: 22, blocks: 1) == 8)
+        #expect(positionChunks(tiles: 96, blocks: 1) == 19)
+        #expect(positionChunks(tiles: 10_000, blocks: 1) == 32)
+        #expect(positionChunks(tiles: 172, blocks: 2) == 16)
+        #expect(positionChunks(tiles: 3, blocks: 1) == 3)
+        #expect(positionChunks(tiles: 1, blocks: 3) == 1)
+    }
+
+    /// A stem-like dW (one input channel) over many tiles, cut into more chunks than
+    /// `minimumConvJobs` (96 tiles of 4 columns: 19 chunks): against the naive loops, and the same
+    /// bits on 1, 2, 3 and 5 threads.
+    @Test func manyChunksOfTilesMatchNaive() {
+        let geometry = Conv3dGeometry(inChannels: 1, outChannels: 5, kernel: 3, stride: 2, padding: 1)
+        let input = [1, 1, 12, 16, 16]
+        let x = uniformTensor(input, seed: 61), w = uniformTensor(geometry.weightShape, seed: 62)
+        let outShape = geometry.outputShape(for: Shape5(input)).dims
+        let g = uniformTensor(outShape, seed: 63)
+        #expect(outShape.dropFirst(2).reduce(1, *) == 384)
+        let ref = naiveConvBackward(x.array, Shape5(input), w.array, g.array, geometry)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3, 5] {
+            let workspace = ConvWorkspace(bytes: 8 << 20)
+            workspace.maxTileColumns = 4
+            let dW = Tensor(shape: w.shape, repeating: 0.25)
+            ThreadSettings.with(parallel: threads, blas: threads) {
+                conv3dBackward(dX: nil, dWeight: dW, dY: g, x: x, weight: w, geometry: geometry, workspace: workspace)
+            }
+            expectClose(dW, ref.dw.map { $0 + 0.25 }, "dWeight in 19 chunks, \(threads) threads")
+            results.append(dW.array)
+        }
+        #expect(results.dropFirst().allSatisfy { $0 == results[0] }, "dWeight in chunks depends on the threads")
+    }
+
     @Test(arguments: convCases)
     func backwardMatchesFiniteDifferences(_ c: ConvCase) {
         let f = ConvFixture(c, seed: 31)
