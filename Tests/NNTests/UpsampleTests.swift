@@ -59,6 +59,51 @@ import Testing
         #expect(worst < 1e-5)
     }
 
+    /// The backward against the adjoint of the naive formula in Double (each output gradient
+    /// scattered to its eight taps), on shapes whose border rows read one input row twice, and the
+    /// same bits on 1, 2, 3 and 7 threads: its items are input rows, each gathering its terms in a
+    /// fixed order.
+    @Test(arguments: [((4, 8, 8), (16, 32, 32)), ((3, 4, 5), (7, 9, 13)), ((2, 3, 3), (9, 13, 7))])
+    func backwardMatchesTheNaiveAdjointOnEveryThreadCount(input: (Int, Int, Int), output: (Int, Int, Int)) {
+        var rng = SplitMix64(seed: 6)
+        let g = Tensor(zeros: [1, 2, output.0, output.1, output.2])
+        g.fillUniform(-1, 1, rng: &rng)
+        func taps(_ i: Int, _ n: Int, _ m: Int) -> [(Int, Double)] {
+            let src = max((Double(i) + 0.5) * Double(n) / Double(m) - 0.5, 0)
+            let i0 = min(Int(src), n - 1), l = min(src - Double(i0), 1)
+            return [(i0, 1 - l), (min(i0 + 1, n - 1), l)]
+        }
+        var expected = [Double](repeating: 0, count: 2 * input.0 * input.1 * input.2)
+        for p in 0..<2 {
+            for od in 0..<output.0 {
+                for oh in 0..<output.1 {
+                    for ow in 0..<output.2 {
+                        let v = Double(g.data[((p * output.0 + od) * output.1 + oh) * output.2 + ow])
+                        for (id, wd) in taps(od, input.0, output.0) {
+                            for (ih, wh) in taps(oh, input.1, output.1) {
+                                for (iw, ww) in taps(ow, input.2, output.2) {
+                                    expected[((p * input.0 + id) * input.1 + ih) * input.2 + iw] += wd * wh * ww * v
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var results: [[Float]] = []
+        for threads in [1, 2, 3, 7] {
+            let dx = Tensor(shape: [1, 2, input.0, input.1, input.2], repeating: 5)   // overwritten
+            ThreadSettings.with(parallel: threads) {
+                TrilinearUpsample(input: input, output: output).backward(g, into: dx)
+            }
+            // Up to 4·4·4 output voxels feed one input voxel per scale-4 step; |g| ≤ 1.
+            let worst = zip(dx.array, expected).map { abs(Double($0) - $1) }.max() ?? 0
+            #expect(worst < 1e-5, "\(input) → \(output), \(threads) threads: \(worst)")
+            results.append(dx.array)
+        }
+        #expect(results.dropFirst().allSatisfy { $0 == results[0] }, "\(input) → \(output): the bits depend on the threads")
+    }
+
     /// PyTorch's formula per output voxel in Double, eight explicit taps.
     private func naiveUpsample(_ x: Tensor, to out: (Int, Int, Int)) -> Tensor {
         let s = x.shape5
