@@ -35,13 +35,10 @@ struct BenchGranularity: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func counts() throws -> [Int] {
-        let parts = threads.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        return try parts.map { part in
-            guard let n = Int(part), (1...1024).contains(n) else {
-                throw ValidationError("--threads: \"\(part)\" is not a thread count from 1 to 1024 (e.g. --threads 4,8,16,32)")
-            }
-            return n
+        guard let counts = parseThreadCounts(threads), counts.allSatisfy({ $0 <= 1024 }) else {
+            throw ValidationError("--threads must be thread counts from 1 to 1024 separated by commas (e.g. --threads 4,8,16,32), got '\(threads)'")
         }
+        return counts
     }
 
     func validate() throws {

@@ -35,22 +35,18 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Untimed runs before timing.")
     var warmup: Int = 1
 
-    @Option(name: .customLong("workspace-mib"), help: "Conv workspace size in MiB (bounds the column tile).")
-    var workspaceMiB: Int = ConvWorkspace.defaultBytes >> 20
+    @Option(name: .customLong("workspace-mib"), help: "Conv workspace size in MiB (bounds the column tile; the direct convs run at most one worker per MiB); default: 1 MiB per thread of the largest --threads count, at least 2.")
+    var workspaceMiB: Int?
 
     func validate() throws {
         if threadCounts == nil { throw ValidationError("--threads must be positive integers separated by commas, got '\(threads)'") }
         if volume == nil { throw ValidationError("--size must be D×H×W with positive integers, e.g. 64x128x128, got '\(size)'") }
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         if warmup < 0 { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
-        if workspaceMiB < 1 { throw ValidationError("--workspace-mib must be at least 1, got \(workspaceMiB)") }
+        if let workspaceMiB, workspaceMiB < 1 { throw ValidationError("--workspace-mib must be at least 1, got \(workspaceMiB)") }
     }
 
-    private var threadCounts: [Int]? {
-        let parts = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) >= 1 }) else { return nil }
-        return parts.map { $0! }
-    }
+    private var threadCounts: [Int]? { parseThreadCounts(threads) }
 
     private var volume: [Int]? {
         let parts = size.lowercased().split(whereSeparator: { $0 == "x" || $0 == "×" }).map { Int($0) }
@@ -60,7 +56,7 @@ struct BenchKernels: ParsableCommand {
 
     func run() throws {
         let report = KernelBenchmark(threadCounts: threadCounts!, volume: volume!, repetitions: repetitions, warmup: warmup,
-                                     workspaceMiB: workspaceMiB).run()
+                                     workspaceMiB: workspaceMiB ?? max(2, threadCounts!.max()!) * (ConvWorkspace.tileBytes >> 20)).run()
         if json {
             try printJSON(report)
         } else {

@@ -13,6 +13,7 @@ import Testing
         let convs = NetworkConv.resnet34(volume: [16, 16, 16])
         #expect(report.inputSize == [16, 16, 16] && report.networkConvs == convs.reduce(0) { $0 + $1.count })
         #expect(report.runs.count == 1 && report.runs[0].threads == 1 && report.runs[0].sgemm2048GFlops > 0)
+        #expect(report.workspaceMiB == 2, "at least 2 MiB: \(report.workspaceMiB)")
         #expect(report.runs[0].convs.map(\.name) == convs.map(\.name))
         for c in report.runs[0].convs {
             #expect(c.forward.seconds > 0 && c.inputGradient.gflops > 0 && c.weightGradient.ratioToSgemm > 0, "\(c.name)")
@@ -50,7 +51,7 @@ import Testing
         #expect(text.status == 0 && text.stdout.contains("granularity of a training step at 16x16x16, batch 2, width 4"), "\(text.stdout)")
         #expect(text.stdout.contains("at 2 threads, the ") && text.stdout.contains("CPU "), "\(text.stdout)")
         let bad = try dsan("bench", "granularity", "--threads", "4,x")
-        #expect(bad.status != 0 && bad.stderr.contains("--threads: \"x\" is not a thread count from 1 to 1024"), "\(bad.stderr)")
+        #expect(bad.status != 0 && bad.stderr.contains("--threads must be thread counts from 1 to 1024 separated by commas (e.g. --threads 4,8,16,32), got '4,x'"), "\(bad.stderr)")
     }
 
     /// `dsan bench threads` (its own process: it switches the process-wide thread counts): every
