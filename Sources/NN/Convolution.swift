@@ -384,11 +384,12 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
     // Jobs are (block of input channels, block of output rows). A block of input channels owns
     // its rows of dW and its channels of dX, which it zeroes itself (no serial pass over dX first);
-    // the input channels are cut into at least `minimumConvJobs` blocks where there are channels
-    // for them. With fewer blocks and no dX to scatter (the stem), the output rows of dW are cut
-    // into blocks as well (`rowPanels`). Per element the sums run over samples, then tiles, in the
-    // same order whatever the thread count and however many samples a rank holds.
-    let (T, C) = workspace.tile(for: g, positions: P, minimumBlocks: minimumConvJobs)
+    // the input channels are cut into at least `backwardChannelBlocks` blocks (8, more for many
+    // positions) where there are channels for them. With fewer blocks and no dX to scatter (the
+    // stem), the output rows of dW are cut into blocks as well (`rowPanels`). Per element the sums
+    // run over samples, then tiles, in the same order whatever the thread count and however many
+    // samples a rank holds.
+    let (T, C) = workspace.tile(for: g, positions: P, minimumBlocks: backwardChannelBlocks(channels: plan.c, positions: P))
     let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
     let kv = g.kernel.volume
     if dX == nil, let dWeight, blocks < minimumConvJobs, tiles > 1 {
@@ -431,12 +432,31 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
 }
 
-/// At most this many jobs for a dW cut by positions (`positionChunks`): 32 workers of a 32-core
-/// node. Above `minimumConvJobs` because the stem's weight gradient is the one direct-conv phase
-/// that keeps a large share of the step (about 5 % at 64×128×128) in one region: cut into 8 it
-/// left half of a 16-core node idle through it (Docs/performance.md, "On more cores than this
-/// machine has").
-let maximumPositionJobs = 32
+/// At most this many jobs where a direct conv's cut goes beyond `minimumConvJobs`: 32 workers of
+/// a 32-core node. The stem's weight gradient (`positionChunks`: about 5 % of the step at
+/// 64×128×128) and, at large sizes, the strided convs' backward (`backwardChannelBlocks`: 3 % at
+/// 138×256×256) each keep a large share of the step in one region: cut into 8 they left half of a
+/// 16-core node idle (Docs/performance.md, "On more cores than this machine has").
+let maximumConvJobs = 32
+
+/// Output positions per sample from which the direct backward cuts its input channels into more
+/// than `minimumConvJobs` blocks (`backwardChannelBlocks`): below it the blocks' GEMMs are short
+/// already (and the 64×128×128 step's and the demo's strided convs keep their cut and bits).
+let manyPositions = 4096
+
+/// Input channels a block of the direct backward keeps at least when it is cut beyond
+/// `minimumConvJobs`: 4 (108 rows of a 3³ kernel per GEMM).
+let minimumBlockChannels = 4
+
+/// The least number of input-channel blocks of the direct backward (dX and dW together, each
+/// block owning its channels of dX and rows of dW): `minimumConvJobs`, and from `manyPositions`
+/// output positions up to `maximumConvJobs` while a block keeps `minimumBlockChannels`. A function
+/// of the shape alone, so the results do not follow the thread count. At 138×256×256,
+/// layer2.0.conv1 (64 channels, 18 432 positions): 16 blocks.
+func backwardChannelBlocks(channels: Int, positions: Int) -> Int {
+    guard positions >= manyPositions else { return minimumConvJobs }
+    return max(minimumConvJobs, min(maximumConvJobs, channels / minimumBlockChannels))
+}
 
 /// Column tiles a chunk keeps at least, when more chunks than `minimumConvJobs` asks for are
 /// cut: each chunk's private partial (Cout·rows floats) is written once and read once, beside
@@ -444,12 +464,12 @@ let maximumPositionJobs = 32
 let minimumChunkTiles = 5
 
 /// Chunks of column tiles per block of input channels in `directWeightGradientByPositions`: at
-/// least `minimumConvJobs` jobs in all, up to `maximumPositionJobs` while each chunk keeps
+/// least `minimumConvJobs` jobs in all, up to `maximumConvJobs` while each chunk keeps
 /// `minimumChunkTiles` tiles, and no more chunks than tiles. A function of the shape alone (the
 /// partials are added in chunk order, so the chunks fix the result's rounding), never of the
 /// thread count. The stem at 64×128×128 (172 tiles): 32; at 32×64×64 (22 tiles): 8, as before.
 func positionChunks(tiles: Int, blocks: Int) -> Int {
-    let least = (minimumConvJobs + blocks - 1) / blocks, most = (maximumPositionJobs + blocks - 1) / blocks
+    let least = (minimumConvJobs + blocks - 1) / blocks, most = (maximumConvJobs + blocks - 1) / blocks
     return max(1, min(tiles, max(least, min(most, tiles / minimumChunkTiles))))
 }
 

@@ -211,6 +211,43 @@ private struct ConvFixture {
         #expect(results.dropFirst().allSatisfy { $0 == results[0] }, "dWeight in chunks depends on the threads")
     }
 
+    /// The direct backward's channel blocks: 8, and from 4096 positions up to 32 while a block
+    /// keeps 4 channels; the 64×128×128 step's layer2.0.conv1 (2048 positions) keeps 8, the full
+    /// size's (18 432) gets 16.
+    @Test func backwardChannelBlocksFollowTheShape() {
+        #expect(backwardChannelBlocks(channels: 64, positions: 2048) == 8)
+        #expect(backwardChannelBlocks(channels: 64, positions: 18_432) == 16)
+        #expect(backwardChannelBlocks(channels: 128, positions: 4096) == 32)
+        #expect(backwardChannelBlocks(channels: 512, positions: 1 << 20) == 32)
+        #expect(backwardChannelBlocks(channels: 16, positions: 1 << 20) == 8)
+        #expect(backwardChannelBlocks(channels: 1, positions: 1 << 20) == 8)
+    }
+
+    /// A strided conv with many positions (4096), whose backward cuts its 64 input channels into
+    /// 16 blocks: dX and dW (accumulated onto 0.25) against the naive loops, the same bits on 1, 2
+    /// and 3 threads.
+    @Test func manyChannelBlocksMatchNaive() {
+        let geometry = Conv3dGeometry(inChannels: 64, outChannels: 4, kernel: 3, stride: 2, padding: 1)
+        let input = [1, 64, 32, 32, 32]
+        let x = uniformTensor(input, seed: 71), w = uniformTensor(geometry.weightShape, seed: 72)
+        let outShape = geometry.outputShape(for: Shape5(input)).dims
+        #expect(outShape.dropFirst(2).reduce(1, *) == 4096)
+        let g = uniformTensor(outShape, seed: 73)
+        let ref = naiveConvBackward(x.array, Shape5(input), w.array, g.array, geometry)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let dX = Tensor(shape: x.shape, repeating: 7), dW = Tensor(shape: w.shape, repeating: 0.25)
+            ThreadSettings.with(parallel: threads, blas: threads) {
+                conv3dBackward(dX: dX, dWeight: dW, dY: g, x: x, weight: w, geometry: geometry,
+                               workspace: ConvWorkspace(bytes: 4 << 20))
+            }
+            expectClose(dX, ref.dx, "dX in 16 channel blocks, \(threads) threads")
+            expectClose(dW, ref.dw.map { $0 + 0.25 }, "dWeight in 16 channel blocks, \(threads) threads")
+            results.append(dX.array + dW.array)
+        }
+        #expect(results.dropFirst().allSatisfy { $0 == results[0] }, "the channel blocks' results depend on the threads")
+    }
+
     @Test(arguments: convCases)
     func backwardMatchesFiniteDifferences(_ c: ConvCase) {
         let f = ConvFixture(c, seed: 31)
