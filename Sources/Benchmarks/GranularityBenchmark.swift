@@ -170,10 +170,8 @@ public struct GranularityBenchmark {
         let saved = (Parallel.threads, BLAS.threads)
         defer { Parallel.threads = saved.0; BLAS.threads = saved.1 }
         func use(_ t: Int) { Parallel.threads = t; BLAS.threads = t }
-        // The model's conv workspace holds one column slice per thread it is created for, and caps
-        // the direct convs' workers at its slices: create it for the most threads, as a run on
-        // that many cores would.
-        use(max(1, threadCounts.max() ?? 1))
+        // The model's conv workspace grows to one column slice per thread at each N
+        // (`ConvWorkspace.reserveSlices`), so where the model is created does not matter.
         let runner = try StepRunner(size: size, batch: batch, width: width, inference: false)
         func profiled(_ t: Int) throws -> (calls: [RegionProfile.Call], tail: Double) {
             use(t)

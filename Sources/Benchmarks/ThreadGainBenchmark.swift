@@ -130,10 +130,6 @@ public struct ThreadGainBenchmark {
         let saved = (Parallel.threads, BLAS.threads)
         defer { Parallel.threads = saved.0; BLAS.threads = saved.1 }
         func use(_ t: Int) { Parallel.threads = t; BLAS.threads = t }
-        // Created at N threads: the model's conv workspace holds one column slice per thread it
-        // is created for and runs the direct convs on at most that many workers, so a model made
-        // at the cores this process saw would cap --threads beyond them.
-        use(threads)
         let runner = try StepRunner(size: size, batch: batch, width: width, inference: false)
         for t in [1, threads] {
             use(t)

@@ -127,6 +127,12 @@ public struct Conv3dGeometry: Equatable, Sendable, CustomStringConvertible {
 /// vol2col writing it and the GEMM reading it is what makes the conv run near the sgemm rate
 /// (Docs/performance.md). Each worker gets a slice of its own, so at most `slices` workers run
 /// tiles at once; the slice size, and with it the tiling, does not depend on the worker count.
+///
+/// A workspace made with `init()` follows the thread count: it starts with one slice per thread
+/// (`Parallel.threads`, at least 2) and grows to one per thread when a conv runs on more threads
+/// than it was made for (`reserveSlices`), so a model created before the threads were set does not
+/// cap its direct convs. One made with `init(bytes:)` keeps its size, and with it its bound on the
+/// workers (tests and `dsan bench kernels --workspace-mib`).
 public final class ConvWorkspace {
     /// The default size: one `tileBytes` slice per thread (`Parallel.threads`), at least 2.
     public static var defaultBytes: Int { max(2, Parallel.threads) * tileBytes }
@@ -137,21 +143,38 @@ public final class ConvWorkspace {
     public static let minimumTileColumns = 256
 
     /// Capacity in floats.
-    public let capacity: Int
-    /// The column buffer, `capacity` floats, 64-byte aligned.
-    public let columns: UnsafeMutablePointer<Float>
+    public private(set) var capacity: Int
+    /// The column buffer, `capacity` floats, 64-byte aligned (it moves when the workspace grows).
+    public private(set) var columns: UnsafeMutablePointer<Float>
+    /// True when the workspace grows to one slice per thread (`init()`).
+    public let followsThreads: Bool
     /// Upper bound on the tile width in output positions; tests set it small to force many tiles.
     public var maxTileColumns: Int = .max
     /// Upper bound on the input channels of a tile; tests set it small to force channel blocks.
     public var maxTileChannels: Int = .max
 
-    public init(bytes: Int = ConvWorkspace.defaultBytes) {
+    /// A workspace of the default size that grows with `Parallel.threads`.
+    public convenience init() {
+        self.init(floats: ConvWorkspace.defaultBytes / MemoryLayout<Float>.stride, followsThreads: true)
+    }
+
+    /// A workspace of exactly `bytes` (rounded down to whole floats), never grown.
+    public convenience init(bytes: Int) {
         precondition(bytes >= MemoryLayout<Float>.stride, "ConvWorkspace: \(bytes) bytes")
-        capacity = bytes / MemoryLayout<Float>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Float>.stride,
-                                                   alignment: 64)
-        columns = raw.bindMemory(to: Float.self, capacity: capacity)
-        columns.initialize(repeating: 0, count: capacity)
+        self.init(floats: bytes / MemoryLayout<Float>.stride, followsThreads: false)
+    }
+
+    private init(floats: Int, followsThreads: Bool) {
+        capacity = floats
+        columns = ConvWorkspace.allocate(floats)
+        self.followsThreads = followsThreads
+    }
+
+    private static func allocate(_ floats: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.stride, alignment: 64)
+        let p = raw.bindMemory(to: Float.self, capacity: floats)
+        p.initialize(repeating: 0, count: floats)
+        return p
     }
 
     deinit { UnsafeMutableRawPointer(columns).deallocate(); weightGradientPartials.free() }
@@ -165,11 +188,25 @@ public final class ConvWorkspace {
     /// 8 × 64·343 floats), kept so that a step allocates nothing.
     var weightGradientPartials = ScratchFloats()
 
-    /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4).
+    /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4). The same before and after
+    /// the workspace grows (it starts with at least two slices), so the tiling never changes.
     public var sliceFloats: Int { min(capacity, ConvWorkspace.tileBytes / MemoryLayout<Float>.stride) }
 
     /// How many workers can run tiles at once: min(`Parallel.threads`, whole slices in `capacity`).
     public var slices: Int { max(1, min(Parallel.threads, capacity / sliceFloats)) }
+
+    /// Grows a workspace that follows the threads to one slice per thread (`Parallel.threads`),
+    /// then returns `slices`. Call it before a parallel region reads `columns`: growing moves the
+    /// buffer (its contents are scratch and not kept).
+    public func reserveSlices() -> Int {
+        let wanted = Parallel.threads * sliceFloats
+        if followsThreads && wanted > capacity {
+            UnsafeMutableRawPointer(columns).deallocate()
+            columns = ConvWorkspace.allocate(wanted)
+            capacity = wanted
+        }
+        return slices
+    }
 
     /// The tile for `geometry` over `positions` output positions: all input channels and as many
     /// columns as fit in one slice when that leaves at least `minimumTileColumns` columns (or all
@@ -244,7 +281,7 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let tiles = (P + T - 1) / T
     let kv = g.kernel.volume
     BLAS.withThreads(1) {
-        Parallel.forEachWorkerDynamically(plan.n * tiles, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorkerDynamically(plan.n * tiles, maxWorkers: workspace.reserveSlices()) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats
             for job in jobs {
                 let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
@@ -399,7 +436,7 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
     let (panelRows, panels) = dX == nil && blocks < minimumConvJobs ? rowPanels(cout, tileJobs: blocks) : (cout, 1)
     BLAS.withThreads(1) {
-        Parallel.forEachWorkerDynamically(blocks * panels, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorkerDynamically(blocks * panels, maxWorkers: workspace.reserveSlices()) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
             for job in jobs {
                 let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
@@ -489,7 +526,7 @@ private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, 
     let partialFloats = cout * C * kv
     let partials = workspace.weightGradientPartials.reserve(blocks * chunks * partialFloats)
     BLAS.withThreads(1) {
-        Parallel.forEachWorkerDynamically(blocks * chunks, maxWorkers: workspace.slices) { worker, jobs in
+        Parallel.forEachWorkerDynamically(blocks * chunks, maxWorkers: workspace.reserveSlices()) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
             for job in jobs {
                 let block = job / chunks, chunk = job % chunks

@@ -311,6 +311,41 @@ private struct ConvFixture {
         #expect(one.dw == two.dw)
     }
 
+    /// A default workspace made at 2 threads grows to one slice per thread when a direct conv runs
+    /// on 6, and the conv engages 6 workers; one of explicit size keeps its 2 slices and its bound.
+    /// The tiling, and so every bit of the result, is the same either way.
+    @Test func defaultWorkspaceGrowsToTheThreadCount() {
+        let geometry = Conv3dGeometry(inChannels: 4, outChannels: 8, kernel: 3, stride: 2, padding: 1)
+        let x = uniformTensor([1, 4, 32, 32, 32], seed: 71)
+        let w = uniformTensor(geometry.weightShape, seed: 72)
+        let shape = geometry.outputShape(for: x.shape5).dims
+        let slice = ConvWorkspace.tileBytes / 4
+        let grown = ThreadSettings.with(parallel: 2) { ConvWorkspace() }
+        let fixed = ConvWorkspace(bytes: 2 * ConvWorkspace.tileBytes)
+        #expect(grown.followsThreads && !fixed.followsThreads)
+        #expect(grown.capacity == 2 * slice && fixed.capacity == 2 * slice)
+        let before = Tensor(zeros: shape)
+        ThreadSettings.with(parallel: 2) {
+            conv3dForward(y: before, x: x, weight: w, geometry: geometry, workspace: grown)
+        }
+        #expect(grown.capacity == 2 * slice, "no growth while the threads are those it was made for")
+        func run(_ ws: ConvWorkspace) -> (y: [Float], workers: [Int]) {
+            ThreadSettings.with(parallel: 6) {
+                let y = Tensor(zeros: shape)
+                RegionProfile.start(loggingCalls: true)
+                conv3dForward(y: y, x: x, weight: w, geometry: geometry, workspace: ws)
+                _ = RegionProfile.stop()
+                return (y.array, RegionProfile.calls().filter { $0.site.contains("Convolution.swift") }.map(\.workers))
+            }
+        }
+        let g = run(grown), f = run(fixed)
+        #expect(g.workers == [6], "the grown workspace's conv: \(g.workers)")
+        #expect(f.workers == [2], "the fixed workspace's conv: \(f.workers)")
+        #expect(grown.capacity == 6 * slice && grown.sliceFloats == slice)
+        #expect(fixed.capacity == 2 * slice)
+        #expect(g.y == before.array && f.y == before.array)
+    }
+
     /// The workspace bounds memory: a tile never exceeds its capacity, whatever the input size.
     @Test func tileFitsWorkspace() {
         let ws = ConvWorkspace(bytes: 4 << 20)
