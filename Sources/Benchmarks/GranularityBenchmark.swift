@@ -118,7 +118,7 @@ public struct GranularityBenchmark {
         private func table(_ columns: [(width: Int, title: String)], _ rows: [[String]]) -> String {
             func line(_ cells: [String]) -> String {
                 zip(columns, cells).map { c, cell in
-                    c.width == 0 ? cell : cell.padding(toLength: max(c.width, cell.count + 1), withPad: " ", startingAt: 0)
+                    c.width == 0 ? cell : cell.padded(to: max(c.width, cell.count + 1))
                 }.joined()
             }
             return ([line(columns.map(\.title))] + rows.map(line)).joined(separator: "\n")

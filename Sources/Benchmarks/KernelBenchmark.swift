@@ -234,8 +234,8 @@ public struct KernelReport: Codable {
     /// The table `dsan bench kernels` prints.
     public var table: String {
         func f(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-        func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        func pad(_ s: String, _ n: Int) -> String { s.padded(to: n) }
+        func lpad(_ s: String, _ n: Int) -> String { s.padded(to: n, alignRight: true) }
         var out = """
         machine: \(machine); OpenBLAS \(openblas) (\(coreName))
         \(blas.line)

@@ -245,12 +245,11 @@ extension ThreadGainBenchmark.Report {
         func phases(_ p: ThreadGainBenchmark.Phases) -> String {
             String(format: "%.3f (%.3f / %.3f / %.3f)", p.step, p.forward, p.backward, p.optimizer)
         }
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         let columns = [(6, "round"), (7, "order"), (34, "1 thread: step (fwd / bwd / Adam)"),
                        (34, "\(threads) threads: step (fwd / bwd / Adam)"), (11, "step gain"),
                        (20, "sgemm 2048³ GFLOP/s"), (11, "sgemm gain"), (14, "registers gain")]
         func row(_ cells: [String]) -> String {
-            zip(columns, cells).map { pad($1, $0.0) }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
+            zip(columns, cells).map { $1.padded(to: $0.0) }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
         }
         var lines = [blas.line, pages,
                      "training step at \(size.map(String.init).joined(separator: "x")), batch \(batch), width \(width): 1 thread against \(threads), in pairs",
@@ -286,10 +285,10 @@ extension ThreadGainBenchmark.Report {
             lines.append("parallel regions per step, by source line (medians over \(over); ms): time in the regions and in the serial gap before them")
             lines.append("lost = N-thread time beyond 1/N of the 1-thread time, what keeps the step's gain below \(threads); waiting = the part of it the workers spent idle inside the regions (an uneven split, a slower core), the rest ran slower per thread")
             let width = max(24, regions.map(\.site.count).max() ?? 0)
-            lines.append(pad("site", width) + "  calls   1 thread (gap)       \(threads) threads (gap)      gain   lost  waiting")
+            lines.append("site".padded(to: width) + "  calls   1 thread (gap)       \(threads) threads (gap)      gain   lost  waiting")
             for r in regions {
                 let gain = r.many > 0 ? String(format: "%5.2f×", r.one / r.many) : "    – "
-                lines.append(pad(r.site, width) + String(format: "  %5d  %8.1f (%6.1f)   %8.1f (%6.1f)   ", r.callsPerStep,
+                lines.append(r.site.padded(to: width) + String(format: "  %5d  %8.1f (%6.1f)   %8.1f (%6.1f)   ", r.callsPerStep,
                                                          r.one * 1e3, r.gapOne * 1e3, r.many * 1e3, r.gapMany * 1e3)
                              + gain + String(format: "  %6.1f  %7.1f", r.lost * 1e3, r.waiting * 1e3))
             }

@@ -268,3 +268,14 @@ import Tensor
         #expect(ContentionProbe.median([4, 1, 3, 2]) == 2.5)
     }
 }
+
+/// The benchmarks' table cells: padded on either side to the width, never cut.
+@Suite struct TextColumnsTests {
+    @Test func padsToTheWidthAndNeverCuts() {
+        #expect("ab".padded(to: 5) == "ab   ")
+        #expect("ab".padded(to: 5, alignRight: true) == "   ab")
+        #expect("abcdef".padded(to: 3) == "abcdef" && "abcdef".padded(to: 3, alignRight: true) == "abcdef")
+        #expect("1³×".padded(to: 4) == "1³× ", "counts characters, not bytes")
+        #expect("".padded(to: 0) == "")
+    }
+}
