@@ -478,8 +478,10 @@ let maximumConvJobs = 32
 
 /// Output positions per sample from which the direct backward cuts its input channels into more
 /// than `minimumConvJobs` blocks (`backwardChannelBlocks`): below it the blocks' GEMMs are short
-/// already (and the 64×128×128 step's and the demo's strided convs keep their cut and bits).
-let manyPositions = 4096
+/// already. From 2048 (not 4096) since layer3.0.conv1 at 138×256×256 (2304 positions) was the
+/// strided backward's last 8-block call there; the demo's strided convs (at most 256 positions)
+/// keep their cut and bits.
+let manyPositions = 2048
 
 /// Input channels a block of the direct backward keeps at least when it is cut beyond
 /// `minimumConvJobs`: 4 (108 rows of a 3³ kernel per GEMM).
@@ -489,7 +491,8 @@ let minimumBlockChannels = 4
 /// block owning its channels of dX and rows of dW): `minimumConvJobs`, and from `manyPositions`
 /// output positions up to `maximumConvJobs` while a block keeps `minimumBlockChannels`. A function
 /// of the shape alone, so the results do not follow the thread count. At 138×256×256,
-/// layer2.0.conv1 (64 channels, 18 432 positions): 16 blocks.
+/// layer2.0.conv1 (64 channels, 18 432 positions): 16 blocks, layer3.0.conv1 (128, 2304): 32;
+/// at 64×128×128 layer2.0.conv1 (64, 2048): 16, layer3.0.conv1 (128, 256): 8.
 func backwardChannelBlocks(channels: Int, positions: Int) -> Int {
     guard positions >= manyPositions else { return minimumConvJobs }
     return max(minimumConvJobs, min(maximumConvJobs, channels / minimumBlockChannels))

@@ -215,7 +215,10 @@ private struct ConvFixture {
     /// keeps 4 channels; the 64×128×128 step's layer2.0.conv1 (2048 positions) keeps 8, the full
     /// size's (18 432) gets 16.
     @Test func backwardChannelBlocksFollowTheShape() {
-        #expect(backwardChannelBlocks(channels: 64, positions: 2048) == 8)
+        #expect(backwardChannelBlocks(channels: 64, positions: 2047) == 8)
+        #expect(backwardChannelBlocks(channels: 64, positions: 2048) == 16)
+        #expect(backwardChannelBlocks(channels: 128, positions: 2304) == 32)
+        #expect(backwardChannelBlocks(channels: 128, positions: 256) == 8)
         #expect(backwardChannelBlocks(channels: 64, positions: 18_432) == 16)
         #expect(backwardChannelBlocks(channels: 128, positions: 4096) == 32)
         #expect(backwardChannelBlocks(channels: 512, positions: 1 << 20) == 32)
