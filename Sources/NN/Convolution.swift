@@ -185,7 +185,7 @@ public final class ConvWorkspace {
     lazy var winograd = WinogradBuffers()
 
     /// The private partial weight gradients of `directWeightGradientByPositions` (the stem's dW:
-    /// 8 × 64·343 floats), kept so that a step allocates nothing.
+    /// up to 64 chunks × 64·343 floats, 5.6 MB), kept so that a step allocates nothing.
     var weightGradientPartials = ScratchFloats()
 
     /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4). The same before and after
@@ -469,12 +469,13 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
 }
 
-/// At most this many jobs where a direct conv's cut goes beyond `minimumConvJobs`: 32 workers of
-/// a 32-core node. The stem's weight gradient (`positionChunks`: about 5 % of the step at
-/// 64×128×128) and, at large sizes, the strided convs' backward (`backwardChannelBlocks`: 3 % at
-/// 138×256×256) each keep a large share of the step in one region: cut into 8 they left half of a
-/// 16-core node idle (Docs/performance.md, "On more cores than this machine has").
-let maximumConvJobs = 32
+/// At most this many jobs where a direct conv's cut goes beyond `minimumConvJobs`: 64 workers of
+/// a 64-core node. The stem's weight gradient (`positionChunks`: about 5 % of the step at
+/// 64×128×128 and 138×256×256) and, at large sizes, the strided convs' backward
+/// (`backwardChannelBlocks`: 3–4 % at 138×256×256) each keep a large share of the step in one
+/// region: cut into 8 they left half of a 16-core node idle, and the stem's dW in 32 chunks half
+/// of a 64-core one (Docs/performance.md, "On more cores than this machine has").
+let maximumConvJobs = 64
 
 /// Output positions per sample from which the direct backward cuts its input channels into more
 /// than `minimumConvJobs` blocks (`backwardChannelBlocks`): below it the blocks' GEMMs are short
@@ -507,7 +508,8 @@ let minimumChunkTiles = 5
 /// least `minimumConvJobs` jobs in all, up to `maximumConvJobs` while each chunk keeps
 /// `minimumChunkTiles` tiles, and no more chunks than tiles. A function of the shape alone (the
 /// partials are added in chunk order, so the chunks fix the result's rounding), never of the
-/// thread count. The stem at 64×128×128 (172 tiles): 32; at 32×64×64 (22 tiles): 8, as before.
+/// thread count. The stem at 138×256×256 (1480 tiles): 64; at 64×128×128 (172 tiles): 34; at
+/// 32×64×64 (22 tiles): 8, as before.
 func positionChunks(tiles: Int, blocks: Int) -> Int {
     let least = (minimumConvJobs + blocks - 1) / blocks, most = (maximumConvJobs + blocks - 1) / blocks
     return max(1, min(tiles, max(least, min(most, tiles / minimumChunkTiles))))

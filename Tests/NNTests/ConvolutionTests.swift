@@ -173,15 +173,18 @@ private struct ConvFixture {
         #expect(results[0] == results[1] && results[0] == results[2], "dWeight alone depends on the threads: \(c)")
     }
 
-    /// The chunks of a dW cut by positions: 8 jobs at least, up to 32 while a chunk keeps 5 tiles,
-    /// never more chunks than tiles; the stem at 64×128×128 (172 tiles of 764 columns) gets 32, at
-    /// the demo's 32×64×64 (22 tiles) the 8 it had before.
+    /// The chunks of a dW cut by positions: 8 jobs at least, up to 64 while a chunk keeps 5 tiles,
+    /// never more chunks than tiles; the stem at 138×256×256 (1480 tiles of 764 columns) gets 64,
+    /// at 64×128×128 (172 tiles) 34, at the demo's 32×64×64 (22 tiles) the 8 it had before.
     @Test func positionChunksFollowTheShape() {
-        #expect(positionChunks(tiles: 172, blocks: 1) == 32)
+        #expect(positionChunks(tiles: 172, blocks: 1) == 34)
+        #expect(positionChunks(tiles: 1480, blocks: 1) == 64)
         #expect(positionChunks(tiles: 22, blocks: 1) == 8)
         #expect(positionChunks(tiles: 96, blocks: 1) == 19)
-        #expect(positionChunks(tiles: 10_000, blocks: 1) == 32)
-        #expect(positionChunks(tiles: 172, blocks: 2) == 16)
+        #expect(positionChunks(tiles: 10_000, blocks: 1) == 64)
+        #expect(positionChunks(tiles: 172, blocks: 2) == 32)
+        #expect(positionChunks(tiles: 40, blocks: 2) == 8)
+        #expect(positionChunks(tiles: 1480, blocks: 2) == 32)
         #expect(positionChunks(tiles: 3, blocks: 1) == 3)
         #expect(positionChunks(tiles: 1, blocks: 3) == 1)
     }
@@ -221,7 +224,8 @@ private struct ConvFixture {
         #expect(backwardChannelBlocks(channels: 128, positions: 256) == 8)
         #expect(backwardChannelBlocks(channels: 64, positions: 18_432) == 16)
         #expect(backwardChannelBlocks(channels: 128, positions: 4096) == 32)
-        #expect(backwardChannelBlocks(channels: 512, positions: 1 << 20) == 32)
+        #expect(backwardChannelBlocks(channels: 512, positions: 1 << 20) == 64)
+        #expect(backwardChannelBlocks(channels: 128, positions: 1 << 20) == 32)
         #expect(backwardChannelBlocks(channels: 16, positions: 1 << 20) == 8)
         #expect(backwardChannelBlocks(channels: 1, positions: 1 << 20) == 8)
     }
