@@ -332,11 +332,18 @@ private func packedWeights(_ weight: Tensor, _ g: Conv3dGeometry, adjoint: Bool,
     let panelRows = dsan_packed_gemm_panel_rows()
     let panels = (rows + panelRows - 1) / panelRows
     let a = buffers.weights(64 * plane)
-    // Panels taken as the workers finish (each writes its own panel of all 64 matrices).
+    // Items are (panel, run of columns), taken as the workers finish (each writes its own columns
+    // of a panel of all 64 matrices). With few panels for the workers (8 at layer2 on 16 or more
+    // threads) a panel's columns go in runs of whole multiples of 8 (the transform's staging), as
+    // many as give about four items per worker; each element's bits are the same however it is cut.
     let workers = max(1, Parallel.threads)
-    Parallel.forEachWorkerDynamically(panels, maxWorkers: workers, grain: transformGrain(panels, workers)) { _, range in
-        dsan_winograd_weight_transform_packed(weight.data, cout, cin, adjoint ? 1 : 0, range.lowerBound,
-                                              range.upperBound, a)
+    let runs = max(1, min((k + 7) / 8, (4 * workers + panels - 1) / panels))
+    func column(_ run: Int) -> Int { run == runs ? k : k * run / runs / 8 * 8 }
+    Parallel.forEachWorkerDynamically(panels * runs, maxWorkers: workers, grain: transformGrain(panels * runs, workers)) { _, range in
+        for item in range {
+            let p = item / runs, (k0, k1) = (column(item % runs), column(item % runs + 1))
+            if k0 < k1 { dsan_winograd_weight_transform_packed(weight.data, cout, cin, adjoint ? 1 : 0, p, p + 1, k0, k1, a) }
+        }
     }
     return (a, plane)
 }

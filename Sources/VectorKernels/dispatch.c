@@ -199,7 +199,7 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
     void dsan_vk_##level##_winograd_weight_gradient_transform(const float *, long, long, long, long,  \
                                                               float *, int);                        \
     void dsan_vk_##level##_winograd_weight_transform_packed(const float *, long, long, int, long, long, \
-                                                            float *);                               \
+                                                            long, long, float *);                   \
     void dsan_vk_##level##_winograd_weight_transform_panel(const float *, long, long, int, long, long, \
                                                            long, float *);                          \
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
@@ -230,7 +230,7 @@ typedef struct {
     void (*output)(const dsan_winograd_geometry *, const float *, long, long, long, long, long, float *);
     void (*weight)(const float *, long, long, long, long, float *);
     void (*weight_gradient)(const float *, long, long, long, long, float *, int);
-    void (*weight_packed)(const float *, long, long, int, long, long, float *);
+    void (*weight_packed)(const float *, long, long, int, long, long, long, long, float *);
     void (*weight_panel)(const float *, long, long, int, long, long, long, float *);
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long, const float *,
                         float *);
@@ -327,8 +327,8 @@ size_t dsan_packed_gemm_floats(long m, long k) {
     return (size_t)((m + mr - 1) / mr * mr * k);
 }
 void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
-                                           long p0, long p1, float *a) {
-    packedTable()->weight_packed(weight, cout, cin, adjoint, p0, p1, a);
+                                           long p0, long p1, long k0, long k1, float *a) {
+    packedTable()->weight_packed(weight, cout, cin, adjoint, p0, p1, k0, k1, a);
 }
 void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
                                           long k0, long k1, float *a) {
@@ -352,8 +352,8 @@ float dsan_vk_multiply_add_probe_at(int level, long iterations, float scale, flo
 long dsan_vk_multiply_add_probe_flops_at(int level) { return winogradTables[level].probe_flops(); }
 long dsan_vk_packed_gemm_panel_rows_at(int level) { return winogradTables[level].panel_rows(); }
 void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
-                                                 int adjoint, long p0, long p1, float *a) {
-    winogradTables[level].weight_packed(weight, cout, cin, adjoint, p0, p1, a);
+                                                 int adjoint, long p0, long p1, long k0, long k1, float *a) {
+    winogradTables[level].weight_packed(weight, cout, cin, adjoint, p0, p1, k0, k1, a);
 }
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n) {

@@ -355,11 +355,14 @@ static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
 /// Columns of A staged per ξ before they are copied out (see below).
 #define WK_PACK_COLUMNS 8
 
-/// Panels p0..<p1 of the packed matrices, the ξ-th at a + ξ·plane, panel p at (p − origin)·k·mr
-/// inside it: the whole matrices (plane = all panels, origin 0) or one panel's 64 matrices
-/// (plane = k·mr, origin = p0).
+/// Columns k0..<k1 of panels p0..<p1 of the packed matrices, the ξ-th at a + ξ·plane, column kk
+/// of panel p at ((p − origin)·panelColumns + kk − columnOrigin)·mr inside it: in the whole
+/// matrices (plane = all panels, origin 0, panelColumns = k, columnOrigin 0) or in one panel's
+/// slice of 64 matrices (plane = (k1 − k0)·mr, origin = p0, panelColumns = k1 − k0,
+/// columnOrigin = k0).
 static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoint, long p0, long p1,
-                             long k0, long k1, float *a, long plane, long origin) {
+                             long k0, long k1, float *a, long plane, long origin, long panelColumns,
+                             long columnOrigin) {
     const long mr = 2 * VK_LANES;
     const long m = adjoint ? cin : cout, k = adjoint ? cout : cin;
     // Row r, column kk of A is the filter (co, ci) = (r, kk) forward and (kk, r) for the adjoint.
@@ -445,7 +448,7 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
             }
             // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix,
             // which holds columns k0..<k1.
-            const long offset = ((p - origin) * (k1 - k0) + kk0 - k0) * mr;
+            const long offset = ((p - origin) * panelColumns + kk0 - columnOrigin) * mr;
             for (int xi = 0; xi < 64; xi++) {
                 wk_f *out = (wk_f *)(a + target[xi] + offset);
                 if (streaming) {
@@ -463,15 +466,15 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
 }
 
 void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
-                                               long p0, long p1, float *a) {
+                                               long p0, long p1, long k0, long k1, float *a) {
     const long mr = 2 * VK_LANES, m = adjoint ? cin : cout, k = adjoint ? cout : cin;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, 0, k, a, (m + mr - 1) / mr * mr * k, 0);
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, (m + mr - 1) / mr * mr * k, 0, k, 0);
 }
 
 void VK_NAME(winograd_weight_transform_panel)(const float *weight, long cout, long cin, int adjoint,
                                               long p, long k0, long k1, float *a) {
     const long mr = 2 * VK_LANES;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, k0, k1, a, (k1 - k0) * mr, p);
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, k0, k1, a, (k1 - k0) * mr, p, k1 - k0, k0);
 }
 
 /// Gᵀ⊗³ of the 64 vectors s[0..<64] (ξ = (α·4 + β)·4 + γ) into t[k] (k = (kd·3 + kh)·3 + kw);

@@ -69,10 +69,15 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 for adjoint in [false, true] {
                     let (r, m, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
                     let a = AlignedFloats(64 * plane, .nan)
-                    // Two calls that split the panels, as two workers would.
-                    for (p0, p1) in [(0, panels / 2), (panels / 2, panels)] {
+                    // Calls that split the panels, as two workers would, and the second half's columns
+                    // at 8 and at 13 (a run of the transform's staging, and one across it), as the
+                    // items of many workers would; the buffer starts as NaN, so a column no call
+                    // wrote shows.
+                    let cut = min(8, k), odd = min(13, k)
+                    for (p0, p1, k0, k1) in [(0, panels / 2, 0, k), (panels / 2, panels, 0, cut),
+                                             (panels / 2, panels, cut, odd), (panels / 2, panels, odd, k)] where k0 < k1 {
                         dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p0, p1,
-                                                                    a.pointer)
+                                                                    k0, k1, a.pointer)
                     }
                     var mismatches = 0, firstMismatch = ""
                     for xi in 0..<64 {
@@ -106,7 +111,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 for adjoint in [false, true] {
                     let (r, _, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
                     let whole = AlignedFloats(64 * plane, .nan)
-                    dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, 0, panels,
+                    dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, 0, panels, 0, k,
                                                                 whole.pointer)
                     for p in 0..<panels {
                         for (k0, k1) in [(0, k), (0, 5), (5, 13), (13, k), (k - 1, k)] where k0 < k1 && k1 <= k {

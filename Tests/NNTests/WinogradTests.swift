@@ -155,6 +155,24 @@ private struct WinogradFixture {
         #expect(one == run(threads: 3))
     }
 
+    /// On many threads the multi-block convs' packed weights are cut into (panel, run of columns)
+    /// items (33 and 40 columns in runs of 8 on 16 threads): the same bits as whole panels on one.
+    /// Each run has a workspace of its own, so a column no item wrote cannot keep another run's value.
+    @Test func weightsCutIntoColumnRunsKeepTheBits() {
+        func run(threads: Int) -> [[Float]] {
+            let f = WinogradFixture(WinogradCase(cin: 33, cout: 40, input: [1, 33, 6, 8, 10], blockBytes: 1), seed: 511)
+            return ThreadSettings.with(parallel: threads) {
+                let (dX, dW) = f.backward()
+                return [f.forward().array, dX.array, dW.array]
+            }
+        }
+        let one = run(threads: 1)
+        for threads in [16, 5] {
+            let same = one == run(threads: threads)   // a Bool, so that a failure does not print the arrays
+            #expect(same, "forward, dX or dW on \(threads) threads differs from 1 thread")
+        }
+    }
+
     /// The public entry points follow `ConvAlgorithm.selected` for 3³ stride-1 padding-1 convs only.
     @Test func dispatch() {
         #expect(WinogradConv.applies(to: Conv3dGeometry(inChannels: 4, outChannels: 4, kernel: 3, stride: 1, padding: 1)))

@@ -147,12 +147,13 @@ int dsan_vk_set_gemm_level(int level);
 long dsan_packed_gemm_panel_rows(void);
 /// Floats of one packed m×k matrix at the GEMM's level (m rounded up to whole panels).
 size_t dsan_packed_gemm_floats(long m, long k);
-/// For each ξ < 64, A_ξ packed at a + ξ·dsan_packed_gemm_floats(M, K), panels p0..<p1 only:
-/// forward (adjoint 0) A_ξ = U_ξ [cout × cin]; adjoint A_ξ = (U_{Pξ})ᵀ [cin × cout], the matrices
-/// of the input gradient (P swaps indices 0 and 3 along each axis). U as in
+/// For each ξ < 64, A_ξ packed at a + ξ·dsan_packed_gemm_floats(M, K), columns k0..<k1 of
+/// panels p0..<p1 only (0..<K for whole panels; any split of the panels and columns writes the
+/// same bits): forward (adjoint 0) A_ξ = U_ξ [cout × cin]; adjoint A_ξ = (U_{Pξ})ᵀ [cin × cout],
+/// the matrices of the input gradient (P swaps indices 0 and 3 along each axis). U as in
 /// dsan_winograd_weight_transform, the same bits.
 void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
-                                           long p0, long p1, float *a);
+                                           long p0, long p1, long k0, long k1, float *a);
 /// Columns k0..<k1 of panel p of all 64 matrices of dsan_winograd_weight_transform_packed, the
 /// ξ-th at a + ξ·(k1 − k0)·R (columns: cin forward, cout for the adjoint; R =
 /// dsan_packed_gemm_panel_rows()): the same bits, for a GEMM that takes one panel of rows, and
@@ -178,7 +179,7 @@ long dsan_multiply_add_probe_flops(void);
 /// The same functions at a given level ≤ dsan_vk_supported_level() (the tests' seam).
 long dsan_vk_packed_gemm_panel_rows_at(int level);
 void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
-                                                 int adjoint, long p0, long p1, float *a);
+                                                 int adjoint, long p0, long p1, long k0, long k1, float *a);
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n);
 void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, const float *b, long ldb,
