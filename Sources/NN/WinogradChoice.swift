@@ -1,0 +1,210 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Which algorithm computes a 3×3×3 stride-1 padding-1 conv, and the Winograd convs' tuning: the
+// rules that choose F(2,3), its GEMM and its weight-gradient path, the block and slice sizes, and
+// the environment variables that override the defaults for comparisons. The passes themselves are
+// in Winograd.swift (F(2,3)) and WinogradF4.swift (F(4,3)).
+
+/// Which algorithm computes the 3×3×3 stride-1 padding-1 convs. Every other conv is direct
+/// (vol2col + GEMM) whatever the setting.
+public enum ConvAlgorithm: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// vol2col + GEMM (Convolution.swift).
+    case direct
+    /// Winograd F(4×4×4, 3×3×3) where `WinogradF4Conv.isUsed(for:input:)` says it pays
+    /// (WinogradF4.swift), else F(2×2×2, 3×3×3) where `WinogradConv.isUsed(for:input:)` says so
+    /// (Winograd.swift); the other convs stay direct.
+    case winograd
+    /// As `.winograd` but never F(4,3): F(2×2×2, 3×3×3) or direct (`DSAN_CONV=winograd2`).
+    case winograd2
+
+    /// The algorithm `conv3dForward` / `conv3dBackward` use: the task's `scoped` choice when one is
+    /// set, else the process-wide one, which defaults to the environment variable `DSAN_CONV`
+    /// (`direct`, `winograd` or `winograd2`, read once) and to `.winograd` when it is unset. Setting it sets the
+    /// process-wide choice (a command does, once, before its work).
+    public static var selected: ConvAlgorithm {
+        get { scoped ?? processWide }
+        set { processWide = newValue }
+    }
+    nonisolated(unsafe) private static var processWide: ConvAlgorithm = fromEnvironment
+
+    /// A choice for one task and the synchronous code it calls:
+    /// `ConvAlgorithm.$scoped.withValue(.direct) { … }`. Tests that run side by side in one process
+    /// use it, so that one test's choice never reaches a conv of another. The convs read it on the
+    /// calling thread, before they hand work to `Parallel`'s workers.
+    @TaskLocal public static var scoped: ConvAlgorithm?
+
+    /// `DSAN_CONV` parsed; an unknown value is a configuration error that stops the program with
+    /// a message naming the variable and the accepted values.
+    static var fromEnvironment: ConvAlgorithm { environmentChoice("DSAN_CONV", default: .winograd) }
+
+    public var description: String { rawValue }
+}
+
+/// Tuning and dispatch of the Winograd convs.
+public enum WinogradConv {
+    /// Bytes of transformed input and output (V and M) per block of tiles. The 64 GEMMs of a block
+    /// each read one U_ξ (Cout·Cin floats, from memory for the wide layers), so the block must hold
+    /// enough tiles to amortise it, while V_ξ and M_ξ of one GEMM stay in L2.
+    nonisolated(unsafe) public static var blockBytes = 8 << 20
+    /// Fewest tiles in a block (when the channels are so wide that `blockBytes` holds fewer).
+    public static let minimumBlockTiles = 32
+
+    /// True for the convs Winograd F(2,3) computes: 3×3×3 kernel, stride 1, padding 1.
+    public static func applies(to g: Conv3dGeometry) -> Bool {
+        g.kernel == Size3(3) && g.stride == Size3(1) && g.padding == Size3(1)
+    }
+
+    /// From this many tiles per sample (⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) the weight gradient's 64 products go
+    /// through OpenBLAS (K = tiles per block, dU accumulated over the blocks and transformed once).
+    /// Below it, with the packed GEMM, the fused kernel computes them (winograd_dw_body.h); with
+    /// OpenBLAS's GEMMs the weight gradient stays direct there: at 32 tiles (layers 3–4 at a
+    /// 64×128×128 input, batch 1) that path measured 0.85–1.0× the direct dW, the fused kernel
+    /// 1.6× on 1 thread and 1.2–1.3× on 2, while on layer1 (2048 tiles) the fused kernel lost to
+    /// OpenBLAS on 2 threads (Docs/performance.md, "The fused Winograd weight gradient"). Per
+    /// sample, like `minimumPackedTiles`: a rank's share of the batch must not choose a sample's
+    /// algorithm.
+    public static let minimumWeightGradientTiles = 64
+
+    /// The tiles of one sample of `input`.
+    static func tilesPerSample(_ input: Shape5) -> Int { tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) }
+
+    /// With OpenBLAS's GEMMs (`WinogradGEMM.openBLAS`) each pass also copies every U_ξ into
+    /// OpenBLAS's layout, so Winograd pays when U is at most 1 MiB per tile, i.e. at least
+    /// Cin·Cout / 4096 tiles. At a 64×128×128 input (batch 1) this kept layer4's 512→512 convs
+    /// (32 tiles, 64 MiB of U) direct: there Winograd measured 0.65–1.28× (median 1.19×) forward
+    /// and 0.89–1.22× (0.94×) dX.
+    public static let weightFloatsPerTile = 4096
+
+    /// With dsan's packed GEMM (`WinogradGEMM.packed`) the weight transform writes U_ξ in the
+    /// GEMM's layout. Its cost and a tile's saving against the direct conv (432 against 128
+    /// multiply-adds) both grow with Cin·Cout, so Winograd pays from a few tiles whatever the
+    /// channels; layer4 at 32 tiles gained 2.05× forward (Docs/performance.md, "dsan's packed
+    /// GEMM"). Counted per sample, so that how a global batch is split over ranks and
+    /// micro-batches never changes the algorithm, and with it the bits, of a sample's convs.
+    public static let minimumPackedTiles = 8
+
+    /// With the packed GEMM, a conv of one block (layers 3–4 at batch 1) transforms the weights
+    /// panel by panel inside the GEMM phase instead of writing all of U first (`TransformedWeights
+    /// .panels`); the same bits either way. Tests turn it off (for their task) to compare.
+    @TaskLocal static var transformsPanelsInTheGEMM = true
+
+    /// Columns of A (input channels forward, output channels for dX) per slice when the GEMM phase
+    /// transforms the weights panel by panel: a row panel of all 64 A_ξ is transformed and
+    /// multiplied one slice of columns at a time, each GEMM going on from the previous slice's
+    /// sums, so the slice (64·columns·R floats, `panelSliceBytes`) stays in the worker's L2
+    /// instead of going out to L3 and back. The same bits for any slicing (each C element is one
+    /// sum over the columns in order). Nil: the rule; 0: whole panels (comparisons, tests).
+    @TaskLocal public static var panelSliceColumns: Int? = nil
+
+    /// The slice of one transformed row panel that `panelSliceColumns` keeps in L2: 256 KiB, half
+    /// of a Zen 3 core's L2 and a quarter of a Skylake-SP's, leaving room for the rows of V_ξ and
+    /// M_ξ the GEMMs stream past it.
+    static let panelSliceBytes = 256 << 10
+
+    /// Columns per slice for A with `k` columns and R rows per panel: a multiple of 8 (the
+    /// transform's run of columns), all of them when 0 or when one slice holds them.
+    static func panelSlice(columns k: Int, panelRows r: Int) -> Int {
+        let chosen = panelSliceColumns ?? max(8, panelSliceBytes / (64 * r * MemoryLayout<Float>.size) / 8 * 8)
+        return chosen <= 0 ? k : min(k, chosen)
+    }
+
+    /// The tiles N·⌈D/2⌉·⌈H/2⌉·⌈W/2⌉ of an input.
+    static func tiles(_ s: Shape5) -> Int { s.n * ((s.d + 1) / 2) * ((s.h + 1) / 2) * ((s.w + 1) / 2) }
+
+    /// True when `conv3dForward` / `conv3dBackward` take the Winograd path for `g` on `input`
+    /// (for the weight gradient, see also `usesWinogradWeightGradient`).
+    public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
+        guard ConvAlgorithm.selected != .direct && applies(to: g) else { return false }
+        switch WinogradGEMM.selected {
+        case .packed:   // an empty batch (a rank with no case in a step) stays direct
+            return input.n > 0 && tilesPerSample(input) >= minimumPackedTiles
+        case .openBLAS: return tiles(input) * weightFloatsPerTile >= g.inChannels * g.outChannels
+        }
+    }
+
+    /// True when `conv3dBackward` computes dWeight by Winograd for `g` on `input`.
+    public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
+        guard isUsed(for: g, input: input) else { return false }
+        switch WinogradGEMM.selected {
+        case .packed: return true   // fused below minimumWeightGradientTiles, OpenBLAS from it
+        case .openBLAS: return input.n > 0 && tilesPerSample(input) >= minimumWeightGradientTiles
+        }
+    }
+
+    /// True when Winograd's weight gradient on `input` takes the fused kernel (few tiles per
+    /// sample, the packed GEMM selected) rather than OpenBLAS's GEMMs.
+    static func usesFusedWeightGradient(input: Shape5) -> Bool {
+        WinogradGEMM.selected == .packed && tilesPerSample(input) < minimumWeightGradientTiles
+    }
+}
+
+/// Environment variable `name` as one of `T`'s cases (case-insensitive), `fallback` when it is
+/// unset or empty. An unknown value is a configuration error that stops the program with a message
+/// naming the variable and the accepted values.
+func environmentChoice<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) -> T
+where T.RawValue == String {
+    guard let raw = getenv(name), raw.pointee != 0 else { return fallback }
+    let value = String(cString: raw)
+    guard let choice = T(rawValue: value.lowercased()) else {
+        // fatalError, not preconditionFailure: only its message survives release builds.
+        fatalError("\(name)=\(value): expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return choice
+}
+
+/// What multiplies the F(2,3) forward's and input gradient's 64 matrices per block.
+public enum WinogradGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// dsan's GEMM (Sources/VectorKernels/packed_gemm_body.h) on weights the transform writes in
+    /// its layout: no per-call copy of U_ξ. The default.
+    case packed
+    /// OpenBLAS's sgemm on U in `[ξ][Cout][Cin]`, which copies U_ξ at every call
+    /// (`DSAN_WINOGRAD_GEMM=openblas`, for comparisons).
+    case openBLAS = "openblas"
+
+    /// The task's `scoped` choice when one is set, else the process-wide one: the environment
+    /// variable `DSAN_WINOGRAD_GEMM` (`packed` or `openblas`, read once), `.packed` when unset.
+    public static var selected: WinogradGEMM {
+        get { scoped ?? processWide }
+        set { processWide = newValue }
+    }
+    nonisolated(unsafe) private static var processWide: WinogradGEMM = fromEnvironment
+    /// A choice for one task: `WinogradGEMM.$scoped.withValue(.openBLAS) { … }` (tests).
+    @TaskLocal public static var scoped: WinogradGEMM?
+
+    static var fromEnvironment: WinogradGEMM { environmentChoice("DSAN_WINOGRAD_GEMM", default: .packed) }
+
+    public var description: String { rawValue }
+}
+
+// MARK: The one-block phase on more workers than panels
+
+extension WinogradConv {
+    /// Parts each row panel's tiles are cut into in the one-block GEMM phase (tests and comparisons
+    /// set it; nil: `panelTileParts(panels:tiles:workers:)`). Any cut gives the same bits: every
+    /// M element is still one sum over the columns in order, and the output transform of a part's
+    /// tiles is that of those tiles alone.
+    @TaskLocal public static var tileParts: Int? = nil
+
+    /// Share of the one-block phase's work that a part repeats (its panel's weight transform;
+    /// about a third of the phase on one Zen 3 core, Docs/performance.md, "More workers than
+    /// panels").
+    static let repeatedShare = 0.3
+
+    /// With fewer row panels than workers (many cores, or AVX-512's 32-row panels: layer3 has 8
+    /// at 256 channels) the rest of the workers would idle through the phase. Cutting each panel's
+    /// tiles into p parts makes panels·p jobs, each transforming its panel's weights again: the
+    /// p that maximises min(panels·p, workers) / (1 + repeatedShare·(p − 1)), parts of at least 8
+    /// tiles. 1 whenever the panels already occupy every worker (always on 2 threads here).
+    static func panelTileParts(panels: Int, tiles: Int, workers: Int) -> Int {
+        if let forced = tileParts { return max(1, min(forced, tiles)) }
+        guard panels < workers, panels > 0 else { return 1 }
+        var best = 1, bestSpeed = Double(min(panels, workers))
+        for p in stride(from: 2, through: tiles / 8, by: 1) {
+            let speed = Double(min(panels * p, workers)) / (1 + repeatedShare * Double(p - 1))
+            if speed > bestSpeed { (best, bestSpeed) = (p, speed) }
+        }
+        return best
+    }
+}
