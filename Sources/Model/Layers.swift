@@ -4,7 +4,9 @@ import NN
 ///
 /// Forward keeps the conv output (the batch norm's backward needs its input) and the block
 /// output (the ReLU's backward and the next layer's weight gradient need it). Activations are
-/// allocated by `allocate(input:)` for one input shape and reused across steps.
+/// allocated by `allocate(input:)` for one input shape and reused across steps; a caller whose
+/// use of the output ends before the backward may give its own storage for it instead
+/// (`allocate(input:output:)`), so that no buffer holds it for the whole step.
 final class ConvBN {
     let geometry: Conv3dGeometry
     let weight: Tensor       // [Cout, Cin, k, k, k]
@@ -13,6 +15,8 @@ final class ConvBN {
     let relu: Bool
     private(set) var convOut = Tensor(zeros: [0])   // [N, Cout, Do, Ho, Wo], pre-BN
     private(set) var output = Tensor(zeros: [0])    // [N, Cout, Do, Ho, Wo], post-BN(/ReLU)
+    /// Whether `output` is the caller's storage (`allocate(input:output:)`).
+    private var outputIsShared = false
 
     init(_ geometry: Conv3dGeometry, relu: Bool) {
         self.geometry = geometry
@@ -33,14 +37,20 @@ final class ConvBN {
         weight.fillNormal(std: Float((2.0 / Double(fanOut)).squareRoot()), rng: &rng)
     }
 
-    /// Allocates activations for `input` and returns the output shape.
+    /// Allocates activations for `input` and returns the output shape. With `storage` (a tensor of
+    /// the output's shape), the output is written there rather than to a buffer of this unit's own:
+    /// the caller then owns it, and whatever else it writes there is what `output` reads.
     @discardableResult
-    func allocate(input: Shape5) -> Shape5 {
+    func allocate(input: Shape5, output storage: Tensor? = nil) -> Shape5 {
         let out = geometry.outputShape(for: input)
-        if convOut.shape != out.dims {
-            convOut = Tensor(zeros: out.dims)
+        if convOut.shape != out.dims { convOut = Tensor(zeros: out.dims) }
+        if let storage {
+            precondition(storage.shape == out.dims, "ConvBN.allocate: output storage \(storage.shape), expected \(out.dims)")
+            output = storage
+        } else if output.shape != out.dims || outputIsShared {
             output = Tensor(zeros: out.dims)
         }
+        outputIsShared = storage != nil
         return out
     }
 
@@ -67,9 +77,11 @@ final class ConvBN {
     }
 
     /// WRITES dX (when given) from dOutput, ACCUMULATES dWeight and the BN's gradients.
-    /// `dOutput` is clobbered (used as scratch for the BN's input gradient).
-    func backward(_ dOutput: Tensor, input x: Tensor, dX: Tensor?, workspace: ConvWorkspace) {
-        if relu { ReLU.backward(dOutput, output: output, into: dOutput) }
+    /// `dOutput` is clobbered (used as scratch for the BN's input gradient). With
+    /// `reluApplied`, `dOutput` is already ∂L/∂(BN output), the ReLU's mask applied by the caller
+    /// (the stem's, whose output the max pool's backward has overwritten).
+    func backward(_ dOutput: Tensor, input x: Tensor, dX: Tensor?, workspace: ConvWorkspace, reluApplied: Bool = false) {
+        if relu && !reluApplied { ReLU.backward(dOutput, output: output, into: dOutput) }
         bn.backward(dOutput, input: convOut, into: dOutput)
         backwardConvolution(dOutput, input: x, dX: dX, workspace: workspace)
     }
@@ -110,12 +122,18 @@ final class BasicBlock {
 
     var batchNorms: [BatchNorm3d] { [conv1.bn, conv2.bn] + (downsample.map { [$0.bn] } ?? []) }
 
+    /// The second batch norm writes into the block's output, where the residual join then adds
+    /// the shortcut and applies the ReLU in place: that BN output is read only by the join (the
+    /// batch norm's backward needs its input, the join's backward the block's output), so it
+    /// needs no buffer of its own for the step (at 138×256×256 one layer-1 activation, 35 MiB,
+    /// per block).
     @discardableResult
     func allocate(input: Shape5) -> Shape5 {
-        let out = conv1.allocate(input: input)
-        conv2.allocate(input: out)
-        downsample?.allocate(input: input)
+        let out = conv1.geometry.outputShape(for: input)
         if output.shape != out.dims { output = Tensor(zeros: out.dims) }
+        conv1.allocate(input: input)
+        conv2.allocate(input: out, output: output)
+        downsample?.allocate(input: input)
         return out
     }
 
@@ -135,7 +153,7 @@ final class BasicBlock {
             conv2.forward(conv1.output, workspace: workspace)
             shortcut = x
         }
-        AddReLU.forward(conv2.output, shortcut, into: output)
+        AddReLU.forward(output, shortcut, into: output)   // conv2.output is `output`
     }
 
     /// WRITES dX from dOutput; `dOutput`, `scratch` and `scratch2` are clobbered. Scratch tensors

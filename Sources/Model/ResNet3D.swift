@@ -203,8 +203,12 @@ public final class ResNet3D {
 
     private func allocate(_ input: Shape5) {
         if inputShape == input { return }
-        var s = stem.allocate(input: input)
+        // The stem's BN + ReLU output is read only by the max pool's forward; the pool's backward
+        // needs its indices and its own output, not that one. So the stem's gradient overwrites
+        // it: one stem-sized buffer (276 MiB at 138×256×256) instead of two.
+        var s = stem.geometry.outputShape(for: input)
         dStem = Tensor(zeros: s.dims)
+        stem.allocate(input: input, output: dStem)
         var largest = 0
         s = pool.outputShape(for: s)
         pooled = Tensor(zeros: s.dims)
@@ -362,8 +366,10 @@ public final class ResNet3D {
             }
         }
         // Max-pool, then the stem (no input gradient needed).
-        maxPool3dBackward(dX: dStem, dY: dOut, indices: poolIndices)
-        stem.backward(dStem, input: lastInput!, dX: nil, workspace: workspace)
+        // dStem holds the stem's output until this writes it; the stem's ReLU mask comes from
+        // the pool's output instead (`passingWhere`).
+        maxPool3dBackward(dX: dStem, dY: dOut, indices: poolIndices, passingWhere: pooled)
+        stem.backward(dStem, input: lastInput!, dX: nil, workspace: workspace, reluApplied: true)
         announceReady(total)
         precondition(lastInput!.shape5 == input, "ResNet3D.backward: input changed since forward")
     }

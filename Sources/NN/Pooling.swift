@@ -67,18 +67,31 @@ public func maxPool3dForward(y: Tensor, indices: IndexTensor, x: Tensor, geometr
 /// Backward of `maxPool3dForward`: each output gradient goes to its window's recorded maximum.
 /// `dX` `[N, C, D, H, W]` is WRITTEN (zeroed, then the scatter-add of `dY` `[N, C, Do, Ho, Wo]`;
 /// overlapping windows that share a maximum add their gradients).
-public func maxPool3dBackward(dX: Tensor, dY: Tensor, indices: IndexTensor) {
+///
+/// With `passingWhere` (the pool's output y `[N, C, Do, Ho, Wo]`), dY[j] reaches dX only where
+/// y[j] > 0: the backward of a ReLU before the pool as well, without the ReLU's output. The
+/// pool took y[j] from the ReLU's output at indices[j], so y[j] > 0 is exactly the ReLU's mask
+/// there, and every window that picked a position saw the same value: the result is bit for bit
+/// `ReLU.backward` (with the ReLU's output) of the plain pool backward.
+public func maxPool3dBackward(dX: Tensor, dY: Tensor, indices: IndexTensor, passingWhere y: Tensor? = nil) {
     let s = dX.shape5, o = dY.shape5
     precondition(o.n == s.n && o.c == s.c, "maxPool3dBackward: dY \(dY.shape) vs dX \(dX.shape)")
     precondition(indices.shape == dY.shape, "maxPool3dBackward: indices \(indices.shape) vs dY \(dY.shape)")
+    precondition(y.map { $0.shape == dY.shape } ?? true, "maxPool3dBackward: pool output \(y!.shape) vs dY \(dY.shape)")
     let (dxp, dyp, ip) = (dX.data, UnsafePointer(dY.data), UnsafePointer(indices.data))
+    let yp = y.map { UnsafePointer($0.data) }
     let (inPlane, outPlane) = (s.spatial, o.spatial)
     Parallel.forEach(s.n * s.c, grain: max(1, (1 << 15) / max(inPlane, 1))) { planes in
         for plane in planes {
             let dxc = dxp + plane * inPlane
             dxc.update(repeating: 0, count: inPlane)
             let dyc = dyp + plane * outPlane, ic = ip + plane * outPlane
-            for j in 0..<outPlane { dxc[Int(ic[j])] += dyc[j] }
+            if let yp {
+                let yc = yp + plane * outPlane
+                for j in 0..<outPlane where yc[j] > 0 { dxc[Int(ic[j])] += dyc[j] }
+            } else {
+                for j in 0..<outPlane { dxc[Int(ic[j])] += dyc[j] }
+            }
         }
     }
 }

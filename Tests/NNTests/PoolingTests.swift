@@ -95,6 +95,40 @@ private let poolCases: [PoolCase] = [
         #expect(r.worstRelativeError <= gradientTolerance, "\(c): \(r)")
     }
 
+    /// ReLU → max pool, backward without the ReLU's output (the model's stem, whose output the
+    /// gradient overwrites): gating dY by the pool's output gives the bits of the pool backward
+    /// followed by the ReLU backward, for values at zero (whole windows of them, ties among them),
+    /// negative gradients (−0 where the ReLU blocks) and NaN.
+    @Test(arguments: poolCases)
+    func maxPoolBackwardThroughReLUEqualsTheTwoBackwards(_ c: PoolCase) {
+        // About half negative, and the first sample's first channel wholly negative (windows
+        // that are all zero after the ReLU), with a NaN in the second sample.
+        let pre = distinctTensor(c.input, seed: 6)
+        for i in 0..<pre.count { pre.data[i] -= Float(pre.count) * 0.05 / 2 }
+        let plane = pre.shape5.spatial
+        for i in 0..<plane { pre.data[i] = -1 - abs(pre.data[i]) }
+        pre.data[pre.count - 1] = .nan
+        let x = Tensor(zeros: pre.shape)
+        ReLU.forward(pre, into: x)
+        let o = c.geometry.outputShape(for: x.shape5)
+        let y = Tensor(zeros: o.dims), at = IndexTensor(zeros: o.dims)
+        maxPool3dForward(y: y, indices: at, x: x, geometry: c.geometry)
+        let dY = projectionWeights(like: y, seed: 7)
+        for i in stride(from: 0, to: dY.count, by: 3) { dY.data[i] = -abs(dY.data[i]) }
+        #expect(y.array.contains(0) && y.array.contains { $0 > 0 })
+
+        let twoPasses = Tensor(zeros: x.shape)
+        maxPool3dBackward(dX: twoPasses, dY: dY, indices: at)
+        ReLU.backward(twoPasses, output: x, into: twoPasses)
+        let gated = Tensor(shape: x.shape, repeating: 3)             // must be overwritten
+        maxPool3dBackward(dX: gated, dY: dY, indices: at, passingWhere: y)
+        #expect(gated.array.map(\.bitPattern) == twoPasses.array.map(\.bitPattern))
+        // The gate did block something that the plain backward passes.
+        let plain = Tensor(zeros: x.shape)
+        maxPool3dBackward(dX: plain, dY: dY, indices: at)
+        #expect(zip(plain.array, gated.array).contains { $0 != 0 && $1 == 0 })
+    }
+
     /// Ties: the first maximum in (kd, kh, kw) scan order wins, as in PyTorch, and only it gets
     /// the gradient.
     @Test func maxPoolTiesGoToFirstMaximum() {
