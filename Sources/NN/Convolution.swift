@@ -475,14 +475,16 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
 /// (`backwardChannelBlocks`: 3–4 % at 138×256×256) each keep a large share of the step in one
 /// region: cut into 8 they left half of a 16-core node idle, and the stem's dW in 32 chunks half
 /// of a 64-core one (Docs/performance.md, "On more cores than this machine has").
-let maximumConvJobs = 64
+var maximumConvJobs: Int { ConvTuning.value(.convJobs) }
+let defaultMaximumConvJobs = 64
 
 /// Output positions per sample from which the direct backward cuts its input channels into more
 /// than `minimumConvJobs` blocks (`backwardChannelBlocks`): below it the blocks' GEMMs are short
 /// already. From 2048 (not 4096) since layer3.0.conv1 at 138×256×256 (2304 positions) was the
 /// strided backward's last 8-block call there; the demo's strided convs (at most 256 positions)
 /// keep their cut and bits.
-let manyPositions = 2048
+var manyPositions: Int { ConvTuning.value(.stridedBackwardPositions) }
+let defaultManyPositions = 2048
 
 /// Input channels a block of the direct backward keeps at least when it is cut beyond
 /// `minimumConvJobs`: 4 (108 rows of a 3³ kernel per GEMM).

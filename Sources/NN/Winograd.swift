@@ -111,9 +111,16 @@ func transformedProducts(_ count: Int, u: UnsafePointer<Float>, v: UnsafePointer
 }
 
 /// Channels per item of a transform phase that workers take dynamically: about four items per
-/// worker, so that a held-up core's share is taken by the others, but not so small that the
-/// per-call setup (row copies) shows.
-func transformGrain(_ channels: Int, _ workers: Int) -> Int { max(1, (channels + 4 * workers - 1) / (4 * workers)) }
+/// worker (`defaultTransformItemsPerWorker`), so that a held-up core's share is taken by the
+/// others, but not so small that the per-call setup (row copies) shows. 16 per worker made the
+/// workers wait less but took no less time (Docs/performance.md, "Where the second thread loses
+/// time"; `dsan bench tuning --setting transform-items-per-worker=16`).
+func transformGrain(_ channels: Int, _ workers: Int) -> Int {
+    let items = ConvTuning.value(.transformItemsPerWorker) * workers
+    return max(1, (channels + items - 1) / items)
+}
+
+let defaultTransformItemsPerWorker = 4
 
 /// Scratch for the Winograd convs, grown on demand and kept by the `ConvWorkspace`:
 /// the transformed weights (or their gradient), the block's V and M, and per-worker row copies

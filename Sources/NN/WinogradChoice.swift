@@ -47,7 +47,9 @@ public enum WinogradConv {
     /// Bytes of transformed input and output (V and M) per block of tiles. The 64 GEMMs of a block
     /// each read one U_ξ (Cout·Cin floats, from memory for the wide layers), so the block must hold
     /// enough tiles to amortise it, while V_ξ and M_ξ of one GEMM stay in L2.
-    nonisolated(unsafe) public static var blockBytes = 8 << 20
+    /// 8 MiB (`defaultBlockMiB`), or the task's `ConvTuning` override (`winograd-block-mib`).
+    public static var blockBytes: Int { ConvTuning.value(.winogradBlockMiB) << 20 }
+    static let defaultBlockMiB = 8
     /// Fewest tiles in a block (when the channels are so wide that `blockBytes` holds fewer).
     public static let minimumBlockTiles = 32
 

@@ -6,6 +6,47 @@ import Testing
 /// `dsan bench kernels` and `dsan bench vector` run in their own process: they switch the
 /// process-wide conv algorithm and vector level, which other tests of this process rely on.
 @Suite struct BenchKernelsVectorCLITests {
+    /// `dsan bench tuning`: pairs in alternating order, each ratio its own pair's, the medians and
+    /// the interval from them; for a conv, whether the setting keeps the bits (the transform
+    /// items do; fewer stem weight-gradient chunks do not); the errors name what to pass.
+    @Test func tuningTimesASettingAgainstTheDefaultInPairs() throws {
+        let step = try dsan("bench", "tuning", "--setting", "conv-jobs=8", "--size", "16x16x16", "--batch", "2", "--width", "4",
+                            "--threads", "2", "--pairs", "6", "--warmup", "0", "--json")
+        #expect(step.status == 0, "\(step.stderr)")
+        let report = try JSONDecoder().decode(TuningBenchmark.Report.self, from: Data(step.stdout.utf8))
+        #expect(report.setting == "conv-jobs" && report.value == 8 && report.defaultValue == 64)
+        #expect(report.target == "the training step" && report.conv == nil && report.sameBits == nil && report.runs == 1)
+        #expect(report.pairs.map(\.defaultFirst) == [true, false, true, false, true, false])
+        for p in report.pairs { #expect(p.defaultSeconds > 0 && p.settingSeconds > 0 && p.ratio == p.settingSeconds / p.defaultSeconds) }
+        let ratios = report.pairs.map(\.ratio).sorted()
+        #expect(report.ratioMedian == (ratios[2] + ratios[3]) / 2)
+        #expect(report.ratioInterval?.count == 6 && report.ratioInterval?.low == ratios[0] && report.ratioInterval?.high == ratios[5])
+
+        let same = try dsan("bench", "tuning", "--setting", "transform-items-per-worker=16", "--conv", "layer1.0.conv1",
+                            "--pass", "forward", "--size", "32x32x32", "--threads", "2", "--pairs", "2", "--warmup", "0", "--json")
+        #expect(same.status == 0, "\(same.stderr)")
+        let kept = try JSONDecoder().decode(TuningBenchmark.Report.self, from: Data(same.stdout.utf8))
+        #expect(kept.target == "layer1.0.conv1 forward" && kept.input == [1, 64, 8, 8, 8] && kept.runs == 3)
+        #expect(kept.sameBits == true && kept.largestRelativeDifference == 0 && kept.ratioInterval == nil)
+
+        let text = try dsan("bench", "tuning", "--setting", "conv-jobs=8", "--conv", "conv1", "--pass", "dw",
+                            "--size", "64x128x128", "--width", "4", "--threads", "1", "--pairs", "1", "--runs", "1", "--warmup", "0")
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("tuning: conv-jobs = 8 against the default 64, conv1 dw at 64x128x128"), "\(text.stdout)")
+        #expect(text.stdout.contains("bits: the setting changes the result"), "\(text.stdout)")
+        #expect(text.stdout.contains("too few pairs for a 95 % interval"), "\(text.stdout)")
+
+        let unknown = try dsan("bench", "tuning", "--setting", "conv-jobs=8", "--conv", "layer9.conv1", "--size", "16x16x16", "--width", "4")
+        #expect(unknown.status != 0 && unknown.stderr.contains("no conv named 'layer9.conv1'")
+                && unknown.stderr.contains("layer3.0.downsample.0"), "\(unknown.stderr)")
+        let badSetting = try dsan("bench", "tuning", "--setting", "block=2")
+        #expect(badSetting.status != 0 && badSetting.stderr.contains("--setting must be NAME=VALUE with NAME one of conv-jobs, "), "\(badSetting.stderr)")
+        let tooFew = try dsan("bench", "tuning", "--setting", "conv-jobs=4")
+        #expect(tooFew.status != 0 && tooFew.stderr.contains("the value must be a whole number of at least 8, got '4'"), "\(tooFew.stderr)")
+        let passAlone = try dsan("bench", "tuning", "--setting", "conv-jobs=16", "--pass", "dx")
+        #expect(passAlone.status != 0 && passAlone.stderr.contains("give --conv NAME too"), "\(passAlone.stderr)")
+    }
+
     @Test func kernelsMeasuresEveryConvOfTheNetwork() throws {
         let result = try dsan("bench", "kernels", "--threads", "1", "--size", "16x16x16", "--repetitions", "1", "--warmup", "0", "--json")
         #expect(result.status == 0, "\(result.stderr)")

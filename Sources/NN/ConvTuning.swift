@@ -1,0 +1,56 @@
+/// Overrides of the convolutions' tuning constants for one task and the synchronous code it calls,
+/// so that `dsan bench tuning` can time a setting against the default in one process, pair by
+/// pair (`ConvTuning.with(.convJobs, 32) { … }`). Nothing else sets them: a training run uses the
+/// defaults, which the constants' own comments justify. The convs read them on the calling
+/// thread, before they hand work to `Parallel`'s workers, like `ConvAlgorithm.scoped`.
+public enum ConvTuning {
+    /// A tuning constant that can be overridden, by its name on the command line.
+    public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
+        /// `maximumConvJobs`: the most jobs a direct conv's cut goes to (the stem's weight-gradient
+        /// chunks, the strided backward's channel blocks). Changes the stem's dW bits where its
+        /// chunk count changes.
+        case convJobs = "conv-jobs"
+        /// `manyPositions`: output positions per sample from which the strided backward cuts its
+        /// input channels beyond `minimumConvJobs` blocks.
+        case stridedBackwardPositions = "strided-backward-positions"
+        /// `WinogradConv.blockBytes` in MiB: V and M of a block of F(2,3) tiles. Changes the bits
+        /// of the convs whose block count changes.
+        case winogradBlockMiB = "winograd-block-mib"
+        /// The items per worker of the Winograd transform phases (`transformGrain`).
+        case transformItemsPerWorker = "transform-items-per-worker"
+
+        /// The value the code uses when nothing overrides it.
+        public var defaultValue: Int {
+            switch self {
+            case .convJobs: return defaultMaximumConvJobs
+            case .stridedBackwardPositions: return defaultManyPositions
+            case .winogradBlockMiB: return WinogradConv.defaultBlockMiB
+            case .transformItemsPerWorker: return defaultTransformItemsPerWorker
+            }
+        }
+
+        /// The least value that keeps the code's invariants (a cut into at least
+        /// `minimumConvJobs` jobs, a block of at least one MiB, one item per worker).
+        public var leastValue: Int {
+            switch self {
+            case .convJobs: return minimumConvJobs
+            case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker: return 1
+            }
+        }
+
+        public var description: String { rawValue }
+    }
+
+    @TaskLocal static var overrides: [Setting: Int] = [:]
+
+    /// Runs `body` with `setting` at `value` (at least `setting.leastValue`) for this task.
+    public static func with<R>(_ setting: Setting, _ value: Int, _ body: () throws -> R) rethrows -> R {
+        precondition(value >= setting.leastValue, "ConvTuning: \(setting) = \(value), at least \(setting.leastValue)")
+        var changed = overrides
+        changed[setting] = value
+        return try $overrides.withValue(changed, operation: body)
+    }
+
+    /// The value in effect for this task.
+    public static func value(_ setting: Setting) -> Int { overrides[setting] ?? setting.defaultValue }
+}
