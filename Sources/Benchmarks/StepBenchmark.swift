@@ -218,6 +218,7 @@ final class StepRunner {
         labels = (0..<batch).map { Float($0 % 2 == 0 ? 1 : 0) }
         optimizer = inference ? nil : Adam(parameters: model.registry.parameters.map { ($0.value, $0.gradient) })
         model.training = !inference
+        if inference { model.releaseGradients() }   // as `dsan predict` does
         flop = model.forwardFLOPs(for: shape) * (inference ? 1 : 3)
         parameters = model.registry.parameters.reduce(0) { $0 + $1.value.count }
     }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A contiguous float32 tensor, row-major; activations are `[N, C, D, H, W]`.
 ///
 /// `Tensor` is a class: it owns one aligned allocation for its whole life, so kernels can take raw
@@ -83,6 +87,24 @@ public final class Tensor {
 
     /// Sets every element to zero.
     public func zero() { fill(0) }
+
+    /// Sets every element of the allocation to zero and gives its whole memory pages back to the
+    /// kernel (`madvise(MADV_DONTNEED)` on the anonymous pages `FloatStorage` allocates): they read
+    /// as zeros and take no resident memory until written again. For buffers a process keeps but
+    /// may never use (a model's gradients when it only infers); the bytes at the ends that share a
+    /// page with other memory are written instead. When the kernel refuses, writes the zeros.
+    public func zeroReleasingPages() {
+        isLazilyZero = false
+        let page = max(1, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let start = Int(bitPattern: UnsafeMutableRawPointer(data)), end = start + capacity * MemoryLayout<Float>.stride
+        let first = (start + page - 1) / page * page, last = end / page * page
+        guard last > first else { data.update(repeating: 0, count: capacity); return }
+        UnsafeMutableRawPointer(bitPattern: start)!.initializeMemory(as: UInt8.self, repeating: 0, count: first - start)
+        UnsafeMutableRawPointer(bitPattern: last)!.initializeMemory(as: UInt8.self, repeating: 0, count: end - last)
+        if madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, Int32(MADV_DONTNEED)) != 0 {
+            UnsafeMutableRawPointer(bitPattern: first)!.initializeMemory(as: UInt8.self, repeating: 0, count: last - first)
+        }
+    }
 
     /// A new tensor with the same shape and contents.
     public func copy() -> Tensor {

@@ -62,3 +62,36 @@ import Testing
         if let eligible { #expect(eligible == "1", "THPeligible \(eligible) for a 16 MiB tensor under \(mode)") }
     }
 }
+
+/// `Tensor.zeroReleasingPages`: every element reads zero afterwards, the whole pages inside the
+/// allocation are no longer resident (`mincore`), the tensor takes writes again, and an
+/// allocation smaller than a page is simply zeroed.
+@Suite struct ReleasingPagesTests {
+    /// Resident pages among the whole pages inside `t`'s allocation, and how many there are.
+    private func residentPages(_ t: Tensor) -> (resident: Int, pages: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: UnsafeMutableRawPointer(t.data)), end = start + t.capacity * 4
+        let first = (start + page - 1) / page * page, last = end / page * page
+        guard last > first else { return (0, 0) }
+        var flags = [UInt8](repeating: 0, count: (last - first) / page)
+        let status = flags.withUnsafeMutableBufferPointer { mincore(UnsafeMutableRawPointer(bitPattern: first), last - first, $0.baseAddress) }
+        #expect(status == 0, "mincore: \(String(cString: strerror(errno)))")
+        return (flags.filter { $0 & 1 != 0 }.count, flags.count)
+    }
+
+    @Test func releasedTensorsReadZeroAndHoldNoPages() {
+        for count in [(6 << 20) / 4 + 3, 100_003, 7] {
+            let t = Tensor(shape: [count], repeating: 1.5)
+            let before = residentPages(t)
+            #expect(before.resident == before.pages, "\(count): \(before)")
+            t.zeroLazily()
+            t.zeroReleasingPages()
+            #expect(!t.isLazilyZero)
+            let after = residentPages(t)   // before any read: a read maps the kernel's zero page
+            #expect(after.resident == 0, "\(count): \(after) still resident")
+            #expect(t.array.allSatisfy { $0 == 0 && $0.sign == .plus }, "\(count)")
+            t.fill(2)
+            #expect(t.array.allSatisfy { $0 == 2 } && residentPages(t).resident == after.pages, "\(count)")
+        }
+    }
+}
