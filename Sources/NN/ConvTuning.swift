@@ -18,6 +18,9 @@ public enum ConvTuning {
         case winogradBlockMiB = "winograd-block-mib"
         /// The items per worker of the Winograd transform phases (`transformGrain`).
         case transformItemsPerWorker = "transform-items-per-worker"
+        /// 1: a direct conv's forward whose channels make one block runs by dsan's packed GEMM,
+        /// 0: by OpenBLAS's sgemm (`DirectGEMM`). Changes those convs' bits.
+        case packedDirectForward = "packed-direct-forward"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -26,6 +29,7 @@ public enum ConvTuning {
             case .stridedBackwardPositions: return defaultManyPositions
             case .winogradBlockMiB: return WinogradConv.defaultBlockMiB
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
+            case .packedDirectForward: return DirectGEMM.processWide == .packed ? 1 : 0
             }
         }
 
@@ -35,8 +39,12 @@ public enum ConvTuning {
             switch self {
             case .convJobs: return minimumConvJobs
             case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker: return 1
+            case .packedDirectForward: return 0
             }
         }
+
+        /// The greatest value that means something (nil: no bound).
+        public var greatestValue: Int? { self == .packedDirectForward ? 1 : nil }
 
         public var description: String { rawValue }
     }
@@ -45,7 +53,8 @@ public enum ConvTuning {
 
     /// Runs `body` with `setting` at `value` (at least `setting.leastValue`) for this task.
     public static func with<R>(_ setting: Setting, _ value: Int, _ body: () throws -> R) rethrows -> R {
-        precondition(value >= setting.leastValue, "ConvTuning: \(setting) = \(value), at least \(setting.leastValue)")
+        precondition(value >= setting.leastValue && value <= (setting.greatestValue ?? .max),
+                     "ConvTuning: \(setting) = \(value) is out of range")
         var changed = overrides
         changed[setting] = value
         return try $overrides.withValue(changed, operation: body)

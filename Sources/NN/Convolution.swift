@@ -1,4 +1,5 @@
 import BLAS
+import VectorKernels
 
 // 3-D convolution without bias, as a forward/backward pair (llm.c style).
 //
@@ -254,6 +255,58 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
     }
 }
 
+/// What multiplies a direct conv's forward when its input channels make one block of columns
+/// (the stem, and the strided 3³ convs at dsan's workspace sizes).
+public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// dsan's packed GEMM (Sources/VectorKernels/packed_gemm_body.h), at the CPU's vector width
+    /// whatever core OpenBLAS loaded, on the weights packed once per call. The default: with
+    /// OpenBLAS's AVX2 kernels on an AVX-512 CPU (the Zen 5 VM, whose environment forces
+    /// `OPENBLAS_CORETYPE=Haswell`) full-size inference ran about 10 % faster, with OpenBLAS's
+    /// AVX-512 kernels as fast (Docs/performance.md, "The stem's forward by dsan's GEMM").
+    case packed
+    /// OpenBLAS's sgemm (`DSAN_DIRECT_GEMM=openblas`, for comparisons).
+    case openBLAS = "openblas"
+
+    /// The task's `scoped` choice when one is set, else its `ConvTuning` override
+    /// (`packed-direct-forward`, `dsan bench tuning`), else the environment variable
+    /// `DSAN_DIRECT_GEMM` (`packed` or `openblas`, read once), `.packed` when unset.
+    public static var selected: DirectGEMM {
+        if let scoped { return scoped }
+        if let tuned = ConvTuning.overrides[.packedDirectForward] { return tuned == 1 ? .packed : .openBLAS }
+        return processWide
+    }
+    nonisolated(unsafe) static var processWide: DirectGEMM = environmentChoice("DSAN_DIRECT_GEMM", default: .packed)
+    /// A choice for one task: `DirectGEMM.$scoped.withValue(.openBLAS) { … }` (tests).
+    @TaskLocal public static var scoped: DirectGEMM?
+
+    public var description: String { rawValue }
+}
+
+/// `w` `[rows, columns]` (row-major) in `dsan_packed_gemm`'s layout: panels of R =
+/// `dsan_packed_gemm_panel_rows()` rows, w[i][k] at ((i / R)·columns + k)·R + i % R, rows past
+/// `rows` zero; in the buffers' weight scratch (free during a direct conv).
+private func packedWeights(_ w: UnsafePointer<Float>, rows: Int, columns: Int,
+                           into buffers: WinogradBuffers) -> UnsafeMutablePointer<Float> {
+    VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
+    let R = dsan_packed_gemm_panel_rows()
+    let panels = (rows + R - 1) / R
+    let a = buffers.weights(Int(dsan_packed_gemm_floats(rows, columns)))
+    // Serial: at most 256 × 3456 floats (layer3.0.conv1), a millisecond beside its GEMMs.
+    for p in 0..<panels {
+        let panel = a + p * columns * R
+        for r in 0..<R {
+            let i = p * R + r
+            if i < rows {
+                let row = w + i * columns
+                for k in 0..<columns { panel[k * R + r] = row[k] }
+            } else {
+                for k in 0..<columns { panel[k * R + r] = 0 }
+            }
+        }
+    }
+    return a
+}
+
 /// `conv3dForward` by vol2col + GEMM, whatever `ConvAlgorithm.selected` says.
 func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3dGeometry,
                          workspace: ConvWorkspace) {
@@ -280,6 +333,19 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let T = splitColumns(widest, positions: P)
     let tiles = (P + T - 1) / T
     let kv = g.kernel.volume
+    if C >= plan.c && DirectGEMM.selected == .packed {
+        // One block of channels: Y[:, tile] = W · cols by dsan's packed GEMM, W packed once per call.
+        let a = UnsafePointer(packedWeights(w, rows: cout, columns: K, into: workspace.winograd))
+        Parallel.forEachWorkerDynamically(plan.n * tiles, maxWorkers: workspace.reserveSlices()) { worker, jobs in
+            let cols = workspace.columns + worker * workspace.sliceFloats
+            for job in jobs {
+                let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
+                vol2col(plan, xp + n * plan.inputPerSample, 0, plan.c, p0, p0 + t, cols, parallel: false)
+                dsan_packed_gemm(a, cout, K, cols, t, yp + n * cout * P + p0, P, t)
+            }
+        }
+        return
+    }
     BLAS.withThreads(1) {
         Parallel.forEachWorkerDynamically(plan.n * tiles, maxWorkers: workspace.reserveSlices()) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats

@@ -27,6 +27,9 @@ struct BenchTuning: ParsableCommand {
           winograd-block-mib (8)               MiB of transformed input and output (V, M) per block of
                                                Winograd F(2,3) tiles
           transform-items-per-worker (4)       items per worker of the Winograd transform phases
+          packed-direct-forward (1)            1: the forward of a direct conv whose channels make one
+                                               block (the stem, the strided convs) by dsan's packed
+                                               GEMM; 0: by OpenBLAS's sgemm
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.
@@ -54,8 +57,9 @@ struct BenchTuning: ParsableCommand {
         guard parts.count == 2, let s = ConvTuning.Setting(rawValue: parts[0]) else {
             throw ValidationError("--setting must be NAME=VALUE with NAME one of \(names), got '\(setting)'")
         }
-        guard let value = Int(parts[1]), value >= s.leastValue else {
-            throw ValidationError("--setting \(s): the value must be a whole number of at least \(s.leastValue), got '\(parts[1])'")
+        guard let value = Int(parts[1]), value >= s.leastValue, value <= (s.greatestValue ?? .max) else {
+            let range = s.greatestValue.map { "from \(s.leastValue) to \($0)" } ?? "of at least \(s.leastValue)"
+            throw ValidationError("--setting \(s): the value must be a whole number \(range), got '\(parts[1])'")
         }
         return (s, value)
     }

@@ -43,6 +43,8 @@ import Testing
         #expect(badSetting.status != 0 && badSetting.stderr.contains("--setting must be NAME=VALUE with NAME one of conv-jobs, "), "\(badSetting.stderr)")
         let tooFew = try dsan("bench", "tuning", "--setting", "conv-jobs=4")
         #expect(tooFew.status != 0 && tooFew.stderr.contains("the value must be a whole number of at least 8, got '4'"), "\(tooFew.stderr)")
+        let tooMany = try dsan("bench", "tuning", "--setting", "packed-direct-forward=2")
+        #expect(tooMany.status != 0 && tooMany.stderr.contains("the value must be a whole number from 0 to 1, got '2'"), "\(tooMany.stderr)")
         let passAlone = try dsan("bench", "tuning", "--setting", "conv-jobs=16", "--pass", "dx")
         #expect(passAlone.status != 0 && passAlone.stderr.contains("give --conv NAME too"), "\(passAlone.stderr)")
     }

@@ -21,5 +21,7 @@ import Testing
         #expect(positionChunks(tiles: 172, blocks: 1) == 34)
         ConvTuning.with(.convJobs, 8) { #expect(positionChunks(tiles: 172, blocks: 1) == 8) }
         ConvTuning.with(.transformItemsPerWorker, 16) { #expect(transformGrain(64, 2) == 2) }
+        #expect(DirectGEMM.selected == .packed)
+        ConvTuning.with(.packedDirectForward, 0) { #expect(DirectGEMM.selected == .openBLAS) }
     }
 }

@@ -281,6 +281,48 @@ private struct ConvFixture {
     }
 
     /// Tiling changes only which GEMM calls are made and the order of the channel blocks' partial sums.
+    /// The direct forward whose channels make one block (the stem, the strided 3³ convs) runs by
+    /// dsan's packed GEMM (`DirectGEMM.packed`): at the paper's width, against a float64 loop,
+    /// as close as OpenBLAS's sgemm (`DirectGEMM.openBLAS`), the same bits on 1, 2 and 3 threads,
+    /// and not OpenBLAS's bits (the two sum in different orders: the packed path did run).
+    @Test(arguments: [(Conv3dGeometry(inChannels: 1, outChannels: 64, kernel: 7, stride: 2, padding: 3), [2, 1, 9, 12, 14]),
+                      (Conv3dGeometry(inChannels: 64, outChannels: 128, kernel: 3, stride: 2, padding: 1), [1, 64, 5, 6, 7])])
+    func directForwardByThePackedGEMMAtThePapersWidth(_ geometry: Conv3dGeometry, _ input: [Int]) {
+        let x = uniformTensor(input, seed: 71), w = uniformTensor(geometry.weightShape, seed: 72, -0.1, 0.1)
+        let s = Shape5(input), o = geometry.outputShape(for: s)
+        let (xa, wa) = (x.array, w.array)
+        var reference = [Double](repeating: 0, count: o.count)
+        let (k, st, p) = (geometry.kernel, geometry.stride, geometry.padding)
+        for n in 0..<s.n { for co in 0..<o.c { for od in 0..<o.d { for oh in 0..<o.h { for ow in 0..<o.w {
+            var acc = 0.0
+            for ci in 0..<s.c { for kd in 0..<k.d { for kh in 0..<k.h { for kw in 0..<k.w {
+                let id = od * st.d - p.d + kd, ih = oh * st.h - p.h + kh, iw = ow * st.w - p.w + kw
+                if id < 0 || id >= s.d || ih < 0 || ih >= s.h || iw < 0 || iw >= s.w { continue }
+                acc += Double(xa[(((n * s.c + ci) * s.d + id) * s.h + ih) * s.w + iw])
+                    * Double(wa[(((co * s.c + ci) * k.d + kd) * k.h + kh) * k.w + kw])
+            }}}}
+            reference[(((n * o.c + co) * o.d + od) * o.h + oh) * o.w + ow] = acc
+        }}}}}
+        let scale = reference.map(abs).max()!
+        func run(_ gemm: DirectGEMM, threads: Int) -> [Float] {
+            DirectGEMM.$scoped.withValue(gemm) {
+                ThreadSettings.with(parallel: threads) {
+                    let y = Tensor(zeros: o.dims)
+                    directConv3dForward(y: y, x: x, weight: w, geometry: geometry, workspace: ConvWorkspace(bytes: 1 << 20))
+                    return y.array
+                }
+            }
+        }
+        let packed = run(.packed, threads: 1), openBLAS = run(.openBLAS, threads: 1)
+        func worst(_ y: [Float]) -> Double { zip(y, reference).map { abs(Double($0) - $1) }.max()! / scale }
+        // Relative to the largest |y|: the packed GEMM sums each element's K terms in one chain
+        // (K = 1728 for the strided conv: 1.5e-6 measured), OpenBLAS in blocks of K (3.5e-7).
+        #expect(worst(packed) <= 5e-6 && worst(openBLAS) <= 5e-6, "\(geometry): packed \(worst(packed)), OpenBLAS \(worst(openBLAS))")
+        #expect(packed.map(\.bitPattern) == run(.packed, threads: 2).map(\.bitPattern))
+        #expect(packed.map(\.bitPattern) == run(.packed, threads: 3).map(\.bitPattern))
+        #expect(packed != openBLAS)
+    }
+
     @Test func tileWidthDoesNotChangeResults() {
         let geometry = Conv3dGeometry(inChannels: 3, outChannels: 5, kernel: 3, stride: 2, padding: 1)
         let x = uniformTensor([1, 3, 9, 11, 13], seed: 51)
