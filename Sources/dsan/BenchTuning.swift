@@ -19,24 +19,30 @@ struct BenchTuning: ParsableCommand {
         it also says whether the setting changes the result's bits. Nothing else in dsan sets \
         these: training always uses the defaults.
 
-        Settings (default value):
-          conv-jobs (64)                       most jobs of a direct conv's cut: the stem's weight-gradient
-                                               chunks, the strided convs' backward blocks
-          strided-backward-positions (2048)    output positions per sample from which the strided backward
-                                               cuts its input channels into more than 8 blocks
-          winograd-block-mib (8)               MiB of transformed input and output (V, M) per block of
-                                               Winograd F(2,3) tiles
-          transform-items-per-worker (4)       items per worker of the Winograd transform phases
-          packed-direct-forward (1)            1: the forward of a direct conv whose channels make one
-                                               block (the stem, the strided convs) by dsan's packed
-                                               GEMM; 0: by OpenBLAS's sgemm
+        Settings, with their defaults:
+          conv-jobs=64
+            most jobs of a direct conv's cut (the stem's dW chunks, the
+            strided convs' backward blocks)
+          strided-backward-positions=2048
+            positions per sample from which the strided backward cuts its
+            input channels into more than 8 blocks
+          winograd-block-mib=8
+            MiB of V and M per block of Winograd F(2,3) tiles
+          transform-items-per-worker=4
+            items per worker of the Winograd transform phases
+          packed-direct-forward=1
+            1: a direct forward whose channels make one block (the stem,
+            the strided convs) by dsan's packed GEMM; 0: by OpenBLAS
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.
 
-        Example: taskset -c 0 dsan bench tuning --setting strided-backward-positions=4096 \\
-                   --conv layer3.0.conv1 --size 138x256x256 --threads 1 --pairs 30
-                 taskset -c 0-1 dsan bench tuning --setting winograd-block-mib=2 --threads 2 --pairs 10
+        Examples:
+          taskset -c 0 dsan bench tuning --conv layer3.0.conv1 \\
+            --setting strided-backward-positions=4096 --size 138x256x256 \\
+            --threads 1 --pairs 30
+          taskset -c 0-1 dsan bench tuning --setting winograd-block-mib=2 \\
+            --threads 2 --pairs 10
         """
     )
 
