@@ -37,11 +37,6 @@ import VectorKernels
 // cores differ from 1 rank by 1e-2 at width 64.) A job is at most a slice of the workspace, so a
 // tile stays in its core's cache between vol2col and the GEMM.
 
-/// The work of one conv is cut into at least this many jobs where its shape allows (more jobs
-/// than this only where the tiling needs them), so up to this many workers share it. A function of
-/// nothing but this constant and the shapes, which keeps the results independent of the threads.
-public let minimumConvJobs = 8
-
 /// Three extents along depth, height and width (a kernel size, stride or padding).
 public struct Size3: Equatable, Sendable, CustomStringConvertible {
     public var d, h, w: Int
@@ -122,119 +117,6 @@ public struct Conv3dGeometry: Equatable, Sendable, CustomStringConvertible {
 /// Scratch memory for the column tiles of `conv3dForward` / `conv3dBackward`, owned by the caller
 /// (one per model, shared by all its convs) so that the hot path never allocates.
 ///
-/// A tile is a block of the column matrix: the rows of `channels` input channels (channels·k³ rows)
-/// by `columns` output positions, and it never exceeds one slice of min(`capacity`, `tileBytes`),
-/// so memory is bounded whatever the input size: a tile that stays in the core's L2 cache between
-/// vol2col writing it and the GEMM reading it is what makes the conv run near the sgemm rate
-/// (Docs/performance.md). Each worker gets a slice of its own, so at most `slices` workers run
-/// tiles at once; the slice size, and with it the tiling, does not depend on the worker count.
-///
-/// A workspace made with `init()` follows the thread count: it starts with one slice per thread
-/// (`Parallel.threads`, at least 2) and grows to one per thread when a conv runs on more threads
-/// than it was made for (`reserveSlices`), so a model created before the threads were set does not
-/// cap its direct convs. One made with `init(bytes:)` keeps its size, and with it its bound on the
-/// workers (tests and `dsan bench kernels --workspace-mib`).
-public final class ConvWorkspace {
-    /// The default size: one `tileBytes` slice per thread (`Parallel.threads`), at least 2.
-    public static var defaultBytes: Int { max(2, Parallel.threads) * tileBytes }
-    /// The most one worker's tile uses, 1 MiB: the L2 cache of one core of the target machine
-    /// (AMD Zen 3), and the best of 1–32 MiB tiles measured there (Docs/performance.md).
-    public static let tileBytes = 1 << 20
-    /// Below this many columns a GEMM loses efficiency, so a tile rather splits the input channels.
-    public static let minimumTileColumns = 256
-
-    /// Capacity in floats.
-    public private(set) var capacity: Int
-    /// The column buffer, `capacity` floats, 64-byte aligned (it moves when the workspace grows).
-    public private(set) var columns: UnsafeMutablePointer<Float>
-    /// True when the workspace grows to one slice per thread (`init()`).
-    public let followsThreads: Bool
-    /// Upper bound on the tile width in output positions; tests set it small to force many tiles.
-    public var maxTileColumns: Int = .max
-    /// Upper bound on the input channels of a tile; tests set it small to force channel blocks.
-    public var maxTileChannels: Int = .max
-
-    /// A workspace of the default size that grows with `Parallel.threads`.
-    public convenience init() {
-        self.init(floats: ConvWorkspace.defaultBytes / MemoryLayout<Float>.stride, followsThreads: true)
-    }
-
-    /// A workspace of exactly `bytes` (rounded down to whole floats), never grown.
-    public convenience init(bytes: Int) {
-        precondition(bytes >= MemoryLayout<Float>.stride, "ConvWorkspace: \(bytes) bytes")
-        self.init(floats: bytes / MemoryLayout<Float>.stride, followsThreads: false)
-    }
-
-    private init(floats: Int, followsThreads: Bool) {
-        capacity = floats
-        columns = ConvWorkspace.allocate(floats)
-        self.followsThreads = followsThreads
-    }
-
-    private static func allocate(_ floats: Int) -> UnsafeMutablePointer<Float> {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.stride, alignment: 64)
-        let p = raw.bindMemory(to: Float.self, capacity: floats)
-        p.initialize(repeating: 0, count: floats)
-        return p
-    }
-
-    deinit { UnsafeMutableRawPointer(columns).deallocate(); weightGradientPartials.free() }
-
-    /// The Winograd convs' buffers (transformed weights, a block's transformed input and output),
-    /// allocated at first use and grown to the widest conv: 64·Cout·Cin floats for U plus
-    /// 2 × 64·C·T for a block (Winograd.swift).
-    lazy var winograd = WinogradBuffers()
-
-    /// The private partial weight gradients of `directWeightGradientByPositions` (the stem's dW:
-    /// up to 64 chunks × 64·343 floats, 5.6 MB), kept so that a step allocates nothing.
-    var weightGradientPartials = ScratchFloats()
-
-    /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4). The same before and after
-    /// the workspace grows (it starts with at least two slices), so the tiling never changes.
-    public var sliceFloats: Int { min(capacity, ConvWorkspace.tileBytes / MemoryLayout<Float>.stride) }
-
-    /// How many workers can run tiles at once: min(`Parallel.threads`, whole slices in `capacity`).
-    public var slices: Int { max(1, min(Parallel.threads, capacity / sliceFloats)) }
-
-    /// Grows a workspace that follows the threads to one slice per thread (`Parallel.threads`),
-    /// then returns `slices`. Call it before a parallel region reads `columns`: growing moves the
-    /// buffer (its contents are scratch and not kept).
-    public func reserveSlices() -> Int {
-        let wanted = Parallel.threads * sliceFloats
-        if followsThreads && wanted > capacity {
-            UnsafeMutableRawPointer(columns).deallocate()
-            columns = ConvWorkspace.allocate(wanted)
-            capacity = wanted
-        }
-        return slices
-    }
-
-    /// The tile for `geometry` over `positions` output positions: all input channels and as many
-    /// columns as fit in one slice when that leaves at least `minimumTileColumns` columns (or all
-    /// of them); otherwise `minimumTileColumns` columns and as many whole input channels as fit,
-    /// in blocks of equal size. With `minimumBlocks` > 1 the input channels are cut into at least
-    /// that many blocks (as far as there are channels), and the columns widen to fill the slice.
-    /// The result depends on the geometry, `positions` and the slice size only.
-    public func tile(for geometry: Conv3dGeometry, positions: Int, minimumBlocks: Int = 1) -> (columns: Int, channels: Int) {
-        let kv = geometry.kernel.volume, cin = geometry.inChannels
-        let budget = sliceFloats
-        precondition(budget >= kv, "ConvWorkspace: \(budget) floats per worker cannot hold one column of \(kv) rows")
-        var channels = cin, columns: Int
-        let wanted = min(positions, ConvWorkspace.minimumTileColumns)
-        if cin * kv * wanted <= budget {
-            columns = min(positions, budget / (cin * kv))
-        } else {
-            columns = wanted
-            channels = max(1, budget / (kv * columns))
-        }
-        channels = min(channels, maxTileChannels, (cin + minimumBlocks - 1) / max(1, minimumBlocks))
-        let blocks = (cin + channels - 1) / channels
-        channels = (cin + blocks - 1) / blocks
-        columns = max(1, min(positions, maxTileColumns, budget / (kv * channels)))
-        return (columns, channels)
-    }
-}
-
 /// Forward: `y = conv3d(x, weight)`, no bias. Overwrites `y`.
 ///
 /// - Parameters:
@@ -285,7 +167,7 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
 /// `w` `[rows, columns]` (row-major) in `dsan_packed_gemm`'s layout: panels of R =
 /// `dsan_packed_gemm_panel_rows()` rows, w[i][k] at ((i / R)·columns + k)·R + i % R, rows past
 /// `rows` zero; in the buffers' weight scratch (free during a direct conv).
-private func packedWeights(_ w: UnsafePointer<Float>, rows: Int, columns: Int,
+private func packedMatrix(_ w: UnsafePointer<Float>, rows: Int, columns: Int,
                            into buffers: WinogradBuffers) -> UnsafeMutablePointer<Float> {
     VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
     let R = dsan_packed_gemm_panel_rows()
@@ -335,7 +217,7 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let kv = g.kernel.volume
     if C >= plan.c && DirectGEMM.selected == .packed {
         // One block of channels: Y[:, tile] = W · cols by dsan's packed GEMM, W packed once per call.
-        let a = UnsafePointer(packedWeights(w, rows: cout, columns: K, into: workspace.winograd))
+        let a = UnsafePointer(packedMatrix(w, rows: cout, columns: K, into: workspace.winograd))
         Parallel.forEachWorkerDynamically(plan.n * tiles, maxWorkers: workspace.reserveSlices()) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats
             for job in jobs {
@@ -364,56 +246,6 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
             }
         }
     }
-}
-
-/// A 64-byte aligned float buffer that grows on demand and is kept between calls, so that a step
-/// allocates nothing (the Winograd buffers, the stem's partial weight gradients). Its owner frees
-/// it (`free`) in its deinit.
-struct ScratchFloats {
-    private(set) var pointer: UnsafeMutablePointer<Float>? = nil
-    private(set) var count = 0
-
-    /// At least `n` floats (zeros when newly allocated; the old contents are not kept on growth).
-    mutating func reserve(_ n: Int) -> UnsafeMutablePointer<Float> {
-        if n > count || pointer == nil {
-            free()
-            pointer = FloatStorage.allocate(n)
-            pointer!.initialize(repeating: 0, count: max(n, 1))
-            count = max(n, 1)
-        }
-        return pointer!
-    }
-
-    func free() { if let pointer { FloatStorage.free(pointer) } }
-}
-
-/// Columns below which a tile is not narrowed further for the sake of more jobs.
-let minimumSplitColumns = 64
-
-/// The tile width for `positions` positions: `widest` (what the workspace holds), narrowed until
-/// one sample has `minimumConvJobs` tiles, but not below `minimumSplitColumns`. A function of the
-/// geometry alone — not of the thread count, and not of the samples a rank holds: OpenBLAS rounds
-/// an element differently depending on where in a GEMM's columns it falls, so a tile width that
-/// followed a rank's share of the batch would make rank counts differ (3e-4 of a gradient at
-/// width 64, global batch 3).
-func splitColumns(_ widest: Int, positions P: Int) -> Int {
-    max(1, min(widest, max(min(P, minimumSplitColumns), (P + minimumConvJobs - 1) / minimumConvJobs)))
-}
-
-/// Column panels of a 1×1×1 conv over P positions (see `splitColumns`).
-func pointwisePanels(_ P: Int) -> (panel: Int, panels: Int) {
-    let panel = splitColumns(P, positions: P)
-    return (panel, (P + panel - 1) / panel)
-}
-
-/// Blocks of output rows (multiples of 16, the widest GEMM micro-kernel's rows) so that `tileJobs`
-/// tiles make at least `minimumConvJobs` jobs where there are rows for them. A function of the
-/// shape only.
-func rowPanels(_ rows: Int, tileJobs: Int) -> (panelRows: Int, panels: Int) {
-    if tileJobs >= minimumConvJobs || tileJobs == 0 || rows <= 16 { return (rows, 1) }
-    let wanted = (minimumConvJobs + tileJobs - 1) / tileJobs
-    let panelRows = max(16, ((rows + wanted - 1) / wanted + 15) / 16 * 16)
-    return (panelRows, (rows + panelRows - 1) / panelRows)
 }
 
 
@@ -533,54 +365,6 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
             }
         }
     }
-}
-
-/// At most this many jobs where a direct conv's cut goes beyond `minimumConvJobs`: 64 workers of
-/// a 64-core node. The stem's weight gradient (`positionChunks`: about 5 % of the step at
-/// 64×128×128 and 138×256×256) and, at large sizes, the strided convs' backward
-/// (`backwardChannelBlocks`: 3–4 % at 138×256×256) each keep a large share of the step in one
-/// region: cut into 8 they left half of a 16-core node idle, and the stem's dW in 32 chunks half
-/// of a 64-core one (Docs/performance.md, "On more cores than this machine has").
-var maximumConvJobs: Int { ConvTuning.value(.convJobs) }
-let defaultMaximumConvJobs = 64
-
-/// Output positions per sample from which the direct backward cuts its input channels into more
-/// than `minimumConvJobs` blocks (`backwardChannelBlocks`): below it the blocks' GEMMs are short
-/// already. From 2048 (not 4096) since layer3.0.conv1 at 138×256×256 (2304 positions) was the
-/// strided backward's last 8-block call there; the demo's strided convs (at most 256 positions)
-/// keep their cut and bits.
-var manyPositions: Int { ConvTuning.value(.stridedBackwardPositions) }
-let defaultManyPositions = 2048
-
-/// Input channels a block of the direct backward keeps at least when it is cut beyond
-/// `minimumConvJobs`: 4 (108 rows of a 3³ kernel per GEMM).
-let minimumBlockChannels = 4
-
-/// The least number of input-channel blocks of the direct backward (dX and dW together, each
-/// block owning its channels of dX and rows of dW): `minimumConvJobs`, and from `manyPositions`
-/// output positions up to `maximumConvJobs` while a block keeps `minimumBlockChannels`. A function
-/// of the shape alone, so the results do not follow the thread count. At 138×256×256,
-/// layer2.0.conv1 (64 channels, 18 432 positions): 16 blocks, layer3.0.conv1 (128, 2304): 32;
-/// at 64×128×128 layer2.0.conv1 (64, 2048): 16, layer3.0.conv1 (128, 256): 8.
-func backwardChannelBlocks(channels: Int, positions: Int) -> Int {
-    guard positions >= manyPositions else { return minimumConvJobs }
-    return max(minimumConvJobs, min(maximumConvJobs, channels / minimumBlockChannels))
-}
-
-/// Column tiles a chunk keeps at least, when more chunks than `minimumConvJobs` asks for are
-/// cut: each chunk's private partial (Cout·rows floats) is written once and read once, beside
-/// the GEMMs of its tiles.
-let minimumChunkTiles = 5
-
-/// Chunks of column tiles per block of input channels in `directWeightGradientByPositions`: at
-/// least `minimumConvJobs` jobs in all, up to `maximumConvJobs` while each chunk keeps
-/// `minimumChunkTiles` tiles, and no more chunks than tiles. A function of the shape alone (the
-/// partials are added in chunk order, so the chunks fix the result's rounding), never of the
-/// thread count. The stem at 138×256×256 (1480 tiles): 64; at 64×128×128 (172 tiles): 34; at
-/// 32×64×64 (22 tiles): 8, as before.
-func positionChunks(tiles: Int, blocks: Int) -> Int {
-    let least = (minimumConvJobs + blocks - 1) / blocks, most = (maximumConvJobs + blocks - 1) / blocks
-    return max(1, min(tiles, max(least, min(most, tiles / minimumChunkTiles))))
 }
 
 /// dW alone where the input channels make fewer than `minimumConvJobs` blocks (the stem: one):

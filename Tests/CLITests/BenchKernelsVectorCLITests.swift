@@ -263,11 +263,13 @@ import Testing
         #expect(ok.status == 0, "\(variable)=300: \(ok.stderr)")
     }
 
-    /// The switches a user sets in the environment (`DSAN_CONV`, `DSAN_WINOGRAD_GEMM`, `DSAN_SIMD`)
+    /// The switches a user sets in the environment (`DSAN_CONV`, `DSAN_WINOGRAD_GEMM`,
+    /// `DSAN_DIRECT_GEMM`, `DSAN_SIMD`)
     /// stop a run with a value they do not know, with a message that names the variable and the
     /// accepted values (in a release build too), and accept the values they document.
     @Test(arguments: [("DSAN_CONV", "fast", "DSAN_CONV=fast: expected one of direct, winograd, winograd2"),
                       ("DSAN_WINOGRAD_GEMM", "mkl", "DSAN_WINOGRAD_GEMM=mkl: expected one of packed, openblas"),
+                      ("DSAN_DIRECT_GEMM", "mkl", "DSAN_DIRECT_GEMM=mkl: expected one of packed, openblas"),
                       ("DSAN_SIMD", "sse9", "DSAN_SIMD=sse9: expected one of baseline, avx2, avx512")])
     func unknownSwitchValueNamesTheVariable(variable: String, value: String, message: String) throws {
         let step = ["bench", "step", "--size", "16x32x32", "--width", "2", "--repetitions", "1", "--warmup", "0",
@@ -275,7 +277,8 @@ import Testing
         let bad = try run(dsanPath, step, environment: [variable: value])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains(message), "\(bad.stderr.prefix(600))")
-        let good = ["DSAN_CONV": "winograd2", "DSAN_WINOGRAD_GEMM": "openblas", "DSAN_SIMD": "baseline"][variable]!
+        let good = ["DSAN_CONV": "winograd2", "DSAN_WINOGRAD_GEMM": "openblas", "DSAN_DIRECT_GEMM": "openblas",
+                    "DSAN_SIMD": "baseline"][variable]!
         let ok = try run(dsanPath, step, environment: [variable: good.uppercased()])
         #expect(ok.status == 0, "\(variable)=\(good.uppercased()): \(ok.stderr)")
     }
