@@ -35,7 +35,7 @@ public struct TuningBenchmark {
 
     public init(setting: ConvTuning.Setting, value: Int, conv: String?, pass: Pass, size: VolumeSize, batch: Int,
                 width: Int, threads: Int, pairs: Int, runs: Int, warmup: Int) {
-        precondition(value >= setting.leastValue && batch >= 1 && width >= 1 && threads >= 1 && pairs >= 1
+        precondition(setting.accepts(value) && batch >= 1 && width >= 1 && threads >= 1 && pairs >= 1
                      && runs >= 1 && warmup >= 0, "TuningBenchmark: invalid settings")
         (self.setting, self.value, self.conv, self.pass) = (setting, value, conv, pass)
         (self.size, self.batch, self.width, self.threads) = (size, batch, width, threads)

@@ -147,7 +147,7 @@ public struct WinogradLayoutBenchmark {
                 measure(name, adjoint ? "weight transform, dX" : "weight transform", channels: rowsOfA, tiles: t,
                         without: prefetch, prefetched) {
                     for p in 0..<panels {
-                        dsan_winograd_weight_transform_panel(weights, outC, inC, adjoint ? 1 : 0, p, 0, adjoint ? outC : inC, panel)
+                        dsan_winograd_weight_transform_panel(weights, outC, inC, adjoint ? 1 : 0, p, 0, adjoint ? outC : inC, 0, 1, panel)
                     }
                 }
             }

@@ -21,6 +21,13 @@ public enum ConvTuning {
         /// 1: a direct conv's forward whose channels make one block runs by dsan's packed GEMM,
         /// 0: by OpenBLAS's sgemm (`DirectGEMM`). Changes those convs' bits.
         case packedDirectForward = "packed-direct-forward"
+        /// Parts of each row panel's 64 matrices in the one-block Winograd GEMM phase
+        /// (`WinogradConv.panelCut`): 1, 2 or 4; 0, the default, is the rule. The same bits.
+        case panelParts = "panel-parts"
+        /// Parts of each row panel's tiles in the one-block Winograd GEMM phase
+        /// (`WinogradConv.panelCut`), each repeating the panel's weight transform; 0, the
+        /// default, is the rule. The same bits.
+        case panelTileParts = "panel-tile-parts"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -30,6 +37,7 @@ public enum ConvTuning {
             case .winogradBlockMiB: return WinogradConv.defaultBlockMiB
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
             case .packedDirectForward: return DirectGEMM.processWide == .packed ? 1 : 0
+            case .panelParts, .panelTileParts: return 0
             }
         }
 
@@ -39,12 +47,24 @@ public enum ConvTuning {
             switch self {
             case .convJobs: return minimumConvJobs
             case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker: return 1
-            case .packedDirectForward: return 0
+            case .packedDirectForward, .panelParts, .panelTileParts: return 0
             }
         }
 
         /// The greatest value that means something (nil: no bound).
-        public var greatestValue: Int? { self == .packedDirectForward ? 1 : nil }
+        public var greatestValue: Int? {
+            switch self {
+            case .packedDirectForward: return 1
+            case .panelParts: return 4
+            default: return nil
+            }
+        }
+
+        /// Whether the code can run with `value`: within the bounds, and for `panel-parts` one of
+        /// 0 (the rule), 1, 2 and 4.
+        public func accepts(_ value: Int) -> Bool {
+            value >= leastValue && value <= (greatestValue ?? .max) && (self != .panelParts || value != 3)
+        }
 
         public var description: String { rawValue }
     }
@@ -53,8 +73,7 @@ public enum ConvTuning {
 
     /// Runs `body` with `setting` at `value` (at least `setting.leastValue`) for this task.
     public static func with<R>(_ setting: Setting, _ value: Int, _ body: () throws -> R) rethrows -> R {
-        precondition(value >= setting.leastValue && value <= (setting.greatestValue ?? .max),
-                     "ConvTuning: \(setting) = \(value) is out of range")
+        precondition(setting.accepts(value), "ConvTuning: \(setting) = \(value) is out of range")
         var changed = overrides
         changed[setting] = value
         return try $overrides.withValue(changed, operation: body)

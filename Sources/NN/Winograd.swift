@@ -236,40 +236,56 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
             }
             switch weights {
             case .panels(let w, let conv, let adjoint):
-                // Workers split the row panels of M_ξ (outC rows); K = inC. Each output-transforms
-                // its own panel's channels right after its 64 GEMMs, while those rows of M are in
-                // its cache (not in a later region, where the other core would read half of them).
-                // A panel's columns (K = inC) go in slices that stay in L2 (`panelSlice`), each
-                // transformed and multiplied before the next.
+                // Workers split the row panels of M_ξ (outC rows); K = inC. Each job transforms
+                // and multiplies its panel's matrices (or a part of them) on its tiles (or a part),
+                // a slice of the panel's columns (K = inC) at a time, the slice kept in L2
+                // (`panelSlice`), and the last job of a panel's tiles output-transforms them.
                 let rowsPerPanel = dsan_packed_gemm_panel_rows()
-                let slice = WinogradConv.panelSlice(columns: inC, panelRows: rowsPerPanel)
-                // Between slices the 64 GEMMs' partial sums wait in the worker's buffer too, in
-                // the kernel's own order (64·R·t floats).
-                let sliceFloats = 64 * slice * rowsPerPanel, partialFloats = slice < inC ? 64 * rowsPerPanel * t : 0
                 let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
-                // With fewer panels than workers, jobs are a panel's tiles in parts (`panelTileParts`).
-                let parts = WinogradConv.panelTileParts(panels: panels, tiles: t, workers: workers)
+                // A panel's 64 matrices go in `parts` jobs, and with fewer jobs than workers its
+                // tiles in `tileParts` (`WinogradConv.panelCut`).
+                let cut = WinogradConv.panelCut(panels: panels, tiles: t, workers: workers)
+                let (parts, tileParts) = (cut.matrixParts, cut.tileParts), matrices = 64 / parts
+                var partMatrices = [Int](repeating: 0, count: 64)
+                for part in 0..<parts { dsan_winograd_panel_part_matrices(part, parts, &partMatrices[part * matrices]) }
+                let slice = WinogradConv.panelSlice(columns: inC, panelRows: rowsPerPanel, matrices: matrices)
+                // Between slices the GEMMs' partial sums wait in the worker's buffer too, in the
+                // kernel's own order (matrices·R·t floats).
+                let sliceFloats = matrices * slice * rowsPerPanel
+                let partialFloats = slice < inC ? matrices * rowsPerPanel * t : 0
                 let own = buffers.weights(workers * (sliceFloats + partialFloats))
-                Parallel.forEachWorkerDynamically(panels * parts, maxWorkers: workers) { worker, r in
+                // Arrivals per (panel, tile part): the last of its matrix parts output-transforms
+                // its rows and tiles, while they are in this core's cache or the other's.
+                var arrived = [Int](repeating: 0, count: panels * tileParts)
+                partMatrices.withUnsafeBufferPointer { xis in
+                arrived.withUnsafeMutableBufferPointer { arrived in
+                // Job order: the parts of one panel follow each other, so that the workers read a
+                // panel's weights at about the same time.
+                Parallel.forEachWorkerDynamically(panels * tileParts * parts, maxWorkers: workers) { worker, r in
                     let a = own + worker * (sliceFloats + partialFloats), partial = a + sliceFloats
                     for job in r {
-                        let panel = job / parts, part = job % parts
-                        let j0 = t * part / parts, n = t * (part + 1) / parts - j0   // the part's columns of V and M
+                        let part = job % parts, unit = job / parts
+                        let panel = unit / tileParts, tilePart = unit % tileParts
+                        let j0 = t * tilePart / tileParts, n = t * (tilePart + 1) / tileParts - j0   // its columns of V and M
                         let c0 = panel * rowsPerPanel, rows = min(rowsPerPanel, outC - c0)
                         for k0 in stride(from: 0, to: inC, by: slice) {
                             let k = min(slice, inC - k0), last = k0 + k == inC
                             dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
-                                                                 panel, k0, k0 + k, a)
-                            for xi in 0..<64 {
-                                let sums = partial + xi * rowsPerPanel * n
-                                dsan_packed_gemm_partial(a + xi * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld + j0,
+                                                                 panel, k0, k0 + k, part, parts, a)
+                            for j in 0..<matrices {
+                                let xi = xis[part * matrices + j], sums = partial + j * rowsPerPanel * n
+                                dsan_packed_gemm_partial(a + j * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld + j0,
                                                          p.ld, n, k0 == 0 ? nil : sums, last ? nil : sums,
                                                          m + xi * mPlane + c0 * p.ld + j0, p.ld)
                             }
                         }
                         // M's column j holds tile t0 + j: the part's tiles start at column j0.
-                        dsan_winograd_output_transform(&geometry, m + j0, outC, c0, c0 + rows, t0 + j0, t0 + j0 + n, output)
+                        if parts == 1 || Parallel.arrive(at: arrived.baseAddress! + unit) == parts - 1 {
+                            dsan_winograd_output_transform(&geometry, m + j0, outC, c0, c0 + rows, t0 + j0, t0 + j0 + n, output)
+                        }
                     }
+                }
+                }
                 }
                 continue
             case .packed(let a, let plane):   // workers split ξ

@@ -105,10 +105,11 @@ public enum WinogradConv {
     /// M_ξ the GEMMs stream past it.
     static let panelSliceBytes = 256 << 10
 
-    /// Columns per slice for A with `k` columns and R rows per panel: a multiple of 8 (the
-    /// transform's run of columns), all of them when 0 or when one slice holds them.
-    static func panelSlice(columns k: Int, panelRows r: Int) -> Int {
-        let chosen = panelSliceColumns ?? max(8, panelSliceBytes / (64 * r * MemoryLayout<Float>.size) / 8 * 8)
+    /// Columns per slice for A with `k` columns and R rows per panel of `matrices` matrices (a
+    /// part of the 64, `panelParts`): a multiple of 8 (the transform's run of columns), all of them
+    /// when 0 or when one slice holds them.
+    static func panelSlice(columns k: Int, panelRows r: Int, matrices: Int = 64) -> Int {
+        let chosen = panelSliceColumns ?? max(8, panelSliceBytes / (matrices * r * MemoryLayout<Float>.size) / 8 * 8)
         return chosen <= 0 ? k : min(k, chosen)
     }
 
@@ -183,29 +184,45 @@ public enum WinogradGEMM: String, Sendable, CaseIterable, CustomStringConvertibl
 // MARK: The one-block phase on more workers than panels
 
 extension WinogradConv {
-    /// Parts each row panel's tiles are cut into in the one-block GEMM phase (tests and comparisons
-    /// set it; nil: `panelTileParts(panels:tiles:workers:)`). Any cut gives the same bits: every
-    /// M element is still one sum over the columns in order, and the output transform of a part's
-    /// tiles is that of those tiles alone.
-    @TaskLocal public static var tileParts: Int? = nil
+    /// How the one-block GEMM phase cuts each row panel into jobs: its 64 matrices in
+    /// `matrixParts` parts (1, 2 or 4: `dsan_winograd_panel_part_matrices`) and its tiles in
+    /// `tileParts`. Any cut gives the same bits: every M element is still one sum over the columns
+    /// in order, and the output transform of a part's tiles is that of those tiles alone.
+    struct PanelCut: Equatable {
+        var matrixParts: Int
+        var tileParts: Int
+    }
 
-    /// Share of the one-block phase's work that a part repeats (its panel's weight transform;
-    /// about a third of the phase on one Zen 3 core, Docs/performance.md, "More workers than
-    /// panels").
+    /// Extra work per extra matrix part: each part reads its panel's weights again (and
+    /// transposes them into vectors), but computes only its own share of the transform.
+    /// Measured on one Zen 5 core: 2 parts cost 1.05–1.13×, 4 parts 1.15–1.42× the whole panel's
+    /// job (layers 3–4, forward and dX; Docs/performance.md, "More workers than panels").
+    static let matrixPartShare = 0.1
+
+    /// Extra work per extra tile part: each repeats its panel's whole weight transform (about a
+    /// third of the phase on one core; 2 parts cost 1.33–1.45×, 4 parts 1.86–2.06× on one Zen 5
+    /// core).
     static let repeatedShare = 0.3
 
     /// With fewer row panels than workers (many cores, or AVX-512's 32-row panels: layer3 has 8
-    /// at 256 channels) the rest of the workers would idle through the phase. Cutting each panel's
-    /// tiles into p parts makes panels·p jobs, each transforming its panel's weights again: the
-    /// p that maximises min(panels·p, workers) / (1 + repeatedShare·(p − 1)), parts of at least 8
-    /// tiles. 1 whenever the panels already occupy every worker (always on 2 threads here).
-    static func panelTileParts(panels: Int, tiles: Int, workers: Int) -> Int {
-        if let forced = tileParts { return max(1, min(forced, tiles)) }
-        guard panels < workers, panels > 0 else { return 1 }
-        var best = 1, bestSpeed = Double(min(panels, workers))
-        for p in stride(from: 2, through: tiles / 8, by: 1) {
-            let speed = Double(min(panels * p, workers)) / (1 + repeatedShare * Double(p - 1))
-            if speed > bestSpeed { (best, bestSpeed) = (p, speed) }
+    /// at 256 channels) the rest of the workers would idle through the phase. The cut: the
+    /// matrix parts g ∈ {1, 2, 4} and tile parts p (parts of at least 8 tiles) that maximise
+    /// min(panels·g·p, workers) / ((1 + matrixPartShare·(g − 1))·(1 + repeatedShare·(p − 1))),
+    /// the fewest parts on a tie: (1, 1) whenever the panels already occupy every worker (always
+    /// on 2 threads here, where finer jobs were measured to buy nothing). `dsan bench tuning
+    /// --setting panel-parts=N` or `panel-tile-parts=N` forces one of the two (the other then
+    /// follows the rule).
+    static func panelCut(panels: Int, tiles: Int, workers: Int) -> PanelCut {
+        let forcedMatrices = ConvTuning.value(.panelParts), forcedTiles = ConvTuning.value(.panelTileParts)
+        let matrixChoices = forcedMatrices > 0 ? [forcedMatrices] : [1, 2, 4]
+        let tileChoices = forcedTiles > 0 ? [max(1, min(forcedTiles, tiles))] : Array(1...max(1, tiles / 8))
+        var best = PanelCut(matrixParts: matrixChoices[0], tileParts: tileChoices[0]), bestSpeed = -1.0
+        for g in matrixChoices {
+            for p in tileChoices {
+                let cost = (1 + matrixPartShare * Double(g - 1)) * (1 + repeatedShare * Double(p - 1))
+                let speed = Double(min(max(1, panels) * g * p, workers)) / cost
+                if speed > bestSpeed { (best, bestSpeed) = (PanelCut(matrixParts: g, tileParts: p), speed) }
+            }
         }
         return best
     }

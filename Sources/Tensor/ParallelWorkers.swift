@@ -54,6 +54,15 @@ extension Parallel {
 }
 
 extension Parallel {
+    /// Counts one arrival at `counter` (shared by the workers of a region, starting at 0) and
+    /// returns how many came before, with acquire-release order: the worker that gets n − 1 is the
+    /// last of n and sees every write the other n − 1 made before they arrived. For work that
+    /// must follow several jobs of a dynamic region, done by whichever finishes last.
+    @inlinable
+    public static func arrive(at counter: UnsafeMutablePointer<Int>) -> Int { dsan_pool_arrive(counter) }
+}
+
+extension Parallel {
     /// Sets every element of `tensors` to +0, as one parallel loop over their elements laid end to
     /// end (fixed chunks, as `forEach`): a model's parameter gradients are 63.5 M floats, which one
     /// thread zeroing them alone before each step kept the other cores waiting for.

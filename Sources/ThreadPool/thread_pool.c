@@ -290,3 +290,4 @@ long dsan_pool_helper_sleeps(void) { return 0; }
 #endif
 
 long dsan_pool_take(long *counter, long step) { return __atomic_fetch_add(counter, step, __ATOMIC_RELAXED); }
+long dsan_pool_arrive(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_ACQ_REL); }

@@ -201,7 +201,8 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
     void dsan_vk_##level##_winograd_weight_transform_packed(const float *, long, long, int, long, long, \
                                                             long, long, float *);                   \
     void dsan_vk_##level##_winograd_weight_transform_panel(const float *, long, long, int, long, long, \
-                                                           long, float *);                          \
+                                                           long, long, long, float *);              \
+    void dsan_vk_##level##_winograd_panel_part_matrices(long, long, long *);                        \
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
                                        long, const float *, float *);                               \
     long dsan_vk_##level##_packed_gemm_panel_rows(void);                                            \
@@ -231,7 +232,7 @@ typedef struct {
     void (*weight)(const float *, long, long, long, long, float *);
     void (*weight_gradient)(const float *, long, long, long, long, float *, int);
     void (*weight_packed)(const float *, long, long, int, long, long, long, long, float *);
-    void (*weight_panel)(const float *, long, long, int, long, long, long, float *);
+    void (*weight_panel)(const float *, long, long, int, long, long, long, long, long, float *);
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long, const float *,
                         float *);
     long (*panel_rows)(void);
@@ -331,8 +332,11 @@ void dsan_winograd_weight_transform_packed(const float *weight, long cout, long 
     packedTable()->weight_packed(weight, cout, cin, adjoint, p0, p1, k0, k1, a);
 }
 void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
-                                          long k0, long k1, float *a) {
-    packedTable()->weight_panel(weight, cout, cin, adjoint, p, k0, k1, a);
+                                          long k0, long k1, long part, long parts, float *a) {
+    packedTable()->weight_panel(weight, cout, cin, adjoint, p, k0, k1, part, parts, a);
+}
+void dsan_winograd_panel_part_matrices(long part, long parts, long *xi) {
+    dsan_vk_baseline_winograd_panel_part_matrices(part, parts, xi);   // the same rule at every level
 }
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n) {
@@ -364,8 +368,9 @@ void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, c
     winogradTables[level].packed_gemm(a, m, k, b, ldb, c, ldc, n, from, to);
 }
 void dsan_vk_winograd_weight_transform_panel_at(int level, const float *weight, long cout, long cin,
-                                                int adjoint, long p, long k0, long k1, float *a) {
-    winogradTables[level].weight_panel(weight, cout, cin, adjoint, p, k0, k1, a);
+                                                int adjoint, long p, long k0, long k1, long part, long parts,
+                                                float *a) {
+    winogradTables[level].weight_panel(weight, cout, cin, adjoint, p, k0, k1, part, parts, a);
 }
 
 long dsan_winograd_weight_gradient_jobs(long cout, long cin) { return packedTable()->dw_jobs(cout, cin); }

@@ -352,6 +352,66 @@ static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
 }
 #endif
 
+/// G·(g0, g1, g2)'s output o alone, by wk_g's own expressions (so the same bits).
+static inline __attribute__((always_inline)) wk_f wk_g_at(int o, wk_f g0, wk_f g1, wk_f g2) {
+    if (o == 0) return g0;
+    if (o == 3) return g2;
+    wk_f s = 0.5f * (g0 + g2);
+    return o == 1 ? s + 0.5f * g1 : s - 0.5f * g1;
+}
+
+/// G⊗³ of one filter's 27 taps t (k = (kd·3 + kh)·3 + kw) into out[ξ], ξ = (α·4 + β)·4 + γ, for
+/// the γ in `gammas` (a bit mask) only; s[0..<112] is scratch. The transform is separable and γ is
+/// its first stage's index (along kw), so a subset of γ costs its share of the work and no more:
+/// stage 1 computes only those γ, stages 2 and 3 only the vectors that carry one. The same
+/// operations, in the same order, as winograd_weight_transform for every ξ computed. Called with
+/// a constant mask (wk_weight_stages below), so each mask compiles to straight-line code.
+static inline __attribute__((always_inline)) void wk_weight_stages_for(const wk_f t[27], wk_f s[112], wk_f *out,
+                                                                        int gammas) {
+    if (gammas == 0xF) {
+        for (int k9 = 0; k9 < 9; k9++)
+            wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4], &s[k9 * 4 + 1], &s[k9 * 4 + 2],
+                 &s[k9 * 4 + 3]);
+    } else {
+        for (int k9 = 0; k9 < 9; k9++)
+            for (int ga = 0; ga < 4; ga++)
+                if (gammas & (1 << ga)) s[k9 * 4 + ga] = wk_g_at(ga, t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2]);
+    }
+    for (int kd = 0; kd < 3; kd++)
+        for (int cc = 0; cc < 4; cc++) {
+            if (!(gammas & (1 << cc))) continue;
+            int i = kd * 12 + cc, o = 64 + kd * 16 + cc;
+            wk_g(s[i], s[i + 4], s[i + 8], &s[o], &s[o + 4], &s[o + 8], &s[o + 12]);
+        }
+    for (int bc = 0; bc < 16; bc++) {
+        if (!(gammas & (1 << (bc % 4)))) continue;
+        wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &out[bc], &out[16 + bc], &out[32 + bc], &out[48 + bc]);
+    }
+}
+
+/// wk_weight_stages_for with the mask as a constant: all of γ, the halves {0, 3} and {1, 2}
+/// (WK_PART_GAMMAS), or one γ.
+static inline void wk_weight_stages(const wk_f t[27], wk_f s[112], wk_f *out, int gammas) {
+    switch (gammas) {
+    case 0x9: wk_weight_stages_for(t, s, out, 0x9); break;
+    case 0x6: wk_weight_stages_for(t, s, out, 0x6); break;
+    case 0x1: wk_weight_stages_for(t, s, out, 0x1); break;
+    case 0x2: wk_weight_stages_for(t, s, out, 0x2); break;
+    case 0x4: wk_weight_stages_for(t, s, out, 0x4); break;
+    case 0x8: wk_weight_stages_for(t, s, out, 0x8); break;
+    default: wk_weight_stages_for(t, s, out, 0xF); break;
+    }
+}
+
+/// The γ (bit mask) of part `part` of `parts` (1, 2 or 4) of a panel's 64 matrices: all, the
+/// halves {0, 3} and {1, 2} (each closed under P, which swaps 0 and 3 and 1 and 2, so a part
+/// of the adjoint's matrices is the transform of the same γ of U), or γ = part alone.
+static inline int wk_part_gammas(long part, long parts) {
+    if (parts == 2) return part == 0 ? 0x9 : 0x6;
+    if (parts == 4) return 1 << part;
+    return 0xF;
+}
+
 /// Columns of A staged per ξ before they are copied out (see below).
 #define WK_PACK_COLUMNS 8
 
@@ -362,7 +422,7 @@ static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
 /// columnOrigin = k0).
 static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoint, long p0, long p1,
                              long k0, long k1, float *a, long plane, long origin, long panelColumns,
-                             long columnOrigin) {
+                             long columnOrigin, int gammas) {
     const long mr = 2 * VK_LANES;
     const long m = adjoint ? cin : cout, k = adjoint ? cout : cin;
     // Row r, column kk of A is the filter (co, ci) = (r, kk) forward and (kk, r) for the adjoint.
@@ -373,8 +433,18 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
     const long prefetch = dsan_winograd_weight_prefetch();
     wk_f t[27];
     wk_f s[112];
+    // target[ξ]: where the matrix computed as ξ of the transform goes (the adjoint's matrix Pξ),
+    // −1 when its γ is not in the part. A part's matrices are its ξ in increasing order.
     long target[64];
-    for (int xi = 0; xi < 64; xi++) target[xi] = (adjoint ? wk_flip_xi(xi) : xi) * plane;
+    int computed = 0;
+    for (int xi = 0; xi < 64; xi++) {
+        const int to = adjoint ? wk_flip_xi(xi) : xi;
+        if (!(gammas & (1 << (to % 4)))) { target[xi] = -1; continue; }
+        int rank = 0;
+        for (int other = 0; other < to; other++) rank += (gammas >> (other % 4)) & 1;
+        target[xi] = rank * plane;
+        computed |= 1 << (xi % 4);
+    }
     // The 64 results of a filter go to 64 matrices megabytes apart. Written straight there, each
     // vector store opens a different page and cache line; staged, each matrix gets a run of
     // WK_PACK_COLUMNS·mr consecutive floats at once. 8·2·65·L floats: 16–65 KiB. The 65th
@@ -432,24 +502,14 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
                             t[q] = v;
                         }
                     }
-                    // The same operations, in the same order, as winograd_weight_transform.
-                    for (int k9 = 0; k9 < 9; k9++)
-                        wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4],
-                             &s[k9 * 4 + 1], &s[k9 * 4 + 2], &s[k9 * 4 + 3]);
-                    for (int kd = 0; kd < 3; kd++)
-                        for (int cc = 0; cc < 4; cc++) {
-                            int i = kd * 12 + cc, o = 64 + kd * 16 + cc;
-                            wk_g(s[i], s[i + 4], s[i + 8], &s[o], &s[o + 4], &s[o + 8], &s[o + 12]);
-                        }
-                    for (int bc = 0; bc < 16; bc++)
-                        wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &stage[c][gi][bc],
-                             &stage[c][gi][16 + bc], &stage[c][gi][32 + bc], &stage[c][gi][48 + bc]);
+                    wk_weight_stages(t, s, stage[c][gi], computed);
                 }
             }
             // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix,
             // which holds columns k0..<k1.
             const long offset = ((p - origin) * panelColumns + kk0 - columnOrigin) * mr;
             for (int xi = 0; xi < 64; xi++) {
+                if (target[xi] < 0) continue;
                 wk_f *out = (wk_f *)(a + target[xi] + offset);
                 if (streaming) {
                     for (long c = 0; c < columns; c++) {
@@ -468,13 +528,21 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
 void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
                                                long p0, long p1, long k0, long k1, float *a) {
     const long mr = 2 * VK_LANES, m = adjoint ? cin : cout, k = adjoint ? cout : cin;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, (m + mr - 1) / mr * mr * k, 0, k, 0);
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, (m + mr - 1) / mr * mr * k, 0, k, 0, 0xF);
 }
 
 void VK_NAME(winograd_weight_transform_panel)(const float *weight, long cout, long cin, int adjoint,
-                                              long p, long k0, long k1, float *a) {
+                                              long p, long k0, long k1, long part, long parts, float *a) {
     const long mr = 2 * VK_LANES;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, k0, k1, a, (k1 - k0) * mr, p, k1 - k0, k0);
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, k0, k1, a, (k1 - k0) * mr, p, k1 - k0, k0,
+                     wk_part_gammas(part, parts));
+}
+
+void VK_NAME(winograd_panel_part_matrices)(long part, long parts, long *xi) {
+    const int gammas = wk_part_gammas(part, parts);
+    long n = 0;
+    for (int x = 0; x < 64; x++)
+        if (gammas & (1 << (x % 4))) xi[n++] = x;
 }
 
 /// Gᵀ⊗³ of the 64 vectors s[0..<64] (ξ = (α·4 + β)·4 + γ) into t[k] (k = (kd·3 + kh)·3 + kw);

@@ -33,6 +33,12 @@ struct BenchTuning: ParsableCommand {
           packed-direct-forward=1
             1: a direct forward whose channels make one block (the stem,
             the strided convs) by dsan's packed GEMM; 0: by OpenBLAS
+          panel-parts=0
+            parts of each row panel's 64 matrices in the one-block Winograd
+            GEMM phase (layers 3-4 at batch 1): 1, 2 or 4; 0 is dsan's rule
+          panel-tile-parts=0
+            parts of each row panel's tiles in that phase, each repeating
+            the panel's weight transform; 0 is dsan's rule
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.
@@ -63,8 +69,9 @@ struct BenchTuning: ParsableCommand {
         guard parts.count == 2, let s = ConvTuning.Setting(rawValue: parts[0]) else {
             throw ValidationError("--setting must be NAME=VALUE with NAME one of \(names), got '\(setting)'")
         }
-        guard let value = Int(parts[1]), value >= s.leastValue, value <= (s.greatestValue ?? .max) else {
-            let range = s.greatestValue.map { "from \(s.leastValue) to \($0)" } ?? "of at least \(s.leastValue)"
+        guard let value = Int(parts[1]), s.accepts(value) else {
+            let range = s == .panelParts ? "0, 1, 2 or 4"
+                : s.greatestValue.map { "from \(s.leastValue) to \($0)" } ?? "of at least \(s.leastValue)"
             throw ValidationError("--setting \(s): the value must be a whole number \(range), got '\(parts[1])'")
         }
         return (s, value)

@@ -45,6 +45,8 @@ import Testing
         #expect(tooFew.status != 0 && tooFew.stderr.contains("the value must be a whole number of at least 8, got '4'"), "\(tooFew.stderr)")
         let tooMany = try dsan("bench", "tuning", "--setting", "packed-direct-forward=2")
         #expect(tooMany.status != 0 && tooMany.stderr.contains("the value must be a whole number from 0 to 1, got '2'"), "\(tooMany.stderr)")
+        let notAPart = try dsan("bench", "tuning", "--setting", "panel-parts=3")
+        #expect(notAPart.status != 0 && notAPart.stderr.contains("the value must be a whole number 0, 1, 2 or 4, got '3'"), "\(notAPart.stderr)")
         let passAlone = try dsan("bench", "tuning", "--setting", "conv-jobs=16", "--pass", "dx")
         #expect(passAlone.status != 0 && passAlone.stderr.contains("give --conv NAME too"), "\(passAlone.stderr)")
     }

@@ -118,7 +118,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                             let kc = k1 - k0
                             let slice = AlignedFloats(64 * kc * r + 9, .nan)
                             dsan_vk_winograd_weight_transform_panel_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p,
-                                                                       k0, k1, slice.pointer)
+                                                                       k0, k1, 0, 1, slice.pointer)
                             var mismatches = 0
                             for xi in 0..<64 {
                                 for kk in 0..<kc {
@@ -132,6 +132,59 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                             let past = (0..<9).allSatisfy { slice.pointer[64 * kc * r + $0].isNaN }
                             #expect(mismatches == 0 && past,
                                     "\(cout)×\(cin) adjoint \(adjoint) level \(level) panel \(p) columns \(k0)..<\(k1): \(mismatches) differ, nothing past: \(past)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A part of a panel's matrices (`dsan_winograd_weight_transform_panel` with 2 or 4 parts: the
+    /// γ halves {0, 3} and {1, 2}, or one γ each) holds the bits of its ξ in the whole packed
+    /// transform, forward and adjoint (whose part is the flip of another γ's transform), at every
+    /// level and on a partial panel; the parts' ξ cover the 64 once each, in increasing order.
+    @Test func panelPartsHoldThePackedTransformsBits() {
+        for parts in [1, 2, 4] {
+            var all: [Int] = []
+            for part in 0..<parts {
+                var xis = [Int](repeating: -1, count: 64 / parts)
+                dsan_winograd_panel_part_matrices(part, parts, &xis)
+                #expect(xis == xis.sorted() && xis.allSatisfy { (0..<64).contains($0) }, "part \(part) of \(parts): \(xis)")
+                all += xis
+            }
+            #expect(all.sorted() == Array(0..<64), "\(parts) parts cover \(all.sorted())")
+        }
+        for (cout, cin) in [(40, 21), (8, 64)] {
+            let weight = AlignedFloats(uniformTensor([cout * cin * 27], seed: UInt64(cout * 7 + cin)).array)
+            atEveryLevel { lv, level in
+                for adjoint in [false, true] {
+                    let (r, _, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
+                    let whole = AlignedFloats(64 * plane, .nan)
+                    dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, 0, panels, 0, k,
+                                                                whole.pointer)
+                    for parts in [2, 4] {
+                        for part in 0..<parts {
+                            var xis = [Int](repeating: 0, count: 64 / parts)
+                            dsan_winograd_panel_part_matrices(part, parts, &xis)
+                            for p in 0..<panels {
+                                let (k0, k1) = (3, k), kc = k1 - k0
+                                let slice = AlignedFloats(xis.count * kc * r + 9, .nan)
+                                dsan_vk_winograd_weight_transform_panel_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p,
+                                                                           k0, k1, part, parts, slice.pointer)
+                                var mismatches = 0
+                                for (j, xi) in xis.enumerated() {
+                                    for kk in 0..<kc {
+                                        for i in 0..<r {
+                                            let got = slice.pointer[(j * kc + kk) * r + i]
+                                            let expected = whole.pointer[xi * plane + (p * k + k0 + kk) * r + i]
+                                            if got.bitPattern != expected.bitPattern { mismatches += 1 }
+                                        }
+                                    }
+                                }
+                                let past = (0..<9).allSatisfy { slice.pointer[xis.count * kc * r + $0].isNaN }
+                                #expect(mismatches == 0 && past,
+                                        "\(cout)×\(cin) adjoint \(adjoint) level \(level) part \(part)/\(parts) panel \(p): \(mismatches) differ, nothing past: \(past)")
+                            }
                         }
                     }
                 }
@@ -358,9 +411,10 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         let s = Shape5(n: 1, c: 24, d: 4, h: 6, w: 10)
         let x = uniformTensor(s.dims, seed: 95), w = uniformTensor(g.weightShape, seed: 96, -0.1, 0.1)
         let dy = uniformTensor([1, 40, 4, 6, 10], seed: 97)
-        func run(panels: Bool, threads: Int, slice: Int? = nil, parts: Int? = nil) -> [Float] {
+        func run(panels: Bool, threads: Int, slice: Int? = nil, parts: Int? = nil, matrixParts: Int = 0) -> [Float] {
             ThreadSettings.with(parallel: threads, blas: threads) {
-                WinogradConv.$tileParts.withValue(parts) {
+                ConvTuning.with(.panelParts, matrixParts) {
+                ConvTuning.with(.panelTileParts, parts ?? 0) {
                 WinogradConv.$panelSliceColumns.withValue(slice) {
                 WinogradConv.$transformsPanelsInTheGEMM.withValue(panels) {
                     WinogradGEMM.$scoped.withValue(.packed) {
@@ -370,6 +424,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                         winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
                         return y.array + dx.array
                     }
+                }
                 }
                 }
                 }
@@ -384,6 +439,13 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                         "slice \(String(describing: slice)), \(threads) threads: of \(whole.count) entries these differ")
             }
         }
+        // Each panel's 64 matrices in 2 or 4 parts, alone and with tile parts, on 1 to 3 threads.
+        for matrixParts in [1, 2, 4] {
+            for (threads, slice, parts) in [(1, nil, nil), (2, nil, nil), (2, 8, nil), (3, 16, 3), (2, nil, 2)] as [(Int, Int?, Int?)] {
+                #expect(differing(run(panels: true, threads: threads, slice: slice, parts: parts, matrixParts: matrixParts)) == 0,
+                        "\(matrixParts) matrix parts, \(String(describing: parts)) tile parts, slice \(String(describing: slice)), \(threads) threads")
+            }
+        }
         // Each panel's 30 tiles (rows of 5) in parts, some cut inside a row: the same bits.
         for parts in [2, 3, 4, 7] {
             for (threads, slice) in [(1, nil), (2, 8), (3, nil), (3, 16)] as [(Int, Int?)] {
@@ -393,16 +455,27 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
     }
 
-    /// Tile parts only where the panels leave workers idle, as many as pay for the repeated weight
-    /// transform (a third of the work), parts of at least 8 tiles.
-    @Test func tilePartsFillIdleWorkers() {
-        #expect(WinogradConv.panelTileParts(panels: 16, tiles: 32, workers: 2) == 1)   // layer3 at AVX2 here
-        #expect(WinogradConv.panelTileParts(panels: 32, tiles: 32, workers: 16) == 1)
-        #expect(WinogradConv.panelTileParts(panels: 16, tiles: 32, workers: 16) == 1)
-        #expect(WinogradConv.panelTileParts(panels: 8, tiles: 32, workers: 16) == 2)   // layer3 at AVX-512, 16 cores
-        #expect(WinogradConv.panelTileParts(panels: 1, tiles: 32, workers: 16) == 4)
-        #expect(WinogradConv.panelTileParts(panels: 8, tiles: 12, workers: 16) == 1)   // parts would be under 8 tiles
-        #expect(WinogradConv.$tileParts.withValue(5) { WinogradConv.panelTileParts(panels: 32, tiles: 32, workers: 2) } == 5)
+    /// The one-block phase's cut: nothing on 2 threads; where the panels leave workers idle,
+    /// matrix parts first (they repeat a tenth of the work where a tile part repeats a third), tile
+    /// parts of at least 8 tiles beyond 4 matrix parts; a forced value for one of the two.
+    @Test func panelCutFillsIdleWorkersWithMatrixPartsFirst() {
+        func cut(_ panels: Int, _ tiles: Int, _ workers: Int) -> (Int, Int) {
+            let c = WinogradConv.panelCut(panels: panels, tiles: tiles, workers: workers)
+            return (c.matrixParts, c.tileParts)
+        }
+        #expect(cut(16, 32, 2) == (1, 1))    // layer3 at AVX2 here
+        #expect(cut(8, 32, 2) == (1, 1))     // layer3 at AVX-512 here
+        #expect(cut(1, 32, 1) == (1, 1))
+        #expect(cut(32, 32, 16) == (1, 1))
+        #expect(cut(16, 4, 16) == (1, 1))    // layer4 at AVX-512, 16 cores
+        #expect(cut(8, 32, 16) == (2, 1))    // layer3 at AVX-512, 16 cores
+        #expect(cut(16, 4, 64) == (4, 1))    // layer4, 64 cores: its 4 tiles make no tile parts
+        #expect(cut(8, 32, 64) == (4, 2))    // layer3, 64 cores
+        #expect(cut(1, 32, 16) == (4, 4))
+        #expect(cut(8, 12, 64) == (4, 1))    // tile parts would be under 8 tiles
+        #expect(ConvTuning.with(.panelTileParts, 5) { cut(32, 32, 2) } == (1, 5))
+        #expect(ConvTuning.with(.panelParts, 2) { cut(32, 32, 2) } == (2, 1))
+        #expect(ConvTuning.with(.panelParts, 1) { cut(8, 32, 16) } == (1, 2))
     }
 
     /// The rule: with the packed GEMM, F(2,3) from 8 tiles per sample whatever the channels (layer4

@@ -45,6 +45,10 @@ long dsan_pool_current_helper(void);
 /// Atomically adds `step` to *counter and returns its value before: the shared job counter of
 /// `Parallel.forEachWorkerDynamically`, whose workers take their next jobs from it.
 long dsan_pool_take(long *counter, long step);
+/// Atomically adds 1 to *counter and returns its value before, with acquire-release order: the
+/// worker that sees n − 1 is the last of n to arrive and sees every write the others made before
+/// they arrived (the one-block Winograd phase's panels, whose last part does the output transform).
+long dsan_pool_arrive(long *counter);
 
 /// Helper threads alive now (tests).
 long dsan_pool_helper_count(void);

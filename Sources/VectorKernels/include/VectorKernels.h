@@ -154,12 +154,18 @@ size_t dsan_packed_gemm_floats(long m, long k);
 /// dsan_winograd_weight_transform, the same bits.
 void dsan_winograd_weight_transform_packed(const float *weight, long cout, long cin, int adjoint,
                                            long p0, long p1, long k0, long k1, float *a);
-/// Columns k0..<k1 of panel p of all 64 matrices of dsan_winograd_weight_transform_packed, the
-/// ξ-th at a + ξ·(k1 − k0)·R (columns: cin forward, cout for the adjoint; R =
-/// dsan_packed_gemm_panel_rows()): the same bits, for a GEMM that takes one panel of rows, and
-/// one slice of its columns, at a time.
+/// Columns k0..<k1 of panel p of the 64 matrices of dsan_winograd_weight_transform_packed, or
+/// of part `part` of `parts` (1, 2 or 4) of them: the j-th matrix of the part, ξ =
+/// dsan_winograd_panel_part_matrices(part, parts)[j], at a + j·(k1 − k0)·R (columns: cin forward,
+/// cout for the adjoint; R = dsan_packed_gemm_panel_rows()): the same bits, for a GEMM that takes
+/// one panel of rows, one slice of its columns and one part of its matrices at a time. The parts
+/// split the transform's work too (its first stage's index, γ = ξ mod 4): 2 or 4 workers can
+/// share a panel without repeating it.
 void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
-                                          long k0, long k1, float *a);
+                                          long k0, long k1, long part, long parts, float *a);
+/// The 64 / parts matrices ξ of part `part` of `parts` (1: all; 2: γ ∈ {0, 3}, then {1, 2}; 4:
+/// γ = part), in increasing order, into xi.
+void dsan_winograd_panel_part_matrices(long part, long parts, long *xi);
 /// C[m×n] = A·B, A packed (above).
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n);
@@ -185,7 +191,8 @@ void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const flo
 void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, const float *b, long ldb,
                                     long n, const float *from, float *to, float *c, long ldc);
 void dsan_vk_winograd_weight_transform_panel_at(int level, const float *weight, long cout, long cin,
-                                                int adjoint, long p, long k0, long k1, float *a);
+                                                int adjoint, long p, long k0, long k1, long part, long parts,
+                                                float *a);
 float dsan_vk_multiply_add_probe_at(int level, long iterations, float scale, float shift);
 long dsan_vk_multiply_add_probe_flops_at(int level);
 
