@@ -420,9 +420,9 @@ static inline int wk_part_gammas(long part, long parts) {
 /// matrices (plane = all panels, origin 0, panelColumns = k, columnOrigin 0) or in one panel's
 /// slice of 64 matrices (plane = (k1 − k0)·mr, origin = p0, panelColumns = k1 − k0,
 /// columnOrigin = k0).
-static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoint, long p0, long p1,
-                             long k0, long k1, float *a, long plane, long origin, long panelColumns,
-                             long columnOrigin, int gammas) {
+static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
+    const float *weight, long cout, long cin, int adjoint, long p0, long p1, long k0, long k1, float *a, long plane,
+    long origin, long panelColumns, long columnOrigin, int gammas) {
     const long mr = 2 * VK_LANES;
     const long m = adjoint ? cin : cout, k = adjoint ? cout : cin;
     // Row r, column kk of A is the filter (co, ci) = (r, kk) forward and (kk, r) for the adjoint.
@@ -502,7 +502,21 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
                             t[q] = v;
                         }
                     }
-                    wk_weight_stages(t, s, stage[c][gi], computed);
+                    if (gammas == 0xF) {   // all 64 ξ: the loops of winograd_weight_transform
+                        for (int k9 = 0; k9 < 9; k9++)
+                            wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4],
+                                 &s[k9 * 4 + 1], &s[k9 * 4 + 2], &s[k9 * 4 + 3]);
+                        for (int kd = 0; kd < 3; kd++)
+                            for (int cc = 0; cc < 4; cc++) {
+                                int i = kd * 12 + cc, o = 64 + kd * 16 + cc;
+                                wk_g(s[i], s[i + 4], s[i + 8], &s[o], &s[o + 4], &s[o + 8], &s[o + 12]);
+                            }
+                        for (int bc = 0; bc < 16; bc++)
+                            wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &stage[c][gi][bc],
+                                 &stage[c][gi][16 + bc], &stage[c][gi][32 + bc], &stage[c][gi][48 + bc]);
+                    } else {
+                        wk_weight_stages(t, s, stage[c][gi], computed);
+                    }
                 }
             }
             // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix,
@@ -523,6 +537,19 @@ static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoi
         }
     }
     if (streaming) __builtin_ia32_sfence();
+}
+
+/// wk_pack_body compiled twice: for all 64 ξ (the whole transform and one-part panels: the same
+/// code as before there were parts) and for a part of them.
+static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoint, long p0, long p1,
+                             long k0, long k1, float *a, long plane, long origin, long panelColumns,
+                             long columnOrigin, int gammas) {
+    if (gammas == 0xF)
+        VK_NAME(wk_pack_body)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, plane, origin, panelColumns,
+                              columnOrigin, 0xF);
+    else
+        VK_NAME(wk_pack_body)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, plane, origin, panelColumns,
+                              columnOrigin, gammas);
 }
 
 void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
