@@ -2,7 +2,7 @@
 /// so that `dsan bench tuning` can time a setting against the default in one process, pair by
 /// pair (`ConvTuning.with(.convJobs, 32) { … }`). Nothing else sets them: a training run uses the
 /// defaults, which the constants' own comments justify. The convs read them on the calling
-/// thread, before they hand work to `Parallel`'s workers, like `ConvAlgorithm.scoped`.
+/// thread, before they hand work to `Parallel`'s workers, like `ConvAlgorithm.choice`.
 public enum ConvTuning {
     /// A tuning constant that can be overridden, by its name on the command line.
     public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -36,7 +36,7 @@ public enum ConvTuning {
             case .stridedBackwardPositions: return defaultManyPositions
             case .winogradBlockMiB: return WinogradConv.defaultBlockMiB
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
-            case .packedDirectForward: return DirectGEMM.processWide == .packed ? 1 : 0
+            case .packedDirectForward: return DirectGEMM.choice.processWide == .packed ? 1 : 0
             case .panelParts, .panelTileParts: return 0
             }
         }

@@ -149,17 +149,16 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
     /// OpenBLAS's sgemm (`DSAN_DIRECT_GEMM=openblas`, for comparisons).
     case openBLAS = "openblas"
 
-    /// The task's `scoped` choice when one is set, else its `ConvTuning` override
-    /// (`packed-direct-forward`, `dsan bench tuning`), else the environment variable
-    /// `DSAN_DIRECT_GEMM` (`packed` or `openblas`, read once), `.packed` when unset.
-    public static var selected: DirectGEMM {
-        if let scoped { return scoped }
-        if let tuned = ConvTuning.overrides[.packedDirectForward] { return tuned == 1 ? .packed : .openBLAS }
-        return processWide
+    /// The process-wide choice from the environment variable `DSAN_DIRECT_GEMM` (`packed` or
+    /// `openblas`, read once; `.packed` when unset); between it and a task's own
+    /// (`DirectGEMM.choice.with(.openBLAS) { … }`, tests), the task's `ConvTuning` override
+    /// (`packed-direct-forward`, `dsan bench tuning`).
+    public static let choice = ImplementationSwitch<DirectGEMM>(environment: "DSAN_DIRECT_GEMM", default: .packed) {
+        ConvTuning.overrides[.packedDirectForward].map { $0 == 1 ? .packed : .openBLAS }
     }
-    nonisolated(unsafe) static var processWide: DirectGEMM = environmentChoice("DSAN_DIRECT_GEMM", default: .packed)
-    /// A choice for one task: `DirectGEMM.$scoped.withValue(.openBLAS) { … }` (tests).
-    @TaskLocal public static var scoped: DirectGEMM?
+
+    /// The GEMM of a one-block direct forward (`choice.selected`).
+    public static var selected: DirectGEMM { choice.selected }
 
     public var description: String { rawValue }
 }

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 // Which algorithm computes a 3×3×3 stride-1 padding-1 conv, and the Winograd convs' tuning: the
 // rules that choose F(2,3), its GEMM and its weight-gradient path, the block and slice sizes, and
 // the environment variables that override the defaults for comparisons. The passes themselves are
@@ -19,25 +15,18 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable, CustomStringConvertib
     /// As `.winograd` but never F(4,3): F(2×2×2, 3×3×3) or direct (`DSAN_CONV=winograd2`).
     case winograd2
 
-    /// The algorithm `conv3dForward` / `conv3dBackward` use: the task's `scoped` choice when one is
-    /// set, else the process-wide one, which defaults to the environment variable `DSAN_CONV`
-    /// (`direct`, `winograd` or `winograd2`, read once) and to `.winograd` when it is unset. Setting it sets the
-    /// process-wide choice (a command does, once, before its work).
+    /// The process-wide choice from the environment variable `DSAN_CONV` (`direct`, `winograd` or
+    /// `winograd2`, read once; `.winograd` when it is unset; an unknown value stops the program
+    /// with a message naming the variable and the accepted values), and a task's own:
+    /// `ConvAlgorithm.choice.with(.direct) { … }`.
+    public static let choice = ImplementationSwitch<ConvAlgorithm>(environment: "DSAN_CONV", default: .winograd)
+
+    /// The algorithm `conv3dForward` / `conv3dBackward` use (`choice.selected`). Setting it sets
+    /// the process-wide choice (a command does, once, before its work).
     public static var selected: ConvAlgorithm {
-        get { scoped ?? processWide }
-        set { processWide = newValue }
+        get { choice.selected }
+        set { choice.processWide = newValue }
     }
-    nonisolated(unsafe) private static var processWide: ConvAlgorithm = fromEnvironment
-
-    /// A choice for one task and the synchronous code it calls:
-    /// `ConvAlgorithm.$scoped.withValue(.direct) { … }`. Tests that run side by side in one process
-    /// use it, so that one test's choice never reaches a conv of another. The convs read it on the
-    /// calling thread, before they hand work to `Parallel`'s workers.
-    @TaskLocal public static var scoped: ConvAlgorithm?
-
-    /// `DSAN_CONV` parsed; an unknown value is a configuration error that stops the program with
-    /// a message naming the variable and the accepted values.
-    static var fromEnvironment: ConvAlgorithm { environmentChoice("DSAN_CONV", default: .winograd) }
 
     public var description: String { rawValue }
 }
@@ -143,20 +132,6 @@ public enum WinogradConv {
     }
 }
 
-/// Environment variable `name` as one of `T`'s cases (case-insensitive), `fallback` when it is
-/// unset or empty. An unknown value is a configuration error that stops the program with a message
-/// naming the variable and the accepted values.
-func environmentChoice<T: RawRepresentable & CaseIterable>(_ name: String, default fallback: T) -> T
-where T.RawValue == String {
-    guard let raw = getenv(name), raw.pointee != 0 else { return fallback }
-    let value = String(cString: raw)
-    guard let choice = T(rawValue: value.lowercased()) else {
-        // fatalError, not preconditionFailure: only its message survives release builds.
-        fatalError("\(name)=\(value): expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
-    }
-    return choice
-}
-
 /// What multiplies the F(2,3) forward's and input gradient's 64 matrices per block.
 public enum WinogradGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
     /// dsan's GEMM (Sources/VectorKernels/packed_gemm_body.h) on weights the transform writes in
@@ -166,17 +141,13 @@ public enum WinogradGEMM: String, Sendable, CaseIterable, CustomStringConvertibl
     /// (`DSAN_WINOGRAD_GEMM=openblas`, for comparisons).
     case openBLAS = "openblas"
 
-    /// The task's `scoped` choice when one is set, else the process-wide one: the environment
-    /// variable `DSAN_WINOGRAD_GEMM` (`packed` or `openblas`, read once), `.packed` when unset.
-    public static var selected: WinogradGEMM {
-        get { scoped ?? processWide }
-        set { processWide = newValue }
-    }
-    nonisolated(unsafe) private static var processWide: WinogradGEMM = fromEnvironment
-    /// A choice for one task: `WinogradGEMM.$scoped.withValue(.openBLAS) { … }` (tests).
-    @TaskLocal public static var scoped: WinogradGEMM?
+    /// The process-wide choice from the environment variable `DSAN_WINOGRAD_GEMM` (`packed` or
+    /// `openblas`, read once; `.packed` when unset), and a task's own:
+    /// `WinogradGEMM.choice.with(.openBLAS) { … }` (tests).
+    public static let choice = ImplementationSwitch<WinogradGEMM>(environment: "DSAN_WINOGRAD_GEMM", default: .packed)
 
-    static var fromEnvironment: WinogradGEMM { environmentChoice("DSAN_WINOGRAD_GEMM", default: .packed) }
+    /// The GEMM the F(2,3) convs use (`choice.selected`).
+    public static var selected: WinogradGEMM { choice.selected }
 
     public var description: String { rawValue }
 }

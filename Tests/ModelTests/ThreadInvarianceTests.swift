@@ -17,7 +17,7 @@ import Tensor
     @Test(arguments: algorithms)
     func stepGradientsDoNotDependOnThreads(algorithm: ConvAlgorithm) {
         func run(threads: Int) -> [String: [Float]] {
-            ConvAlgorithm.$scoped.withValue(algorithm) {
+            ConvAlgorithm.choice.with(algorithm) {
                 ThreadSettings.with(parallel: threads, blas: threads) {
                     let problem = TinyProblem(width: 64, size: (16, 32, 32), seed: 5)
                     _ = problem.gradients()
@@ -48,7 +48,7 @@ import Tensor
             let w = uniformTensor(g.weightShape, seed: UInt64(200 + k))
             let dy = uniformTensor(g.outputShape(for: conv.input).dims, seed: UInt64(300 + k))
             func run(threads: Int) -> [[Float]] {
-                ConvAlgorithm.$scoped.withValue(algorithm) {
+                ConvAlgorithm.choice.with(algorithm) {
                     ThreadSettings.with(parallel: threads, blas: threads) {
                         let ws = ConvWorkspace()
                         let y = Tensor(zeros: dy.shape), dX = Tensor(zeros: x.shape), dW = Tensor(zeros: w.shape)

@@ -305,7 +305,7 @@ private struct ConvFixture {
         }}}}}
         let scale = reference.map(abs).max()!
         func run(_ gemm: DirectGEMM, threads: Int) -> [Float] {
-            DirectGEMM.$scoped.withValue(gemm) {
+            DirectGEMM.choice.with(gemm) {
                 ThreadSettings.with(parallel: threads) {
                     let y = Tensor(zeros: o.dims)
                     directConv3dForward(y: y, x: x, weight: w, geometry: geometry, workspace: ConvWorkspace(bytes: 1 << 20))

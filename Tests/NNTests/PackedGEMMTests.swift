@@ -363,7 +363,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             let dxReference = float64Conv3x3(dy.array, s, w.array, outC: channels, transposedFlipped: true)
             let dwReference = float64WeightGradient3x3(s, x.array, dy.array, outC: channels)
             let ws = ConvWorkspace()
-            WinogradGEMM.$scoped.withValue(.packed) {
+            WinogradGEMM.choice.with(.packed) {
                 let y = Tensor(shape: s.dims, repeating: .nan), dx = Tensor(shape: s.dims, repeating: .nan)
                 let dw = Tensor(zeros: g.weightShape)
                 winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd)
@@ -386,7 +386,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         let dy = uniformTensor([2, 48, 4, 6, 10], seed: 93)
         func run(_ threads: Int) -> [Float] {
             ThreadSettings.with(parallel: threads, blas: threads) {
-                WinogradGEMM.$scoped.withValue(.packed) {
+                WinogradGEMM.choice.with(.packed) {
                     let ws = ConvWorkspace()
                     let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: s.dims), dw = Tensor(zeros: g.weightShape)
                     winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd, blockBytes: 1)
@@ -417,7 +417,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 ConvTuning.with(.panelTileParts, parts ?? 0) {
                 WinogradConv.$panelSliceColumns.withValue(slice) {
                 WinogradConv.$transformsPanelsInTheGEMM.withValue(panels) {
-                    WinogradGEMM.$scoped.withValue(.packed) {
+                    WinogradGEMM.choice.with(.packed) {
                         let ws = ConvWorkspace()
                         let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: s.dims)
                         winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd)
@@ -506,27 +506,27 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
     @Test func ruleFollowsTheGEMM() {
         let layer4 = Conv3dGeometry(inChannels: 512, outChannels: 512, kernel: 3, stride: 1, padding: 1)
         let input = Shape5(n: 1, c: 512, d: 4, h: 8, w: 8)
-        ConvAlgorithm.$scoped.withValue(.winograd) {
-            #expect(WinogradGEMM.$scoped.withValue(.packed) { WinogradConv.isUsed(for: layer4, input: input) })
-            #expect(!WinogradGEMM.$scoped.withValue(.openBLAS) { WinogradConv.isUsed(for: layer4, input: input) })
+        ConvAlgorithm.choice.with(.winograd) {
+            #expect(WinogradGEMM.choice.with(.packed) { WinogradConv.isUsed(for: layer4, input: input) })
+            #expect(!WinogradGEMM.choice.with(.openBLAS) { WinogradConv.isUsed(for: layer4, input: input) })
             // 6 tiles per sample: direct, whatever the batch (a sample's algorithm must not depend
             // on how the global batch is split over ranks and micro-batches).
             for n in [1, 2, 4] {
                 let tiny = Shape5(n: n, c: 512, d: 2, h: 4, w: 6)
-                #expect(!WinogradGEMM.$scoped.withValue(.packed) { WinogradConv.isUsed(for: layer4, input: tiny) })
+                #expect(!WinogradGEMM.choice.with(.packed) { WinogradConv.isUsed(for: layer4, input: tiny) })
             }
         }
         // dW by Winograd wherever the forward is with the packed GEMM (by the fused kernel below
         // 64 tiles per sample); with OpenBLAS's GEMMs from 64 tiles per sample. Whatever the batch.
         let layer1 = Conv3dGeometry(inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)
-        ConvAlgorithm.$scoped.withValue(.winograd) {
+        ConvAlgorithm.choice.with(.winograd) {
             for n in [1, 2, 3] {
                 let (small, large) = (Shape5(n: n, c: 64, d: 4, h: 8, w: 8), Shape5(n: n, c: 64, d: 8, h: 8, w: 8))
-                WinogradGEMM.$scoped.withValue(.openBLAS) {
+                WinogradGEMM.choice.with(.openBLAS) {
                     #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
                 }
-                WinogradGEMM.$scoped.withValue(.packed) {   // fused below 64 tiles per sample
+                WinogradGEMM.choice.with(.packed) {   // fused below 64 tiles per sample
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
                     #expect(WinogradConv.usesFusedWeightGradient(input: small))
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
@@ -536,7 +536,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             }
         }
         // An empty batch (a rank with no case in a step) goes direct, which handles it.
-        #expect(!WinogradGEMM.$scoped.withValue(.packed) {
+        #expect(!WinogradGEMM.choice.with(.packed) {
             WinogradConv.isUsed(for: layer4, input: Shape5(n: 0, c: 512, d: 4, h: 8, w: 8))
         })
         #expect(WinogradGEMM(rawValue: "openblas") == .openBLAS && WinogradGEMM(rawValue: "packed") == .packed)

@@ -290,7 +290,7 @@ private struct F4Fixture {
         let x = uniformTensor(s.dims, seed: 91), w = uniformTensor(g.weightShape, seed: 92, -0.1, 0.1)
         let dy = uniformTensor(s.dims, seed: 93)
         func run(threads: Int) -> [[Float]] {
-            ConvAlgorithm.$scoped.withValue(.winograd) {
+            ConvAlgorithm.choice.with(.winograd) {
                 #expect(WinogradF4Conv.isUsed(for: g, input: s))
                 return ThreadSettings.with(parallel: threads, blas: threads) {
                     let ws = ConvWorkspace()
@@ -337,14 +337,14 @@ private struct F4Fixture {
         let g = Conv3dGeometry(inChannels: 9, outChannels: 11, kernel: 3, stride: 1, padding: 1)
         let s = Shape5(n: 1, c: 9, d: 8, h: 8, w: 67)   // 68 tiles
         #expect(ConvAlgorithm(rawValue: "winograd2") == .winograd2)
-        ConvAlgorithm.$scoped.withValue(.winograd) { #expect(WinogradF4Conv.isUsed(for: g, input: s)) }
-        ConvAlgorithm.$scoped.withValue(.winograd2) {
+        ConvAlgorithm.choice.with(.winograd) { #expect(WinogradF4Conv.isUsed(for: g, input: s)) }
+        ConvAlgorithm.choice.with(.winograd2) {
             #expect(!WinogradF4Conv.isUsed(for: g, input: s))
             #expect(WinogradConv.isUsed(for: g, input: s))
         }
         let f = F4Fixture(F4ConvCase(cin: 9, cout: 11, input: s.dims), seed: 81)
         for algorithm in [ConvAlgorithm.winograd, .winograd2] {
-            ConvAlgorithm.$scoped.withValue(algorithm) {
+            ConvAlgorithm.choice.with(algorithm) {
                 let ws = ConvWorkspace()
                 let y = Tensor(zeros: f.g.shape), dX = Tensor(zeros: s.dims), dW = Tensor(shape: f.w.shape, repeating: 0.25)
                 conv3dForward(y: y, x: f.x, weight: f.w, geometry: g, workspace: ws)
@@ -370,7 +370,7 @@ private struct F4Fixture {
     @Test func ruleAtThePapersSizes() {
         func used(_ c: Int, _ d: Int, _ h: Int, _ w: Int, n: Int = 1, stride: Int = 1) -> Bool {
             let g = Conv3dGeometry(inChannels: c, outChannels: c, kernel: 3, stride: stride, padding: 1)
-            return ConvAlgorithm.$scoped.withValue(.winograd) { WinogradF4Conv.isUsed(for: g, input: Shape5(n: n, c: c, d: d, h: h, w: w)) }
+            return ConvAlgorithm.choice.with(.winograd) { WinogradF4Conv.isUsed(for: g, input: Shape5(n: n, c: c, d: d, h: h, w: w)) }
         }
         #expect(used(64, 16, 32, 32))
         #expect(used(64, 35, 64, 64))
