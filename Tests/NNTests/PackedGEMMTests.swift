@@ -405,7 +405,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
     /// (`TransformedWeights.panels`), in slices of the panel's columns (`panelSliceColumns`): the
     /// same bits as transforming all of U first, forward and dX, with partial panels (40 and 24
     /// rows), whole panels and slices of 8 and 16 columns (24 = 16 + 8, 40 = 16 + 16 + 8), on 1
-    /// and 2 threads.
+    /// and 2 threads; with the tiles in parts, and the 64 matrices in 2 or 4 parts, on up to 5.
     @Test func panelByPanelGivesTheSameBits() {
         let g = Conv3dGeometry(inChannels: 24, outChannels: 40, kernel: 3, stride: 1, padding: 1)
         let s = Shape5(n: 1, c: 24, d: 4, h: 6, w: 10)
@@ -441,7 +441,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
         // Each panel's 64 matrices in 2 or 4 parts, alone and with tile parts, on 1 to 3 threads.
         for matrixParts in [1, 2, 4] {
-            for (threads, slice, parts) in [(1, nil, nil), (2, nil, nil), (2, 8, nil), (3, 16, 3), (2, nil, 2)] as [(Int, Int?, Int?)] {
+            for (threads, slice, parts) in [(1, nil, nil), (2, nil, nil), (2, 8, nil), (3, 16, 3), (2, nil, 2), (5, nil, 2)] as [(Int, Int?, Int?)] {
                 #expect(differing(run(panels: true, threads: threads, slice: slice, parts: parts, matrixParts: matrixParts)) == 0,
                         "\(matrixParts) matrix parts, \(String(describing: parts)) tile parts, slice \(String(describing: slice)), \(threads) threads")
             }
