@@ -100,50 +100,41 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
     }
 
-    /// A slice of a panel's columns (`dsan_winograd_weight_transform_panel` with k0..<k1, what the
-    /// one-block GEMM phase transforms at a time) holds the bits of those columns of the whole
-    /// packed transform, forward and adjoint, at every level, with slice bounds that are not
-    /// multiples of the transform's run of 8 columns, and writes nothing past the slice.
-    @Test func panelColumnSlicesHoldThePackedTransformsBits() {
-        for (cout, cin) in [(17, 33), (40, 21), (8, 64)] {
-            let weight = AlignedFloats(uniformTensor([cout * cin * 27], seed: UInt64(cout * 31 + cin)).array)
-            atEveryLevel { lv, level in
-                for adjoint in [false, true] {
-                    let (r, _, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
-                    let whole = AlignedFloats(64 * plane, .nan)
-                    dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, 0, panels, 0, k,
-                                                                whole.pointer)
-                    for p in 0..<panels {
-                        for (k0, k1) in [(0, k), (0, 5), (5, 13), (13, k), (k - 1, k)] where k0 < k1 && k1 <= k {
-                            let kc = k1 - k0
-                            let slice = AlignedFloats(64 * kc * r + 9, .nan)
-                            dsan_vk_winograd_weight_transform_panel_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p,
-                                                                       k0, k1, 0, 1, slice.pointer)
-                            var mismatches = 0
-                            for xi in 0..<64 {
-                                for kk in 0..<kc {
-                                    for i in 0..<r {
-                                        let got = slice.pointer[(xi * kc + kk) * r + i]
-                                        let expected = whole.pointer[xi * plane + (p * k + k0 + kk) * r + i]
-                                        if got.bitPattern != expected.bitPattern { mismatches += 1 }
-                                    }
-                                }
-                            }
-                            let past = (0..<9).allSatisfy { slice.pointer[64 * kc * r + $0].isNaN }
-                            #expect(mismatches == 0 && past,
-                                    "\(cout)×\(cin) adjoint \(adjoint) level \(level) panel \(p) columns \(k0)..<\(k1): \(mismatches) differ, nothing past: \(past)")
-                        }
-                    }
+    /// Columns k0..<k1 of panel p of part `part` of `parts` of the matrices, by
+    /// `dsan_winograd_weight_transform_panel` at level `lv`, against the same columns of `whole`
+    /// (the packed transform of every panel): the entries whose bits differ, and whether the
+    /// call wrote nothing past its slice.
+    private func panelSliceAgainstWhole(_ lv: Int32, _ weight: AlignedFloats, cout: Int, cin: Int, adjoint: Bool,
+                                        whole: AlignedFloats, panel p: Int, columns k0: Int, _ k1: Int,
+                                        part: Int, of parts: Int) -> (mismatches: Int, nothingPast: Bool) {
+        let (r, _, k, _, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
+        var xis = [Int](repeating: 0, count: 64 / parts)
+        dsan_winograd_panel_part_matrices(part, parts, &xis)
+        let kc = k1 - k0
+        let slice = AlignedFloats(xis.count * kc * r + 9, .nan)
+        dsan_vk_winograd_weight_transform_panel_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p, k0, k1, part, parts,
+                                                   slice.pointer)
+        var mismatches = 0
+        for (j, xi) in xis.enumerated() {
+            for kk in 0..<kc {
+                for i in 0..<r {
+                    let got = slice.pointer[(j * kc + kk) * r + i]
+                    let expected = whole.pointer[xi * plane + (p * k + k0 + kk) * r + i]
+                    if got.bitPattern != expected.bitPattern { mismatches += 1 }
                 }
             }
         }
+        return (mismatches, (0..<9).allSatisfy { slice.pointer[xis.count * kc * r + $0].isNaN })
     }
 
-    /// A part of a panel's matrices (`dsan_winograd_weight_transform_panel` with 2 or 4 parts: the
-    /// γ halves {0, 3} and {1, 2}, or one γ each) holds the bits of its ξ in the whole packed
-    /// transform, forward and adjoint (whose part is the flip of another γ's transform), at every
-    /// level and on a partial panel; the parts' ξ cover the 64 once each, in increasing order.
-    @Test func panelPartsHoldThePackedTransformsBits() {
+    /// A slice of a panel's columns (`dsan_winograd_weight_transform_panel` with k0..<k1, what the
+    /// one-block GEMM phase transforms at a time) holds the bits of those columns of the whole
+    /// packed transform, forward and adjoint, at every level, with slice bounds that are not
+    /// multiples of the transform's run of 8 columns, and writes nothing past the slice; so does
+    /// a part of its matrices (2 or 4 parts: the γ halves {0, 3} and {1, 2}, or one γ each; for
+    /// the adjoint a part is the flip of another γ's transform), whose ξ cover the 64 once each,
+    /// in increasing order.
+    @Test func panelSlicesAndPartsHoldThePackedTransformsBits() {
         for parts in [1, 2, 4] {
             var all: [Int] = []
             for part in 0..<parts {
@@ -154,36 +145,24 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             }
             #expect(all.sorted() == Array(0..<64), "\(parts) parts cover \(all.sorted())")
         }
-        for (cout, cin) in [(40, 21), (8, 64)] {
-            let weight = AlignedFloats(uniformTensor([cout * cin * 27], seed: UInt64(cout * 7 + cin)).array)
+        for (cout, cin) in [(17, 33), (40, 21), (8, 64)] {
+            let weight = AlignedFloats(uniformTensor([cout * cin * 27], seed: UInt64(cout * 31 + cin)).array)
             atEveryLevel { lv, level in
                 for adjoint in [false, true] {
-                    let (r, _, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
+                    let (_, _, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
                     let whole = AlignedFloats(64 * plane, .nan)
                     dsan_vk_winograd_weight_transform_packed_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, 0, panels, 0, k,
                                                                 whole.pointer)
-                    for parts in [2, 4] {
-                        for part in 0..<parts {
-                            var xis = [Int](repeating: 0, count: 64 / parts)
-                            dsan_winograd_panel_part_matrices(part, parts, &xis)
-                            for p in 0..<panels {
-                                let (k0, k1) = (3, k), kc = k1 - k0
-                                let slice = AlignedFloats(xis.count * kc * r + 9, .nan)
-                                dsan_vk_winograd_weight_transform_panel_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p,
-                                                                           k0, k1, part, parts, slice.pointer)
-                                var mismatches = 0
-                                for (j, xi) in xis.enumerated() {
-                                    for kk in 0..<kc {
-                                        for i in 0..<r {
-                                            let got = slice.pointer[(j * kc + kk) * r + i]
-                                            let expected = whole.pointer[xi * plane + (p * k + k0 + kk) * r + i]
-                                            if got.bitPattern != expected.bitPattern { mismatches += 1 }
-                                        }
-                                    }
+                    for p in 0..<panels {
+                        for (k0, k1) in [(0, k), (0, 5), (5, 13), (13, k), (k - 1, k)] where k0 < k1 && k1 <= k {
+                            for parts in [1, 2, 4] {
+                                for part in 0..<parts {
+                                    let (mismatches, past) = panelSliceAgainstWhole(lv, weight, cout: cout, cin: cin, adjoint: adjoint,
+                                                                                    whole: whole, panel: p, columns: k0, k1,
+                                                                                    part: part, of: parts)
+                                    #expect(mismatches == 0 && past,
+                                            "\(cout)×\(cin) adjoint \(adjoint) level \(level) panel \(p) columns \(k0)..<\(k1) part \(part)/\(parts): \(mismatches) differ, nothing past: \(past)")
                                 }
-                                let past = (0..<9).allSatisfy { slice.pointer[xis.count * kc * r + $0].isNaN }
-                                #expect(mismatches == 0 && past,
-                                        "\(cout)×\(cin) adjoint \(adjoint) level \(level) part \(part)/\(parts) panel \(p): \(mismatches) differ, nothing past: \(past)")
                             }
                         }
                     }
