@@ -236,57 +236,8 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
             }
             switch weights {
             case .panels(let w, let conv, let adjoint):
-                // Workers split the row panels of M_ξ (outC rows); K = inC. Each job transforms
-                // and multiplies its panel's matrices (or a part of them) on its tiles (or a part),
-                // a slice of the panel's columns (K = inC) at a time, the slice kept in L2
-                // (`panelSlice`), and the last job of a panel's tiles output-transforms them.
-                let rowsPerPanel = dsan_packed_gemm_panel_rows()
-                let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
-                // A panel's 64 matrices go in `parts` jobs, and with fewer jobs than workers its
-                // tiles in `tileParts` (`WinogradConv.panelCut`).
-                let cut = WinogradConv.panelCut(panels: panels, tiles: t, workers: workers)
-                let (parts, tileParts) = (cut.matrixParts, cut.tileParts), matrices = 64 / parts
-                var partMatrices = [Int](repeating: 0, count: 64)
-                for part in 0..<parts { dsan_winograd_panel_part_matrices(part, parts, &partMatrices[part * matrices]) }
-                let slice = WinogradConv.panelSlice(columns: inC, panelRows: rowsPerPanel, matrices: matrices)
-                // Between slices the GEMMs' partial sums wait in the worker's buffer too, in the
-                // kernel's own order (matrices·R·t floats).
-                let sliceFloats = matrices * slice * rowsPerPanel
-                let partialFloats = slice < inC ? matrices * rowsPerPanel * t : 0
-                let own = buffers.weights(workers * (sliceFloats + partialFloats))
-                // Arrivals per (panel, tile part): the last of its matrix parts output-transforms
-                // its rows and tiles, while they are in this core's cache or the other's.
-                var arrived = [Int](repeating: 0, count: panels * tileParts)
-                partMatrices.withUnsafeBufferPointer { xis in
-                arrived.withUnsafeMutableBufferPointer { arrived in
-                // Job order: the parts of one panel follow each other, so that the workers read a
-                // panel's weights at about the same time.
-                Parallel.forEachWorkerDynamically(panels * tileParts * parts, maxWorkers: workers) { worker, r in
-                    let a = own + worker * (sliceFloats + partialFloats), partial = a + sliceFloats
-                    for job in r {
-                        let part = job % parts, unit = job / parts
-                        let panel = unit / tileParts, tilePart = unit % tileParts
-                        let j0 = t * tilePart / tileParts, n = t * (tilePart + 1) / tileParts - j0   // its columns of V and M
-                        let c0 = panel * rowsPerPanel, rows = min(rowsPerPanel, outC - c0)
-                        for k0 in stride(from: 0, to: inC, by: slice) {
-                            let k = min(slice, inC - k0), last = k0 + k == inC
-                            dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
-                                                                 panel, k0, k0 + k, part, parts, a)
-                            for j in 0..<matrices {
-                                let xi = xis[part * matrices + j], sums = partial + j * rowsPerPanel * n
-                                dsan_packed_gemm_partial(a + j * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld + j0,
-                                                         p.ld, n, k0 == 0 ? nil : sums, last ? nil : sums,
-                                                         m + xi * mPlane + c0 * p.ld + j0, p.ld)
-                            }
-                        }
-                        // M's column j holds tile t0 + j: the part's tiles start at column j0.
-                        if parts == 1 || Parallel.arrive(at: arrived.baseAddress! + unit) == parts - 1 {
-                            dsan_winograd_output_transform(&geometry, m + j0, outC, c0, c0 + rows, t0 + j0, t0 + j0 + n, output)
-                        }
-                    }
-                }
-                }
-                }
+                oneBlockPanelPhase(weight: w, conv, adjoint: adjoint, plan: p, tiles: t0, t, v: v, m: m, inC: inC, outC: outC,
+                                   output: output, buffers, workers: workers)
                 continue
             case .packed(let a, let plane):   // workers split ξ
                 Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in
@@ -304,6 +255,66 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
             }
             Parallel.forEachWorkerDynamically(outC, maxWorkers: workers, grain: transformGrain(outC, workers)) { _, r in
                 dsan_winograd_output_transform(&geometry, m, outC, r.lowerBound, r.upperBound, t0, t1, output)
+            }
+        }
+    }
+}
+
+/// The GEMM phase of a conv whose tiles make one block (`TransformedWeights.panels`), tiles
+/// t0..<t0 + t of V into M and through the output transform into `output`. Workers split the row
+/// panels of M_ξ (outC rows; K = inC). Each job transforms and multiplies its panel's matrices (or
+/// a part of them) on its tiles (or a part), a slice of the panel's columns at a time, the slice
+/// kept in L2 (`panelSlice`), and the last job of a panel's tiles output-transforms them.
+private func oneBlockPanelPhase(weight w: UnsafePointer<Float>, _ conv: Conv3dGeometry, adjoint: Bool, plan p: WinogradPlan,
+                                tiles t0: Int, _ t: Int, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                                inC: Int, outC: Int, output: UnsafeMutablePointer<Float>, _ buffers: WinogradBuffers,
+                                workers: Int) {
+    var geometry = p.geometry
+    let (vPlane, mPlane) = (p.plane(inC), p.plane(outC))
+    let rowsPerPanel = dsan_packed_gemm_panel_rows()
+    let panels = (outC + rowsPerPanel - 1) / rowsPerPanel
+    // A panel's 64 matrices go in `parts` jobs, and with fewer jobs than workers its tiles in
+    // `tileParts` (`WinogradConv.panelCut`).
+    let cut = WinogradConv.panelCut(panels: panels, tiles: t, workers: workers)
+    let (parts, tileParts) = (cut.matrixParts, cut.tileParts), matrices = 64 / parts
+    var partMatrices = [Int](repeating: 0, count: 64)   // part q's ξ at q·matrices
+    for part in 0..<parts { dsan_winograd_panel_part_matrices(part, parts, &partMatrices[part * matrices]) }
+    let slice = WinogradConv.panelSlice(columns: inC, panelRows: rowsPerPanel, matrices: matrices)
+    // Between slices the GEMMs' partial sums wait in the worker's buffer too, in the kernel's own
+    // order (matrices·R·t floats).
+    let sliceFloats = matrices * slice * rowsPerPanel
+    let partialFloats = slice < inC ? matrices * rowsPerPanel * t : 0
+    let own = buffers.weights(workers * (sliceFloats + partialFloats))
+    // Arrivals per (panel, tile part): the last of its matrix parts output-transforms its rows and
+    // tiles, while they are in this core's cache or the other's.
+    var arrived = [Int](repeating: 0, count: panels * tileParts)
+    partMatrices.withUnsafeBufferPointer { xis in
+        arrived.withUnsafeMutableBufferPointer { arrived in
+            // Job order: the parts of one panel follow each other, so that the workers read a
+            // panel's weights at about the same time.
+            Parallel.forEachWorkerDynamically(panels * tileParts * parts, maxWorkers: workers) { worker, r in
+                let a = own + worker * (sliceFloats + partialFloats), partial = a + sliceFloats
+                for job in r {
+                    let part = job % parts, unit = job / parts
+                    let panel = unit / tileParts, tilePart = unit % tileParts
+                    let j0 = t * tilePart / tileParts, n = t * (tilePart + 1) / tileParts - j0   // its columns of V and M
+                    let c0 = panel * rowsPerPanel, rows = min(rowsPerPanel, outC - c0)
+                    for k0 in stride(from: 0, to: inC, by: slice) {
+                        let k = min(slice, inC - k0), last = k0 + k == inC
+                        dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
+                                                             panel, k0, k0 + k, part, parts, a)
+                        for j in 0..<matrices {
+                            let xi = xis[part * matrices + j], sums = partial + j * rowsPerPanel * n
+                            dsan_packed_gemm_partial(a + j * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld + j0,
+                                                     p.ld, n, k0 == 0 ? nil : sums, last ? nil : sums,
+                                                     m + xi * mPlane + c0 * p.ld + j0, p.ld)
+                        }
+                    }
+                    // M's column j holds tile t0 + j: the part's tiles start at column j0.
+                    if parts == 1 || Parallel.arrive(at: arrived.baseAddress! + unit) == parts - 1 {
+                        dsan_winograd_output_transform(&geometry, m + j0, outC, c0, c0 + rows, t0 + j0, t0 + j0 + n, output)
+                    }
+                }
             }
         }
     }
