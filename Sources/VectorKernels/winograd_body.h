@@ -365,18 +365,13 @@ static inline __attribute__((always_inline)) wk_f wk_g_at(int o, wk_f g0, wk_f g
 /// its first stage's index (along kw), so a subset of γ costs its share of the work and no more:
 /// stage 1 computes only those γ, stages 2 and 3 only the vectors that carry one. The same
 /// operations, in the same order, as winograd_weight_transform for every ξ computed. Called with
-/// a constant mask (wk_weight_stages below), so each mask compiles to straight-line code.
+/// a constant mask (wk_weight_stages below), so each mask compiles to straight-line code. (All
+/// 64 ξ take wk_pack_body's own loops.)
 static inline __attribute__((always_inline)) void wk_weight_stages_for(const wk_f t[27], wk_f s[112], wk_f *out,
                                                                         int gammas) {
-    if (gammas == 0xF) {
-        for (int k9 = 0; k9 < 9; k9++)
-            wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4], &s[k9 * 4 + 1], &s[k9 * 4 + 2],
-                 &s[k9 * 4 + 3]);
-    } else {
-        for (int k9 = 0; k9 < 9; k9++)
-            for (int ga = 0; ga < 4; ga++)
-                if (gammas & (1 << ga)) s[k9 * 4 + ga] = wk_g_at(ga, t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2]);
-    }
+    for (int k9 = 0; k9 < 9; k9++)
+        for (int ga = 0; ga < 4; ga++)
+            if (gammas & (1 << ga)) s[k9 * 4 + ga] = wk_g_at(ga, t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2]);
     for (int kd = 0; kd < 3; kd++)
         for (int cc = 0; cc < 4; cc++) {
             if (!(gammas & (1 << cc))) continue;
@@ -389,8 +384,8 @@ static inline __attribute__((always_inline)) void wk_weight_stages_for(const wk_
     }
 }
 
-/// wk_weight_stages_for with the mask as a constant: all of γ, the halves {0, 3} and {1, 2}
-/// (WK_PART_GAMMAS), or one γ.
+/// wk_weight_stages_for with the mask as a constant: the halves {0, 3} and {1, 2}, or one γ
+/// (wk_part_gammas; any other mask by the general loops).
 static inline void wk_weight_stages(const wk_f t[27], wk_f s[112], wk_f *out, int gammas) {
     switch (gammas) {
     case 0x9: wk_weight_stages_for(t, s, out, 0x9); break;
@@ -399,7 +394,7 @@ static inline void wk_weight_stages(const wk_f t[27], wk_f s[112], wk_f *out, in
     case 0x2: wk_weight_stages_for(t, s, out, 0x2); break;
     case 0x4: wk_weight_stages_for(t, s, out, 0x4); break;
     case 0x8: wk_weight_stages_for(t, s, out, 0x8); break;
-    default: wk_weight_stages_for(t, s, out, 0xF); break;
+    default: wk_weight_stages_for(t, s, out, gammas); break;
     }
 }
 
