@@ -375,9 +375,14 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
                 }
             }
             if fused {   // dWeight += Gᵀ⊗³ Σ_t dM_ξ · V_ξᵀ, dU kept in each job's cache (winograd_dw_body.h)
-                let panels = dsan_winograd_weight_gradient_panels(cout)
-                Parallel.forEachWorkerDynamically(panels, maxWorkers: workers, grain: transformGrain(panels, workers)) { _, r in
-                    dsan_winograd_weight_gradient_pack(dm, cout, t, p.ld, r.lowerBound, r.upperBound, du)
+                // Items are (panel, 8 of the 64 ξ): layer3 has 8 panels at AVX-512, which would
+                // leave most of a many-core node's workers idle.
+                let panels = dsan_winograd_weight_gradient_panels(cout), items = panels * 8
+                Parallel.forEachWorkerDynamically(items, maxWorkers: workers, grain: transformGrain(items, workers)) { _, r in
+                    for item in r {
+                        let panel = item / 8, xi0 = item % 8 * 8
+                        dsan_winograd_weight_gradient_pack(dm, cout, t, p.ld, panel, panel + 1, xi0, xi0 + 8, du)
+                    }
                 }
                 let jobs = dsan_winograd_weight_gradient_jobs(cout, cin)
                 Parallel.forEachWorkerDynamically(jobs, maxWorkers: workers) { worker, r in

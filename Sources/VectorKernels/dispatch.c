@@ -212,7 +212,7 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
     long dsan_vk_##level##_winograd_weight_gradient_scratch_floats(void);                           \
     long dsan_vk_##level##_winograd_weight_gradient_panel_rows(void);                               \
     void dsan_vk_##level##_winograd_weight_gradient_pack(const float *, long, long, long, long, long, \
-                                                         float *);                                  \
+                                                         long, long, float *);                      \
     void dsan_vk_##level##_winograd_weight_gradient_fused(const float *, const float *, long, long,   \
                                                           long, long, long, long, float *, int,     \
                                                           float *);
@@ -241,7 +241,7 @@ typedef struct {
     long (*dw_jobs)(long, long);
     long (*dw_scratch)(void);
     long (*dw_panel_rows)(void);
-    void (*dw_pack)(const float *, long, long, long, long, long, float *);
+    void (*dw_pack)(const float *, long, long, long, long, long, long, long, float *);
     void (*dw_fused)(const float *, const float *, long, long, long, long, long, long, float *, int, float *);
 } wk_table;
 
@@ -384,8 +384,8 @@ long dsan_winograd_weight_gradient_panels(long cout) {
     return (cout + r - 1) / r;
 }
 void dsan_winograd_weight_gradient_pack(const float *dm, long cout, long tiles, long ld, long p0, long p1,
-                                        float *packed) {
-    packedTable()->dw_pack(dm, cout, tiles, ld, p0, p1, packed);
+                                        long xi0, long xi1, float *packed) {
+    packedTable()->dw_pack(dm, cout, tiles, ld, p0, p1, xi0, xi1, packed);
 }
 void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, long cout, long cin,
                                          long tiles, long ld, long job0, long job1, float *dWeight,
@@ -399,7 +399,9 @@ void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float
     float *packed = malloc(sizeof(float) * (size_t)(panels * r * 64 * (tiles > 0 ? tiles : 1)));
     float *scratch = malloc(sizeof(float) * (size_t)table->dw_scratch());
     if (!packed || !scratch) abort();
-    table->dw_pack(dm, cout, tiles, ld, 0, panels, packed);
+    // In (panel, 8 ξ) items, last first: any split of the pack writes the same floats.
+    for (long item = panels * 8 - 1; item >= 0; item--)
+        table->dw_pack(dm, cout, tiles, ld, item / 8, item / 8 + 1, item % 8 * 8, item % 8 * 8 + 8, packed);
     table->dw_fused(packed, v, cout, cin, tiles, ld, 0, table->dw_jobs(cout, cin), dWeight, overwrite, scratch);
     free(packed);
     free(scratch);

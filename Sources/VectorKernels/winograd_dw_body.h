@@ -87,17 +87,21 @@ long VK_NAME(winograd_weight_gradient_scratch_floats)(void) { return 64 * DW_CB 
 long VK_NAME(winograd_weight_gradient_panel_rows)(void) { return DW_MR; }
 
 void VK_NAME(winograd_weight_gradient_pack)(const float *dm, long cout, long tiles, long ld, long p0,
-                                            long p1, float *packed) {
+                                            long p1, long xi0, long xi1, float *packed) {
     const long plane = dsan_winograd_plane_floats(cout, ld);
     for (long p = p0; p < p1; p++) {
         const long co0 = p * DW_MR, rows = wk_min(DW_MR, cout - co0);
-        for (int xi = 0; xi < 64; xi++) {
+        for (long xi = xi0; xi < xi1; xi++) {
             float *dst = packed + (p * 64 + xi) * tiles * DW_MR;
             const float *src = dm + xi * plane + co0 * ld;
-            for (long r = 0; r < rows; r++)
-                for (long tt = 0; tt < tiles; tt++) dst[tt * DW_MR + r] = src[r * ld + tt];
-            for (long r = rows; r < DW_MR; r++)
-                for (long tt = 0; tt < tiles; tt++) dst[tt * DW_MR + r] = 0.0f;
+            // Tile by tile: each write is a run of R consecutive floats, and the R source rows'
+            // lines stay in L1 across the 16 tiles each holds (row by row, every write went R
+            // floats past the last, a new line each).
+            for (long tt = 0; tt < tiles; tt++) {
+                float *d = dst + tt * DW_MR;
+                for (long r = 0; r < rows; r++) d[r] = src[r * ld + tt];
+                for (long r = rows; r < DW_MR; r++) d[r] = 0.0f;
+            }
         }
     }
 }

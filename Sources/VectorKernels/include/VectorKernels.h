@@ -213,9 +213,10 @@ size_t dsan_winograd_weight_gradient_scratch_floats(void);
 /// Panels of output channels, and floats of the packed dM of a block of `tiles` tiles.
 long dsan_winograd_weight_gradient_panels(long cout);
 size_t dsan_winograd_weight_gradient_packed_floats(long cout, long tiles);
-/// Packs panels p0..<p1 of dM (tiles 0..<tiles of each row) into `packed`.
+/// Packs matrices ξ0..<ξ1 of panels p0..<p1 of dM (tiles 0..<tiles of each row) into `packed`
+/// (any split of the panels and ξ writes the same floats).
 void dsan_winograd_weight_gradient_pack(const float *dm, long cout, long tiles, long ld, long p0, long p1,
-                                        float *packed);
+                                        long xi0, long xi1, float *packed);
 /// Runs jobs job0..<job1 on the packed dM and V, adding into dWeight [cout, cin, 27] (with
 /// `overwrite`: writing its entries, which are not read).
 void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, long cout, long cin,
