@@ -1,4 +1,9 @@
 #!/bin/bash
+# Alternates `dsan bench step --size 64x128x128` without and with DSAN_PROTO_ADAM (the throwaway
+# prototype of adam-in-waits.patch: apply it, build, run this), pinned to cores 0..threads-1:
+#   Docs/experiments/adam-in-waits-ab.sh THREADS PAIRS      (DSAN=path to pick another binary)
+# Each line: pair, base|proto, step, forward, loss + backward, Adam seconds (medians of 3 steps).
+# Docs/performance.md, "The ceiling the memory sets", has the results.
 th=$1; n=$2; cpus=0-$((th-1)); bin=${DSAN:-.build/release/dsan}
 for i in $(seq $n); do
   for m in base proto; do
