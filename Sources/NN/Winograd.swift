@@ -277,8 +277,7 @@ private func oneBlockPanelPhase(weight w: UnsafePointer<Float>, _ conv: Conv3dGe
     // `tileParts` (`WinogradConv.panelCut`).
     let cut = WinogradConv.panelCut(panels: panels, tiles: t, workers: workers)
     let (parts, tileParts) = (cut.matrixParts, cut.tileParts), matrices = 64 / parts
-    var partMatrices = [Int](repeating: 0, count: 64)   // part q's ξ at q·matrices
-    for part in 0..<parts { dsan_winograd_panel_part_matrices(part, parts, &partMatrices[part * matrices]) }
+    let partMatrices = WinogradConv.partMatrices[parts]!   // part q's ξ at q·matrices
     let slice = WinogradConv.panelSlice(columns: inC, panelRows: rowsPerPanel, matrices: matrices)
     // Between slices the GEMMs' partial sums wait in the worker's buffer too, in the kernel's own
     // order (matrices·R·t floats).
@@ -286,8 +285,8 @@ private func oneBlockPanelPhase(weight w: UnsafePointer<Float>, _ conv: Conv3dGe
     let partialFloats = slice < inC ? matrices * rowsPerPanel * t : 0
     let own = buffers.weights(workers * (sliceFloats + partialFloats))
     // Arrivals per (panel, tile part): the last of its matrix parts output-transforms its rows and
-    // tiles, while they are in this core's cache or the other's.
-    var arrived = [Int](repeating: 0, count: panels * tileParts)
+    // tiles, while they are in this core's cache or the other's. (None with one part.)
+    var arrived = [Int](repeating: 0, count: parts > 1 ? panels * tileParts : 0)
     partMatrices.withUnsafeBufferPointer { xis in
         arrived.withUnsafeMutableBufferPointer { arrived in
             // Job order: the parts of one panel follow each other, so that the workers read a

@@ -1,3 +1,5 @@
+import VectorKernels
+
 // Which algorithm computes a 3×3×3 stride-1 padding-1 conv, and the Winograd convs' tuning: the
 // rules that choose F(2,3), its GEMM and its weight-gradient path, the block and slice sizes, and
 // the environment variables that override the defaults for comparisons. The passes themselves are
@@ -163,6 +165,14 @@ extension WinogradConv {
         var matrixParts: Int
         var tileParts: Int
     }
+
+    /// For 1, 2 and 4 matrix parts, the ξ of each part in turn (`dsan_winograd_panel_part_matrices`:
+    /// part q's 64 / parts ξ from index q·64 / parts), listed once rather than at every call.
+    static let partMatrices: [Int: [Int]] = Dictionary(uniqueKeysWithValues: [1, 2, 4].map { parts in
+        var xis = [Int](repeating: 0, count: 64)
+        for part in 0..<parts { dsan_winograd_panel_part_matrices(part, parts, &xis[part * 64 / parts]) }
+        return (parts, xis)
+    })
 
     /// Extra work per extra matrix part: each part reads its panel's weights again (and
     /// transposes them into vectors), but computes only its own share of the transform.
