@@ -81,3 +81,14 @@ func col2vol(_ plan: ConvPlan, _ cols: UnsafePointer<Float>, _ c0: Int, _ c1: In
         }
     }
 }
+
+/// out[p1 − p0, (c1 − c0)·k³] ← the transpose of what `vol2col` writes for the same arguments: one
+/// output position's window per row (the B operand of a weight gradient dY·colsᵀ by dsan's packed
+/// GEMM, whose reduction axis is the positions). On the calling thread (its callers are workers).
+func vol2colTransposed(_ plan: ConvPlan, _ x: UnsafePointer<Float>, _ c0: Int, _ c1: Int, _ p0: Int, _ p1: Int,
+                       _ out: UnsafeMutablePointer<Float>) {
+    VectorLevel.configure()
+    withUnsafePointer(to: plan.window) { window in
+        dsan_vk_vol2col_transposed(window, x, c0, c1, p0, p1, out)
+    }
+}

@@ -58,7 +58,7 @@ public final class ConvWorkspace {
         return p
     }
 
-    deinit { UnsafeMutableRawPointer(columns).deallocate(); weightGradientPartials.free() }
+    deinit { UnsafeMutableRawPointer(columns).deallocate(); weightGradientPartials.free(); packedOperands.free() }
 
     /// The Winograd convs' buffers (transformed weights, a block's transformed input and output),
     /// allocated at first use and grown to the widest conv: 64·Cout·Cin floats for U plus
@@ -68,6 +68,11 @@ public final class ConvWorkspace {
     /// The private partial weight gradients of `directWeightGradientByPositions` (the stem's dW:
     /// up to 64 chunks × 64·343 floats, 5.6 MB), kept so that a step allocates nothing.
     var weightGradientPartials = ScratchFloats()
+
+    /// Per worker, the packed GEMM's operands of `directWeightGradientByPositions` beside its
+    /// column slice: dY's tile in panels and the running sums of its partial (the stem at AVX-512:
+    /// 64 × 764 + 64 × 343 floats, 283 KB per worker).
+    var packedOperands = ScratchFloats()
 
     /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4). The same before and after
     /// the workspace grows (it starts with at least two slices), so the tiling never changes.

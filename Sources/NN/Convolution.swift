@@ -138,7 +138,8 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
 }
 
 /// What multiplies a direct conv's forward when its input channels make one block of columns
-/// (the stem, and the strided 3³ convs at dsan's workspace sizes).
+/// (the stem, and the strided 3³ convs at dsan's workspace sizes), and a weight gradient cut by
+/// positions (the stem's: `directWeightGradientByPositions`).
 public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
     /// dsan's packed GEMM (Sources/VectorKernels/packed_gemm_body.h), at the CPU's vector width
     /// whatever core OpenBLAS loaded, on the weights packed once per call. The default: with
@@ -152,7 +153,8 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
     /// The process-wide choice from the environment variable `DSAN_DIRECT_GEMM` (`packed` or
     /// `openblas`, read once; `.packed` when unset); between it and a task's own
     /// (`DirectGEMM.choice.with(.openBLAS) { … }`, tests), the task's `ConvTuning` override
-    /// (`packed-direct-forward`, `dsan bench tuning`).
+    /// (`packed-direct-forward`, `dsan bench tuning`; `packed-direct-weight-gradient` for the
+    /// weight gradient).
     public static let choice = ImplementationSwitch<DirectGEMM>(environment: "DSAN_DIRECT_GEMM", default: .packed) {
         ConvTuning.overrides[.packedDirectForward].map { $0 == 1 ? .packed : .openBLAS }
     }
@@ -160,31 +162,24 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
     /// The GEMM of a one-block direct forward (`choice.selected`).
     public static var selected: DirectGEMM { choice.selected }
 
+    /// The GEMM of a weight gradient cut by positions: `choice`, with `packed-direct-weight-gradient`
+    /// as its tuned setting.
+    public static var selectedForWeightGradient: DirectGEMM {
+        choice.selected(tuned: ConvTuning.overrides[.packedDirectWeightGradient].map { $0 == 1 ? .packed : .openBLAS })
+    }
+
     public var description: String { rawValue }
 }
 
-/// `w` `[rows, columns]` (row-major) in `dsan_packed_gemm`'s layout: panels of R =
-/// `dsan_packed_gemm_panel_rows()` rows, w[i][k] at ((i / R)·columns + k)·R + i % R, rows past
-/// `rows` zero; in the buffers' weight scratch (free during a direct conv).
+/// `w` `[rows, columns]` (row-major) in `dsan_packed_gemm`'s layout (`dsan_packed_gemm_pack`:
+/// panels of R = `dsan_packed_gemm_panel_rows()` rows, w[i][k] at ((i / R)·columns + k)·R + i % R,
+/// rows past `rows` zero), in the buffers' weight scratch (free during a direct conv).
 private func packedMatrix(_ w: UnsafePointer<Float>, rows: Int, columns: Int,
                            into buffers: WinogradBuffers) -> UnsafeMutablePointer<Float> {
     VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
-    let R = dsan_packed_gemm_panel_rows()
-    let panels = (rows + R - 1) / R
     let a = buffers.weights(Int(dsan_packed_gemm_floats(rows, columns)))
-    // Serial: at most 256 × 3456 floats (layer3.0.conv1), a millisecond beside its GEMMs.
-    for p in 0..<panels {
-        let panel = a + p * columns * R
-        for r in 0..<R {
-            let i = p * R + r
-            if i < rows {
-                let row = w + i * columns
-                for k in 0..<columns { panel[k * R + r] = row[k] }
-            } else {
-                for k in 0..<columns { panel[k * R + r] = 0 }
-            }
-        }
-    }
+    // Serial: at most 256 × 3456 floats (layer3.0.conv1), well under a millisecond beside its GEMMs.
+    dsan_packed_gemm_pack(w, columns, rows, columns, a)
     return a
 }
 
@@ -373,6 +368,12 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
 /// GEMMs of 16 rows, each job repeating vol2col for its rows: the stem's dW ran at 0.37 of
 /// sgemm on one Zen 3 core.) The chunks (`positionChunks`) are a function of the shape, not of
 /// the thread count.
+///
+/// The partials' GEMMs are dsan's packed GEMM by default (`DirectGEMM.selectedForWeightGradient`):
+/// per tile, dY's tile packed into panels is A [Cout × t] and the transposed vol2col tile is B
+/// [t × rows], and the tiles of a job are slices of one product (`dsan_packed_gemm_partial`), so
+/// each partial element is one sum over the job's positions in order. With OpenBLAS, per tile
+/// partial += dY_tile · colsᵀ (sgemm NT, beta 1).
 private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, x xp: UnsafePointer<Float>,
                                              dY dyp: UnsafePointer<Float>, geometry g: Conv3dGeometry,
                                              workspace: ConvWorkspace, tileColumns T: Int, blockChannels C: Int) {
@@ -381,38 +382,71 @@ private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, 
     let chunks = positionChunks(tiles: tiles, blocks: blocks)
     let partialFloats = cout * C * kv
     let partials = workspace.weightGradientPartials.reserve(blocks * chunks * partialFloats)
-    BLAS.withThreads(1) {
-        Parallel.forEachWorkerDynamically(blocks * chunks, maxWorkers: workspace.reserveSlices()) { worker, jobs in
-            let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
+    if DirectGEMM.selectedForWeightGradient == .packed {
+        VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
+        let R = dsan_packed_gemm_panel_rows(), panelRows = (cout + R - 1) / R * R
+        // Per worker: dY's tile packed (panelRows × T) and the running sums (panelRows × rows).
+        let aFloats = (panelRows * T + 15) / 16 * 16, perWorker = aFloats + panelRows * C * kv
+        let workers = workspace.reserveSlices()
+        let operands = workspace.packedOperands.reserve(workers * perWorker)
+        Parallel.forEachWorkerDynamically(blocks * chunks, maxWorkers: workers) { worker, jobs in
+            let colsT = workspace.columns + worker * workspace.sliceFloats   // [t, rows]
+            let a = operands + worker * perWorker, sums = a + aFloats
             for job in jobs {
                 let block = job / chunks, chunk = job % chunks
                 let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
                 let partial = partials + job * partialFloats                 // [Cout, rows]
-                var first = true
+                let tile0 = tiles * chunk / chunks, tile1 = tiles * (chunk + 1) / chunks
+                let slices = plan.n * (tile1 - tile0)
+                if slices == 0 { partial.update(repeating: 0, count: cout * rows); continue }   // an empty batch
+                var slice = 0
                 for n in 0..<plan.n {
                     let xn = xp + n * plan.inputPerSample, dyn = dyp + n * cout * P
-                    for tile in (tiles * chunk / chunks)..<(tiles * (chunk + 1) / chunks) {
+                    for tile in tile0..<tile1 {
                         let p0 = tile * T, t = min(T, P - p0)
-                        vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
-                        BLAS.sgemm(.none, .transpose, m: cout, n: rows, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
-                                   beta: first ? 0 : 1, c: partial, ldc: rows)
-                        first = false
+                        dsan_packed_gemm_pack(dyn + p0, P, cout, t, a)
+                        vol2colTransposed(plan, xn, c0, c1, p0, p0 + t, colsT)
+                        dsan_packed_gemm_partial(a, cout, t, colsT, rows, rows, slice == 0 ? nil : UnsafePointer(sums),
+                                                 slice == slices - 1 ? nil : sums, partial, rows)
+                        slice += 1
                     }
                 }
-                if first { partial.update(repeating: 0, count: cout * rows) }   // no tile (an empty batch)
             }
         }
-        // dW[co, block] += Σ_chunk partial, chunks in order; workers split the output channels.
-        Parallel.forEach(cout) { range in
-            for block in 0..<blocks {
-                let c0 = block * C, rows = (min(plan.c, c0 + C) - c0) * kv
-                for co in range {
-                    let out = dWeight.data + co * K + c0 * kv
-                    for r in 0..<rows {
-                        var sum = partials[(block * chunks) * partialFloats + co * rows + r]
-                        for chunk in 1..<chunks { sum += partials[(block * chunks + chunk) * partialFloats + co * rows + r] }
-                        out[r] += sum
+    } else {
+        BLAS.withThreads(1) {
+            Parallel.forEachWorkerDynamically(blocks * chunks, maxWorkers: workspace.reserveSlices()) { worker, jobs in
+                let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
+                for job in jobs {
+                    let block = job / chunks, chunk = job % chunks
+                    let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+                    let partial = partials + job * partialFloats                 // [Cout, rows]
+                    var first = true
+                    for n in 0..<plan.n {
+                        let xn = xp + n * plan.inputPerSample, dyn = dyp + n * cout * P
+                        for tile in (tiles * chunk / chunks)..<(tiles * (chunk + 1) / chunks) {
+                            let p0 = tile * T, t = min(T, P - p0)
+                            vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
+                            BLAS.sgemm(.none, .transpose, m: cout, n: rows, k: t, a: dyn + p0, lda: P, b: cols, ldb: t,
+                                       beta: first ? 0 : 1, c: partial, ldc: rows)
+                            first = false
+                        }
                     }
+                    if first { partial.update(repeating: 0, count: cout * rows) }   // no tile (an empty batch)
+                }
+            }
+        }
+    }
+    // dW[co, block] += Σ_chunk partial, chunks in order; workers split the output channels.
+    Parallel.forEach(cout) { range in
+        for block in 0..<blocks {
+            let c0 = block * C, rows = (min(plan.c, c0 + C) - c0) * kv
+            for co in range {
+                let out = dWeight.data + co * K + c0 * kv
+                for r in 0..<rows {
+                    var sum = partials[(block * chunks) * partialFloats + co * rows + r]
+                    for chunk in 1..<chunks { sum += partials[(block * chunks + chunk) * partialFloats + co * rows + r] }
+                    out[r] += sum
                 }
             }
         }

@@ -32,6 +32,10 @@ where Choice: RawRepresentable & CaseIterable & Sendable, Choice.RawValue == Str
     /// The task's choice when it has one, else the tuned one, else the process-wide one.
     public var selected: Choice { scoped.get() ?? tuned() ?? processWide }
 
+    /// `selected` with another tuned choice in the middle (a second `ConvTuning` setting for one
+    /// use of the same implementations: `DirectGEMM.selectedForWeightGradient`).
+    public func selected(tuned override: Choice?) -> Choice { scoped.get() ?? override ?? processWide }
+
     /// Runs `body` with `choice` for this task and the synchronous code it calls.
     public func with<R>(_ choice: Choice, _ body: () throws -> R) rethrows -> R {
         try scoped.withValue(choice, operation: body)

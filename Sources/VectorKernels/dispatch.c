@@ -206,6 +206,7 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
                                        long, const float *, float *);                               \
     long dsan_vk_##level##_packed_gemm_panel_rows(void);                                            \
+    void dsan_vk_##level##_packed_gemm_pack(const float *, long, long, long, float *);              \
     float dsan_vk_##level##_multiply_add_probe(long, float, float);                                 \
     long dsan_vk_##level##_multiply_add_probe_flops(void);                                          \
     long dsan_vk_##level##_winograd_weight_gradient_jobs(long, long);                               \
@@ -236,6 +237,7 @@ typedef struct {
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long, const float *,
                         float *);
     long (*panel_rows)(void);
+    void (*pack)(const float *, long, long, long, float *);
     float (*probe)(long, float, float);
     long (*probe_flops)(void);
     long (*dw_jobs)(long, long);
@@ -251,7 +253,8 @@ typedef struct {
       dsan_vk_##level##_winograd_weight_gradient_transform,                                         \
       dsan_vk_##level##_winograd_weight_transform_packed,                                           \
       dsan_vk_##level##_winograd_weight_transform_panel, dsan_vk_##level##_packed_gemm,             \
-      dsan_vk_##level##_packed_gemm_panel_rows, dsan_vk_##level##_multiply_add_probe,               \
+      dsan_vk_##level##_packed_gemm_panel_rows, dsan_vk_##level##_packed_gemm_pack,                 \
+      dsan_vk_##level##_multiply_add_probe,                                                         \
       dsan_vk_##level##_multiply_add_probe_flops, dsan_vk_##level##_winograd_weight_gradient_jobs,   \
       dsan_vk_##level##_winograd_weight_gradient_scratch_floats,                                    \
       dsan_vk_##level##_winograd_weight_gradient_panel_rows,                                        \
@@ -337,6 +340,12 @@ void dsan_winograd_weight_transform_panel(const float *weight, long cout, long c
 }
 void dsan_winograd_panel_part_matrices(long part, long parts, long *xi) {
     dsan_vk_baseline_winograd_panel_part_matrices(part, parts, xi);   // the same rule at every level
+}
+void dsan_packed_gemm_pack(const float *src, long ld, long m, long k, float *dst) {
+    packedTable()->pack(src, ld, m, k, dst);
+}
+void dsan_vk_packed_gemm_pack_at(int level, const float *src, long ld, long m, long k, float *dst) {
+    winogradTables[level].pack(src, ld, m, k, dst);
 }
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n) {
@@ -469,7 +478,9 @@ void dsan_winograd4_weight_transform(const float *weight, long cout, long cin, l
     void dsan_vk_##level##_col2vol_planes(const dsan_vk_window *, const float *, ptrdiff_t,         \
                                           ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);     \
     void dsan_vk_##level##_max_pool_forward(const dsan_vk_window *, const float *, float *, int *,   \
-                                            ptrdiff_t, ptrdiff_t);
+                                            ptrdiff_t, ptrdiff_t);                                  \
+    void dsan_vk_##level##_vol2col_transposed(const dsan_vk_window *, const float *, ptrdiff_t,       \
+                                              ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
 
 LK_DECLARE(baseline)
 #if defined(__x86_64__)
@@ -483,11 +494,13 @@ typedef struct {
     void (*col2vol_planes)(const dsan_vk_window *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                            ptrdiff_t, ptrdiff_t, float *);
     void (*max_pool_forward)(const dsan_vk_window *, const float *, float *, int *, ptrdiff_t, ptrdiff_t);
+    void (*vol2col_transposed)(const dsan_vk_window *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                               ptrdiff_t, float *);
 } lk_table;
 
 #define LK_TABLE(level)                                                                             \
     { dsan_vk_##level##_vol2col_rows, dsan_vk_##level##_col2vol_planes,                             \
-      dsan_vk_##level##_max_pool_forward }
+      dsan_vk_##level##_max_pool_forward, dsan_vk_##level##_vol2col_transposed }
 
 static const lk_table layoutTables[] = {
     LK_TABLE(baseline),
@@ -506,6 +519,10 @@ void dsan_vk_vol2col_rows(const dsan_vk_window *g, const float *x, ptrdiff_t r0,
 void dsan_vk_col2vol_planes(const dsan_vk_window *g, const float *cols, ptrdiff_t c0, ptrdiff_t p0,
                             ptrdiff_t p1, ptrdiff_t itemBegin, ptrdiff_t itemEnd, float *dx) {
     layoutTable()->col2vol_planes(g, cols, c0, p0, p1, itemBegin, itemEnd, dx);
+}
+void dsan_vk_vol2col_transposed(const dsan_vk_window *g, const float *x, ptrdiff_t c0, ptrdiff_t c1,
+                                ptrdiff_t p0, ptrdiff_t p1, float *out) {
+    layoutTable()->vol2col_transposed(g, x, c0, c1, p0, p1, out);
 }
 void dsan_vk_max_pool_forward(const dsan_vk_window *g, const float *x, float *y, int *indices,
                               ptrdiff_t planeBegin, ptrdiff_t planeEnd) {

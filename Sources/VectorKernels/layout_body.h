@@ -153,6 +153,89 @@ void VK_NAME(vol2col_rows)(const dsan_vk_window *g, const float *x, ptrdiff_t r0
     }
 }
 
+/// A run of n ≤ kw floats of one input row: dst[j] = src[j] for j in lo..<hi, +0 elsewhere. The
+/// stem's kw = 7 in the middle of the volume (lo = 0, hi = 7) is one 8-float load and a masked
+/// 7-float store at AVX-512, two overlapping 4-float copies otherwise.
+static inline void lk_row_run(float *dst, const float *src, ptrdiff_t n, ptrdiff_t lo, ptrdiff_t hi) {
+    if (lo == 0 && hi == n && n >= 4 && n <= 8) {
+        lk_f4 a, b;
+        memcpy(&a, src, sizeof a);
+        memcpy(&b, src + n - 4, sizeof b);
+        memcpy(dst, &a, sizeof a);
+        memcpy(dst + n - 4, &b, sizeof b);
+        return;
+    }
+    ptrdiff_t j = 0;
+    for (; j < lo; j++) dst[j] = 0.0f;
+    for (; j < hi; j++) dst[j] = src[j];
+    for (; j < n; j++) dst[j] = 0.0f;
+}
+
+/// Most positions of a window (the stem's: 81 % at 64×128×128) lie wholly inside the volume
+/// with at least 8 − kw floats to spare at the end of each row they read. Those copy each run of
+/// kw ≤ 8 floats as one 8-float load and store, the store's extra floats overwritten by the runs
+/// after it (the runs within 8 floats of the tile's end write kw floats only, so nothing past
+/// `out` is touched), with the runs' offsets from the window's corner taken from a table. Runs
+/// per position at most this many for the table (more: the general loop).
+#define LK_MAX_RUNS 1024
+
+void VK_NAME(vol2col_transposed)(const dsan_vk_window *g, const float *x, ptrdiff_t c0, ptrdiff_t c1,
+                                 ptrdiff_t p0, ptrdiff_t p1, float *out) {
+    const ptrdiff_t kd = g->kd, kh = g->kh, kw = g->kw, d = g->d, h = g->h, w = g->w;
+    const ptrdiff_t oh = g->oh, ow = g->ow;
+    const ptrdiff_t runs = (c1 - c0) * kd * kh, rows = runs * kw;
+    ptrdiff_t offsets[kw <= 8 && runs <= LK_MAX_RUNS ? runs : 1];
+    const int wide = kw <= 8 && runs <= LK_MAX_RUNS;
+    if (wide) {
+        ptrdiff_t j = 0;
+        for (ptrdiff_t c = c0; c < c1; c++)
+            for (ptrdiff_t kdI = 0; kdI < kd; kdI++)
+                for (ptrdiff_t khI = 0; khI < kh; khI++) offsets[j++] = ((c * d + kdI) * h + khI) * w;
+    }
+    // The output position (od, oh, ow) of p0; stepped, not divided, below.
+    const ptrdiff_t firstRow = p0 / ow;
+    ptrdiff_t owI = p0 - firstRow * ow, odI = firstRow / oh, ohI = firstRow - odI * oh;
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        float *dst = out + (p - p0) * rows;
+        const ptrdiff_t id0 = odI * g->sd - g->pd, ih0 = ohI * g->sh - g->ph;
+        const ptrdiff_t iw0 = owI * g->sw - g->pw;   // the input column of kw = 0
+        if (wide && id0 >= 0 && id0 + kd <= d && ih0 >= 0 && ih0 + kh <= h && iw0 >= 0 && iw0 + 8 <= w) {
+            const float *corner = x + (id0 * h + ih0) * w + iw0;
+            // Runs written 8 floats wide: those that end at least 8 floats before the tile's end.
+            const ptrdiff_t room = rows * (p1 - p), wideRuns = room < 8 ? 0 : lk_min(runs, (room - 8) / kw + 1);
+            ptrdiff_t j = 0;
+            for (; j < wideRuns; j++, dst += kw) {
+                lk_f8 v;
+                memcpy(&v, corner + offsets[j], sizeof v);
+                memcpy(dst, &v, sizeof v);
+            }
+            for (; j < runs; j++, dst += kw) lk_row_run(dst, corner + offsets[j], kw, 0, kw);
+        } else {
+            const ptrdiff_t lo = lk_min(kw, lk_max(0, -iw0)), hi = lk_max(lo, lk_min(kw, w - iw0));
+            for (ptrdiff_t c = c0; c < c1; c++) {
+                const float *xc = x + c * d * h * w;
+                for (ptrdiff_t kdI = 0; kdI < kd; kdI++) {
+                    const ptrdiff_t id = id0 + kdI;
+                    for (ptrdiff_t khI = 0; khI < kh; khI++, dst += kw) {
+                        const ptrdiff_t ih = ih0 + khI;
+                        if (id < 0 || id >= d || ih < 0 || ih >= h) {
+                            for (ptrdiff_t j = 0; j < kw; j++) dst[j] = 0.0f;
+                        } else {
+                            lk_row_run(dst, xc + (id * h + ih) * w + iw0, kw, lo, hi);
+                        }
+                    }
+                }
+            }
+        }
+        owI += 1;
+        if (owI == ow) {
+            owI = 0;
+            ohI += 1;
+            if (ohI == oh) { ohI = 0; odI += 1; }
+        }
+    }
+}
+
 void VK_NAME(col2vol_planes)(const dsan_vk_window *g, const float *cols, ptrdiff_t c0,
                              ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t itemBegin, ptrdiff_t itemEnd, float *dx) {
     const ptrdiff_t T = p1 - p0;

@@ -109,6 +109,56 @@ void VK_NAME(packed_gemm)(const float *a, long m, long k, const float *b, long l
 
 long VK_NAME(packed_gemm_panel_rows)(void) { return PG_MR; }
 
+typedef float pg_f8 __attribute__((ext_vector_type(8)));
+
+/// Rows r0..<r0 + 8 and columns k0..<k0 + 8 of src into a packed panel: an 8×8 transpose in
+/// registers (unpack, shuffle, swap halves), each column's 8 rows stored as one vector.
+static inline void pg_pack_8x8(const float *src, long ld, float *panel, long r, long k0) {
+    pg_f8 v[8];
+    for (int i = 0; i < 8; i++) memcpy(&v[i], src + i * ld, sizeof(pg_f8));
+    pg_f8 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shufflevector(v[i], v[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = __builtin_shufflevector(v[i], v[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    // u[j] (j < 4) holds rows 0–3 of column j in its low half and of column j + 4 in its high
+    // half, u[j + 4] the same for rows 4–7.
+    for (int j = 0; j < 4; j++) {
+        const pg_f8 lo = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        const pg_f8 hi = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+        memcpy(panel + (k0 + j) * PG_MR + r, &lo, sizeof lo);
+        memcpy(panel + (k0 + j + 4) * PG_MR + r, &hi, sizeof hi);
+    }
+}
+
+/// src [m × k] (row stride ld) into packed panels: 8 × 8 blocks transposed in registers, the
+/// columns past the last whole 8 and the rows of a panel's last partial 8 one float at a time.
+void VK_NAME(packed_gemm_pack)(const float *src, long ld, long m, long k, float *dst) {
+    const long panels = (m + PG_MR - 1) / PG_MR, k8 = k / 8 * 8;
+    for (long p = 0; p < panels; p++) {
+        float *panel = dst + p * k * PG_MR;
+        const long rows = m - p * PG_MR < PG_MR ? m - p * PG_MR : PG_MR, rows8 = rows / 8 * 8;
+        for (long r = 0; r < rows8; r += 8) {
+            const float *s = src + (p * PG_MR + r) * ld;
+            for (long kk = 0; kk < k8; kk += 8) pg_pack_8x8(s + kk, ld, panel, r, kk);
+            for (long i = 0; i < 8; i++)
+                for (long kk = k8; kk < k; kk++) panel[kk * PG_MR + r + i] = s[i * ld + kk];
+        }
+        for (long r = rows8; r < rows; r++) {
+            const float *s = src + (p * PG_MR + r) * ld;
+            for (long kk = 0; kk < k; kk++) panel[kk * PG_MR + r] = s[kk];
+        }
+        for (long kk = 0; kk < k; kk++)
+            for (long r = rows; r < PG_MR; r++) panel[kk * PG_MR + r] = 0.0f;
+    }
+}
+
 /// The arithmetic probe of `dsan bench threads`: `iterations` × 12 vector multiply-adds
 /// x = x·scale + shift on 12 independent registers, nothing read or written in memory, so its rate
 /// is the core's multiply-add peak at this level (AVX2: 2 FMA units × 4-cycle latency need 8

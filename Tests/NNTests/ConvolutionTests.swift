@@ -323,6 +323,50 @@ private struct ConvFixture {
         #expect(packed != openBLAS)
     }
 
+    /// The stem's weight gradient (dW alone, cut by positions) runs by dsan's packed GEMM
+    /// (`DirectGEMM.selectedForWeightGradient`): at the paper's width (64 filters of 7³) on batches
+    /// of 1, 2 and 3, with tiles of 10 positions (21 per sample, 8 chunks), against a float64
+    /// loop, as close as OpenBLAS's sgemm; the same bits on 1, 2 and 3 threads, and not OpenBLAS's
+    /// bits (the packed path did run). Accumulated onto 0.25.
+    @Test(arguments: [1, 2, 3])
+    func stemWeightGradientByThePackedGEMMAtThePapersWidth(batch: Int) {
+        let geometry = Conv3dGeometry(inChannels: 1, outChannels: 64, kernel: 7, stride: 2, padding: 3)
+        let input = [batch, 1, 9, 12, 14]
+        let x = uniformTensor(input, seed: 81), s = Shape5(input), o = geometry.outputShape(for: s)
+        let dy = uniformTensor(o.dims, seed: 82, -0.1, 0.1), w = uniformTensor(geometry.weightShape, seed: 83)
+        let (xa, ga) = (x.array, dy.array)
+        let (k, st, p) = (geometry.kernel, geometry.stride, geometry.padding)
+        var reference = [Double](repeating: 0, count: geometry.weightShape.reduce(1, *))
+        for co in 0..<o.c { for kd in 0..<k.d { for kh in 0..<k.h { for kw in 0..<k.w {
+            var acc = 0.0
+            for n in 0..<s.n { for od in 0..<o.d { for oh in 0..<o.h { for ow in 0..<o.w {
+                let id = od * st.d - p.d + kd, ih = oh * st.h - p.h + kh, iw = ow * st.w - p.w + kw
+                if id < 0 || id >= s.d || ih < 0 || ih >= s.h || iw < 0 || iw >= s.w { continue }
+                acc += Double(xa[((n * s.d + id) * s.h + ih) * s.w + iw])
+                    * Double(ga[(((n * o.c + co) * o.d + od) * o.h + oh) * o.w + ow])
+            }}}}
+            reference[((co * k.d + kd) * k.h + kh) * k.w + kw] = acc + 0.25
+        }}}}
+        let scale = reference.map(abs).max()!
+        func run(_ gemm: DirectGEMM, threads: Int) -> [Float] {
+            DirectGEMM.choice.with(gemm) {
+                ThreadSettings.with(parallel: threads, blas: threads) {
+                    let dW = Tensor(shape: w.shape, repeating: 0.25)
+                    let workspace = ConvWorkspace(bytes: 4 << 20)
+                    workspace.maxTileColumns = 10
+                    conv3dBackward(dX: nil, dWeight: dW, dY: dy, x: x, weight: w, geometry: geometry, workspace: workspace)
+                    return dW.array
+                }
+            }
+        }
+        let packed = run(.packed, threads: 1), openBLAS = run(.openBLAS, threads: 1)
+        func worst(_ dw: [Float]) -> Double { zip(dw, reference).map { abs(Double($0) - $1) }.max()! / scale }
+        #expect(worst(packed) <= 5e-6 && worst(openBLAS) <= 5e-6, "batch \(batch): packed \(worst(packed)), OpenBLAS \(worst(openBLAS))")
+        #expect(packed.map(\.bitPattern) == run(.packed, threads: 2).map(\.bitPattern), "batch \(batch): 2 threads")
+        #expect(packed.map(\.bitPattern) == run(.packed, threads: 3).map(\.bitPattern), "batch \(batch): 3 threads")
+        #expect(packed != openBLAS)
+    }
+
     @Test func tileWidthDoesNotChangeResults() {
         let geometry = Conv3dGeometry(inChannels: 3, outChannels: 5, kernel: 3, stride: 2, padding: 1)
         let x = uniformTensor([1, 3, 9, 11, 13], seed: 51)

@@ -84,6 +84,42 @@ import VectorKernels
         }
     }
 
+    /// The transposed tile (one output position's window per row, the stem's weight gradient by
+    /// the packed GEMM) holds the reference tile's bits transposed, and nothing past it is
+    /// written: also with kw = 8 and kw = 9 (no 8-wide runs) and more runs per position than the
+    /// offset table takes (114 channels × 3 × 3).
+    @Test func vol2colTransposedMatchesReferenceAtEveryLevel() {
+        let cases = convCases + [
+            ([2, 6, 7, 30], Size3(3, 2, 8), Size3(1, 1, 1), Size3(1, 0, 3)),
+            ([1, 4, 5, 25], Size3(1, 2, 9), Size3(1, 1, 2), Size3(0, 1, 4)),
+            ([114, 3, 3, 10], Size3(3), Size3(1), Size3(1)),
+        ]
+        for c in cases {
+            let (g0, plan) = window(c)
+            var g = g0
+            let x = values(plan.inputPerSample, seed: 3)
+            for (c0, c1) in [(0, plan.c), (1, plan.c)] {
+                let rows = (c1 - c0) * c.k.volume, r0 = c0 * c.k.volume
+                for (p0, p1) in tiles(plan.positions) {
+                    let t = p1 - p0
+                    var ref = [Float](repeating: 7, count: rows * t)
+                    dsan_vk_reference_vol2col_rows(&g, x, r0, 0, rows, p0, p1, &ref)
+                    let expected = (0..<(rows * t)).map { ref[($0 % rows) * t + $0 / rows] }
+                    atEveryVectorLevel { level in
+                        var out = [Float](repeating: .nan, count: rows * t + 9)
+                        out.withUnsafeMutableBufferPointer { o in
+                            x.withUnsafeBufferPointer { vol2colTransposed(plan, $0.baseAddress!, c0, c1, p0, p1, o.baseAddress!) }
+                        }
+                        let what = "vol2col transposed \(c.input) k\(c.k) s\(c.s) p\(c.p) c\(c0)..<\(c1) p\(p0)..<\(p1)"
+                        expectSameBits(Array(out[..<(rows * t)]), expected, what, level)
+                        let untouched = out[(rows * t)...].allSatisfy { $0.isNaN }
+                        #expect(untouched, "\(what): wrote past its tile")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func col2volMatchesReferenceAtEveryLevel() {
         for c in convCases {
             let (g0, plan) = window(c)

@@ -209,6 +209,26 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
     }
 
+    /// `dsan_packed_gemm_pack` writes what `packedRows` (the layout's definition) does, row stride
+    /// apart from the columns, on whole and partial 8 × 8 blocks and panels, rows past m +0, and
+    /// nothing past the packed matrix.
+    @Test func packWritesThePackedLayoutAtEveryLevel() {
+        for (m, k, ld) in [(64, 764, 800), (64, 5, 9), (5, 3, 3), (70, 17, 20), (33, 8, 8), (16, 1, 4), (8, 16, 16)] {
+            let plain = uniformTensor([m * ld], seed: UInt64(m * 7 + k)).array
+            let dense = (0..<(m * k)).map { plain[($0 / k) * ld + $0 % k] }
+            atEveryLevel { lv, level in
+                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
+                let expected = packedRows(dense, m: m, k: k, r: r)
+                let count = (m + r - 1) / r * r * k
+                let out = AlignedFloats(count + 9, .nan)
+                dsan_vk_packed_gemm_pack_at(lv, plain, ld, m, k, out.pointer)
+                let differing = (0..<count).filter { out.pointer[$0].bitPattern != expected.pointer[$0].bitPattern }
+                #expect(differing.isEmpty, "pack \(m)×\(k) ld \(ld) level \(level): \(differing.count) floats differ, first \(differing.first ?? -1)")
+                #expect((count..<(count + 9)).allSatisfy { out.pointer[$0].isNaN }, "pack \(m)×\(k) level \(level) wrote past its matrix")
+            }
+        }
+    }
+
     /// The slice of a transformed panel kept in L2: 256 KiB of 64 ξ × columns × R rows, a multiple
     /// of 8 columns, never more than the matrix has; 0 takes whole panels.
     @Test func panelSliceFollowsTheRowsPerPanel() {

@@ -166,6 +166,9 @@ void dsan_winograd_weight_transform_panel(const float *weight, long cout, long c
 /// The 64 / parts matrices ξ of part `part` of `parts` (1: all; 2: γ ∈ {0, 3}, then {1, 2}; 4:
 /// γ = part), in increasing order, into xi.
 void dsan_winograd_panel_part_matrices(long part, long parts, long *xi);
+/// Packs src [m × k] (row-major, row stride ld) into dst in the layout above (rows past m zero):
+/// the same floats, moved.
+void dsan_packed_gemm_pack(const float *src, long ld, long m, long k, float *dst);
 /// C[m×n] = A·B, A packed (above).
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n);
@@ -186,6 +189,7 @@ long dsan_multiply_add_probe_flops(void);
 long dsan_vk_packed_gemm_panel_rows_at(int level);
 void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
                                                  int adjoint, long p0, long p1, long k0, long k1, float *a);
+void dsan_vk_packed_gemm_pack_at(int level, const float *src, long ld, long m, long k, float *dst);
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n);
 void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, const float *b, long ldb,
@@ -271,6 +275,12 @@ typedef struct {
 /// T = p1 − p0; +0 where the window hangs over the padding. x is one sample [C, D, H, W].
 void dsan_vk_vol2col_rows(const dsan_vk_window *g, const float *x, ptrdiff_t r0,
                           ptrdiff_t rowBegin, ptrdiff_t rowEnd, ptrdiff_t p0, ptrdiff_t p1, float *cols);
+/// Channels c0..<c1 of a vol2col tile, transposed: out[(p − p0)·rows + rr] = what
+/// `dsan_vk_vol2col_rows` writes at cols[rr·T + (p − p0)] for r0 = c0·k³, rows = (c1 − c0)·k³
+/// (one output position's window per row of out: a GEMM operand B with the positions as its
+/// reduction axis, for a weight gradient dY·colsᵀ by dsan's packed GEMM). The same floats.
+void dsan_vk_vol2col_transposed(const dsan_vk_window *g, const float *x, ptrdiff_t c0, ptrdiff_t c1,
+                                ptrdiff_t p0, ptrdiff_t p1, float *out);
 /// The adjoint of `dsan_vk_vol2col_rows` for the input planes item = (c − c0)·D + id in
 /// itemBegin..<itemEnd: dx[c, id, :, :] += every term of cols (rows of channels c0.., positions
 /// p0..<p1) that lands there, each voxel adding its terms in the order (kd, kh, kw, p).
