@@ -18,8 +18,8 @@ public enum ConvTuning {
         case winogradBlockMiB = "winograd-block-mib"
         /// The items per worker of the Winograd transform phases (`transformGrain`).
         case transformItemsPerWorker = "transform-items-per-worker"
-        /// 1: a direct conv's forward whose channels make one block runs by dsan's packed GEMM,
-        /// 0: by OpenBLAS's sgemm (`DirectGEMM`). Changes those convs' bits.
+        /// 1: a direct conv's forward (the stem, the strided 3³ convs) runs by dsan's packed
+        /// GEMM, 0: by OpenBLAS's sgemm (`DirectGEMM`). Changes those convs' bits.
         case packedDirectForward = "packed-direct-forward"
         /// 1: a direct weight gradient cut by positions (the stem's) runs by dsan's packed GEMM, 0:
         /// by OpenBLAS's sgemm (`DirectGEMM.selectedForWeightGradient`). Changes its bits.

@@ -137,9 +137,9 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
     }
 }
 
-/// What multiplies a direct conv's forward when its input channels make one block of columns
-/// (the stem, and the strided 3³ convs at dsan's workspace sizes), and a weight gradient cut by
-/// positions (the stem's: `directWeightGradientByPositions`).
+/// What multiplies a direct conv's forward (the stem and the strided 3³ convs; the 1×1×1 convs
+/// stay with OpenBLAS) and a weight gradient cut by positions (the stem's:
+/// `directWeightGradientByPositions`).
 public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
     /// dsan's packed GEMM (Sources/VectorKernels/packed_gemm_body.h), at the CPU's vector width
     /// whatever core OpenBLAS loaded, on the weights packed once per call. The default: with
@@ -159,7 +159,7 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
         ConvTuning.overrides[.packedDirectForward].map { $0 == 1 ? .packed : .openBLAS }
     }
 
-    /// The GEMM of a one-block direct forward (`choice.selected`).
+    /// The GEMM of a direct forward (`choice.selected`).
     public static var selected: DirectGEMM { choice.selected }
 
     /// The GEMM of a weight gradient cut by positions: `choice`, with `packed-direct-weight-gradient`
@@ -169,18 +169,6 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
     }
 
     public var description: String { rawValue }
-}
-
-/// `w` `[rows, columns]` (row-major) in `dsan_packed_gemm`'s layout (`dsan_packed_gemm_pack`:
-/// panels of R = `dsan_packed_gemm_panel_rows()` rows, w[i][k] at ((i / R)·columns + k)·R + i % R,
-/// rows past `rows` zero), in the buffers' weight scratch (free during a direct conv).
-private func packedMatrix(_ w: UnsafePointer<Float>, rows: Int, columns: Int,
-                           into buffers: WinogradBuffers) -> UnsafeMutablePointer<Float> {
-    VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
-    let a = buffers.weights(Int(dsan_packed_gemm_floats(rows, columns)))
-    // Serial: at most 256 × 3456 floats (layer3.0.conv1), well under a millisecond beside its GEMMs.
-    dsan_packed_gemm_pack(w, columns, rows, columns, a)
-    return a
 }
 
 /// `conv3dForward` by vol2col + GEMM, whatever `ConvAlgorithm.selected` says.
@@ -209,17 +197,8 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     let T = splitColumns(widest, positions: P)
     let tiles = (P + T - 1) / T
     let kv = g.kernel.volume
-    if C >= plan.c && DirectGEMM.selected == .packed {
-        // One block of channels: Y[:, tile] = W · cols by dsan's packed GEMM, W packed once per call.
-        let a = UnsafePointer(packedMatrix(w, rows: cout, columns: K, into: workspace.winograd))
-        Parallel.forEachWorkerDynamically(plan.n * tiles, maxWorkers: workspace.reserveSlices()) { worker, jobs in
-            let cols = workspace.columns + worker * workspace.sliceFloats
-            for job in jobs {
-                let n = job / tiles, p0 = (job % tiles) * T, t = min(T, P - p0)
-                vol2col(plan, xp + n * plan.inputPerSample, 0, plan.c, p0, p0 + t, cols, parallel: false)
-                dsan_packed_gemm(a, cout, K, cols, t, yp + n * cout * P + p0, P, t)
-            }
-        }
+    if DirectGEMM.selected == .packed {
+        packedDirectForward(plan, x: xp, weight: w, y: yp, workspace: workspace, tileColumns: T, blockChannels: C)
         return
     }
     BLAS.withThreads(1) {
@@ -242,6 +221,54 @@ func directConv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv3
     }
 }
 
+
+/// The direct forward by dsan's packed GEMM (`DirectGEMM.packed`). W is packed once per call,
+/// block of input channels by block (each block's columns a packed matrix of its own), and each
+/// job sums Y[its rows, tile] = Σ_block W[rows, block] · cols[block, tile] as slices of one
+/// product (`dsan_packed_gemm_partial`): every output is one sum over K in order, whatever the
+/// tiles, the channel blocks and the rows a job takes. So the rows can be cut by the thread count:
+/// where the (sample, tile) jobs are fewer than the workers (the strided convs of layers 3–4 at
+/// batch 1: 4–8 tiles), each is cut into groups of row panels, up to one per worker (the groups
+/// repeat the tile's vol2col, which costs about 1/Cout of its GEMM); on 2 threads every conv of the
+/// model has tiles enough, and nothing is cut.
+private func packedDirectForward(_ plan: ConvPlan, x xp: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+                                 y yp: UnsafeMutablePointer<Float>, workspace: ConvWorkspace,
+                                 tileColumns T: Int, blockChannels C: Int) {
+    VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
+    let K = plan.rows, P = plan.positions, cout = plan.outC, kv = plan.kd * plan.kh * plan.kw
+    let tiles = (P + T - 1) / T, blocks = (plan.c + C - 1) / C
+    let R = dsan_packed_gemm_panel_rows(), panels = (cout + R - 1) / R
+    // W[:, block] packed for each block, block b's matrix at cout_pad · c0·kv (one block: W packed).
+    let a = workspace.winograd.weights(panels * R * K)
+    for block in 0..<blocks {
+        let c0 = block * C, c1 = min(plan.c, c0 + C)
+        dsan_packed_gemm_pack(w + c0 * kv, K, cout, (c1 - c0) * kv, a + panels * R * c0 * kv)
+    }
+    let workers = workspace.reserveSlices()
+    let groups = max(1, min(panels, (workers + plan.n * tiles - 1) / max(1, plan.n * tiles)))
+    // Per worker, the running sums of a job's rows over the blocks (in the kernel's own order).
+    let sumFloats = blocks > 1 ? panels * R * T : 0
+    let sums = blocks > 1 ? workspace.packedOperands.reserve(workers * sumFloats) : nil
+    let pa = UnsafePointer(a)
+    Parallel.forEachWorkerDynamically(plan.n * tiles * groups, maxWorkers: workers) { worker, jobs in
+        let cols = workspace.columns + worker * workspace.sliceFloats   // [block rows, t]
+        let mine = sums.map { $0 + worker * sumFloats }
+        for job in jobs {
+            let group = job % groups, tile = (job / groups) % tiles, n = job / (groups * tiles)
+            let p0 = tile * T, t = min(T, P - p0)
+            let panel0 = panels * group / groups, panel1 = panels * (group + 1) / groups
+            let m0 = panel0 * R, m = min(cout, panel1 * R) - m0
+            let xn = xp + n * plan.inputPerSample, yn = yp + n * cout * P
+            for block in 0..<blocks {
+                let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+                vol2col(plan, xn, c0, c1, p0, p0 + t, cols, parallel: false)
+                dsan_packed_gemm_partial(pa + panels * R * c0 * kv + panel0 * rows * R, m, rows, cols, t, t,
+                                         block == 0 ? nil : UnsafePointer(mine), block == blocks - 1 ? nil : mine,
+                                         yn + m0 * P + p0, P)
+            }
+        }
+    }
+}
 
 /// Backward of `conv3dForward`. Pass nil for a gradient that is not needed (the stem's `dX`).
 ///

@@ -31,8 +31,8 @@ struct BenchTuning: ParsableCommand {
           transform-items-per-worker=4
             items per worker of the Winograd transform phases
           packed-direct-forward=1
-            1: a direct forward whose channels make one block (the stem,
-            the strided convs) by dsan's packed GEMM; 0: by OpenBLAS
+            1: a direct forward (the stem, the strided convs) by dsan's
+            packed GEMM; 0: by OpenBLAS
           packed-direct-weight-gradient=1
             1: a direct weight gradient cut by positions (the stem's) by
             dsan's packed GEMM; 0: by OpenBLAS
