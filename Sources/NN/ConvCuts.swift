@@ -70,16 +70,19 @@ func backwardChannelBlocks(channels: Int, positions: Int) -> Int {
 }
 
 /// Column tiles a chunk keeps at least, when more chunks than `minimumConvJobs` asks for are
-/// cut: each chunk's private partial (Cout·rows floats) is written once and read once, beside
-/// the GEMMs of its tiles.
-let minimumChunkTiles = 5
+/// cut: each chunk's private partial (Cout·rows floats, 88 KB for the stem) is written once and
+/// read once, beside the GEMMs of its tiles (67 MFLOP for two of the stem's). 2 since the stem's
+/// dW runs by dsan's GEMM: at 64×128×128 its 172 tiles then make 64 chunks where 5 made 34, which
+/// left 29 % of 16 workers idle in the granularity bench (Docs/performance.md, "On more cores
+/// than this machine has").
+let minimumChunkTiles = 2
 
 /// Chunks of column tiles per block of input channels in `directWeightGradientByPositions`: at
 /// least `minimumConvJobs` jobs in all, up to `maximumConvJobs` while each chunk keeps
 /// `minimumChunkTiles` tiles, and no more chunks than tiles. A function of the shape alone (the
 /// partials are added in chunk order, so the chunks fix the result's rounding), never of the
-/// thread count. The stem at 138×256×256 (1480 tiles): 64; at 64×128×128 (172 tiles): 34; at
-/// 32×64×64 (22 tiles): 8, as before.
+/// thread count. The stem at 138×256×256 (1480 tiles) and at 64×128×128 (172 tiles): 64; at
+/// 32×64×64 (22 tiles): 11.
 func positionChunks(tiles: Int, blocks: Int) -> Int {
     let least = (minimumConvJobs + blocks - 1) / blocks, most = (maximumConvJobs + blocks - 1) / blocks
     return max(1, min(tiles, max(least, min(most, tiles / minimumChunkTiles))))

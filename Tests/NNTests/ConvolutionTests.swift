@@ -192,24 +192,24 @@ private func float64ConvForward(_ x: Tensor, _ w: Tensor, _ geometry: Conv3dGeom
         #expect(results[0] == results[1] && results[0] == results[2], "dWeight alone depends on the threads: \(c)")
     }
 
-    /// The chunks of a dW cut by positions: 8 jobs at least, up to 64 while a chunk keeps 5 tiles,
-    /// never more chunks than tiles; the stem at 138×256×256 (1480 tiles of 764 columns) gets 64,
-    /// at 64×128×128 (172 tiles) 34, at the demo's 32×64×64 (22 tiles) the 8 it had before.
+    /// The chunks of a dW cut by positions: 8 jobs at least, up to 64 while a chunk keeps 2 tiles,
+    /// never more chunks than tiles; the stem at 138×256×256 (1480 tiles of 764 columns) and at
+    /// 64×128×128 (172 tiles) gets 64, at the demo's 32×64×64 (22 tiles) 11.
     @Test func positionChunksFollowTheShape() {
-        #expect(positionChunks(tiles: 172, blocks: 1) == 34)
+        #expect(positionChunks(tiles: 172, blocks: 1) == 64)
         #expect(positionChunks(tiles: 1480, blocks: 1) == 64)
-        #expect(positionChunks(tiles: 22, blocks: 1) == 8)
-        #expect(positionChunks(tiles: 96, blocks: 1) == 19)
+        #expect(positionChunks(tiles: 22, blocks: 1) == 11)
+        #expect(positionChunks(tiles: 96, blocks: 1) == 48)
         #expect(positionChunks(tiles: 10_000, blocks: 1) == 64)
         #expect(positionChunks(tiles: 172, blocks: 2) == 32)
-        #expect(positionChunks(tiles: 40, blocks: 2) == 8)
+        #expect(positionChunks(tiles: 40, blocks: 2) == 20)
         #expect(positionChunks(tiles: 1480, blocks: 2) == 32)
         #expect(positionChunks(tiles: 3, blocks: 1) == 3)
         #expect(positionChunks(tiles: 1, blocks: 3) == 1)
     }
 
     /// A stem-like dW (one input channel) over many tiles, cut into more chunks than
-    /// `minimumConvJobs` (96 tiles of 4 columns: 19 chunks): against the naive loops, and the same
+    /// `minimumConvJobs` (96 tiles of 4 columns: 48 chunks): against the naive loops, and the same
     /// bits on 1, 2, 3 and 5 threads.
     @Test func manyChunksOfTilesMatchNaive() {
         let geometry = Conv3dGeometry(inChannels: 1, outChannels: 5, kernel: 3, stride: 2, padding: 1)
@@ -227,7 +227,7 @@ private func float64ConvForward(_ x: Tensor, _ w: Tensor, _ geometry: Conv3dGeom
             ThreadSettings.with(parallel: threads, blas: threads) {
                 conv3dBackward(dX: nil, dWeight: dW, dY: g, x: x, weight: w, geometry: geometry, workspace: workspace)
             }
-            expectClose(dW, ref.dw.map { $0 + 0.25 }, "dWeight in 19 chunks, \(threads) threads")
+            expectClose(dW, ref.dw.map { $0 + 0.25 }, "dWeight in 48 chunks, \(threads) threads")
             results.append(dW.array)
         }
         #expect(results.dropFirst().allSatisfy { $0 == results[0] }, "dWeight in chunks depends on the threads")
