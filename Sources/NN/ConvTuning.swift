@@ -21,9 +21,10 @@ public enum ConvTuning {
         /// 1: a direct conv's forward (the stem, the strided 3³ convs) runs by dsan's packed
         /// GEMM, 0: by OpenBLAS's sgemm (`DirectGEMM`). Changes those convs' bits.
         case packedDirectForward = "packed-direct-forward"
-        /// 1: a direct weight gradient cut by positions (the stem's) runs by dsan's packed GEMM, 0:
-        /// by OpenBLAS's sgemm (`DirectGEMM.selectedForWeightGradient`). Changes its bits.
-        case packedDirectWeightGradient = "packed-direct-weight-gradient"
+        /// 1: a direct conv's backward (the stem's weight gradient, the strided convs' dX and dW)
+        /// runs by dsan's packed GEMM, 0: by OpenBLAS's sgemm (`DirectGEMM.selectedForBackward`).
+        /// Changes their bits.
+        case packedDirectBackward = "packed-direct-backward"
         /// Parts of each row panel's 64 matrices in the one-block Winograd GEMM phase
         /// (`WinogradConv.panelCut`): 1, 2 or 4; 0, the default, is the rule. The same bits.
         case panelParts = "panel-parts"
@@ -39,7 +40,7 @@ public enum ConvTuning {
             case .stridedBackwardPositions: return defaultManyPositions
             case .winogradBlockMiB: return WinogradConv.defaultBlockMiB
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
-            case .packedDirectForward, .packedDirectWeightGradient: return DirectGEMM.choice.processWide == .packed ? 1 : 0
+            case .packedDirectForward, .packedDirectBackward: return DirectGEMM.choice.processWide == .packed ? 1 : 0
             case .panelParts, .panelTileParts: return 0
             }
         }
@@ -50,14 +51,14 @@ public enum ConvTuning {
             switch self {
             case .convJobs: return minimumConvJobs
             case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker: return 1
-            case .packedDirectForward, .packedDirectWeightGradient, .panelParts, .panelTileParts: return 0
+            case .packedDirectForward, .packedDirectBackward, .panelParts, .panelTileParts: return 0
             }
         }
 
         /// The greatest value that means something (nil: no bound).
         public var greatestValue: Int? {
             switch self {
-            case .packedDirectForward, .packedDirectWeightGradient: return 1
+            case .packedDirectForward, .packedDirectBackward: return 1
             case .panelParts: return 4
             default: return nil
             }

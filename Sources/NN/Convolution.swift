@@ -137,9 +137,8 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
     }
 }
 
-/// What multiplies a direct conv's forward (the stem and the strided 3³ convs; the 1×1×1 convs
-/// stay with OpenBLAS) and a weight gradient cut by positions (the stem's:
-/// `directWeightGradientByPositions`).
+/// What multiplies a direct conv's forward and backward (the stem and the strided 3³ and 1×1×1
+/// convs; the stride-1 1×1×1 convs stay with OpenBLAS).
 public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
     /// dsan's packed GEMM (Sources/VectorKernels/packed_gemm_body.h), at the CPU's vector width
     /// whatever core OpenBLAS loaded, on the weights packed once per call. The default: with
@@ -153,8 +152,7 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
     /// The process-wide choice from the environment variable `DSAN_DIRECT_GEMM` (`packed` or
     /// `openblas`, read once; `.packed` when unset); between it and a task's own
     /// (`DirectGEMM.choice.with(.openBLAS) { … }`, tests), the task's `ConvTuning` override
-    /// (`packed-direct-forward`, `dsan bench tuning`; `packed-direct-weight-gradient` for the
-    /// weight gradient).
+    /// (`packed-direct-forward`, `dsan bench tuning`; `packed-direct-backward` for the backward).
     public static let choice = ImplementationSwitch<DirectGEMM>(environment: "DSAN_DIRECT_GEMM", default: .packed) {
         ConvTuning.overrides[.packedDirectForward].map { $0 == 1 ? .packed : .openBLAS }
     }
@@ -162,10 +160,9 @@ public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible 
     /// The GEMM of a direct forward (`choice.selected`).
     public static var selected: DirectGEMM { choice.selected }
 
-    /// The GEMM of a weight gradient cut by positions: `choice`, with `packed-direct-weight-gradient`
-    /// as its tuned setting.
-    public static var selectedForWeightGradient: DirectGEMM {
-        choice.selected(tuned: ConvTuning.overrides[.packedDirectWeightGradient].map { $0 == 1 ? .packed : .openBLAS })
+    /// The GEMMs of a direct backward: `choice`, with `packed-direct-backward` as its tuned setting.
+    public static var selectedForBackward: DirectGEMM {
+        choice.selected(tuned: ConvTuning.overrides[.packedDirectBackward].map { $0 == 1 ? .packed : .openBLAS })
     }
 
     public var description: String { rawValue }
@@ -354,6 +351,13 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
         return
     }
     let (panelRows, panels) = dX == nil && blocks < minimumConvJobs ? rowPanels(cout, tileJobs: blocks) : (cout, 1)
+    // The 1×1×1 stride-2 shortcuts keep OpenBLAS: a block of theirs has as many rows as input
+    // channels (8), too few for the packed GEMM's panels of 32 rows (1.4× slower, in pairs).
+    if DirectGEMM.selectedForBackward == .packed && kv > 1 {
+        packedDirectBackward(dX: dX, dWeight: dWeight, plan: plan, x: xp, dY: dyp, weight: w, workspace: workspace,
+                             tileColumns: T, blockChannels: C, panelRows: panelRows, panels: panels)
+        return
+    }
     BLAS.withThreads(1) {
         Parallel.forEachWorkerDynamically(blocks * panels, maxWorkers: workspace.reserveSlices()) { worker, jobs in
             let cols = workspace.columns + worker * workspace.sliceFloats   // [rows, t]
@@ -388,6 +392,72 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
 }
 
+/// The channel-block backward by dsan's packed GEMM (`DirectGEMM.selectedForBackward`), the same
+/// jobs as with OpenBLAS: (block of input channels, panel of output rows). Per job, with dW:
+/// dW[rows, block] is packed as the running sums' start (`dsan_packed_gemm_pack`: the sums'
+/// layout is the packed one), and each (sample, tile) adds dY[rows, tile] (packed) times the
+/// transposed vol2col tile as one slice of a product whose last slice writes dW: each dW element
+/// is its old value plus one sum over the samples' positions in order. With dX: W[:, block]ᵀ is
+/// packed once per job (`dsan_packed_gemm_pack_transposed`), dcols = W[:, block]ᵀ · dY_n[:, tile]
+/// lands in the column slice and col2vol scatters it, as before.
+private func packedDirectBackward(dX: Tensor?, dWeight: Tensor?, plan: ConvPlan, x xp: UnsafePointer<Float>,
+                                  dY dyp: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+                                  workspace: ConvWorkspace, tileColumns T: Int, blockChannels C: Int,
+                                  panelRows: Int, panels: Int) {
+    VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
+    let K = plan.rows, P = plan.positions, cout = plan.outC, kv = plan.kd * plan.kh * plan.kw
+    let blocks = (plan.c + C - 1) / C, tiles = (P + T - 1) / T
+    let R = dsan_packed_gemm_panel_rows()
+    func padded(_ n: Int) -> Int { (n + R - 1) / R * R }
+    func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+    // Per worker: W[:, block]ᵀ packed (dX), dY's tile packed and the running sums (dW).
+    let wFloats = dX == nil ? 0 : aligned(padded(C * kv) * cout)
+    let dyFloats = dWeight == nil ? 0 : aligned(padded(panelRows) * T)
+    let sumFloats = dWeight == nil ? 0 : aligned(padded(panelRows) * C * kv)
+    let perWorker = wFloats + dyFloats + sumFloats
+    let workers = workspace.reserveSlices()
+    let scratch = workspace.packedOperands.reserve(workers * perWorker)
+    let dWp = dWeight?.data, dXp = dX?.data
+    let slices = plan.n * tiles
+    Parallel.forEachWorkerDynamically(blocks * panels, maxWorkers: workers) { worker, jobs in
+        let cols = workspace.columns + worker * workspace.sliceFloats   // [t, rows] for dW, then [rows, t] for dX
+        let aW = scratch + worker * perWorker, aDY = aW + wFloats, sums = aDY + dyFloats
+        for job in jobs {
+            let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
+            let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
+            if let dXp {        // this block's channels of every sample (panels = 1 with dX)
+                let volume = plan.d * plan.h * plan.w
+                for n in 0..<plan.n {
+                    (dXp + n * plan.inputPerSample + c0 * volume).update(repeating: 0, count: (c1 - c0) * volume)
+                }
+                dsan_packed_gemm_pack_transposed(w + c0 * kv, K, rows, cout, aW)
+            }
+            let dWblock = dWp.map { $0 + m0 * K + c0 * kv }
+            if let dWblock, slices > 0 { dsan_packed_gemm_pack(dWblock, K, m, rows, sums) }
+            var slice = 0
+            for n in 0..<plan.n {
+                let xn = xp + n * plan.inputPerSample           // [Cin, D, H, W]
+                let dyn = dyp + n * cout * P                    // [Cout, P]
+                for tile in 0..<tiles {
+                    let p0 = tile * T, t = min(T, P - p0)
+                    if let dWblock {   // dW[rows of this job, block] += dY_n[rows, tile] · colsᵀ
+                        dsan_packed_gemm_pack(dyn + m0 * P + p0, P, m, t, aDY)
+                        vol2colTransposed(plan, xn, c0, c1, p0, p0 + t, cols)
+                        let last = slice == slices - 1
+                        dsan_packed_gemm_partial(aDY, m, t, cols, rows, rows, UnsafePointer(sums), last ? nil : sums,
+                                                 dWblock, K)
+                    }
+                    slice += 1
+                    if let dXp {        // dcols = W[:, block]ᵀ · dY_n[:, tile], scattered back into dX_n
+                        dsan_packed_gemm(aW, rows, cout, dyn + p0, P, cols, t, t)
+                        col2vol(plan, cols, c0, c1, p0, p0 + t, dXp + n * plan.inputPerSample, parallel: false)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// dW alone where the input channels make fewer than `minimumConvJobs` blocks (the stem: one):
 /// jobs are (block of input channels, chunk of column tiles), each summing its tiles of every
 /// sample into a private partial dW [Cout, block rows] with GEMMs of all Cout rows, and the
@@ -396,7 +466,7 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
 /// sgemm on one Zen 3 core.) The chunks (`positionChunks`) are a function of the shape, not of
 /// the thread count.
 ///
-/// The partials' GEMMs are dsan's packed GEMM by default (`DirectGEMM.selectedForWeightGradient`):
+/// The partials' GEMMs are dsan's packed GEMM by default (`DirectGEMM.selectedForBackward`):
 /// per tile, dY's tile packed into panels is A [Cout × t] and the transposed vol2col tile is B
 /// [t × rows], and the tiles of a job are slices of one product (`dsan_packed_gemm_partial`), so
 /// each partial element is one sum over the job's positions in order. With OpenBLAS, per tile
@@ -409,7 +479,7 @@ private func directWeightGradientByPositions(_ dWeight: Tensor, plan: ConvPlan, 
     let chunks = positionChunks(tiles: tiles, blocks: blocks)
     let partialFloats = cout * C * kv
     let partials = workspace.weightGradientPartials.reserve(blocks * chunks * partialFloats)
-    if DirectGEMM.selectedForWeightGradient == .packed {
+    if DirectGEMM.selectedForBackward == .packed {
         VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
         let R = dsan_packed_gemm_panel_rows(), panelRows = (cout + R - 1) / R * R
         // Per worker: dY's tile packed (panelRows × T) and the running sums (panelRows × rows).

@@ -33,7 +33,7 @@ where Choice: RawRepresentable & CaseIterable & Sendable, Choice.RawValue == Str
     public var selected: Choice { scoped.get() ?? tuned() ?? processWide }
 
     /// `selected` with another tuned choice in the middle (a second `ConvTuning` setting for one
-    /// use of the same implementations: `DirectGEMM.selectedForWeightGradient`).
+    /// use of the same implementations: `DirectGEMM.selectedForBackward`).
     public func selected(tuned override: Choice?) -> Choice { scoped.get() ?? override ?? processWide }
 
     /// Runs `body` with `choice` for this task and the synchronous code it calls.

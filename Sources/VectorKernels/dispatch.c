@@ -207,6 +207,7 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
                                        long, const float *, float *);                               \
     long dsan_vk_##level##_packed_gemm_panel_rows(void);                                            \
     void dsan_vk_##level##_packed_gemm_pack(const float *, long, long, long, float *);              \
+    void dsan_vk_##level##_packed_gemm_pack_transposed(const float *, long, long, long, float *);   \
     float dsan_vk_##level##_multiply_add_probe(long, float, float);                                 \
     long dsan_vk_##level##_multiply_add_probe_flops(void);                                          \
     long dsan_vk_##level##_winograd_weight_gradient_jobs(long, long);                               \
@@ -238,6 +239,7 @@ typedef struct {
                         float *);
     long (*panel_rows)(void);
     void (*pack)(const float *, long, long, long, float *);
+    void (*pack_transposed)(const float *, long, long, long, float *);
     float (*probe)(long, float, float);
     long (*probe_flops)(void);
     long (*dw_jobs)(long, long);
@@ -254,6 +256,7 @@ typedef struct {
       dsan_vk_##level##_winograd_weight_transform_packed,                                           \
       dsan_vk_##level##_winograd_weight_transform_panel, dsan_vk_##level##_packed_gemm,             \
       dsan_vk_##level##_packed_gemm_panel_rows, dsan_vk_##level##_packed_gemm_pack,                 \
+      dsan_vk_##level##_packed_gemm_pack_transposed,                                                \
       dsan_vk_##level##_multiply_add_probe,                                                         \
       dsan_vk_##level##_multiply_add_probe_flops, dsan_vk_##level##_winograd_weight_gradient_jobs,   \
       dsan_vk_##level##_winograd_weight_gradient_scratch_floats,                                    \
@@ -346,6 +349,12 @@ void dsan_packed_gemm_pack(const float *src, long ld, long m, long k, float *dst
 }
 void dsan_vk_packed_gemm_pack_at(int level, const float *src, long ld, long m, long k, float *dst) {
     winogradTables[level].pack(src, ld, m, k, dst);
+}
+void dsan_packed_gemm_pack_transposed(const float *src, long ld, long m, long k, float *dst) {
+    packedTable()->pack_transposed(src, ld, m, k, dst);
+}
+void dsan_vk_packed_gemm_pack_transposed_at(int level, const float *src, long ld, long m, long k, float *dst) {
+    winogradTables[level].pack_transposed(src, ld, m, k, dst);
 }
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n) {

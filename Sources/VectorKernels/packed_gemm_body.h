@@ -159,6 +159,20 @@ void VK_NAME(packed_gemm_pack)(const float *src, long ld, long m, long k, float 
     }
 }
 
+/// The transpose of src into packed panels: A[i][kk] = src[kk·ld + i] (A is m × k; each packed
+/// column is PG_MR contiguous floats of one src row), rows past m zero.
+void VK_NAME(packed_gemm_pack_transposed)(const float *src, long ld, long m, long k, float *dst) {
+    const long panels = (m + PG_MR - 1) / PG_MR;
+    for (long p = 0; p < panels; p++) {
+        float *panel = dst + p * k * PG_MR;
+        const long rows = m - p * PG_MR < PG_MR ? m - p * PG_MR : PG_MR;
+        for (long kk = 0; kk < k; kk++) {
+            memcpy(panel + kk * PG_MR, src + kk * ld + p * PG_MR, (size_t)rows * sizeof(float));
+            for (long r = rows; r < PG_MR; r++) panel[kk * PG_MR + r] = 0.0f;
+        }
+    }
+}
+
 /// The arithmetic probe of `dsan bench threads`: `iterations` × 12 vector multiply-adds
 /// x = x·scale + shift on 12 independent registers, nothing read or written in memory, so its rate
 /// is the core's multiply-add peak at this level (AVX2: 2 FMA units × 4-cycle latency need 8

@@ -33,9 +33,9 @@ struct BenchTuning: ParsableCommand {
           packed-direct-forward=1
             1: a direct forward (the stem, the strided convs) by dsan's
             packed GEMM; 0: by OpenBLAS
-          packed-direct-weight-gradient=1
-            1: a direct weight gradient cut by positions (the stem's) by
-            dsan's packed GEMM; 0: by OpenBLAS
+          packed-direct-backward=1
+            1: a direct backward (the stem's dW, the strided convs' dX
+            and dW) by dsan's packed GEMM; 0: by OpenBLAS
           panel-parts=0
             parts of each row panel's 64 matrices in the one-block Winograd
             GEMM phase (layers 3-4 at batch 1): 1, 2 or 4; 0 is dsan's rule

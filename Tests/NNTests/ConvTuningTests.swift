@@ -17,11 +17,16 @@ import Testing
         // layer3.0.conv1 at 138×256×256: 32 blocks from 2048 positions, 8 when the threshold is 4096.
         #expect(backwardChannelBlocks(channels: 128, positions: 2304) == 32)
         ConvTuning.with(.stridedBackwardPositions, 4096) { #expect(backwardChannelBlocks(channels: 128, positions: 2304) == 8) }
-        // The stem at 64×128×128 (172 tiles, one block): 34 chunks, 8 with at most 8 jobs.
-        #expect(positionChunks(tiles: 172, blocks: 1) == 34)
-        ConvTuning.with(.convJobs, 8) { #expect(positionChunks(tiles: 172, blocks: 1) == 8) }
+        // The stem at 64×128×128 (172 tiles, one block): 64 chunks, 34 with at most 34 jobs.
+        #expect(positionChunks(tiles: 172, blocks: 1) == 64)
+        ConvTuning.with(.convJobs, 34) { #expect(positionChunks(tiles: 172, blocks: 1) == 34) }
         ConvTuning.with(.transformItemsPerWorker, 16) { #expect(transformGrain(64, 2) == 2) }
         #expect(DirectGEMM.selected == .packed)
-        ConvTuning.with(.packedDirectForward, 0) { #expect(DirectGEMM.selected == .openBLAS) }
+        ConvTuning.with(.packedDirectForward, 0) {
+            #expect(DirectGEMM.selected == .openBLAS && DirectGEMM.selectedForBackward == .packed)
+        }
+        ConvTuning.with(.packedDirectBackward, 0) {
+            #expect(DirectGEMM.selected == .packed && DirectGEMM.selectedForBackward == .openBLAS)
+        }
     }
 }

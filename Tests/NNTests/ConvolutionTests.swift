@@ -363,8 +363,67 @@ private func float64ConvForward(_ x: Tensor, _ w: Tensor, _ geometry: Conv3dGeom
         #expect(packed != openBLAS)
     }
 
+    /// The strided convs' backward (dX and dW by blocks of input channels) runs by dsan's packed
+    /// GEMM (`packedDirectBackward`): at the paper's width (layer2.0.conv1, 64 → 128, stride 2,
+    /// and its 1×1×1 shortcut) on batches of 1 and 3, with 6 tiles per sample and 8 channel blocks,
+    /// dX and dW (accumulated onto 0.25) against float64 loops, as close as OpenBLAS; the same
+    /// bits on 1, 2, 3 and 5 threads; not OpenBLAS's bits, except for the 1×1×1 shortcut, whose
+    /// backward stays with OpenBLAS.
+    @Test(arguments: [(Conv3dGeometry(inChannels: 64, outChannels: 128, kernel: 3, stride: 2, padding: 1), 1),
+                      (Conv3dGeometry(inChannels: 64, outChannels: 128, kernel: 3, stride: 2, padding: 1), 3),
+                      (Conv3dGeometry(inChannels: 64, outChannels: 128, kernel: 1, stride: 2, padding: 0), 3)])
+    func stridedBackwardByThePackedGEMMAtThePapersWidth(_ geometry: Conv3dGeometry, batch: Int) {
+        let input = [batch, 64, 5, 6, 8]
+        let x = uniformTensor(input, seed: 95), w = uniformTensor(geometry.weightShape, seed: 96, -0.1, 0.1)
+        let s = Shape5(input), o = geometry.outputShape(for: s)
+        let dy = uniformTensor(o.dims, seed: 97)
+        let (xa, wa, ga) = (x.array, w.array, dy.array)
+        var dxRef = [Double](repeating: 0, count: s.count), dwRef = [Double](repeating: 0.25, count: wa.count)
+        let (k, st, p) = (geometry.kernel, geometry.stride, geometry.padding)
+        for n in 0..<s.n { for co in 0..<o.c { for od in 0..<o.d { for oh in 0..<o.h { for ow in 0..<o.w {
+            let g = Double(ga[(((n * o.c + co) * o.d + od) * o.h + oh) * o.w + ow])
+            for ci in 0..<s.c { for kd in 0..<k.d { for kh in 0..<k.h { for kw in 0..<k.w {
+                let id = od * st.d - p.d + kd, ih = oh * st.h - p.h + kh, iw = ow * st.w - p.w + kw
+                if id < 0 || id >= s.d || ih < 0 || ih >= s.h || iw < 0 || iw >= s.w { continue }
+                let xi = (((n * s.c + ci) * s.d + id) * s.h + ih) * s.w + iw
+                let wi = (((co * s.c + ci) * k.d + kd) * k.h + kh) * k.w + kw
+                dxRef[xi] += g * Double(wa[wi])
+                dwRef[wi] += g * Double(xa[xi])
+            }}}}
+        }}}}}
+        func run(_ gemm: DirectGEMM, threads: Int) -> (dx: [Float], dw: [Float]) {
+            DirectGEMM.choice.with(gemm) {
+                ThreadSettings.with(parallel: threads, blas: threads) {
+                    let dX = Tensor(shape: x.shape, repeating: 7), dW = Tensor(shape: w.shape, repeating: 0.25)
+                    let workspace = ConvWorkspace(bytes: 8 << 20)
+                    workspace.maxTileColumns = 7
+                    conv3dBackward(dX: dX, dWeight: dW, dY: dy, x: x, weight: w, geometry: geometry, workspace: workspace)
+                    return (dX.array, dW.array)
+                }
+            }
+        }
+        func worst(_ a: [Float], _ ref: [Double]) -> Double {
+            zip(a, ref).map { abs(Double($0) - $1) }.max()! / ref.map(abs).max()!
+        }
+        let packed = run(.packed, threads: 1), openBLAS = run(.openBLAS, threads: 1)
+        for (name, got, ref) in [("packed dX", packed.dx, dxRef), ("packed dW", packed.dw, dwRef),
+                                 ("OpenBLAS dX", openBLAS.dx, dxRef), ("OpenBLAS dW", openBLAS.dw, dwRef)] {
+            #expect(worst(got, ref) <= 5e-6, "\(geometry) batch \(batch): \(name) \(worst(got, ref))")
+        }
+        for threads in [2, 3, 5] {
+            let other = run(.packed, threads: threads)
+            #expect(packed.dx.map(\.bitPattern) == other.dx.map(\.bitPattern) && packed.dw.map(\.bitPattern) == other.dw.map(\.bitPattern),
+                    "\(geometry) batch \(batch): \(threads) threads")
+        }
+        if geometry.kernel.volume > 1 {
+            #expect(packed.dw != openBLAS.dw)
+        } else {
+            #expect(packed.dw == openBLAS.dw && packed.dx == openBLAS.dx)
+        }
+    }
+
     /// The stem's weight gradient (dW alone, cut by positions) runs by dsan's packed GEMM
-    /// (`DirectGEMM.selectedForWeightGradient`): at the paper's width (64 filters of 7³) on batches
+    /// (`DirectGEMM.selectedForBackward`): at the paper's width (64 filters of 7³) on batches
     /// of 1, 2 and 3, with tiles of 10 positions (21 per sample, 8 chunks), against a float64
     /// loop, as close as OpenBLAS's sgemm; the same bits on 1, 2 and 3 threads, and not OpenBLAS's
     /// bits (the packed path did run). Accumulated onto 0.25.

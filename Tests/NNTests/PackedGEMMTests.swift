@@ -229,6 +229,25 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
     }
 
+    /// `dsan_packed_gemm_pack_transposed` packs the transpose of its source: what `packedRows`
+    /// writes for srcᵀ, rows past m +0, nothing past the packed matrix.
+    @Test func packTransposedWritesThePackedLayoutAtEveryLevel() {
+        for (m, k, ld) in [(216, 128, 6912), (5, 3, 5), (70, 17, 75), (33, 8, 40), (16, 1, 16)] {
+            let src = uniformTensor([k * ld], seed: UInt64(m * 5 + k)).array
+            let transposed = (0..<(m * k)).map { src[($0 % k) * ld + $0 / k] }   // [m × k], row-major
+            atEveryLevel { lv, level in
+                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
+                let expected = packedRows(transposed, m: m, k: k, r: r)
+                let count = (m + r - 1) / r * r * k
+                let out = AlignedFloats(count + 9, .nan)
+                dsan_vk_packed_gemm_pack_transposed_at(lv, src, ld, m, k, out.pointer)
+                let differing = (0..<count).filter { out.pointer[$0].bitPattern != expected.pointer[$0].bitPattern }
+                #expect(differing.isEmpty, "pack transposed \(m)×\(k) ld \(ld) level \(level): \(differing.count) floats differ")
+                #expect((count..<(count + 9)).allSatisfy { out.pointer[$0].isNaN }, "pack transposed \(m)×\(k) level \(level) wrote past its matrix")
+            }
+        }
+    }
+
     /// The slice of a transformed panel kept in L2: 256 KiB of 64 ξ × columns × R rows, a multiple
     /// of 8 columns, never more than the matrix has; 0 takes whole panels.
     @Test func panelSliceFollowsTheRowsPerPanel() {

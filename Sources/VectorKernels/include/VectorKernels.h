@@ -169,6 +169,9 @@ void dsan_winograd_panel_part_matrices(long part, long parts, long *xi);
 /// Packs src [m × k] (row-major, row stride ld) into dst in the layout above (rows past m zero):
 /// the same floats, moved.
 void dsan_packed_gemm_pack(const float *src, long ld, long m, long k, float *dst);
+/// Packs the transpose of src: A [m × k] with A[i][kk] = src[kk·ld + i] (src is k × m, row stride
+/// ld), into dst in the layout above: the same floats, moved.
+void dsan_packed_gemm_pack_transposed(const float *src, long ld, long m, long k, float *dst);
 /// C[m×n] = A·B, A packed (above).
 void dsan_packed_gemm(const float *a, long m, long k, const float *b, long ldb, float *c, long ldc,
                       long n);
@@ -190,6 +193,7 @@ long dsan_vk_packed_gemm_panel_rows_at(int level);
 void dsan_vk_winograd_weight_transform_packed_at(int level, const float *weight, long cout, long cin,
                                                  int adjoint, long p0, long p1, long k0, long k1, float *a);
 void dsan_vk_packed_gemm_pack_at(int level, const float *src, long ld, long m, long k, float *dst);
+void dsan_vk_packed_gemm_pack_transposed_at(int level, const float *src, long ld, long m, long k, float *dst);
 void dsan_vk_packed_gemm_at(int level, const float *a, long m, long k, const float *b, long ldb,
                             float *c, long ldc, long n);
 void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, const float *b, long ldb,
