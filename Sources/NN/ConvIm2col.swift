@@ -28,6 +28,13 @@ struct ConvPlan {
     /// P = Do·Ho·Wo.
     var positions: Int { od * oh * ow }
     var inputPerSample: Int { c * d * h * w }
+
+    /// Zeroes channels c0..<c1 of every sample of an input-shaped `dx` (a block of the direct
+    /// backward owns them and zeroes them itself before it scatters into them).
+    func zeroChannels(_ dx: UnsafeMutablePointer<Float>, _ c0: Int, _ c1: Int) {
+        let volume = d * h * w
+        for sample in 0..<n { (dx + sample * inputPerSample + c0 * volume).update(repeating: 0, count: (c1 - c0) * volume) }
+    }
 }
 
 /// Below this many floats per call, vol2col/col2vol run on the calling thread.

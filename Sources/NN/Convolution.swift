@@ -364,12 +364,7 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
             for job in jobs {
                 let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
                 let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
-                if let dX {        // this block's channels of every sample (panels = 1 with dX)
-                    let volume = plan.d * plan.h * plan.w
-                    for n in 0..<plan.n {
-                        (dX.data + n * plan.inputPerSample + c0 * volume).update(repeating: 0, count: (c1 - c0) * volume)
-                    }
-                }
+                if let dX { plan.zeroChannels(dX.data, c0, c1) }   // panels = 1 with dX
                 for n in 0..<plan.n {
                     let xn = xp + n * plan.inputPerSample           // [Cin, D, H, W]
                     let dyn = dyp + n * cout * P                    // [Cout, P]
@@ -425,11 +420,8 @@ private func packedDirectBackward(dX: Tensor?, dWeight: Tensor?, plan: ConvPlan,
         for job in jobs {
             let block = job / panels, m0 = (job % panels) * panelRows, m = min(panelRows, cout - m0)
             let c0 = block * C, c1 = min(plan.c, c0 + C), rows = (c1 - c0) * kv
-            if let dXp {        // this block's channels of every sample (panels = 1 with dX)
-                let volume = plan.d * plan.h * plan.w
-                for n in 0..<plan.n {
-                    (dXp + n * plan.inputPerSample + c0 * volume).update(repeating: 0, count: (c1 - c0) * volume)
-                }
+            if let dXp {        // panels = 1 with dX
+                plan.zeroChannels(dXp, c0, c1)
                 dsan_packed_gemm_pack_transposed(w + c0 * kv, K, rows, cout, aW)
             }
             let dWblock = dWp.map { $0 + m0 * K + c0 * kv }

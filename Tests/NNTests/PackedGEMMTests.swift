@@ -216,16 +216,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         for (m, k, ld) in [(64, 764, 800), (64, 5, 9), (5, 3, 3), (70, 17, 20), (33, 8, 8), (16, 1, 4), (8, 16, 16)] {
             let plain = uniformTensor([m * ld], seed: UInt64(m * 7 + k)).array
             let dense = (0..<(m * k)).map { plain[($0 / k) * ld + $0 % k] }
-            atEveryLevel { lv, level in
-                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
-                let expected = packedRows(dense, m: m, k: k, r: r)
-                let count = (m + r - 1) / r * r * k
-                let out = AlignedFloats(count + 9, .nan)
-                dsan_vk_packed_gemm_pack_at(lv, plain, ld, m, k, out.pointer)
-                let differing = (0..<count).filter { out.pointer[$0].bitPattern != expected.pointer[$0].bitPattern }
-                #expect(differing.isEmpty, "pack \(m)×\(k) ld \(ld) level \(level): \(differing.count) floats differ, first \(differing.first ?? -1)")
-                #expect((count..<(count + 9)).allSatisfy { out.pointer[$0].isNaN }, "pack \(m)×\(k) level \(level) wrote past its matrix")
-            }
+            expectPacking("pack", source: plain, as: dense, m: m, k: k, ld: ld) { dsan_vk_packed_gemm_pack_at($0, $1, $2, $3, $4, $5) }
         }
     }
 
@@ -235,16 +226,25 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         for (m, k, ld) in [(216, 128, 6912), (5, 3, 5), (70, 17, 75), (33, 8, 40), (16, 1, 16)] {
             let src = uniformTensor([k * ld], seed: UInt64(m * 5 + k)).array
             let transposed = (0..<(m * k)).map { src[($0 % k) * ld + $0 / k] }   // [m × k], row-major
-            atEveryLevel { lv, level in
-                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
-                let expected = packedRows(transposed, m: m, k: k, r: r)
-                let count = (m + r - 1) / r * r * k
-                let out = AlignedFloats(count + 9, .nan)
-                dsan_vk_packed_gemm_pack_transposed_at(lv, src, ld, m, k, out.pointer)
-                let differing = (0..<count).filter { out.pointer[$0].bitPattern != expected.pointer[$0].bitPattern }
-                #expect(differing.isEmpty, "pack transposed \(m)×\(k) ld \(ld) level \(level): \(differing.count) floats differ")
-                #expect((count..<(count + 9)).allSatisfy { out.pointer[$0].isNaN }, "pack transposed \(m)×\(k) level \(level) wrote past its matrix")
+            expectPacking("pack transposed", source: src, as: transposed, m: m, k: k, ld: ld) {
+                dsan_vk_packed_gemm_pack_transposed_at($0, $1, $2, $3, $4, $5)
             }
+        }
+    }
+
+    /// At every level, `pack(level, source, ld, m, k, out)` writes `packedRows` of `matrix` (the m × k
+    /// matrix it should pack, row-major) bit for bit, and nothing past the packed matrix.
+    private func expectPacking(_ name: String, source: [Float], as matrix: [Float], m: Int, k: Int, ld: Int,
+                               _ pack: (Int32, UnsafePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        atEveryLevel { lv, level in
+            let r = dsan_vk_packed_gemm_panel_rows_at(lv)
+            let expected = packedRows(matrix, m: m, k: k, r: r)
+            let count = (m + r - 1) / r * r * k
+            let out = AlignedFloats(count + 9, .nan)
+            source.withUnsafeBufferPointer { pack(lv, $0.baseAddress!, ld, m, k, out.pointer) }
+            let differing = (0..<count).filter { out.pointer[$0].bitPattern != expected.pointer[$0].bitPattern }
+            #expect(differing.isEmpty, "\(name) \(m)×\(k) ld \(ld) level \(level): \(differing.count) floats differ, first \(differing.first ?? -1)")
+            #expect((count..<(count + 9)).allSatisfy { out.pointer[$0].isNaN }, "\(name) \(m)×\(k) level \(level) wrote past its matrix")
         }
     }
 
