@@ -354,8 +354,14 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     // The 1×1×1 stride-2 shortcuts keep OpenBLAS: a block of theirs has as many rows as input
     // channels (8), too few for the packed GEMM's panels of 32 rows (1.4× slower, in pairs).
     if DirectGEMM.selectedForBackward == .packed && kv > 1 {
+        // With dsan's GEMM each dcols element is one sum over Cout and each dW element its old value
+        // plus one sum over the positions in order, whatever the channels of a block; col2vol adds a
+        // voxel's terms tile by tile, so the tiles stay, and only the blocks may follow the workers:
+        // more workers than blocks (16–64 cores) get thinner blocks, the same bits.
+        let workers = workspace.reserveSlices()
+        let channels = dX != nil && workers > blocks ? (plan.c + workers - 1) / workers : C
         packedDirectBackward(dX: dX, dWeight: dWeight, plan: plan, x: xp, dY: dyp, weight: w, workspace: workspace,
-                             tileColumns: T, blockChannels: C, panelRows: panelRows, panels: panels)
+                             tileColumns: T, blockChannels: min(C, channels), panelRows: panelRows, panels: panels)
         return
     }
     BLAS.withThreads(1) {
@@ -387,8 +393,9 @@ func directConv3dBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, 
     }
 }
 
-/// The channel-block backward by dsan's packed GEMM (`DirectGEMM.selectedForBackward`), the same
-/// jobs as with OpenBLAS: (block of input channels, panel of output rows). Per job, with dW:
+/// The channel-block backward by dsan's packed GEMM (`DirectGEMM.selectedForBackward`), the jobs
+/// of OpenBLAS's (block of input channels, panel of output rows), or thinner blocks where the
+/// workers outnumber them (the caller's choice; the bits do not depend on it). Per job, with dW:
 /// dW[rows, block] is packed as the running sums' start (`dsan_packed_gemm_pack`: the sums'
 /// layout is the packed one), and each (sample, tile) adds dY[rows, tile] (packed) times the
 /// transposed vol2col tile as one slice of a product whose last slice writes dW: each dW element
