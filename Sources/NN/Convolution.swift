@@ -235,11 +235,16 @@ private func packedDirectForward(_ plan: ConvPlan, x xp: UnsafePointer<Float>, w
     let K = plan.rows, P = plan.positions, cout = plan.outC, kv = plan.kd * plan.kh * plan.kw
     let tiles = (P + T - 1) / T, blocks = (plan.c + C - 1) / C
     let R = dsan_packed_gemm_panel_rows(), panels = (cout + R - 1) / R
-    // W[:, block] packed for each block, block b's matrix at cout_pad · c0·kv (one block: W packed).
+    // W[:, block] packed for each block, block b's matrix at cout_pad · c0·kv (one block: W packed),
+    // a panel of a block per item (serial, layer4.0.conv1's 3.5 M floats took about a millisecond).
     let a = workspace.winograd.weights(panels * R * K)
-    for block in 0..<blocks {
-        let c0 = block * C, c1 = min(plan.c, c0 + C)
-        dsan_packed_gemm_pack(w + c0 * kv, K, cout, (c1 - c0) * kv, a + panels * R * c0 * kv)
+    Parallel.forEach(blocks * panels) { items in
+        for item in items {
+            let block = item / panels, p = item % panels
+            let c0 = block * C, rows = (min(plan.c, c0 + C) - c0) * kv
+            dsan_packed_gemm_pack(w + p * R * K + c0 * kv, K, min(R, cout - p * R), rows,
+                                  a + panels * R * c0 * kv + p * rows * R)
+        }
     }
     let workers = workspace.reserveSlices()
     let groups = max(1, min(panels, (workers + plan.n * tiles - 1) / max(1, plan.n * tiles)))
