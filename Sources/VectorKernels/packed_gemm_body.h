@@ -23,6 +23,7 @@
 // every level to a float64 reference.
 #include <string.h>
 #include "VectorKernels.h"
+#include "transpose8.h"
 
 typedef float pg_f __attribute__((ext_vector_type(VK_LANES)));
 
@@ -109,32 +110,12 @@ void VK_NAME(packed_gemm)(const float *a, long m, long k, const float *b, long l
 
 long VK_NAME(packed_gemm_panel_rows)(void) { return PG_MR; }
 
-typedef float pg_f8 __attribute__((ext_vector_type(8)));
-
-/// Rows r0..<r0 + 8 and columns k0..<k0 + 8 of src into a packed panel: an 8×8 transpose in
-/// registers (unpack, shuffle, swap halves), each column's 8 rows stored as one vector.
+/// Rows r..<r + 8 and columns k0..<k0 + 8 of src into a packed panel: an 8×8 transpose in
+/// registers (transpose8.h), each column's 8 rows stored as one vector.
 static inline void pg_pack_8x8(const float *src, long ld, float *panel, long r, long k0) {
-    pg_f8 v[8];
-    for (int i = 0; i < 8; i++) memcpy(&v[i], src + i * ld, sizeof(pg_f8));
-    pg_f8 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = __builtin_shufflevector(v[i], v[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-        t[i + 1] = __builtin_shufflevector(v[i], v[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-        u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-        u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
-        u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
-    // u[j] (j < 4) holds rows 0–3 of column j in its low half and of column j + 4 in its high
-    // half, u[j + 4] the same for rows 4–7.
-    for (int j = 0; j < 4; j++) {
-        const pg_f8 lo = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-        const pg_f8 hi = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-        memcpy(panel + (k0 + j) * PG_MR + r, &lo, sizeof lo);
-        memcpy(panel + (k0 + j + 4) * PG_MR + r, &hi, sizeof hi);
-    }
+    vk_f8 columns[8];
+    vk_transpose8(src, ld, columns);
+    for (int j = 0; j < 8; j++) memcpy(panel + (k0 + j) * PG_MR + r, &columns[j], sizeof(vk_f8));
 }
 
 /// src [m × k] (row stride ld) into packed panels: 8 × 8 blocks transposed in registers, the

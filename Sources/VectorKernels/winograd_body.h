@@ -14,6 +14,7 @@
 
 #include <string.h>
 #include "VectorKernels.h"
+#include "transpose8.h"
 
 typedef float wk_f __attribute__((ext_vector_type(VK_LANES)));
 typedef float wk_f2 __attribute__((ext_vector_type(2 * VK_LANES)));
@@ -330,27 +331,6 @@ static inline int wk_flip_xi(int xi) {
     return (al * 4 + be) * 4 + ga;
 }
 
-#if VK_LANES == 8
-/// out[j] lane r = src[r·stride + j] for r, j < 8: an 8×8 transpose of eight 8-float rows.
-static inline void wk_transpose8(const float *src, long stride, wk_f *out) {
-    wk_f r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) r[i] = wk_load(src + i * stride);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-        t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-        u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-        u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
-        u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
-    for (int i = 0; i < 4; i++) {
-        out[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-        out[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-    }
-}
-#endif
 
 /// G·(g0, g1, g2)'s output o alone, by wk_g's own expressions (so the same bits).
 static inline __attribute__((always_inline)) wk_f wk_g_at(int o, wk_f g0, wk_f g1, wk_f g2) {
@@ -482,7 +462,7 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
 #if VK_LANES == 8
                         // Taps 0–23 as three 8×8 transposes of whole-vector loads (shuffles, not
                         // 192 single-float inserts), taps 24–26 one by one below.
-                        for (int c = 0; c < 3; c++) wk_transpose8(src + 8 * c, rowStride, &t[8 * c]);
+                        for (int c = 0; c < 3; c++) vk_transpose8(src + 8 * c, rowStride, &t[8 * c]);
                         q0 = 24;
 #endif
                         for (int q = q0; q < 27; q++) {

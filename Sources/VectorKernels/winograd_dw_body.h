@@ -157,7 +157,7 @@ void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v
                 if (lanes == 8) {   // taps 0–23 as three 8×8 transposes, 24–26 one by one below
                     for (int q = 0; q < 3; q++) {
                         wk_f tr[8];
-                        wk_transpose8(t27[8 * q], VK_LANES, tr);
+                        vk_transpose8(t27[8 * q], VK_LANES, tr);
                         for (int l = 0; l < 8; l++) wk_store(o + l * run + 8 * q, tr[l]);
                     }
                     k0 = 24;
