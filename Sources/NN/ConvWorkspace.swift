@@ -69,9 +69,10 @@ public final class ConvWorkspace {
     /// up to 64 chunks × 64·343 floats, 5.6 MB), kept so that a step allocates nothing.
     var weightGradientPartials = ScratchFloats()
 
-    /// Per worker, the packed GEMM's operands of `directWeightGradientByPositions` beside its
-    /// column slice: dY's tile in panels and the running sums of its partial (the stem at AVX-512:
-    /// 64 × 764 + 64 × 343 floats, 283 KB per worker).
+    /// Per worker, beside its column slice, what the direct convs by dsan's packed GEMM keep: the
+    /// running sums over channel blocks (forward), dY's tile in panels and the running sums of dW
+    /// (weight gradients; the stem at AVX-512: 64 × 764 + 64 × 343 floats, 283 KB per worker), and
+    /// W[:, block]ᵀ packed (dX). One conv at a time uses it, like the column slices.
     var packedOperands = ScratchFloats()
 
     /// Floats in one worker's slice: min(`capacity`, `tileBytes` / 4). The same before and after

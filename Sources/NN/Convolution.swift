@@ -137,8 +137,9 @@ public func conv3dForward(y: Tensor, x: Tensor, weight: Tensor, geometry g: Conv
     }
 }
 
-/// What multiplies a direct conv's forward and backward (the stem and the strided 3³ and 1×1×1
-/// convs; the stride-1 1×1×1 convs stay with OpenBLAS).
+/// What multiplies a direct conv's forward (the stem, the strided 3³ convs and the 1×1×1
+/// stride-2 shortcuts) and backward (the stem's dW, the strided 3³ convs' dX and dW). The stride-1
+/// 1×1×1 convs and the shortcuts' backward stay with OpenBLAS either way.
 public enum DirectGEMM: String, Sendable, CaseIterable, CustomStringConvertible {
     /// dsan's packed GEMM (Sources/VectorKernels/packed_gemm_body.h), at the CPU's vector width
     /// whatever core OpenBLAS loaded, on the weights packed once per call. The default: with

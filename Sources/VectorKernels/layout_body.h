@@ -153,21 +153,21 @@ void VK_NAME(vol2col_rows)(const dsan_vk_window *g, const float *x, ptrdiff_t r0
     }
 }
 
-/// A run of n ≤ kw floats of one input row: dst[j] = src[j] for j in lo..<hi, +0 elsewhere. The
-/// stem's kw = 7 in the middle of the volume (lo = 0, hi = 7) is one 8-float load and a masked
-/// 7-float store at AVX-512, two overlapping 4-float copies otherwise.
-static inline void lk_row_run(float *dst, const float *src, ptrdiff_t n, ptrdiff_t lo, ptrdiff_t hi) {
+/// A run of n ≤ kw floats of one input row: dst[j] = row[iw0 + j] for j in lo..<hi (the columns
+/// inside the row), +0 elsewhere; no address outside the row is formed. A whole run of 4–8 floats
+/// (the stem's kw = 7 inside the volume) is two overlapping 4-float copies.
+static inline void lk_row_run(float *dst, const float *row, ptrdiff_t iw0, ptrdiff_t n, ptrdiff_t lo, ptrdiff_t hi) {
     if (lo == 0 && hi == n && n >= 4 && n <= 8) {
         lk_f4 a, b;
-        memcpy(&a, src, sizeof a);
-        memcpy(&b, src + n - 4, sizeof b);
+        memcpy(&a, row + iw0, sizeof a);
+        memcpy(&b, row + iw0 + n - 4, sizeof b);
         memcpy(dst, &a, sizeof a);
         memcpy(dst + n - 4, &b, sizeof b);
         return;
     }
     ptrdiff_t j = 0;
     for (; j < lo; j++) dst[j] = 0.0f;
-    for (; j < hi; j++) dst[j] = src[j];
+    for (; j < hi; j++) dst[j] = row[iw0 + j];
     for (; j < n; j++) dst[j] = 0.0f;
 }
 
@@ -184,8 +184,8 @@ void VK_NAME(vol2col_transposed)(const dsan_vk_window *g, const float *x, ptrdif
     const ptrdiff_t kd = g->kd, kh = g->kh, kw = g->kw, d = g->d, h = g->h, w = g->w;
     const ptrdiff_t oh = g->oh, ow = g->ow;
     const ptrdiff_t runs = (c1 - c0) * kd * kh, rows = runs * kw;
-    ptrdiff_t offsets[kw <= 8 && runs <= LK_MAX_RUNS ? runs : 1];
-    const int wide = kw <= 8 && runs <= LK_MAX_RUNS;
+    const int wide = kw <= 8 && runs >= 1 && runs <= LK_MAX_RUNS;
+    ptrdiff_t offsets[wide ? runs : 1];
     if (wide) {
         ptrdiff_t j = 0;
         for (ptrdiff_t c = c0; c < c1; c++)
@@ -209,7 +209,7 @@ void VK_NAME(vol2col_transposed)(const dsan_vk_window *g, const float *x, ptrdif
                 memcpy(&v, corner + offsets[j], sizeof v);
                 memcpy(dst, &v, sizeof v);
             }
-            for (; j < runs; j++, dst += kw) lk_row_run(dst, corner + offsets[j], kw, 0, kw);
+            for (; j < runs; j++, dst += kw) lk_row_run(dst, corner + offsets[j], 0, kw, 0, kw);
         } else {
             const ptrdiff_t lo = lk_min(kw, lk_max(0, -iw0)), hi = lk_max(lo, lk_min(kw, w - iw0));
             for (ptrdiff_t c = c0; c < c1; c++) {
@@ -221,7 +221,7 @@ void VK_NAME(vol2col_transposed)(const dsan_vk_window *g, const float *x, ptrdif
                         if (id < 0 || id >= d || ih < 0 || ih >= h) {
                             for (ptrdiff_t j = 0; j < kw; j++) dst[j] = 0.0f;
                         } else {
-                            lk_row_run(dst, xc + (id * h + ih) * w + iw0, kw, lo, hi);
+                            lk_row_run(dst, xc + (id * h + ih) * w, iw0, kw, lo, hi);
                         }
                     }
                 }
