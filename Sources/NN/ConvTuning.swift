@@ -32,6 +32,10 @@ public enum ConvTuning {
         /// (`WinogradConv.panelCut`), each repeating the panel's weight transform; 0, the
         /// default, is the rule. The same bits.
         case panelTileParts = "panel-tile-parts"
+        /// 1: the F(2,3) weight gradient by dsan's fused kernel at every tile count; 0: through
+        /// OpenBLAS's 64 GEMMs from `WinogradConv.minimumWeightGradientTiles` tiles per sample,
+        /// the rule before (`WinogradConv.usesFusedWeightGradient`). Changes those convs' bits.
+        case fusedWeightGradient = "fused-weight-gradient"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -42,6 +46,7 @@ public enum ConvTuning {
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
             case .packedDirectForward, .packedDirectBackward: return DirectGEMM.choice.processWide == .packed ? 1 : 0
             case .panelParts, .panelTileParts: return 0
+            case .fusedWeightGradient: return 1
             }
         }
 
@@ -51,14 +56,14 @@ public enum ConvTuning {
             switch self {
             case .convJobs: return minimumConvJobs
             case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker: return 1
-            case .packedDirectForward, .packedDirectBackward, .panelParts, .panelTileParts: return 0
+            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .panelParts, .panelTileParts: return 0
             }
         }
 
         /// The greatest value that means something (nil: no bound).
         public var greatestValue: Int? {
             switch self {
-            case .packedDirectForward, .packedDirectBackward: return 1
+            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient: return 1
             case .panelParts: return 4
             default: return nil
             }

@@ -349,7 +349,11 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
     let workers = max(1, Parallel.threads)
     let fused = WinogradConv.usesFusedWeightGradient(input: x.shape5)
     let per = max(scratchFloats(p), fused ? (dsan_winograd_weight_gradient_scratch_floats() + 15) / 16 * 16 : 0)
-    let scratch = buffers.scratch(workers * per)
+    let jobs = fused ? dsan_winograd_weight_gradient_jobs(cout, cin) : 0
+    let xiParts = fused ? WinogradConv.weightGradientParts(jobs: jobs, workers: workers) : 1
+    // With the jobs' products in parts, their sums wait in scratch for the transforms.
+    let sumsFloats = xiParts > 1 ? jobs * dsan_winograd_weight_gradient_sums_floats() : 0
+    let scratch = buffers.scratch(workers * per + sumsFloats)
     // Fused: the block's dM packed in panels of output channels; else all of dU.
     let du = buffers.weights(fused ? dsan_winograd_weight_gradient_packed_floats(cout, p.blockTiles) : 64 * cout * cin)
     let (vPlane, dmPlane) = (p.plane(cin), p.plane(cout))
@@ -374,21 +378,38 @@ func winogradBackward(dX: Tensor?, dWeight: Tensor?, dY: Tensor, x: Tensor, weig
                 }
             }
             if fused {   // dWeight += Gᵀ⊗³ Σ_t dM_ξ · V_ξᵀ, dU kept in each job's cache (winograd_dw_body.h)
-                // Items are (panel, 8 of the 64 ξ): layer3 has 8 panels at AVX-512, which would
-                // leave most of a many-core node's workers idle.
-                let panels = dsan_winograd_weight_gradient_panels(cout), items = panels * 8
+                // Items are (panel, ξ): layer1 has 2 panels at AVX-512, which would leave most of a
+                // many-core node's workers idle.
+                let panels = dsan_winograd_weight_gradient_panels(cout), items = panels * 64
                 Parallel.forEachWorkerDynamically(items, maxWorkers: workers, grain: transformGrain(items, workers)) { _, r in
                     for item in r {
-                        let panel = item / 8, xi0 = item % 8 * 8
-                        dsan_winograd_weight_gradient_pack(dm, cout, t, p.ld, panel, panel + 1, xi0, xi0 + 8, du)
+                        let panel = item / 64, xi = item % 64
+                        dsan_winograd_weight_gradient_pack(dm, cout, t, p.ld, panel, panel + 1, xi, xi + 1, du)
                     }
                 }
-                let jobs = dsan_winograd_weight_gradient_jobs(cout, cin)
-                Parallel.forEachWorkerDynamically(jobs, maxWorkers: workers) { worker, r in
-                    // The first block writes every entry of a lazily zero dWeight; later blocks add.
-                    dsan_winograd_weight_gradient_fused(du, v, cout, cin, t, p.ld, r.lowerBound, r.upperBound,
-                                                        dWeight.data, overwrite && block == 0 ? 1 : 0,
-                                                        scratch + worker * per)
+                // The first block writes every entry of a lazily zero dWeight; later blocks add.
+                // With fewer jobs than the workers need, each job's products go in parts of the 64 ξ
+                // into its sums in scratch, and the last part to arrive transforms them (the same
+                // bits, winograd_dw_body.h): one region either way.
+                let write: Int32 = overwrite && block == 0 ? 1 : 0
+                let sums = scratch + workers * per
+                var arrived = [Int](repeating: 0, count: xiParts > 1 ? jobs : 0)
+                arrived.withUnsafeMutableBufferPointer { arrived in
+                    Parallel.forEachWorkerDynamically(jobs * xiParts, maxWorkers: workers) { worker, r in
+                        if xiParts == 1 {
+                            dsan_winograd_weight_gradient_fused(du, v, cout, cin, t, p.ld, r.lowerBound, r.upperBound,
+                                                                dWeight.data, write, scratch + worker * per)
+                            return
+                        }
+                        for item in r {
+                            dsan_winograd_weight_gradient_products(du, v, cout, cin, t, p.ld, item, item + 1, xiParts, sums)
+                            let job = item / xiParts
+                            if Parallel.arrive(at: arrived.baseAddress! + job) == xiParts - 1 {
+                                dsan_winograd_weight_gradient_finish(sums, cout, cin, job, job + 1, dWeight.data, write,
+                                                                     scratch + worker * per)
+                            }
+                        }
+                    }
                 }
                 continue
             }

@@ -49,15 +49,16 @@ public enum WinogradConv {
         g.kernel == Size3(3) && g.stride == Size3(1) && g.padding == Size3(1)
     }
 
-    /// From this many tiles per sample (⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) the weight gradient's 64 products go
-    /// through OpenBLAS (K = tiles per block, dU accumulated over the blocks and transformed once).
-    /// Below it, with the packed GEMM, the fused kernel computes them (winograd_dw_body.h); with
-    /// OpenBLAS's GEMMs the weight gradient stays direct there: at 32 tiles (layers 3–4 at a
-    /// 64×128×128 input, batch 1) that path measured 0.85–1.0× the direct dW, the fused kernel
-    /// 1.6× on 1 thread and 1.2–1.3× on 2, while on layer1 (2048 tiles) the fused kernel lost to
-    /// OpenBLAS on 2 threads (Docs/performance.md, "The fused Winograd weight gradient"). Per
-    /// sample, like `minimumPackedTiles`: a rank's share of the batch must not choose a sample's
-    /// algorithm.
+    /// With OpenBLAS's GEMMs (`WinogradGEMM.openBLAS`), the weight gradient takes Winograd from
+    /// this many tiles per sample (⌈D/2⌉·⌈H/2⌉·⌈W/2⌉) and stays direct below: its 64 products go
+    /// through OpenBLAS (K = tiles per block, dU accumulated over the blocks and transformed once),
+    /// which at 32 tiles (layers 3–4 at a 64×128×128 input, batch 1) measured 0.85–1.0× the direct
+    /// dW. With the packed GEMM the fused kernel (winograd_dw_body.h) computes them at every tile
+    /// count (1.6× the direct dW at 32 tiles on 1 thread; 1.1–1.4× OpenBLAS's GEMMs from 256
+    /// tiles since its tile chunks are 32 KiB of dM: Docs/performance.md, "The fused Winograd
+    /// weight gradient"); `dsan bench tuning --setting fused-weight-gradient=0` gives back the
+    /// rule before it, OpenBLAS's GEMMs from this many tiles. Per sample, like
+    /// `minimumPackedTiles`: a rank's share of the batch must not choose a sample's algorithm.
     public static let minimumWeightGradientTiles = 64
 
     /// The tiles of one sample of `input`.
@@ -122,15 +123,30 @@ public enum WinogradConv {
     public static func usesWinogradWeightGradient(for g: Conv3dGeometry, input: Shape5) -> Bool {
         guard isUsed(for: g, input: input) else { return false }
         switch WinogradGEMM.selected {
-        case .packed: return true   // fused below minimumWeightGradientTiles, OpenBLAS from it
+        case .packed: return true   // by the fused kernel (or OpenBLAS's GEMMs, usesFusedWeightGradient)
         case .openBLAS: return input.n > 0 && tilesPerSample(input) >= minimumWeightGradientTiles
         }
     }
 
-    /// True when Winograd's weight gradient on `input` takes the fused kernel (few tiles per
-    /// sample, the packed GEMM selected) rather than OpenBLAS's GEMMs.
+    /// Parts of the 64 ξ into which the fused weight gradient's `jobs` (a panel of output channels
+    /// × a chunk of input channels each) cut their products for `workers` workers: 1 (the fused
+    /// jobs, each keeping its sums in its cache) while there are at least two jobs per worker,
+    /// else the fewest of 2, 4, 8 and 16 that give two items per worker (at most 16: 4 ξ each).
+    /// Layer1 has 4 jobs at AVX-512 and layer2 12, which left most of a 16-core node's workers
+    /// idle (`dsan bench granularity`). Any `parts` gives the same bits, so it may follow the
+    /// workers.
+    static func weightGradientParts(jobs: Int, workers: Int) -> Int {
+        var parts = 1
+        while parts < 16 && jobs * parts < 2 * workers { parts *= 2 }
+        return parts
+    }
+
+    /// True when Winograd's weight gradient on `input` takes the fused kernel rather than
+    /// OpenBLAS's GEMMs: always with the packed GEMM selected, unless the tuning setting
+    /// `fused-weight-gradient` is 0 (then below `minimumWeightGradientTiles` tiles per sample).
     static func usesFusedWeightGradient(input: Shape5) -> Bool {
-        WinogradGEMM.selected == .packed && tilesPerSample(input) < minimumWeightGradientTiles
+        WinogradGEMM.selected == .packed
+            && (ConvTuning.value(.fusedWeightGradient) == 1 || tilesPerSample(input) < minimumWeightGradientTiles)
     }
 }
 

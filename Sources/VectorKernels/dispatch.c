@@ -217,7 +217,13 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
                                                          long, long, float *);                      \
     void dsan_vk_##level##_winograd_weight_gradient_fused(const float *, const float *, long, long,   \
                                                           long, long, long, long, float *, int,     \
-                                                          float *);
+                                                          float *);                                 \
+    void dsan_vk_##level##_winograd_weight_gradient_products(const float *, const float *, long,      \
+                                                             long, long, long, long, long, long,    \
+                                                             float *);                              \
+    void dsan_vk_##level##_winograd_weight_gradient_finish(const float *, long, long, long, long,     \
+                                                           float *, int, float *);                  \
+    long dsan_vk_##level##_winograd_weight_gradient_sums_floats(void);
 
 WK_DECLARE(baseline)
 #if defined(__x86_64__)
@@ -247,6 +253,9 @@ typedef struct {
     long (*dw_panel_rows)(void);
     void (*dw_pack)(const float *, long, long, long, long, long, long, long, float *);
     void (*dw_fused)(const float *, const float *, long, long, long, long, long, long, float *, int, float *);
+    void (*dw_products)(const float *, const float *, long, long, long, long, long, long, long, float *);
+    void (*dw_finish)(const float *, long, long, long, long, float *, int, float *);
+    long (*dw_sums)(void);
 } wk_table;
 
 #define WK_TABLE(level)                                                                             \
@@ -261,7 +270,10 @@ typedef struct {
       dsan_vk_##level##_multiply_add_probe_flops, dsan_vk_##level##_winograd_weight_gradient_jobs,   \
       dsan_vk_##level##_winograd_weight_gradient_scratch_floats,                                    \
       dsan_vk_##level##_winograd_weight_gradient_panel_rows,                                        \
-      dsan_vk_##level##_winograd_weight_gradient_pack, dsan_vk_##level##_winograd_weight_gradient_fused }
+      dsan_vk_##level##_winograd_weight_gradient_pack, dsan_vk_##level##_winograd_weight_gradient_fused, \
+      dsan_vk_##level##_winograd_weight_gradient_products,                                          \
+      dsan_vk_##level##_winograd_weight_gradient_finish,                                            \
+      dsan_vk_##level##_winograd_weight_gradient_sums_floats }
 
 static const wk_table winogradTables[] = {
     WK_TABLE(baseline),
@@ -410,19 +422,38 @@ void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, lo
                                          int overwrite, float *scratch) {
     packedTable()->dw_fused(packed, v, cout, cin, tiles, ld, job0, job1, dWeight, overwrite, scratch);
 }
+void dsan_winograd_weight_gradient_products(const float *packed, const float *v, long cout, long cin,
+                                            long tiles, long ld, long item0, long item1, long parts,
+                                            float *sums) {
+    packedTable()->dw_products(packed, v, cout, cin, tiles, ld, item0, item1, parts, sums);
+}
+void dsan_winograd_weight_gradient_finish(const float *sums, long cout, long cin, long job0, long job1,
+                                          float *dWeight, int overwrite, float *scratch) {
+    packedTable()->dw_finish(sums, cout, cin, job0, job1, dWeight, overwrite, scratch);
+}
+size_t dsan_winograd_weight_gradient_sums_floats(void) { return (size_t)packedTable()->dw_sums(); }
 void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float *v, long cout,
-                                         long cin, long tiles, long ld, float *dWeight, int overwrite) {
+                                         long cin, long tiles, long ld, long parts, float *dWeight,
+                                         int overwrite) {
     const wk_table *table = &winogradTables[level];
-    const long r = table->dw_panel_rows(), panels = (cout + r - 1) / r;
+    const long r = table->dw_panel_rows(), panels = (cout + r - 1) / r, jobs = table->dw_jobs(cout, cin);
     float *packed = malloc(sizeof(float) * (size_t)(panels * r * 64 * (tiles > 0 ? tiles : 1)));
     float *scratch = malloc(sizeof(float) * (size_t)table->dw_scratch());
-    if (!packed || !scratch) abort();
+    float *sums = parts > 1 ? malloc(sizeof(float) * (size_t)(jobs * table->dw_sums())) : NULL;
+    if (!packed || !scratch || (parts > 1 && !sums)) abort();
     // In (panel, 8 ξ) items, last first: any split of the pack writes the same floats.
     for (long item = panels * 8 - 1; item >= 0; item--)
         table->dw_pack(dm, cout, tiles, ld, item / 8, item / 8 + 1, item % 8 * 8, item % 8 * 8 + 8, packed);
-    table->dw_fused(packed, v, cout, cin, tiles, ld, 0, table->dw_jobs(cout, cin), dWeight, overwrite, scratch);
+    if (parts > 1) {   // the items last first, as workers might take them
+        for (long item = jobs * parts - 1; item >= 0; item--)
+            table->dw_products(packed, v, cout, cin, tiles, ld, item, item + 1, parts, sums);
+        table->dw_finish(sums, cout, cin, 0, jobs, dWeight, overwrite, scratch);
+    } else {
+        table->dw_fused(packed, v, cout, cin, tiles, ld, 0, jobs, dWeight, overwrite, scratch);
+    }
     free(packed);
     free(scratch);
+    free(sums);
 }
 
 // MARK: Winograd F(4,3) transforms (winograd4_body.h, one build per level; same level as above)

@@ -10,12 +10,12 @@
 // the weight transform writes U_ξ straight into the layout this kernel reads, so A is never
 // copied, and B (V_ξ, a block's transformed tiles) is read where it lies.
 //
-// Layout of A ("packed panels"): rows in panels of PG_MR = 3·VK_LANES; panel p holds rows
+// Layout of A ("packed panels"): rows in panels of PG_MR = 2·VK_LANES; panel p holds rows
 // p·PG_MR ..< p·PG_MR + PG_MR, column by column: A[p·PG_MR + r][kk] at a[(p·k + kk)·PG_MR + r].
 // Rows past m are zero. So the panels of one matrix take ⌈m / PG_MR⌉·PG_MR·k floats.
 //
-// The micro-kernel keeps a PG_MR × PG_NR block of C in 3·PG_NR vector registers (12 of the 16
-// YMM/XMM registers; AVX-512 has room to spare) and, per kk, loads 3 vectors of A and broadcasts
+// The micro-kernel keeps a PG_MR × PG_NR block of C in 2·PG_NR vector registers (12 of the 16
+// YMM/XMM registers; AVX-512 has room to spare) and, per kk, loads 2 vectors of A and broadcasts
 // PG_NR floats of B's row kk. Each C element is one sum over kk in increasing order, so the result
 // does not depend on the thread count or on how the caller splits rows or columns. It does depend
 // on the level: AVX2 and AVX-512 fuse each multiply-add (one rounding, like OpenBLAS's kernels),

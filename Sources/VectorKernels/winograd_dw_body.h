@@ -33,9 +33,12 @@
 /// Input channels per job: 8 groups of 6, so that the job's dU (64·48·R floats: 96, 192 or
 /// 384 KiB) stays in L2 while the tile chunks pass.
 #define DW_CB 48
-/// Tiles per chunk: one ξ's transposed panel (DW_TC·R floats, 8 KiB at every level) stays in L1
-/// while the job's 8 groups read it.
-#define DW_TC (2048 / DW_MR)
+/// Tiles per chunk: one ξ's transposed panel (DW_TC·R floats, 32 KiB at every level: L1 on Zen 5,
+/// L2 elsewhere) is read by the job's 8 groups in turn. Chunks of 8 KiB (64 tiles at AVX-512)
+/// read V in runs of 256 bytes per channel, too short for the prefetchers: on layers 1–2 at
+/// 138×256×256 the kernel then ran at OpenBLAS's speed; with 32 KiB it takes 0.7–0.8 of
+/// OpenBLAS's time (Docs/performance.md, "The fused Winograd weight gradient").
+#define DW_TC (8192 / DW_MR)
 // A chunk holds at most ⌈groups / chunks⌉ ≤ DW_CB / DW_NR groups (dw_chunk_start) only when
 // DW_CB is a whole number of groups: s and the transform's buffer are sized by DW_CB.
 _Static_assert(DW_CB % DW_NR == 0, "DW_CB must be a multiple of DW_NR");
@@ -91,90 +94,127 @@ void VK_NAME(winograd_weight_gradient_pack)(const float *dm, long cout, long til
     const long plane = dsan_winograd_plane_floats(cout, ld);
     for (long p = p0; p < p1; p++) {
         const long co0 = p * DW_MR, rows = wk_min(DW_MR, cout - co0);
+        for (long xi = xi0; xi < xi1; xi++)   // the same floats as packed_gemm_pack lays out one panel
+            VK_NAME(packed_gemm_pack)(dm + xi * plane + co0 * ld, ld, rows, tiles,
+                                      packed + (p * 64 + xi) * tiles * DW_MR);
+    }
+}
+
+/// The job's panel p, and its chunk's input channels ci0..<ci1.
+static inline void dw_job(long job, long cout, long cin, long *p, long *ci0, long *ci1) {
+    const long panels = (cout + DW_MR - 1) / DW_MR, chunk = job / panels;
+    *p = job % panels;
+    *ci0 = dw_chunk_start(cin, chunk);
+    *ci1 = wk_min(cin, dw_chunk_start(cin, chunk + 1));
+}
+
+/// The job's sums of matrices ξ0..<ξ1 over the block's tiles into s ([group][ξ][6][R]).
+static void dw_products(const float *packed, const float *v, long cout, long cin, long tiles, long ld,
+                        long job, long xi0, long xi1, float *s) {
+    const long plane = dsan_winograd_plane_floats(cin, ld);
+    long p, ci0, ci1;
+    dw_job(job, cout, cin, &p, &ci0, &ci1);
+    const long cis = ci1 - ci0, groups = (cis + DW_NR - 1) / DW_NR;
+    for (long tc0 = 0; tc0 < tiles; tc0 += DW_TC) {
+        const long t = wk_min(DW_TC, tiles - tc0);
+        const int resume = tc0 > 0;
         for (long xi = xi0; xi < xi1; xi++) {
-            float *dst = packed + (p * 64 + xi) * tiles * DW_MR;
-            const float *src = dm + xi * plane + co0 * ld;
-            // Tile by tile: each write is a run of R consecutive floats, and the R source rows'
-            // lines stay in L1 across the 16 tiles each holds (row by row, every write went R
-            // floats past the last, a new line each).
-            for (long tt = 0; tt < tiles; tt++) {
-                float *d = dst + tt * DW_MR;
-                for (long r = 0; r < rows; r++) d[r] = src[r * ld + tt];
-                for (long r = rows; r < DW_MR; r++) d[r] = 0.0f;
+            const float *a = packed + ((p * 64 + xi) * tiles + tc0) * DW_MR;
+            const float *vx = v + xi * plane + ci0 * ld + tc0;
+            for (long g = 0; g < groups; g++) {
+                const long nr = wk_min(DW_NR, cis - g * DW_NR);
+                const float *b[DW_NR];
+                for (int j = 0; j < DW_NR; j++) b[j] = vx + (g * DW_NR + (j < nr ? j : 0)) * ld;
+                // The next group's rows of V (the next ξ's first group after the last): their
+                // lines are in flight while this group computes (8 % less time on layer3 at
+                // 138×256×256, 1 thread).
+                const float *next = g + 1 < groups ? vx + (g + 1) * DW_NR * ld : xi + 1 < 64 ? vx + plane : NULL;
+                const long nextRows = g + 1 < groups ? wk_min(DW_NR, cis - (g + 1) * DW_NR) : wk_min(DW_NR, cis);
+                if (next)
+                    for (long j = 0; j < nextRows; j++)
+                        for (long o = 0; o < t; o += 16) __builtin_prefetch(next + j * ld + o, 0, 3);
+                float *sb = s + (g * 64 + xi) * DW_NR * DW_MR;
+                switch (nr) {
+                case 6: dw_block(a, b, t, sb, resume, 6); break;
+                case 5: dw_block(a, b, t, sb, resume, 5); break;
+                case 4: dw_block(a, b, t, sb, resume, 4); break;
+                case 3: dw_block(a, b, t, sb, resume, 3); break;
+                case 2: dw_block(a, b, t, sb, resume, 2); break;
+                default: dw_block(a, b, t, sb, resume, 1); break;
+                }
             }
         }
+    }
+}
+
+/// Gᵀ⊗³ of the job's sums s (all 64 ξ) added into dWeight (written with `overwrite`), through
+/// `out` (DW_MR·DW_CB·27 floats).
+static void dw_finish(const float *s, long cout, long cin, long job, float *dWeight, int overwrite, float *out) {
+    long p, ci0, ci1;
+    dw_job(job, cout, cin, &p, &ci0, &ci1);
+    const long co0 = p * DW_MR, rows = wk_min(DW_MR, cout - co0), cis = ci1 - ci0;
+    // Gᵀ⊗³ of each (co, ci)'s 64 sums, VK_LANES output channels at a time, into `out` laid out
+    // like the job's part of dWeight ([row][ci][27]), then added to dWeight row by row: the
+    // scattered stores stay in L1 and dWeight is read and written in contiguous runs.
+    const long run = cis * 27;
+    wk_f sv[100];
+    float t27[27][VK_LANES];
+    for (long c = 0; c < cis; c++) {
+        const float *sc = s + ((c / DW_NR) * 64 * DW_NR + c % DW_NR) * DW_MR;
+        for (long h = 0; h < rows; h += VK_LANES) {
+            for (int xi = 0; xi < 64; xi++) sv[xi] = wk_load(sc + xi * DW_NR * DW_MR + h);
+            wk_weight_gradient_27(sv, t27);
+            const long lanes = wk_min(VK_LANES, rows - h);
+            float *o = out + h * run + c * 27;
+            int k0 = 0;
+#if VK_LANES == 8
+            if (lanes == 8) {   // taps 0–23 as three 8×8 transposes, 24–26 one by one below
+                for (int q = 0; q < 3; q++) {
+                    wk_f tr[8];
+                    vk_transpose8(t27[8 * q], VK_LANES, tr);
+                    for (int l = 0; l < 8; l++) wk_store(o + l * run + 8 * q, tr[l]);
+                }
+                k0 = 24;
+            }
+#endif
+            for (long l = 0; l < lanes; l++)
+                for (int k = k0; k < 27; k++) o[l * run + k] = t27[k][l];
+        }
+    }
+    for (long r = 0; r < rows; r++) {
+        float *dst = dWeight + ((co0 + r) * cin + ci0) * 27;
+        const float *src = out + r * run;
+        if (overwrite) memcpy(dst, src, sizeof(float) * (size_t)run);
+        else for (long i = 0; i < run; i++) dst[i] += src[i];
     }
 }
 
 void VK_NAME(winograd_weight_gradient_fused)(const float *packed, const float *v, long cout, long cin,
                                              long tiles, long ld, long job0, long job1,
                                              float *dWeight, int overwrite, float *scratch) {
-    const long panels = (cout + DW_MR - 1) / DW_MR, plane = dsan_winograd_plane_floats(cin, ld);
-    float *s = scratch;
     for (long job = job0; job < job1; job++) {
-        const long p = job % panels, co0 = p * DW_MR, chunk = job / panels;
-        const long ci0 = dw_chunk_start(cin, chunk), ci1 = wk_min(cin, dw_chunk_start(cin, chunk + 1));
-        const long rows = wk_min(DW_MR, cout - co0), cis = ci1 - ci0;
-        const long groups = (cis + DW_NR - 1) / DW_NR;
-        for (long tc0 = 0; tc0 < tiles; tc0 += DW_TC) {
-            const long t = wk_min(DW_TC, tiles - tc0);
-            const int resume = tc0 > 0;
-            for (int xi = 0; xi < 64; xi++) {
-                const float *a = packed + ((p * 64 + xi) * tiles + tc0) * DW_MR;
-                const float *vx = v + xi * plane + ci0 * ld + tc0;
-                for (long g = 0; g < groups; g++) {
-                    const long nr = wk_min(DW_NR, cis - g * DW_NR);
-                    const float *b[DW_NR];
-                    for (int j = 0; j < DW_NR; j++) b[j] = vx + (g * DW_NR + (j < nr ? j : 0)) * ld;
-                    float *sb = s + (g * 64 + xi) * DW_NR * DW_MR;
-                    switch (nr) {
-                    case 6: dw_block(a, b, t, sb, resume, 6); break;
-                    case 5: dw_block(a, b, t, sb, resume, 5); break;
-                    case 4: dw_block(a, b, t, sb, resume, 4); break;
-                    case 3: dw_block(a, b, t, sb, resume, 3); break;
-                    case 2: dw_block(a, b, t, sb, resume, 2); break;
-                    default: dw_block(a, b, t, sb, resume, 1); break;
-                    }
-                }
-            }
-        }
-        // Gᵀ⊗³ of each (co, ci)'s 64 sums, VK_LANES output channels at a time, into `out` laid out
-        // like the job's part of dWeight ([row][ci][27]), then added to dWeight row by row: the
-        // scattered stores stay in L1 and dWeight is read and written in contiguous runs.
-        float *out = s + 64 * DW_CB * DW_MR;
-        const long run = cis * 27;
-        wk_f sv[100];
-        float t27[27][VK_LANES];
-        for (long c = 0; c < cis; c++) {
-            const float *sc = s + ((c / DW_NR) * 64 * DW_NR + c % DW_NR) * DW_MR;
-            for (long h = 0; h < rows; h += VK_LANES) {
-                for (int xi = 0; xi < 64; xi++) sv[xi] = wk_load(sc + xi * DW_NR * DW_MR + h);
-                wk_weight_gradient_27(sv, t27);
-                const long lanes = wk_min(VK_LANES, rows - h);
-                float *o = out + h * run + c * 27;
-                int k0 = 0;
-#if VK_LANES == 8
-                if (lanes == 8) {   // taps 0–23 as three 8×8 transposes, 24–26 one by one below
-                    for (int q = 0; q < 3; q++) {
-                        wk_f tr[8];
-                        vk_transpose8(t27[8 * q], VK_LANES, tr);
-                        for (int l = 0; l < 8; l++) wk_store(o + l * run + 8 * q, tr[l]);
-                    }
-                    k0 = 24;
-                }
-#endif
-                for (long l = 0; l < lanes; l++)
-                    for (int k = k0; k < 27; k++) o[l * run + k] = t27[k][l];
-            }
-        }
-        for (long r = 0; r < rows; r++) {
-            float *dst = dWeight + ((co0 + r) * cin + ci0) * 27;
-            const float *src = out + r * run;
-            if (overwrite) memcpy(dst, src, sizeof(float) * (size_t)run);
-            else for (long i = 0; i < run; i++) dst[i] += src[i];
-        }
+        dw_products(packed, v, cout, cin, tiles, ld, job, 0, 64, scratch);
+        dw_finish(scratch, cout, cin, job, dWeight, overwrite, scratch + 64 * DW_CB * DW_MR);
     }
 }
+
+void VK_NAME(winograd_weight_gradient_products)(const float *packed, const float *v, long cout, long cin,
+                                                long tiles, long ld, long item0, long item1, long parts,
+                                                float *sums) {
+    for (long item = item0; item < item1; item++) {
+        const long job = item / parts, part = item % parts;
+        dw_products(packed, v, cout, cin, tiles, ld, job, 64 * part / parts, 64 * (part + 1) / parts,
+                    sums + job * 64 * DW_CB * DW_MR);
+    }
+}
+
+void VK_NAME(winograd_weight_gradient_finish)(const float *sums, long cout, long cin, long job0, long job1,
+                                              float *dWeight, int overwrite, float *scratch) {
+    for (long job = job0; job < job1; job++)
+        dw_finish(sums + job * 64 * DW_CB * DW_MR, cout, cin, job, dWeight, overwrite, scratch);
+}
+
+long VK_NAME(winograd_weight_gradient_sums_floats)(void) { return 64 * DW_CB * DW_MR; }
 
 #undef DW_MADD
 #undef DW_MR

@@ -42,6 +42,10 @@ struct BenchTuning: ParsableCommand {
           panel-tile-parts=0
             parts of each row panel's tiles in that phase, each repeating
             the panel's weight transform; 0 is dsan's rule
+          fused-weight-gradient=1
+            1: the Winograd F(2,3) weight gradient by dsan's fused kernel
+            at every tile count; 0: by OpenBLAS's GEMMs from 64 tiles per
+            sample (the rule before)
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.

@@ -303,12 +303,14 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
     /// The fused weight gradient (winograd_dw_body.h) against float64: dWeight₀ + Gᵀ⊗³ Σ_t dM_ξ·V_ξᵀ
     /// at every level, accumulating onto what dWeight held and writing nothing past it. Shapes:
     /// partial panels of output channels at every level (8, 16, 32 rows), input channels that leave
-    /// a partial group of 6 and a partial chunk of 48, tiles beyond one chunk at every level (more
-    /// than 256) and fewer than one, and layer3's shape at batch 1 (256 × 256, 32 tiles). With
-    /// `overwrite` it writes the same sums onto NaN (every entry written, none read).
+    /// a partial group of 6 and a partial chunk of 48, tiles beyond one chunk of 32 KiB at every
+    /// level (more than 1024; 300 spans two chunks at AVX-512 only), fewer than one, and layer3's
+    /// shape at batch 1 (256 × 256, 32 tiles). With
+    /// `overwrite` it writes the same sums onto NaN (every entry written, none read). In two phases
+    /// (products in parts of the 64 ξ, then the transforms) it gives the fused kernel's bits.
     @Test func fusedWeightGradientMatchesFloat64AtEveryLevel() {
         let gt: [[Double]] = [[1, 0.5, 0.5, 0], [0, 0.5, -0.5, 0], [0, 0.5, 0.5, 1]]
-        for (cout, cin, tiles) in [(20, 53, 5), (16, 6, 300), (33, 100, 70), (8, 1, 1), (256, 256, 32)] {
+        for (cout, cin, tiles) in [(20, 53, 5), (16, 6, 300), (17, 7, 1100), (33, 100, 70), (8, 1, 1), (256, 256, 32)] {
             let ld = (tiles + 7) / 8 * 8 + 8
             let (dmPlane, vPlane) = (dsan_winograd_plane_floats(cout, ld), dsan_winograd_plane_floats(cin, ld))
             let dm = AlignedFloats(uniformTensor([64 * dmPlane], seed: UInt64(cout * 3 + tiles)).array)
@@ -343,7 +345,7 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
             atEveryLevel { lv, level in
                 let dw = AlignedFloats(cout * cin * 27 + 7, .nan)
                 for i in 0..<(cout * cin * 27) { dw.pointer[i] = start[i] }
-                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, dw.pointer, 0)
+                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, 1, dw.pointer, 0)
                 var worst = 0.0
                 for i in 0..<(cout * cin * 27) {
                     // A float sum of `tiles` products, three transform stages of two roundings each,
@@ -356,23 +358,33 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 #expect(untouched, "\(cout)×\(cin), \(tiles) tiles, level \(level): wrote past dWeight")
                 // Overwriting: the sums alone, which added onto +0 are the same values.
                 let written = AlignedFloats(cout * cin * 27 + 7, .nan), added = AlignedFloats(cout * cin * 27, 0)
-                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, written.pointer, 1)
-                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, added.pointer, 0)
+                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, 1, written.pointer, 1)
+                dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, 1, added.pointer, 0)
                 #expect(Array(written.array[0..<(cout * cin * 27)]) == added.array,
                         "\(cout)×\(cin), \(tiles) tiles, level \(level): overwrite differs from adding onto zero")
                 #expect((0..<7).allSatisfy { written.pointer[cout * cin * 27 + $0].isNaN })
+                // In two phases (the products of each job in 2, 3 or 16 parts of its 64 ξ, then the
+                // transforms): the fused kernel's bits.
+                for parts in [2, 3, 16] {
+                    let split = AlignedFloats(cout * cin * 27 + 7, .nan)
+                    for i in 0..<(cout * cin * 27) { split.pointer[i] = start[i] }
+                    dsan_vk_winograd_weight_gradient_at(lv, dm.pointer, v.pointer, cout, cin, tiles, ld, parts, split.pointer, 0)
+                    let same = (0..<(cout * cin * 27)).allSatisfy { split.pointer[$0].bitPattern == dw.pointer[$0].bitPattern }
+                    #expect(same, "\(cout)×\(cin), \(tiles) tiles, level \(level): \(parts) parts differ from fused")
+                    #expect((0..<7).allSatisfy { split.pointer[cout * cin * 27 + $0].isNaN })
+                }
             }
         }
     }
 
     /// The packed path of whole convs (forward, dX and dW) against float64 at the paper's widths
-    /// (64 → 64 on 8×16×16: 256 tiles, dW through OpenBLAS; 64 → 64 and 256 → 256 on 4×8×8: 32
-    /// tiles, layer3 at batch 1, dW by the fused kernel), at the GEMM's level (the
+    /// (64 → 64 on 8×16×32: 512 tiles in two blocks of 256; 64 → 64 and 256 → 256 on 4×8×8: 32
+    /// tiles, layer3 at batch 1; dW by the fused kernel in all three), at the GEMM's level (the
     /// kernels are held to float64 at every level above; `DSAN_SIMD=baseline` runs this at the
     /// baseline level). Measured here (AVX2): within 3e-7 of max |reference|; the bound is
     /// WinogradTests' 2e-5.
     @Test func convsMatchFloat64AtThePapersWidths() {
-        for (channels, extent) in [(64, [8, 16, 16]), (64, [4, 8, 8]), (256, [4, 8, 8])] {
+        for (channels, extent) in [(64, [8, 16, 32]), (64, [4, 8, 8]), (256, [4, 8, 8])] {
             let g = Conv3dGeometry(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1)
             let s = Shape5(n: 1, c: channels, d: extent[0], h: extent[1], w: extent[2])
             let x = uniformTensor(s.dims, seed: 81), w = uniformTensor(g.weightShape, seed: 82, -0.1, 0.1)
@@ -394,14 +406,15 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         }
     }
 
-    /// On the packed path every value is still computed by one worker in a fixed order: 1, 2 and 3
-    /// threads give the same bits (at width 64, where each worker gets several row panels), for
-    /// the forward, dX and the fused dW (blocks of 32 tiles: dW accumulates over 8 blocks).
+    /// On the packed path every value is still computed by one worker in a fixed order: 1, 2, 3 and
+    /// 8 threads give the same bits (at width 64, where each worker gets several row panels), for
+    /// the forward, dX and the fused dW (blocks of 32 tiles: dW accumulates over 5 blocks, 78
+    /// tiles per sample, where OpenBLAS's GEMMs took dW before the fused kernel's 32 KiB chunks).
     @Test func packedPathDoesNotDependOnThreads() {
         let g = Conv3dGeometry(inChannels: 64, outChannels: 48, kernel: 3, stride: 1, padding: 1)
-        let s = Shape5(n: 2, c: 64, d: 4, h: 6, w: 10)
+        let s = Shape5(n: 2, c: 64, d: 4, h: 6, w: 26)
         let x = uniformTensor(s.dims, seed: 91), w = uniformTensor(g.weightShape, seed: 92, -0.1, 0.1)
-        let dy = uniformTensor([2, 48, 4, 6, 10], seed: 93)
+        let dy = uniformTensor([2, 48, 4, 6, 26], seed: 93)
         func run(_ threads: Int) -> [Float] {
             ThreadSettings.with(parallel: threads, blas: threads) {
                 WinogradGEMM.choice.with(.packed) {
@@ -417,6 +430,23 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
         let one = run(1)
         #expect(one == run(2))
         #expect(one == run(3))
+        // 4 jobs of the fused dW at AVX-512 (6 at AVX2): 8 workers cut their products into parts
+        // of the 64 ξ (`weightGradientParts`), 3 at AVX-512 too.
+        #expect(WinogradConv.weightGradientParts(jobs: dsan_winograd_weight_gradient_jobs(48, 64), workers: 8) > 1)
+        #expect(one == run(8))
+    }
+
+    /// The fused weight gradient's products go in parts of the 64 ξ only when there are fewer than
+    /// two jobs per worker, in the fewest parts (2, 4, 8, 16) that make two items per worker.
+    @Test func weightGradientPartsFollowTheWorkers() {
+        #expect(WinogradConv.weightGradientParts(jobs: 4, workers: 2) == 1)     // layer1 at AVX-512, 2 cores
+        #expect(WinogradConv.weightGradientParts(jobs: 4, workers: 3) == 2)
+        #expect(WinogradConv.weightGradientParts(jobs: 4, workers: 16) == 8)    // layer1 on a 16-core node
+        #expect(WinogradConv.weightGradientParts(jobs: 12, workers: 16) == 4)   // layer2
+        #expect(WinogradConv.weightGradientParts(jobs: 48, workers: 16) == 1)   // layer3
+        #expect(WinogradConv.weightGradientParts(jobs: 4, workers: 64) == 16)   // never more than 16
+        #expect(WinogradConv.weightGradientParts(jobs: 1, workers: 64) == 16)
+        #expect(WinogradConv.weightGradientParts(jobs: 4, workers: 1) == 1)
     }
 
     /// A conv of one block transforms the weights panel by panel inside the GEMM phase
@@ -534,8 +564,9 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 #expect(!WinogradGEMM.choice.with(.packed) { WinogradConv.isUsed(for: layer4, input: tiny) })
             }
         }
-        // dW by Winograd wherever the forward is with the packed GEMM (by the fused kernel below
-        // 64 tiles per sample); with OpenBLAS's GEMMs from 64 tiles per sample. Whatever the batch.
+        // dW by Winograd wherever the forward is with the packed GEMM, by the fused kernel at every
+        // tile count (with the tuning setting fused-weight-gradient=0, OpenBLAS's GEMMs from 64
+        // tiles per sample); with OpenBLAS's GEMMs from 64 tiles per sample. Whatever the batch.
         let layer1 = Conv3dGeometry(inChannels: 64, outChannels: 64, kernel: 3, stride: 1, padding: 1)
         ConvAlgorithm.choice.with(.winograd) {
             for n in [1, 2, 3] {
@@ -544,11 +575,15 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                     #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
                 }
-                WinogradGEMM.choice.with(.packed) {   // fused below 64 tiles per sample
+                WinogradGEMM.choice.with(.packed) {
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: small))
                     #expect(WinogradConv.usesFusedWeightGradient(input: small))
                     #expect(WinogradConv.usesWinogradWeightGradient(for: layer1, input: large))
-                    #expect(!WinogradConv.usesFusedWeightGradient(input: large))
+                    #expect(WinogradConv.usesFusedWeightGradient(input: large))
+                    ConvTuning.with(.fusedWeightGradient, 0) {   // the rule before: fused below 64 tiles
+                        #expect(WinogradConv.usesFusedWeightGradient(input: small))
+                        #expect(!WinogradConv.usesFusedWeightGradient(input: large))
+                    }
                     #expect(!WinogradConv.usesWinogradWeightGradient(for: layer1, input: Shape5(n: n, c: 64, d: 2, h: 4, w: 6)))
                 }
             }

@@ -230,9 +230,24 @@ void dsan_winograd_weight_gradient_pack(const float *dm, long cout, long tiles, 
 void dsan_winograd_weight_gradient_fused(const float *packed, const float *v, long cout, long cin,
                                          long tiles, long ld, long job0, long job1, float *dWeight,
                                          int overwrite, float *scratch);
-/// Pack and all jobs at a given level ≤ dsan_vk_supported_level(), single-threaded (the tests' seam).
+/// The same in two phases, for more workers than jobs: the products of items item0..<item1
+/// (item = job·parts + part: the job's matrices ξ in 64·part/parts ..< 64·(part + 1)/parts) into
+/// the job's sums at sums + job·dsan_winograd_weight_gradient_sums_floats(), then, once every item
+/// of the block is done, the transform of jobs job0..<job1 from their sums (scratch: a worker's
+/// dsan_winograd_weight_gradient_scratch_floats). Each sum is the one the fused job computes and
+/// the transform the same code: the same bits as dsan_winograd_weight_gradient_fused, whatever
+/// `parts` and the split of the items.
+void dsan_winograd_weight_gradient_products(const float *packed, const float *v, long cout, long cin,
+                                            long tiles, long ld, long item0, long item1, long parts,
+                                            float *sums);
+void dsan_winograd_weight_gradient_finish(const float *sums, long cout, long cin, long job0, long job1,
+                                          float *dWeight, int overwrite, float *scratch);
+size_t dsan_winograd_weight_gradient_sums_floats(void);
+/// Pack and all jobs at a given level ≤ dsan_vk_supported_level(), single-threaded, fused (`parts`
+/// ≤ 1) or in two phases with `parts` parts per job (the tests' seam).
 void dsan_vk_winograd_weight_gradient_at(int level, const float *dm, const float *v, long cout,
-                                         long cin, long tiles, long ld, float *dWeight, int overwrite);
+                                         long cin, long tiles, long ld, long parts, float *dWeight,
+                                         int overwrite);
 
 // MARK: Winograd F(4×4×4, 3×3×3) transforms (Sources/NN/WinogradF4.swift has the maths and layouts)
 //
