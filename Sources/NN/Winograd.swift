@@ -35,9 +35,9 @@ import VectorKernels
 //     dU_ξ[Cout, Cin] = Σ_samples Σ_tiles dM_ξ[Cout, T] · V_ξ[Cin, T]ᵀ,     dg = Gᵀ⊗³ dU
 //
 //   a GEMM with K = T accumulated (beta = 1) over the tile blocks in a fixed order. With dsan's
-//   packed GEMM and fewer than `WinogradConv.minimumWeightGradientTiles` tiles per sample, one
-//   fused kernel (Sources/VectorKernels/winograd_dw_body.h) computes each job's dU in registers
-//   and cache and adds Gᵀ⊗³ of it into dW block by block, never writing dU.
+//   packed GEMM one fused kernel (winograd_dw_body.h) computes each job's dU in registers and
+//   cache and adds Gᵀ⊗³ of it into dW block by block, never writing dU (`usesFusedWeightGradient`;
+//   few jobs for many workers go in parts of the 64 ξ, `weightGradientParts`, the same bits).
 //
 // Work partition: the tiles are cut into blocks whose V and M fit `WinogradConv.blockBytes`; each
 // block runs in three phases with dsan's workers: (1) input transform, workers split the input

@@ -54,9 +54,9 @@ public enum WinogradConv {
     /// through OpenBLAS (K = tiles per block, dU accumulated over the blocks and transformed once),
     /// which at 32 tiles (layers 3–4 at a 64×128×128 input, batch 1) measured 0.85–1.0× the direct
     /// dW. With the packed GEMM the fused kernel (winograd_dw_body.h) computes them at every tile
-    /// count (1.6× the direct dW at 32 tiles on 1 thread; 1.1–1.4× OpenBLAS's GEMMs from 256
-    /// tiles since its tile chunks are 32 KiB of dM: Docs/performance.md, "The fused Winograd
-    /// weight gradient"); `dsan bench tuning --setting fused-weight-gradient=0` gives back the
+    /// count (1.6× the direct dW at 32 tiles on 1 thread; 1.15–1.6× OpenBLAS's GEMMs on layers 1–3
+    /// from 256 tiles since its tile chunks are 32 KiB of dM: Docs/performance.md, "At every tile
+    /// count"); `dsan bench tuning --setting fused-weight-gradient=0` gives back the
     /// rule before it, OpenBLAS's GEMMs from this many tiles. Per sample, like
     /// `minimumPackedTiles`: a rank's share of the batch must not choose a sample's algorithm.
     public static let minimumWeightGradientTiles = 64

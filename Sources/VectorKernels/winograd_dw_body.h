@@ -11,7 +11,7 @@
 //
 // First dM is copied into panels of R = 2·VK_LANES output channels, transposed:
 // packed[p][ξ][t][r] = dM_ξ[p·R + r][t], rows past Cout zero (winograd_weight_gradient_pack, the
-// workers splitting the panels). Then a job is one panel × one chunk of at most DW_CB input
+// workers splitting the (panel, ξ) pairs). Then a job is one panel × one chunk of at most DW_CB input
 // channels (jobs ordered chunk by chunk, so consecutive jobs read the same V): for
 // each chunk of at most DW_TC tiles, each ξ and each group of 6 input channels, a micro-kernel
 // keeps the R × 6 block of dU_ξ in 12 vector registers over the chunk's tiles, reading V_ξ where
@@ -23,7 +23,11 @@
 //
 // Every dU element is one sum over the block's tiles in increasing order (the chunks resume the
 // same accumulator through memory), and each (co, ci) belongs to exactly one job: the result
-// does not depend on how jobs are shared among threads. Like the packed GEMM it fuses
+// does not depend on how jobs are shared among threads. With fewer jobs than the workers need
+// (many cores, few channels), a job's 64 ξ go in parts (winograd_weight_gradient_products), each
+// part's sums to the job's own slot, and one call transforms them once every part is in
+// (winograd_weight_gradient_finish): each sum is still one sum in tile order, so the bits are
+// those of the one-call kernel. Like the packed GEMM it fuses
 // multiply-adds at AVX2 and AVX-512 and not at the baseline, so it runs at the GEMM level.
 #include <string.h>
 #include "VectorKernels.h"
@@ -36,8 +40,9 @@
 /// Tiles per chunk: one ξ's transposed panel (DW_TC·R floats, 32 KiB at every level: L1 on Zen 5,
 /// L2 elsewhere) is read by the job's 8 groups in turn. Chunks of 8 KiB (64 tiles at AVX-512)
 /// read V in runs of 256 bytes per channel, too short for the prefetchers: on layers 1–2 at
-/// 138×256×256 the kernel then ran at OpenBLAS's speed; with 32 KiB it takes 0.7–0.8 of
-/// OpenBLAS's time (Docs/performance.md, "The fused Winograd weight gradient").
+/// 138×256×256 the kernel then ran at about OpenBLAS's speed; with 32 KiB (and the prefetch
+/// below) it takes 0.6–0.8 of the time of OpenBLAS's GEMMs (Docs/performance.md, "The fused
+/// Winograd weight gradient").
 #define DW_TC (8192 / DW_MR)
 // A chunk holds at most ⌈groups / chunks⌉ ≤ DW_CB / DW_NR groups (dw_chunk_start) only when
 // DW_CB is a whole number of groups: s and the transform's buffer are sized by DW_CB.
@@ -126,8 +131,8 @@ static void dw_products(const float *packed, const float *v, long cout, long cin
                 const float *b[DW_NR];
                 for (int j = 0; j < DW_NR; j++) b[j] = vx + (g * DW_NR + (j < nr ? j : 0)) * ld;
                 // The next group's rows of V (the next ξ's first group after the last): their
-                // lines are in flight while this group computes (8 % less time on layer3 at
-                // 138×256×256, 1 thread).
+                // lines are in flight while this group computes (with 32 KiB chunks, 1 thread,
+                // 138×256×256: 0.77 of the old rule's time on layer1's dW with it, 0.87 without).
                 const float *next = g + 1 < groups ? vx + (g + 1) * DW_NR * ld : xi + 1 < 64 ? vx + plane : NULL;
                 const long nextRows = g + 1 < groups ? wk_min(DW_NR, cis - (g + 1) * DW_NR) : wk_min(DW_NR, cis);
                 if (next)
