@@ -21,6 +21,8 @@ public struct ThreadGainBenchmark {
     public var warmup: Int
     /// Also time every parallel region of the steps by its source line (`RegionProfile`).
     public var regions: Bool
+    /// A conv tuning constant every step of the run takes (`ConvTuning.with`); nil: the defaults.
+    public var tuning: (setting: ConvTuning.Setting, value: Int)?
     /// The memory probes each round also runs (stream gain, handoff between cores).
     public var memory = MemoryScaling()
     /// The arithmetic probe each round also runs (multiply-adds on registers only).
@@ -28,9 +30,11 @@ public struct ThreadGainBenchmark {
     /// A round counts as run on whole cores when its probe gained at least this fraction of N.
     public static let wholeCoreFraction = 0.95
 
-    public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int, regions: Bool = false) {
-        precondition(batch >= 1 && threads >= 2 && width >= 1 && rounds >= 1 && warmup >= 0,
-                     "ThreadGainBenchmark: invalid settings")
+    public init(size: VolumeSize, batch: Int, threads: Int, width: Int, rounds: Int, warmup: Int, regions: Bool = false,
+                tuning: (ConvTuning.Setting, Int)? = nil) {
+        precondition(batch >= 1 && threads >= 2 && width >= 1 && rounds >= 1 && warmup >= 0
+                     && tuning.map { $0.0.accepts($0.1) } != false, "ThreadGainBenchmark: invalid settings")
+        self.tuning = tuning.map { (setting: $0.0, value: $0.1) }
         self.size = size
         self.batch = batch
         self.threads = threads
@@ -116,6 +120,8 @@ public struct ThreadGainBenchmark {
         /// The step's median gain is at least sgemm's.
         public var met: Bool
         public var blas: BLASKernelReport
+        /// "NAME=VALUE" of the tuning constant every step ran with; nil: the defaults.
+        public var tuning: String?
         /// The memory pages the tensors get (`FloatStorage.pageReport`).
         public var pages: String
         /// With `regions`: the rounds the sites' medians are taken over (the whole-core rounds,
@@ -125,8 +131,15 @@ public struct ThreadGainBenchmark {
         public var regions: [RegionGain]?
     }
 
-    /// Runs the rounds; `progress` gets a line after each.
+    /// Runs the rounds (with `tuning` in effect for all of them); `progress` gets a line after each.
     public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+        guard let tuning else { return try measured(progress: progress) }
+        var report = try ConvTuning.with(tuning.setting, tuning.value) { try measured(progress: progress) }
+        report.tuning = "\(tuning.setting.rawValue)=\(tuning.value)"
+        return report
+    }
+
+    private func measured(progress: (String) -> Void) throws -> Report {
         let saved = (Parallel.threads, BLAS.threads)
         defer { Parallel.threads = saved.0; BLAS.threads = saved.1 }
         func use(_ t: Int) { Parallel.threads = t; BLAS.threads = t }
@@ -251,8 +264,9 @@ extension ThreadGainBenchmark.Report {
         func row(_ cells: [String]) -> String {
             zip(columns, cells).map { $1.padded(to: $0.0) }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
         }
-        var lines = [blas.line, pages,
-                     "training step at \(size.map(String.init).joined(separator: "x")), batch \(batch), width \(width): 1 thread against \(threads), in pairs",
+        var lines = [blas.line, pages]
+        if let tuning { lines.append("tuning: \(tuning) for every step of this run (dsan bench tuning --help lists the defaults)") }
+        lines += ["training step at \(size.map(String.init).joined(separator: "x")), batch \(batch), width \(width): 1 thread against \(threads), in pairs",
                      row(columns.map(\.1))]
         for (i, r) in rounds.enumerated() {
             lines.append(row(["\(i + 1)", r.manyFirst ? "\(threads), 1" : "1, \(threads)", phases(r.one), phases(r.many),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Benchmarks
 import Foundation
 import Model
+import NN
 import Tensor
 
 struct BenchThreads: ParsableCommand {
@@ -38,8 +39,14 @@ struct BenchThreads: ParsableCommand {
         another: an uneven split, or a core the host slowed); the rest is work that ran \
         slower per thread (shared caches, memory bandwidth) or serial code.
 
+        With --setting NAME=VALUE, every step of the run (both thread counts) runs with that conv \
+        tuning constant (the names and defaults: dsan bench tuning --help), so that two runs tell \
+        what a constant does to the gain; dsan bench tuning compares its time in pairs.
+
         Example: taskset -c 0-1 dsan bench threads --threads 2 --rounds 7
                  taskset -c 0-1 dsan bench threads --threads 2 --rounds 5 --regions
+                 taskset -c 0-1 dsan bench threads --threads 2 --rounds 9 --regions \
+                   --setting fused-weight-gradient=0
         """
     )
 
@@ -48,9 +55,12 @@ struct BenchThreads: ParsableCommand {
     @Option(help: "Rounds (pairs of 1- and N-thread measurements).") var rounds = 5
     @Option(help: "Untimed warm-up steps at each thread count.") var warmup = 1
     @Flag(help: "Also time every parallel region of dsan's loops by its source line, at 1 thread and at N, and list where the N-thread step loses time (regions, and the serial gaps between them).") var regions = false
+    @Option(help: "A conv tuning constant for every step of the run, NAME=VALUE (see dsan bench tuning --help).")
+    var setting: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func validate() throws {
+        if let setting { _ = try parseTuningSetting(setting) }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
         let n = threads ?? ProcessInfoCores.available
@@ -64,7 +74,8 @@ struct BenchThreads: ParsableCommand {
     func run() throws {
         let benchmark = ThreadGainBenchmark(size: model.size, batch: model.batch,
                                             threads: threads ?? ProcessInfoCores.available, width: model.width,
-                                            rounds: rounds, warmup: warmup, regions: regions)
+                                            rounds: rounds, warmup: warmup, regions: regions,
+                                            tuning: try setting.map(parseTuningSetting))
         let report = try benchmark.run { line in if !json { printError(line) } }
         if json {
             try printJSON(report)

@@ -70,19 +70,7 @@ struct BenchTuning: ParsableCommand {
     @Option(help: "Untimed runs of each side first.") var warmup = 1
     @Flag(help: "Print JSON instead of a table.") var json = false
 
-    func parsed() throws -> (ConvTuning.Setting, Int) {
-        let names = ConvTuning.Setting.allCases.map(\.rawValue).joined(separator: ", ")
-        let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let s = ConvTuning.Setting(rawValue: parts[0]) else {
-            throw ValidationError("--setting must be NAME=VALUE with NAME one of \(names), got '\(setting)'")
-        }
-        guard let value = Int(parts[1]), s.accepts(value) else {
-            let range = s == .panelParts ? "0, 1, 2 or 4"
-                : s.greatestValue.map { "from \(s.leastValue) to \($0)" } ?? "of at least \(s.leastValue)"
-            throw ValidationError("--setting \(s): the value must be a whole number \(range), got '\(parts[1])'")
-        }
-        return (s, value)
-    }
+    func parsed() throws -> (ConvTuning.Setting, Int) { try parseTuningSetting(setting) }
 
     func validate() throws {
         _ = try parsed()
@@ -110,3 +98,19 @@ struct BenchTuning: ParsableCommand {
 }
 
 extension TuningBenchmark.Pass: ExpressibleByArgument {}
+
+/// `NAME=VALUE` of `--setting` (`dsan bench tuning`, `dsan bench threads`), checked against the
+/// constant's range.
+func parseTuningSetting(_ text: String) throws -> (ConvTuning.Setting, Int) {
+    let names = ConvTuning.Setting.allCases.map(\.rawValue).joined(separator: ", ")
+    let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+    guard parts.count == 2, let s = ConvTuning.Setting(rawValue: parts[0]) else {
+        throw ValidationError("--setting must be NAME=VALUE with NAME one of \(names), got '\(text)'")
+    }
+    guard let value = Int(parts[1]), s.accepts(value) else {
+        let range = s == .panelParts ? "0, 1, 2 or 4"
+            : s.greatestValue.map { "from \(s.leastValue) to \($0)" } ?? "of at least \(s.leastValue)"
+        throw ValidationError("--setting \(s): the value must be a whole number \(range), got '\(parts[1])'")
+    }
+    return (s, value)
+}

@@ -99,6 +99,36 @@ import Testing
         #expect(bad.status != 0 && bad.stderr.contains("--threads must be thread counts from 1 to 1024 separated by commas (e.g. --threads 4,8,16,32), got '4,x'"), "\(bad.stderr)")
     }
 
+    /// `dsan bench threads --setting`: every step of the run takes the tuning constant, which
+    /// the report names; here the old weight-gradient rule, whose OpenBLAS GEMMs on layer1 (64
+    /// tiles per sample at 32³) open other parallel regions than the fused kernel of the default.
+    /// A bad setting is an error naming the range.
+    @Test func threadsRunsUnderATuningSetting() throws {
+        func sites(_ extra: [String]) throws -> (ThreadGainBenchmark.Report, Set<String>) {
+            let result = try run(dsanPath, ["bench", "threads", "--threads", "2", "--size", "32x32x32", "--batch", "2", "--width", "4",
+                                               "--rounds", "1", "--warmup", "0", "--regions", "--json"] + extra)
+            #expect(result.status == 0, "\(result.stderr)")
+            let report = try JSONDecoder().decode(ThreadGainBenchmark.Report.self, from: Data(result.stdout.utf8))
+            return (report, Set(try #require(report.regions).map(\.site)))
+        }
+        let (plain, defaultSites) = try sites([])
+        let (tuned, tunedSites) = try sites(["--setting", "fused-weight-gradient=0"])
+        #expect(plain.tuning == nil && tuned.tuning == "fused-weight-gradient=0")
+        // The unfused dW's regions (its 64 GEMMs, its transform) appear; the fused ones stay, for
+        // layers 2–4, with fewer calls.
+        #expect(!tunedSites.subtracting(defaultSites).isEmpty, "\(defaultSites.sorted()) against \(tunedSites.sorted())")
+        func calls(_ r: ThreadGainBenchmark.Report) -> [String: Int] {
+            Dictionary(uniqueKeysWithValues: (r.regions ?? []).map { ($0.site, $0.callsPerStep) })
+        }
+        let (plainCalls, tunedCalls) = (calls(plain), calls(tuned))
+        #expect(defaultSites.contains { plainCalls[$0]! > (tunedCalls[$0] ?? 0) })
+        #expect(tuned.text.contains("\ntuning: fused-weight-gradient=0 for every step of this run"))
+        #expect(!plain.text.contains("tuning: "))
+        let bad = try dsan("bench", "threads", "--threads", "2", "--setting", "fused-weight-gradient=2")
+        #expect(bad.status != 0 && bad.stderr.contains("--setting fused-weight-gradient: the value must be a whole number from 0 to 1"),
+                "\(bad.stderr)")
+    }
+
     /// `dsan bench threads` (its own process: it switches the process-wide thread counts): every
     /// round has a 1- and an N-thread step and sgemm rate, in alternating order, each gain is the
     /// ratio of its round's figures, the medians and the verdict follow from them, and the table
