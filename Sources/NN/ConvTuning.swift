@@ -36,6 +36,10 @@ public enum ConvTuning {
         /// OpenBLAS's 64 GEMMs from `WinogradConv.minimumWeightGradientTiles` tiles per sample,
         /// the rule before (`WinogradConv.usesFusedWeightGradient`). Changes those convs' bits.
         case fusedWeightGradient = "fused-weight-gradient"
+        /// 1: the 216 GEMMs of an F(4,3) conv (layer1's forward and dX) by dsan's packed GEMM;
+        /// 0: by OpenBLAS's sgemm, the code before (`WinogradF4Conv.usesPackedGEMM`). Changes
+        /// those convs' bits.
+        case packedWinograd4 = "packed-winograd4"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -46,7 +50,7 @@ public enum ConvTuning {
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
             case .packedDirectForward, .packedDirectBackward: return DirectGEMM.choice.processWide == .packed ? 1 : 0
             case .panelParts, .panelTileParts: return 0
-            case .fusedWeightGradient: return 1
+            case .fusedWeightGradient, .packedWinograd4: return 1
             }
         }
 
@@ -56,14 +60,15 @@ public enum ConvTuning {
             switch self {
             case .convJobs: return minimumConvJobs
             case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker: return 1
-            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .panelParts, .panelTileParts: return 0
+            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4, .panelParts,
+                 .panelTileParts: return 0
             }
         }
 
         /// The greatest value that means something (nil: no bound).
         public var greatestValue: Int? {
             switch self {
-            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient: return 1
+            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4: return 1
             case .panelParts: return 4
             default: return nil
             }

@@ -130,13 +130,16 @@ final class WinogradBuffers {
     private(set) var input = ScratchFloats()
     private(set) var output = ScratchFloats()
     private(set) var scratch = ScratchFloats()
+    /// F(4,3)'s 216 matrices packed for dsan's GEMM (`WinogradF4Conv.usesPackedGEMM`), next to U.
+    private(set) var packed = ScratchFloats()
 
-    deinit { weights.free(); input.free(); output.free(); scratch.free() }
+    deinit { weights.free(); input.free(); output.free(); scratch.free(); packed.free() }
 
     func weights(_ n: Int) -> UnsafeMutablePointer<Float> { weights.reserve(n) }
     func input(_ n: Int) -> UnsafeMutablePointer<Float> { input.reserve(n) }
     func output(_ n: Int) -> UnsafeMutablePointer<Float> { output.reserve(n) }
     func scratch(_ n: Int) -> UnsafeMutablePointer<Float> { scratch.reserve(n) }
+    func packed(_ n: Int) -> UnsafeMutablePointer<Float> { packed.reserve(n) }
 }
 
 // MARK: The passes

@@ -75,6 +75,17 @@ public enum WinogradF4Conv {
     /// and one sample and a block both hold at least `minimumTiles` tiles. A pure function of the
     /// geometry, the input shape and the setting; per sample, so that a rank's share of the batch
     /// never chooses a sample's algorithm.
+    /// True when the 216 GEMMs go through dsan's packed GEMM (packed_gemm_body.h, at the CPU's
+    /// vector width whatever core OpenBLAS loaded), their matrices packed once per call after the
+    /// weight transform: with dsan's GEMM for the Winograd convs (`WinogradGEMM.selected`, the
+    /// default) and `packed-winograd4` at its default, 1. Otherwise OpenBLAS's single-threaded
+    /// sgemm per ξ, which copies U_ξ into its own layout at every call and, where OpenBLAS runs
+    /// an older core than the CPU has (the VM's forced Haswell on an AVX-512 CPU), at half the
+    /// width. Read on the calling thread, like `WinogradGEMM.selected`.
+    static var usesPackedGEMM: Bool {
+        WinogradGEMM.selected == .packed && ConvTuning.value(.packedWinograd4) == 1
+    }
+
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
         ConvAlgorithm.selected == .winograd && WinogradConv.applies(to: g) && input.n > 0
             && tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) >= minimumTiles
@@ -119,6 +130,29 @@ private func transformedWeightsF4(_ weight: Tensor, _ g: Conv3dGeometry, flip: B
     return u
 }
 
+/// The 216 matrices A_ξ [outC × inC] of `winogradF4Convolve` packed for `dsan_packed_gemm`, in
+/// the workspace's own buffer (U stays in the weight buffer): A_ξ = U_ξ, or U_ξᵀ when `transposed`
+/// (U_ξ then `[inC, outC]`). Workers take ξ from a counter; packing moves floats, so the product's
+/// bits are the packed GEMM's whatever the cut. Returns the buffer and the floats per matrix.
+private func packedMatrices(_ u: UnsafePointer<Float>, outC: Int, inC: Int, transposed: Bool,
+                            _ buffers: WinogradBuffers) -> (UnsafeMutablePointer<Float>, Int) {
+    VectorLevel.configure()   // DSAN_SIMD sets the packed GEMM's level before its first use
+    let plane = Int(dsan_packed_gemm_floats(outC, inC))
+    let a = buffers.packed(216 * plane)
+    let workers = max(1, Parallel.threads)
+    Parallel.forEachWorkerDynamically(216, maxWorkers: workers, grain: transformGrain(216, workers)) { _, r in
+        for xi in r {
+            let src = u + xi * outC * inC
+            if transposed {
+                dsan_packed_gemm_pack_transposed(src, outC, outC, inC, a + xi * plane)
+            } else {
+                dsan_packed_gemm_pack(src, inC, outC, inC, a + xi * plane)
+            }
+        }
+    }
+    return (a, plane)
+}
+
 /// out `[N, outC, D, H, W]` = the 3³ stride-1 padding-1 conv of `input` `[N, inC, D, H, W]` by
 /// F(4,3), with U_ξ[outC, inC] at ξ·outC·inC (`transposed` false), or U_ξ stored as [inC, outC]
 /// and read transposed (`transposed` true: the input gradient's flipped weights).
@@ -130,7 +164,9 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
     var geometry = p.geometry
     let per = (dsan_winograd4_scratch_floats(&geometry) + 15) / 16 * 16
     let scratch = buffers.scratch(workers * per)
-    let v = buffers.input(216 * p.plane(inC)), m = buffers.output(216 * p.plane(outC))
+    let (vPlane, mPlane) = (p.plane(inC), p.plane(outC))
+    let v = buffers.input(216 * vPlane), m = buffers.output(216 * mPlane)
+    let packed = WinogradF4Conv.usesPackedGEMM ? packedMatrices(u, outC: outC, inC: inC, transposed: transposed, buffers) : nil
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
             let t0 = block * p.blockTiles, t1 = min(p.tiles, t0 + p.blockTiles), t = t1 - t0
@@ -138,8 +174,16 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
                 dsan_winograd4_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v,
                                                scratch + worker * per)
             }
-            transformedProducts(216, u: u, v: v, m: m, outC: outC, inC: inC, tiles: t, ld: p.ld, workers: workers,
-                                transposed: transposed)
+            if let (a, plane) = packed {   // workers take ξ from a counter, as OpenBLAS's below
+                Parallel.forEachWorkerDynamically(216, maxWorkers: workers) { _, r in
+                    for xi in r {
+                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * vPlane, p.ld, m + xi * mPlane, p.ld, t)
+                    }
+                }
+            } else {
+                transformedProducts(216, u: u, v: v, m: m, outC: outC, inC: inC, tiles: t, ld: p.ld, workers: workers,
+                                    transposed: transposed)
+            }
             Parallel.forEachWorkerDynamically(outC, maxWorkers: workers, grain: transformGrain(outC, workers)) { _, r in
                 dsan_winograd4_output_transform(&geometry, m, outC, r.lowerBound, r.upperBound, t0, t1, output)
             }

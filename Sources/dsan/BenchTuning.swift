@@ -46,6 +46,9 @@ struct BenchTuning: ParsableCommand {
             1: the Winograd F(2,3) weight gradient by dsan's fused kernel
             at every tile count; 0: by OpenBLAS's GEMMs from 64 tiles per
             sample (the rule before)
+          packed-winograd4=1
+            1: the 216 GEMMs of the Winograd F(4,3) convs (layer1's
+            forward and dX) by dsan's packed GEMM; 0: by OpenBLAS
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.

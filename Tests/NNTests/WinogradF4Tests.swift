@@ -229,6 +229,35 @@ private struct F4Fixture {
         #expect(ex <= relativeTolerance, "dX \(c): relative error \(ex)")
     }
 
+    /// The 216 GEMMs by dsan's packed GEMM (the default: partial panels of R rows here, cout 5, 6
+    /// and 11) and by OpenBLAS (`packed-winograd4=0`, or `DSAN_WINOGRAD_GEMM=openblas`) both match
+    /// float64, forward and dX. Only the packed path fills the workspace's packed buffer, and
+    /// the setting and the GEMM choice reach the same OpenBLAS path (the same bits).
+    @Test(arguments: convCases)
+    func bothGEMMsMatchFloat64(_ c: F4ConvCase) {
+        let s = Shape5(c.input)
+        let seed: UInt64 = 131
+        let probe = F4Fixture(c, seed: seed)
+        let yReference = float64Conv3x3(probe.x.array, s, probe.w.array, outC: c.cout, transposedFlipped: false)
+        let dxReference = float64Conv3x3(probe.g.array, Shape5(probe.g.shape), probe.w.array, outC: c.cin,
+                                         transposedFlipped: true)
+        func run(_ body: (() -> [[Float]]) -> [[Float]]) -> (result: [[Float]], packedFloats: Int) {
+            let f = F4Fixture(c, seed: seed)
+            let result = body { [f.forward().array, f.inputGradient().array] }
+            return (result, f.workspace.winograd.packed.count)
+        }
+        let packed = run { $0() }
+        let setting = run { body in ConvTuning.with(.packedWinograd4, 0) { body() } }
+        let openBLAS = run { body in WinogradGEMM.choice.with(.openBLAS) { body() } }
+        #expect(packed.packedFloats >= 216 * Int(max(dsan_packed_gemm_floats(c.cout, c.cin), dsan_packed_gemm_floats(c.cin, c.cout))))
+        #expect(setting.packedFloats == 0 && openBLAS.packedFloats == 0)
+        #expect(setting.result == openBLAS.result)
+        for (name, r) in [("packed", packed.result), ("OpenBLAS", setting.result)] {
+            let (ey, ex) = (relativeError(r[0], yReference), relativeError(r[1], dxReference))
+            #expect(ey <= relativeTolerance && ex <= relativeTolerance, "\(name) \(c): forward \(ey), dX \(ex)")
+        }
+    }
+
     /// The float64 reference itself against the naive float loops of ConvolutionTests (so that a
     /// flaw in it cannot hide one of F(4,3)).
     @Test func float64ReferenceMatchesNaiveLoops() {
