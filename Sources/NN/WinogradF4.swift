@@ -53,7 +53,8 @@ public enum WinogradF4Conv {
 
     /// F(4,3) is used when both the input and a block of `blockBytes` hold at least this many 4³
     /// tiles. The block's tiles are the n of its 216 GEMMs [Cout×Cin]·[Cin×T]; below 64 OpenBLAS's
-    /// per-call packing of U_ξ and the narrow panels eat the 2.4× fewer multiply-adds. Measured
+    /// per-call packing of U_ξ and the narrow panels ate the 2.4× fewer multiply-adds (measured
+    /// with OpenBLAS's GEMMs, before `usesPackedGEMM`; not measured again since). Measured
     /// (same-run ratios to the direct conv, Docs/performance.md, "Winograd F(4×4×4, 3×3×3)"):
     /// layer1 (64→64) at 64×128×128, 256 tiles: F(4,3) 3.0–3.9× against F(2,3)'s 1.4–2.0×;
     /// layer2 (128→128) at 138×256×256, 320 tiles in 64-tile blocks: 2.8–2.9× against 2.3×; but
