@@ -40,6 +40,10 @@ public enum ConvTuning {
         /// 0: by OpenBLAS's sgemm, the code before (`WinogradF4Conv.usesPackedGEMM`). Changes
         /// those convs' bits.
         case packedWinograd4 = "packed-winograd4"
+        /// `WinogradF4Conv.minimumTiles` as far as one sample's tiles go (a block must still hold
+        /// that many): the 4³ tiles per sample from which a conv takes F(4,3). Changes the bits
+        /// of the convs that switch.
+        case winograd4SampleTiles = "winograd4-sample-tiles"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -51,6 +55,7 @@ public enum ConvTuning {
             case .packedDirectForward, .packedDirectBackward: return DirectGEMM.choice.processWide == .packed ? 1 : 0
             case .panelParts, .panelTileParts: return 0
             case .fusedWeightGradient, .packedWinograd4: return 1
+            case .winograd4SampleTiles: return WinogradF4Conv.minimumTiles
             }
         }
 
@@ -59,7 +64,7 @@ public enum ConvTuning {
         public var leastValue: Int {
             switch self {
             case .convJobs: return minimumConvJobs
-            case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker: return 1
+            case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker, .winograd4SampleTiles: return 1
             case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4, .panelParts,
                  .panelTileParts: return 0
             }

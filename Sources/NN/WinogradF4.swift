@@ -53,8 +53,10 @@ public enum WinogradF4Conv {
 
     /// F(4,3) is used when both the input and a block of `blockBytes` hold at least this many 4³
     /// tiles. The block's tiles are the n of its 216 GEMMs [Cout×Cin]·[Cin×T]; below 64 OpenBLAS's
-    /// per-call packing of U_ξ and the narrow panels ate the 2.4× fewer multiply-adds (measured
-    /// with OpenBLAS's GEMMs, before `usesPackedGEMM`; not measured again since). Measured
+    /// per-call packing of U_ξ and the narrow panels ate the 2.4× fewer multiply-adds; with dsan's
+    /// packed GEMM (`usesPackedGEMM`) F(4,3) still took 1.34–1.53× F(2,3)'s time on layer2 at
+    /// 64×128×128, 32 tiles (`dsan bench tuning --setting winograd4-sample-tiles=32 --conv
+    /// layer2.0.conv2`, forward, dX and backward on 1 and 2 threads). Measured
     /// (same-run ratios to the direct conv, Docs/performance.md, "Winograd F(4×4×4, 3×3×3)"):
     /// layer1 (64→64) at 64×128×128, 256 tiles: F(4,3) 3.0–3.9× against F(2,3)'s 1.4–2.0×;
     /// layer2 (128→128) at 138×256×256, 320 tiles in 64-tile blocks: 2.8–2.9× against 2.3×; but
@@ -89,7 +91,7 @@ public enum WinogradF4Conv {
 
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
         ConvAlgorithm.selected == .winograd && WinogradConv.applies(to: g) && input.n > 0
-            && tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) >= minimumTiles
+            && tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) >= ConvTuning.value(.winograd4SampleTiles)
             && blockTiles(inC: g.inChannels, outC: g.outChannels) >= minimumTiles
     }
 }

@@ -49,6 +49,9 @@ struct BenchTuning: ParsableCommand {
           packed-winograd4=1
             1: the 216 GEMMs of the Winograd F(4,3) convs (layer1's
             forward and dX) by dsan's packed GEMM; 0: by OpenBLAS
+          winograd4-sample-tiles=64
+            4x4x4 tiles per sample from which a 3x3x3 conv takes Winograd
+            F(4,3) (a block must still hold 64)
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.

@@ -413,5 +413,12 @@ private struct F4Fixture {
         #expect(!used(512, 2, 4, 4))
         #expect(!used(64, 16, 32, 32, n: 0))
         #expect(!used(64, 16, 32, 32, stride: 2))
+        // `winograd4-sample-tiles` (dsan bench tuning) moves the per-sample threshold only: a
+        // block must still hold `minimumTiles`.
+        ConvTuning.with(.winograd4SampleTiles, 32) {
+            #expect(used(128, 8, 16, 16))     // layer2 at 64×128×128: 32 tiles
+            #expect(!used(256, 9, 16, 16))    // layer3 at 138×256×256: 48 tiles, but 32 per block
+            #expect(!used(64, 4, 8, 16))      // 8 tiles
+        }
     }
 }
