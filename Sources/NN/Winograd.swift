@@ -110,6 +110,17 @@ func transformedProducts(_ count: Int, u: UnsafePointer<Float>, v: UnsafePointer
     }
 }
 
+/// The same products with dsan's packed GEMM: A_ξ packed `plane` floats apart
+/// (`dsan_packed_gemm_floats`), adjoint or not already in them. The F(2,3) and F(4,3) convs'
+/// GEMM phase for a conv of several blocks.
+func packedProducts(_ count: Int, a: UnsafePointer<Float>, plane: Int, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                    outC: Int, inC: Int, tiles t: Int, ld: Int, workers: Int) {
+    let (vPlane, mPlane) = (dsan_winograd_plane_floats(inC, ld), dsan_winograd_plane_floats(outC, ld))
+    Parallel.forEachWorkerDynamically(count, maxWorkers: workers) { _, r in
+        for xi in r { dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * vPlane, ld, m + xi * mPlane, ld, t) }
+    }
+}
+
 /// Channels per item of a transform phase that workers take dynamically: about four items per
 /// worker (`defaultTransformItemsPerWorker`), so that a held-up core's share is taken by the
 /// others, but not so small that the per-call setup (row copies) shows. 16 per worker made the
@@ -243,11 +254,7 @@ private func winogradConvolve(_ s: Shape5, input: UnsafePointer<Float>, inC: Int
                                    output: output, buffers, workers: workers)
                 continue
             case .packed(let a, let plane):   // workers split ξ
-                Parallel.forEachWorkerDynamically(64, maxWorkers: workers) { _, r in
-                    for xi in r {
-                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * vPlane, p.ld, m + xi * mPlane, p.ld, t)
-                    }
-                }
+                packedProducts(64, a: a, plane: plane, v: v, m: m, outC: outC, inC: inC, tiles: t, ld: p.ld, workers: workers)
             case .plain(let u, let adjoint):   // workers take ξ; the adjoint reads U_{Pξ} transposed
                 // P swaps indices 0 and 3 along each axis: G·flip(g) = P·G·g.
                 func swapped(_ i: Int) -> Int { i == 0 ? 3 : i == 3 ? 0 : i }

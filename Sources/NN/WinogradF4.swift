@@ -73,11 +73,6 @@ public enum WinogradF4Conv {
         max(minimumBlockTiles, blockBytes / (216 * (inC + outC) * MemoryLayout<Float>.stride)) / 8 * 8
     }
 
-    /// True when `conv3dForward` / `conv3dBackward` (dX) take the F(4,3) path for `g` on `input`:
-    /// `ConvAlgorithm.selected` is `.winograd` (not `.winograd2`), the conv is 3³ stride 1 padding 1,
-    /// and one sample and a block both hold at least `minimumTiles` tiles. A pure function of the
-    /// geometry, the input shape and the setting; per sample, so that a rank's share of the batch
-    /// never chooses a sample's algorithm.
     /// True when the 216 GEMMs go through dsan's packed GEMM (packed_gemm_body.h, at the CPU's
     /// vector width whatever core OpenBLAS loaded), their matrices packed once per call after the
     /// weight transform: with dsan's GEMM for the Winograd convs (`WinogradGEMM.selected`, the
@@ -89,6 +84,12 @@ public enum WinogradF4Conv {
         WinogradGEMM.selected == .packed && ConvTuning.value(.packedWinograd4) == 1
     }
 
+    /// True when `conv3dForward` / `conv3dBackward` (dX) take the F(4,3) path for `g` on `input`:
+    /// `ConvAlgorithm.selected` is `.winograd` (not `.winograd2`), the conv is 3³ stride 1 padding 1,
+    /// one sample holds at least `minimumTiles` tiles (`winograd4-sample-tiles` in `dsan bench
+    /// tuning` moves this one) and a block at least `minimumTiles`. A pure function of the
+    /// geometry, the input shape and the settings; per sample, so that a rank's share of the batch
+    /// never chooses a sample's algorithm.
     public static func isUsed(for g: Conv3dGeometry, input: Shape5) -> Bool {
         ConvAlgorithm.selected == .winograd && WinogradConv.applies(to: g) && input.n > 0
             && tiles(Shape5(n: 1, c: input.c, d: input.d, h: input.h, w: input.w)) >= ConvTuning.value(.winograd4SampleTiles)
@@ -167,8 +168,7 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
     var geometry = p.geometry
     let per = (dsan_winograd4_scratch_floats(&geometry) + 15) / 16 * 16
     let scratch = buffers.scratch(workers * per)
-    let (vPlane, mPlane) = (p.plane(inC), p.plane(outC))
-    let v = buffers.input(216 * vPlane), m = buffers.output(216 * mPlane)
+    let v = buffers.input(216 * p.plane(inC)), m = buffers.output(216 * p.plane(outC))
     let packed = WinogradF4Conv.usesPackedGEMM ? packedMatrices(u, outC: outC, inC: inC, transposed: transposed, buffers) : nil
     BLAS.withThreads(workers > 1 ? 1 : BLAS.threads) {
         for block in 0..<p.blocks {
@@ -177,12 +177,8 @@ private func winogradF4Convolve(_ s: Shape5, input: UnsafePointer<Float>, inC: I
                 dsan_winograd4_input_transform(&geometry, input, inC, r.lowerBound, r.upperBound, t0, t1, v,
                                                scratch + worker * per)
             }
-            if let (a, plane) = packed {   // workers take ξ from a counter, as OpenBLAS's below
-                Parallel.forEachWorkerDynamically(216, maxWorkers: workers) { _, r in
-                    for xi in r {
-                        dsan_packed_gemm(a + xi * plane, outC, inC, v + xi * vPlane, p.ld, m + xi * mPlane, p.ld, t)
-                    }
-                }
+            if let (a, plane) = packed {
+                packedProducts(216, a: a, plane: plane, v: v, m: m, outC: outC, inC: inC, tiles: t, ld: p.ld, workers: workers)
             } else {
                 transformedProducts(216, u: u, v: v, m: m, outC: outC, inC: inC, tiles: t, ld: p.ld, workers: workers,
                                     transposed: transposed)

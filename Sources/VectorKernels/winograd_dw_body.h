@@ -41,7 +41,7 @@
 /// L2 elsewhere) is read by the job's 8 groups in turn. Chunks of 8 KiB (64 tiles at AVX-512)
 /// read V in runs of 256 bytes per channel, too short for the prefetchers: on layers 1–2 at
 /// 138×256×256 the kernel then ran at about OpenBLAS's speed; with 32 KiB (and the prefetch
-/// below) it takes 0.6–0.8 of the time of OpenBLAS's GEMMs (Docs/performance.md, "The fused
+/// below) it takes 0.65–0.85 of the time of OpenBLAS's GEMMs (Docs/performance.md, "The fused
 /// Winograd weight gradient").
 #define DW_TC (8192 / DW_MR)
 // A chunk holds at most ⌈groups / chunks⌉ ≤ DW_CB / DW_NR groups (dw_chunk_start) only when
