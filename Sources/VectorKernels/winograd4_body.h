@@ -194,21 +194,19 @@ void VK_NAME(winograd4_output_transform)(const dsan_winograd_geometry *g, const 
 void VK_NAME(winograd4_weight_transform)(const float *weight, long cout, long cin, long co0, long co1,
                                          int flip, float *u) {
     const long xs = cout * cin;
-    float t[27][VK_LANES];
+    wk_f t[27];
     wk_f s1[54], s2[108], s3[216];
     for (long co = co0; co < co1; co++) {
         for (long ci0 = 0; ci0 < cin; ci0 += VK_LANES) {
             const long lanes = wk_min(VK_LANES, cin - ci0);
             const float *src = weight + (co * cin + ci0) * 27;
-            // Transposed (and, for flip, reversed along all three axes): t[k][l] = g[co, ci0 + l][k'].
-            for (int k = 0; k < 27; k++) {
-                const int kk = flip ? 26 - k : k;
-                for (long l = 0; l < lanes; l++) t[k][l] = src[l * 27 + kk];
-                for (long l = lanes; l < VK_LANES; l++) t[k][l] = 0.0f;
-            }
+            // Transposed (and, for flip, reversed along all three axes): t[k] lane l = g[co, ci0 + l][k'].
+            wk_gather27_n(src, lanes, t);
+            if (flip)
+                for (int k = 0; k < 13; k++) { wk_f swap = t[k]; t[k] = t[26 - k]; t[26 - k] = swap; }
             // Along w: s1[(kd·3 + kh)·6 + γ].
             for (int k9 = 0; k9 < 9; k9++)
-                w4_g(wk_load(t[k9 * 3]), wk_load(t[k9 * 3 + 1]), wk_load(t[k9 * 3 + 2]), &s1[k9 * 6], 1);
+                w4_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s1[k9 * 6], 1);
             // Along h: s2[(kd·6 + β)·6 + γ].
             for (int kd = 0; kd < 3; kd++)
                 for (int cc = 0; cc < 6; cc++) {

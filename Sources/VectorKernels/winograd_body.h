@@ -30,6 +30,47 @@ typedef float wk_f2 __attribute__((ext_vector_type(2 * VK_LANES)));
 #error "VK_LANES must be 4, 8 or 16"
 #endif
 
+/// The 27 taps of VK_LANES filters, transposed into lanes: t[q] lane l = src[l·stride + q] for
+/// q < 27, each filter's 27 taps consecutive (a filter "record"). At 8 and 16 lanes by 8×8
+/// transposes of whole-vector loads (transpose8.h), taps 24–26 as the last three columns of one
+/// over taps 19–26, so that no load leaves the records; at 4 lanes one float at a time. The
+/// gather was single-float inserts at 16 lanes until 2026-12-03: 432 of them per 16 filters,
+/// most of the F(2,3) weight transform's time at AVX-512 (Docs/performance.md, "The weight
+/// transform's gather").
+static inline void wk_gather27(const float *src, long stride, wk_f t[27]) {
+#if VK_LANES == 8
+    vk_f8 last[8];
+    for (int c = 0; c < 3; c++) vk_transpose8(src + 8 * c, stride, &t[8 * c]);
+    vk_transpose8(src + 19, stride, last);
+    t[24] = last[5]; t[25] = last[6]; t[26] = last[7];
+#elif VK_LANES == 16
+    vk_f8 lo[8], hi[8];
+    for (int c = 0; c < 4; c++) {
+        const int first = c < 3 ? 8 * c : 19;
+        vk_transpose8(src + first, stride, lo);
+        vk_transpose8(src + 8 * stride + first, stride, hi);
+        for (int j = c < 3 ? 0 : 5; j < 8; j++)
+            t[first + j] = __builtin_shufflevector(lo[j], hi[j], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    }
+#else
+    for (int q = 0; q < 27; q++) {
+        wk_f v;
+        for (int l = 0; l < VK_LANES; l++) v[l] = src[l * stride + q];
+        t[q] = v;
+    }
+#endif
+}
+
+/// wk_gather27 of `lanes` ≤ VK_LANES consecutive records (stride 27), zero in the lanes past them.
+static inline void wk_gather27_n(const float *src, long lanes, wk_f t[27]) {
+    if (lanes == VK_LANES) { wk_gather27(src, 27, t); return; }
+    for (int q = 0; q < 27; q++) {
+        wk_f v = (wk_f)0.0f;
+        for (long l = 0; l < lanes; l++) v[l] = src[l * 27 + q];
+        t[q] = v;
+    }
+}
+
 /// Row copies are padded so that a chunk of the widest level (16 tiles, 2·16 + 2 floats past its
 /// first column) stays inside its row: index 0 is column −1, columns 0..<w at 1...w, zeros after.
 #define WK_ROW_PAD 40
@@ -287,20 +328,17 @@ void VK_NAME(winograd_gradient_transform)(const dsan_winograd_geometry *g, const
 void VK_NAME(winograd_weight_transform)(const float *weight, long cout, long cin, long co0, long co1,
                                         float *u) {
     const long xs = cout * cin;
-    float t[27][VK_LANES];
+    wk_f t[27];
     wk_f s[112];
     for (long co = co0; co < co1; co++) {
         for (long ci0 = 0; ci0 < cin; ci0 += VK_LANES) {
             const long lanes = wk_min(VK_LANES, cin - ci0);
             const float *src = weight + (co * cin + ci0) * 27;
-            // Transposed: t[k][l] = g[co, ci0 + l][k], zero in lanes past cin.
-            for (int k = 0; k < 27; k++) {
-                for (long l = 0; l < lanes; l++) t[k][l] = src[l * 27 + k];
-                for (long l = lanes; l < VK_LANES; l++) t[k][l] = 0.0f;
-            }
+            // Transposed: t[k] lane l = g[co, ci0 + l][k], zero in lanes past cin.
+            wk_gather27_n(src, lanes, t);
             // s[(kd·3 + kh)·4 + γ]: along w, 3 → 4.
             for (int k9 = 0; k9 < 9; k9++)
-                wk_g(wk_load(t[k9 * 3]), wk_load(t[k9 * 3 + 1]), wk_load(t[k9 * 3 + 2]), &s[k9 * 4],
+                wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4],
                      &s[k9 * 4 + 1], &s[k9 * 4 + 2], &s[k9 * 4 + 3]);
             // s[64 + (kd·4 + β)·4 + γ]: along h.
             for (int kd = 0; kd < 3; kd++)
@@ -458,18 +496,7 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
                                 }
                             }
                         }
-                        int q0 = 0;
-#if VK_LANES == 8
-                        // Taps 0–23 as three 8×8 transposes of whole-vector loads (shuffles, not
-                        // 192 single-float inserts), taps 24–26 one by one below.
-                        for (int c = 0; c < 3; c++) vk_transpose8(src + 8 * c, rowStride, &t[8 * c]);
-                        q0 = 24;
-#endif
-                        for (int q = q0; q < 27; q++) {
-                            wk_f v;
-                            for (int l = 0; l < VK_LANES; l++) v[l] = src[l * rowStride + q];
-                            t[q] = v;
-                        }
+                        wk_gather27(src, rowStride, t);
                     } else {
                         for (int q = 0; q < 27; q++) {
                             wk_f v = (wk_f)0.0f;
