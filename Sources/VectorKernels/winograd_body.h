@@ -425,8 +425,13 @@ static inline int wk_part_gammas(long part, long parts) {
     return 0xF;
 }
 
-/// Columns of A staged per ξ before they are copied out (see below).
+/// Columns of A staged per ξ before they are copied out (see below): 8, and 4 at 16 lanes, where
+/// 8 columns' stage (66 KiB) would not fit a 48 KiB L1.
+#if VK_LANES == 16
+#define WK_PACK_COLUMNS 4
+#else
 #define WK_PACK_COLUMNS 8
+#endif
 
 /// Columns k0..<k1 of panels p0..<p1 of the packed matrices, the ξ-th at a + ξ·plane, column kk
 /// of panel p at ((p − origin)·panelColumns + kk − columnOrigin)·mr inside it: in the whole
@@ -460,7 +465,7 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
     }
     // The 64 results of a filter go to 64 matrices megabytes apart. Written straight there, each
     // vector store opens a different page and cache line; staged, each matrix gets a run of
-    // WK_PACK_COLUMNS·mr consecutive floats at once. 8·2·65·L floats: 16–65 KiB. The 65th
+    // WK_PACK_COLUMNS·mr consecutive floats at once. WK_PACK_COLUMNS·2·65·L floats: 16–33 KiB. The 65th
     // vector is padding: the copy-out reads one ξ of every column, and with 64 a column's row
     // was 4 KiB (AVX2) after the previous one, as are the slices' matrices it writes (64 columns of
     // 16 rows): loads and stores a multiple of 4 KiB apart look alike to the core's
