@@ -51,14 +51,6 @@ private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: In
     return a
 }
 
-/// max |fast − reference| / max |reference|.
-private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
-    let scale = max(reference.map(abs).max() ?? 0, .leastNormalMagnitude)
-    var worst = 0.0
-    for i in 0..<reference.count { worst = max(worst, abs(Double(fast[i]) - reference[i])) }
-    return worst / scale
-}
-
 @Suite(.serialized) struct PackedGEMMTests {
     @Test func packedTransformHasUsBitsAtEveryLevel() {
         for (cout, cin) in [(5, 3), (11, 9), (17, 33), (40, 7), (64, 64), (3, 50)] {
@@ -398,8 +390,8 @@ private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
                 let dw = Tensor(zeros: g.weightShape)
                 winogradForward(y: y, x: x, weight: w, geometry: g, buffers: ws.winograd)
                 winogradBackward(dX: dx, dWeight: dw, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
-                let (ey, ex) = (relativeError(y.array, yReference), relativeError(dx.array, dxReference))
-                let ew = relativeError(dw.array, dwReference)
+                let (ey, ex) = (relativeErrorAgainstFloat64(y.array, yReference), relativeErrorAgainstFloat64(dx.array, dxReference))
+                let ew = relativeErrorAgainstFloat64(dw.array, dwReference)
                 print("packed F(2,3) at \(channels) channels: max|Δ|/max|ref| vs float64 forward \(ey), dX \(ex), dW \(ew)")
                 #expect(ey <= 2e-5 && ex <= 2e-5 && ew <= 2e-5, "\(channels) channels: forward \(ey), dX \(ex), dW \(ew)")
             }

@@ -24,50 +24,19 @@ import VectorKernels
 private let relativeTolerance = 1e-4
 private let gradientTolerance = 5e-3
 
-/// max |fast − reference| / max |reference|.
-private func relativeError(_ fast: [Float], _ reference: [Double]) -> Double {
-    let scale = max(reference.map(abs).max() ?? 0, .leastNormalMagnitude)
-    var worst = 0.0
-    for i in 0..<reference.count { worst = max(worst, abs(Double(fast[i]) - reference[i])) }
-    return worst / scale
-}
-
-/// Values with +0, −0 and magnitudes far apart, so rounding differences cannot hide.
-private func values(_ count: Int, seed: UInt64) -> [Float] {
-    var v = uniformTensor([count], seed: seed).array
-    for i in stride(from: 0, to: count, by: 7) { v[i] = 0 }
-    for i in stride(from: 3, to: count, by: 11) { v[i] = -0.0 }
-    for i in stride(from: 5, to: count, by: 13) { v[i] *= 1e4 }
-    return v
-}
-
-private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
-    (0..<min(a.count, b.count)).first { a[$0].bitPattern != b[$0].bitPattern }
-}
-
-
-struct F4VolumeCase: CustomStringConvertible, Sendable {
-    var input: [Int]   // [N, C, D, H, W]
-    var outC: Int
-    var blockBytes: Int
-    var description: String { "\(input) → \(outC) channels, blockBytes \(blockBytes)" }
-}
-
-private let volumeCases: [F4VolumeCase] = [
+private let volumeCases: [WinogradVolumeCase] = [
     // Odd extents (partial edge tiles in every axis), batch 2; 16-tile blocks cut mid-row, across samples.
-    F4VolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 1),
-    F4VolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 8 << 20),
+    WinogradVolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 1),
+    WinogradVolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 8 << 20),
     // tW = 17: a 16-lane chunk and a 1-lane one; 8-lane: two chunks and a partial one.
-    F4VolumeCase(input: [1, 9, 4, 3, 67], outC: 6, blockBytes: 1),
-    F4VolumeCase(input: [1, 9, 4, 3, 67], outC: 6, blockBytes: 8 << 20),
+    WinogradVolumeCase(input: [1, 9, 4, 3, 67], outC: 6, blockBytes: 1),
+    WinogradVolumeCase(input: [1, 9, 4, 3, 67], outC: 6, blockBytes: 8 << 20),
     // tW = 16: one whole 16-lane chunk per row; extents multiples of 4.
-    F4VolumeCase(input: [1, 4, 8, 8, 64], outC: 3, blockBytes: 8 << 20),
+    WinogradVolumeCase(input: [1, 4, 8, 8, 64], outC: 3, blockBytes: 8 << 20),
     // One voxel, thin volumes.
-    F4VolumeCase(input: [1, 2, 1, 1, 1], outC: 3, blockBytes: 8 << 20),
-    F4VolumeCase(input: [3, 2, 2, 1, 6], outC: 2, blockBytes: 1),
+    WinogradVolumeCase(input: [1, 2, 1, 1, 1], outC: 3, blockBytes: 8 << 20),
+    WinogradVolumeCase(input: [3, 2, 2, 1, 6], outC: 2, blockBytes: 1),
 ]
-
-private let weightShapes: [(cout: Int, cin: Int)] = [(5, 3), (11, 9), (6, 17), (3, 33), (2, 16), (4, 1)]
 
 struct F4ConvCase: CustomStringConvertible, Sendable {
     var cin, cout: Int
@@ -139,10 +108,10 @@ private struct F4Fixture {
 
     /// V of each block, over the block's columns; the columns past the block keep their sentinel.
     @Test(arguments: volumeCases)
-    func inputTransformMatchesReferenceAtEveryLevel(_ c: F4VolumeCase) {
+    func inputTransformMatchesReferenceAtEveryLevel(_ c: WinogradVolumeCase) {
         let s = Shape5(c.input), inC = c.input[1]
         let p = WinogradF4Plan(s, inC: inC, outC: c.outC, blockBytes: c.blockBytes)
-        let x = AlignedFloats(values(s.n * inC * s.d * s.h * s.w, seed: 11))
+        let x = AlignedFloats(bitTestValues(s.n * inC * s.d * s.h * s.w, seed: 11))
         var g = p.geometry
         let scratch = AlignedFloats(dsan_winograd4_scratch_floats(&g))
         let sentinel = Float(bitPattern: 0x7fc0_1234)
@@ -165,7 +134,7 @@ private struct F4Fixture {
                         outside.append(fast.pointer[i])
                     }
                 }
-                let first = firstDifference(inside, expected)
+                let first = firstBitDifference(inside, expected)
                 #expect(first == nil, "input transform \(c), block \(block), level \(level): value \(first ?? -1) is \(first.map { inside[$0] } ?? 0), reference \(first.map { expected[$0] } ?? 0)")
                 #expect(outside.allSatisfy { $0.bitPattern == sentinel.bitPattern },
                         "input transform \(c), block \(block), level \(level) wrote outside the block's columns")
@@ -175,10 +144,10 @@ private struct F4Fixture {
 
     /// y after all blocks, from the same M; every output written.
     @Test(arguments: volumeCases)
-    func outputTransformMatchesReferenceAtEveryLevel(_ c: F4VolumeCase) {
+    func outputTransformMatchesReferenceAtEveryLevel(_ c: WinogradVolumeCase) {
         let s = Shape5(c.input), outC = c.outC
         let p = WinogradF4Plan(s, inC: c.input[1], outC: outC, blockBytes: c.blockBytes)
-        let m = AlignedFloats(values(216 * p.plane(outC), seed: 21))
+        let m = AlignedFloats(bitTestValues(216 * p.plane(outC), seed: 21))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w
         atEveryVectorLevelNamed { level in
@@ -191,16 +160,16 @@ private struct F4Fixture {
             }
             let (a, b) = (fast.array, reference.array)
             #expect(!a.contains { $0.isNaN }, "output transform \(c), level \(level): an output was not written")
-            let first = firstDifference(a, b)
+            let first = firstBitDifference(a, b)
             #expect(first == nil, "output transform \(c), level \(level): y[\(first ?? -1)] is \(first.map { a[$0] } ?? 0), reference \(first.map { b[$0] } ?? 0)")
         }
     }
 
     /// U = G⊗³g, plain and of the flipped kernel, split over two output-channel ranges.
     @Test func weightTransformMatchesReferenceAtEveryLevel() {
-        for (k, shape) in weightShapes.enumerated() {
+        for (k, shape) in winogradWeightShapes.enumerated() {
             let (cout, cin) = shape
-            let weight = AlignedFloats(values(cout * cin * 27, seed: 31 + UInt64(k)))
+            let weight = AlignedFloats(bitTestValues(cout * cin * 27, seed: 31 + UInt64(k)))
             for flip in [false, true] {
                 let reference = AlignedFloats(216 * cout * cin, .nan)
                 referenceF4WeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, flip: flip, reference.pointer)
@@ -209,7 +178,7 @@ private struct F4Fixture {
                     for (co0, co1) in [(0, cout / 2), (cout / 2, cout)] {
                         dsan_winograd4_weight_transform(weight.pointer, cout, cin, co0, co1, flip ? 1 : 0, u.pointer)
                     }
-                    let first = firstDifference(u.array, reference.array)
+                    let first = firstBitDifference(u.array, reference.array)
                     #expect(first == nil, "weight transform \(cout)×\(cin) flip \(flip), level \(level): U[\(first ?? -1)] differs")
                 }
             }
@@ -224,7 +193,7 @@ private struct F4Fixture {
         let yReference = float64Conv3x3(f.x.array, s, f.w.array, outC: c.cout, transposedFlipped: false)
         let dyShape = Shape5(f.g.shape)
         let dxReference = float64Conv3x3(f.g.array, dyShape, f.w.array, outC: c.cin, transposedFlipped: true)
-        let ey = relativeError(y.array, yReference), ex = relativeError(dX.array, dxReference)
+        let ey = relativeErrorAgainstFloat64(y.array, yReference), ex = relativeErrorAgainstFloat64(dX.array, dxReference)
         #expect(ey <= relativeTolerance, "forward \(c): relative error \(ey)")
         #expect(ex <= relativeTolerance, "dX \(c): relative error \(ex)")
     }
@@ -253,7 +222,7 @@ private struct F4Fixture {
         #expect(setting.packedFloats == 0 && openBLAS.packedFloats == 0)
         #expect(setting.result == openBLAS.result)
         for (name, r) in [("packed", packed.result), ("OpenBLAS", setting.result)] {
-            let (ey, ex) = (relativeError(r[0], yReference), relativeError(r[1], dxReference))
+            let (ey, ex) = (relativeErrorAgainstFloat64(r[0], yReference), relativeErrorAgainstFloat64(r[1], dxReference))
             #expect(ey <= relativeTolerance && ex <= relativeTolerance, "\(name) \(c): forward \(ey), dX \(ex)")
         }
     }
@@ -266,8 +235,8 @@ private struct F4Fixture {
         let s = Shape5(c.input)
         let naiveY = naiveConvForward(f.x.array, s, f.w.array, c.geometry)
         let naiveDX = naiveConvBackward(f.x.array, s, f.w.array, f.g.array, c.geometry).dx
-        #expect(relativeError(naiveY, float64Conv3x3(f.x.array, s, f.w.array, outC: c.cout, transposedFlipped: false)) <= 1e-6)
-        #expect(relativeError(naiveDX, float64Conv3x3(f.g.array, Shape5(f.g.shape), f.w.array, outC: c.cin,
+        #expect(relativeErrorAgainstFloat64(naiveY, float64Conv3x3(f.x.array, s, f.w.array, outC: c.cout, transposedFlipped: false)) <= 1e-6)
+        #expect(relativeErrorAgainstFloat64(naiveDX, float64Conv3x3(f.g.array, Shape5(f.g.shape), f.w.array, outC: c.cin,
                                                       transposedFlipped: true)) <= 1e-6)
     }
 
@@ -290,9 +259,9 @@ private struct F4Fixture {
         let yd = Tensor(zeros: s.dims), dxd = Tensor(zeros: s.dims)
         directConv3dForward(y: yd, x: x, weight: w, geometry: g, workspace: ws)
         directConv3dBackward(dX: dxd, dWeight: nil, dY: dy, x: x, weight: w, geometry: g, workspace: ws)
-        let e4 = (relativeError(y4.array, yReference), relativeError(dx4.array, dxReference))
-        let e2 = (relativeError(y2.array, yReference), relativeError(dx2.array, dxReference))
-        let ed = (relativeError(yd.array, yReference), relativeError(dxd.array, dxReference))
+        let e4 = (relativeErrorAgainstFloat64(y4.array, yReference), relativeErrorAgainstFloat64(dx4.array, dxReference))
+        let e2 = (relativeErrorAgainstFloat64(y2.array, yReference), relativeErrorAgainstFloat64(dx2.array, dxReference))
+        let ed = (relativeErrorAgainstFloat64(yd.array, yReference), relativeErrorAgainstFloat64(dxd.array, dxReference))
         print("precisionAtWidth64: max|Δ|/max|ref| vs float64 — F(4,3) forward \(e4.0) dX \(e4.1); "
               + "F(2,3) forward \(e2.0) dX \(e2.1); direct forward \(ed.0) dX \(ed.1)")
         #expect(e4.0 <= relativeTolerance && e4.1 <= relativeTolerance, "F(4,3) at width 64: \(e4)")
@@ -345,7 +314,7 @@ private struct F4Fixture {
         var results: [(String, [Float])] = []
         atEveryVectorLevelNamed { level in results.append((level, f.forward().array + f.inputGradient().array)) }
         for (level, r) in results.dropFirst() {
-            #expect(firstDifference(r, results[0].1) == nil, "level \(level) differs from \(results[0].0)")
+            #expect(firstBitDifference(r, results[0].1) == nil, "level \(level) differs from \(results[0].0)")
         }
     }
 

@@ -13,51 +13,28 @@ import VectorKernels
 // +0/−0 difference (A's −y is 0 − y in both) shows. The C transforms must also leave every column
 // outside a block untouched (the Swift ones wrote junk into the row slack).
 
-private struct VolumeCase: CustomStringConvertible, Sendable {
-    var input: [Int]   // [N, C, D, H, W]
-    var outC: Int
-    var blockBytes: Int
-    var description: String { "\(input) → \(outC) channels, blockBytes \(blockBytes)" }
-}
-
-private let volumeCases: [VolumeCase] = [
-    VolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 1),
-    VolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 8 << 20),
+private let volumeCases: [WinogradVolumeCase] = [
+    WinogradVolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 1),
+    WinogradVolumeCase(input: [2, 3, 5, 7, 9], outC: 5, blockBytes: 8 << 20),
     // tW = 19: one 16-lane chunk and a partial one; 8-lane: two chunks and a partial one.
-    VolumeCase(input: [1, 9, 4, 3, 37], outC: 6, blockBytes: 1),
-    VolumeCase(input: [1, 9, 4, 3, 37], outC: 6, blockBytes: 8 << 20),
+    WinogradVolumeCase(input: [1, 9, 4, 3, 37], outC: 6, blockBytes: 1),
+    WinogradVolumeCase(input: [1, 9, 4, 3, 37], outC: 6, blockBytes: 8 << 20),
     // tW = 32: two whole 16-lane chunks per row; even extents.
-    VolumeCase(input: [1, 4, 4, 2, 64], outC: 3, blockBytes: 8 << 20),
+    WinogradVolumeCase(input: [1, 4, 4, 2, 64], outC: 3, blockBytes: 8 << 20),
     // One voxel, thin volumes.
-    VolumeCase(input: [1, 2, 1, 1, 1], outC: 3, blockBytes: 8 << 20),
-    VolumeCase(input: [3, 2, 2, 1, 3], outC: 2, blockBytes: 1),
+    WinogradVolumeCase(input: [1, 2, 1, 1, 1], outC: 3, blockBytes: 8 << 20),
+    WinogradVolumeCase(input: [3, 2, 2, 1, 3], outC: 2, blockBytes: 1),
 ]
-
-private let weightShapes: [(cout: Int, cin: Int)] = [(5, 3), (11, 9), (6, 17), (3, 33), (2, 16), (4, 1)]
-
-/// Values with +0, −0 and magnitudes far apart, so rounding differences cannot hide.
-private func values(_ count: Int, seed: UInt64) -> [Float] {
-    var v = uniformTensor([count], seed: seed).array
-    for i in stride(from: 0, to: count, by: 7) { v[i] = 0 }
-    for i in stride(from: 3, to: count, by: 11) { v[i] = -0.0 }
-    for i in stride(from: 5, to: count, by: 13) { v[i] *= 1e4 }
-    return v
-}
-
-private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
-    (0..<min(a.count, b.count)).first { a[$0].bitPattern != b[$0].bitPattern }
-}
-
 
 @Suite(.serialized) struct WinogradTransformTests {
     /// V (input transform) and dM (gradient transform) of each block, compared over the block's
     /// columns; the columns past the block keep their sentinel.
     @Test(arguments: volumeCases)
-    fileprivate func inputAndGradientTransformsMatchSwiftAtEveryLevel(_ c: VolumeCase) {
+    func inputAndGradientTransformsMatchSwiftAtEveryLevel(_ c: WinogradVolumeCase) {
         let s = Shape5(c.input), inC = c.input[1], outC = c.outC
         let p = WinogradPlan(s, inC: inC, outC: outC, blockBytes: c.blockBytes)
-        let x = AlignedFloats(values(s.n * inC * s.d * s.h * s.w, seed: 11))
-        let dy = AlignedFloats(values(s.n * outC * s.d * s.h * s.w, seed: 12))
+        let x = AlignedFloats(bitTestValues(s.n * inC * s.d * s.h * s.w, seed: 11))
+        let dy = AlignedFloats(bitTestValues(s.n * outC * s.d * s.h * s.w, seed: 12))
         let referenceScratch = AlignedFloats(referenceScratchFloats(p))
         var g = p.geometry
         let scratch = AlignedFloats(dsan_winograd_scratch_floats(&g))
@@ -92,7 +69,7 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
                         }
                     }
                     let what = isGradient ? "gradient transform" : "input transform"
-                    let first = firstDifference(inside, expected)
+                    let first = firstBitDifference(inside, expected)
                     #expect(first == nil, "\(what) \(c), block \(block), level \(level): value \(first ?? -1) is \(first.map { inside[$0] } ?? 0), Swift \(first.map { expected[$0] } ?? 0)")
                     #expect(outside.allSatisfy { $0.bitPattern == sentinel.bitPattern },
                             "\(what) \(c), block \(block), level \(level) wrote outside the block's columns")
@@ -103,10 +80,10 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
 
     /// y (output transform) after all blocks, from the same M.
     @Test(arguments: volumeCases)
-    fileprivate func outputTransformMatchesSwiftAtEveryLevel(_ c: VolumeCase) {
+    func outputTransformMatchesSwiftAtEveryLevel(_ c: WinogradVolumeCase) {
         let s = Shape5(c.input), outC = c.outC
         let p = WinogradPlan(s, inC: c.input[1], outC: outC, blockBytes: c.blockBytes)
-        let m = AlignedFloats(values(64 * p.plane(outC), seed: 21))
+        let m = AlignedFloats(bitTestValues(64 * p.plane(outC), seed: 21))
         let referenceScratch = AlignedFloats(referenceScratchFloats(p))
         var g = p.geometry
         let volume = s.n * outC * s.d * s.h * s.w
@@ -120,7 +97,7 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
             }
             let (a, b) = (fast.array, reference.array)
             #expect(!a.contains { $0.isNaN }, "output transform \(c), level \(level): an output was not written")
-            let first = firstDifference(a, b)
+            let first = firstBitDifference(a, b)
             #expect(first == nil, "output transform \(c), level \(level): y[\(first ?? -1)] is \(first.map { a[$0] } ?? 0), Swift \(first.map { b[$0] } ?? 0)")
         }
     }
@@ -130,11 +107,11 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
     /// written stays −0 where +0 + −0 gives +0).
     @Test func weightTransformsMatchSwiftAtEveryLevel() {
         let referenceScratch = AlignedFloats(3 * 64 * 8)
-        for (k, shape) in weightShapes.enumerated() {
+        for (k, shape) in winogradWeightShapes.enumerated() {
             let (cout, cin) = shape
-            let weight = AlignedFloats(values(cout * cin * 27, seed: 31 + UInt64(k)))
-            let du = AlignedFloats(values(64 * cout * cin, seed: 41 + UInt64(k)))
-            let start = values(cout * cin * 27, seed: 51 + UInt64(k))
+            let weight = AlignedFloats(bitTestValues(cout * cin * 27, seed: 31 + UInt64(k)))
+            let du = AlignedFloats(bitTestValues(64 * cout * cin, seed: 41 + UInt64(k)))
+            let start = bitTestValues(cout * cin * 27, seed: 51 + UInt64(k))
             let referenceU = AlignedFloats(64 * cout * cin, .nan), referenceDW = AlignedFloats(start)
             let referenceWritten = AlignedFloats(cout * cin * 27, 0)
             referenceWeightTransform(weight.pointer, cout: cout, cin: cin, 0, cout, referenceU.pointer, referenceScratch.pointer)
@@ -149,9 +126,9 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
                     dsan_winograd_weight_gradient_transform(du.pointer, cout, cin, co0, co1, written.pointer, 1)
                 }
                 #expect(written.array == referenceWritten.array, "weight gradient transform \(cout)×\(cin), level \(level), overwrite")
-                let firstU = firstDifference(u.array, referenceU.array)
+                let firstU = firstBitDifference(u.array, referenceU.array)
                 #expect(firstU == nil, "weight transform \(cout)×\(cin), level \(level): U[\(firstU ?? -1)] differs")
-                let firstDW = firstDifference(dW.array, referenceDW.array)
+                let firstDW = firstBitDifference(dW.array, referenceDW.array)
                 #expect(firstDW == nil, "weight gradient transform \(cout)×\(cin), level \(level): dWeight[\(firstDW ?? -1)] differs")
             }
         }
@@ -174,7 +151,7 @@ private func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
             results.append((level, y.array + dX.array + dW.array))
         }
         for (level, r) in results.dropFirst() {
-            #expect(firstDifference(r, results[0].1) == nil, "level \(level) differs from \(results[0].0)")
+            #expect(firstBitDifference(r, results[0].1) == nil, "level \(level) differs from \(results[0].0)")
         }
     }
 }
