@@ -74,21 +74,6 @@ static inline void w4_g(wk_f g0, wk_f g1, wk_f g2, wk_f *o, int st) {
     o[5 * st] = g2;
 }
 
-/// The run of consecutive 4³ tiles along one row of the tile grid that starts at tile t of
-/// [t0, t1): sample ni, tile row (td, th), first column tw0, `count` tiles, first block column.
-typedef struct { long ni, td, th, tw0, count, column; } w4_run;
-
-static inline w4_run w4_run_at(const dsan_winograd_geometry *g, long t0, long t1, long t) {
-    const long tD = (g->d + 3) / 4, tH = (g->h + 3) / 4, tW = (g->w + 3) / 4, perSample = tD * tH * tW;
-    w4_run run;
-    run.ni = t / perSample;
-    const long r = t - run.ni * perSample;
-    run.td = r / (tH * tW); run.th = (r / tW) % tH; run.tw0 = r % tW;
-    run.count = wk_min(tW - run.tw0, t1 - t);
-    run.column = t - t0;
-    return run;
-}
-
 void VK_NAME(winograd4_input_transform)(const dsan_winograd_geometry *g, const float *x, long channels,
                                         long c0, long c1, long t0, long t1, float *v, float *scratch) {
     const long d = g->d, h = g->h, w = g->w, rl = w + W4_ROW_PAD, xs = dsan_winograd_plane_floats(channels, g->ld);
@@ -98,21 +83,12 @@ void VK_NAME(winograd4_input_transform)(const dsan_winograd_geometry *g, const f
     // Only columns 1...w of a row copy are ever written, so the padding stays zero.
     memset(scratch, 0, (size_t)(37 * rl) * sizeof(float));
     for (long c = c0; c < c1; c++) {
-        w4_run run;
+        wk_run run;
         for (long t = t0; t < t1; t += run.count) {
-            run = w4_run_at(g, t0, t1, t);
+            run = wk_tile_run_at(g, 4, t0, t1, t);
             const long ni = run.ni, td = run.td, th = run.th, tw0 = run.tw0, count = run.count;
-            const float *plane = x + (ni * channels + c) * d * h * w;
-            for (int ab = 0; ab < 36; ab++) {
-                long id = 4 * td - 1 + ab / 6, ih = 4 * th - 1 + ab % 6;
-                if (id < 0 || id >= d || ih < 0 || ih >= h) {
-                    r[ab] = zeroRow;
-                } else {
-                    float *dst = scratch + ab * rl;
-                    memcpy(dst + 1, plane + (id * h + ih) * w, (size_t)w * sizeof(float));
-                    r[ab] = dst;
-                }
-            }
+            wk_input_rows(x + (ni * channels + c) * d * h * w, d, h, w, 4 * td - 1, 4 * th - 1, 6, scratch, rl,
+                          zeroRow, r);
             for (long k = 0; k < count; k += VK_LANES) {
                 const long tw = tw0 + k, lanes = wk_min(VK_LANES, count - k);
                 // Along w: s[(a·6 + b)·6 + γ].
@@ -146,9 +122,9 @@ void VK_NAME(winograd4_output_transform)(const dsan_winograd_geometry *g, const 
     const long d = g->d, h = g->h, w = g->w, xs = dsan_winograd_plane_floats(channels, g->ld);
     wk_f s1[144], s2[96];
     for (long c = c0; c < c1; c++) {
-        w4_run run;
+        wk_run run;
         for (long t = t0; t < t1; t += run.count) {
-            run = w4_run_at(g, t0, t1, t);
+            run = wk_tile_run_at(g, 4, t0, t1, t);
             const long ni = run.ni, td = run.td, th = run.th, tw0 = run.tw0, count = run.count;
             for (long k = 0; k < count; k += VK_LANES) {
                 const long lanes = wk_min(VK_LANES, count - k);

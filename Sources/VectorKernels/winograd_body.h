@@ -157,8 +157,11 @@ static inline void wk_gt(wk_f u0, wk_f u1, wk_f u2, wk_f u3, wk_f *o0, wk_f *o1,
 /// sample ni, tile row (td, th), first column tw0, `count` tiles, first block column `column`.
 typedef struct { long ni, td, th, tw0, count, column; } wk_run;
 
-static inline wk_run wk_run_at(const dsan_winograd_geometry *g, long t0, long t1, long t) {
-    const long tD = (g->d + 1) / 2, tH = (g->h + 1) / 2, tW = (g->w + 1) / 2, perSample = tD * tH * tW;
+/// wk_run for output tiles of `tile`³ points: 2 for F(2,3), 4 for F(4,3) (winograd4_body.h).
+static inline __attribute__((always_inline)) wk_run wk_tile_run_at(const dsan_winograd_geometry *g, long tile,
+                                                                    long t0, long t1, long t) {
+    const long tD = (g->d + tile - 1) / tile, tH = (g->h + tile - 1) / tile, tW = (g->w + tile - 1) / tile;
+    const long perSample = tD * tH * tW;
     wk_run run;
     run.ni = t / perSample;
     const long r = t - run.ni * perSample;
@@ -166,6 +169,29 @@ static inline wk_run wk_run_at(const dsan_winograd_geometry *g, long t0, long t1
     run.count = wk_min(tW - run.tw0, t1 - t);
     run.column = t - t0;
     return run;
+}
+
+static inline wk_run wk_run_at(const dsan_winograd_geometry *g, long t0, long t1, long t) {
+    return wk_tile_run_at(g, 2, t0, t1, t);
+}
+
+/// The side × side input rows of a tile row, (depth, height) = (id0 + a, ih0 + b) of one channel's
+/// plane [d, h, w]: r[a·side + b] is the row copied to scratch + (a·side + b)·rl + 1 (columns
+/// 0..<w; the copy's padding stays zero), or `zeroRow` where the row lies outside the volume.
+/// (Always inlined: `side` must be a constant where it is used, or the loop divides by it.)
+static inline __attribute__((always_inline)) void wk_input_rows(const float *plane, long d, long h, long w,
+                                                                long id0, long ih0, int side, float *scratch,
+                                                                long rl, const float *zeroRow, const float **r) {
+    for (int ab = 0; ab < side * side; ab++) {
+        const long id = id0 + ab / side, ih = ih0 + ab % side;
+        if (id < 0 || id >= d || ih < 0 || ih >= h) {
+            r[ab] = zeroRow;
+        } else {
+            float *dst = scratch + ab * rl;
+            memcpy(dst + 1, plane + (id * h + ih) * w, (size_t)w * sizeof(float));
+            r[ab] = dst;
+        }
+    }
 }
 
 #define WK_RUN_FIELDS                                                                              \
@@ -185,17 +211,8 @@ void VK_NAME(winograd_input_transform)(const dsan_winograd_geometry *g, const fl
         for (long t = t0; t < t1; t += run.count) {
             run = wk_run_at(g, t0, t1, t);
             WK_RUN_FIELDS
-            const float *plane = x + (ni * channels + c) * d * h * w;
-            for (int ab = 0; ab < 16; ab++) {
-                long id = 2 * td - 1 + ab / 4, ih = 2 * th - 1 + ab % 4;
-                if (id < 0 || id >= d || ih < 0 || ih >= h) {
-                    r[ab] = zeroRow;
-                } else {
-                    float *dst = scratch + ab * rl;
-                    memcpy(dst + 1, plane + (id * h + ih) * w, (size_t)w * sizeof(float));
-                    r[ab] = dst;
-                }
-            }
+            wk_input_rows(x + (ni * channels + c) * d * h * w, d, h, w, 2 * td - 1, 2 * th - 1, 4, scratch, rl,
+                          zeroRow, r);
             for (long k = 0; k < count; k += VK_LANES) {
                 const long tw = tw0 + k, lanes = wk_min(VK_LANES, count - k);
                 // Along w: the 4 columns of L tiles are the even/odd lanes of two 2L-float loads.
