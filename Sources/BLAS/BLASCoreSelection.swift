@@ -29,19 +29,26 @@ public struct BLASKernelReport: Codable, Sendable, Equatable {
     public var chosenBy: Chooser
     /// Why this core, e.g. "OpenBLAS chose Prescott (SSE), the CPU supports Cooperlake (…)".
     public var reason: String
+    /// The vector level of dsan's own kernels (its loops, transforms and packed GEMM) and why,
+    /// e.g. "avx512, the widest this CPU has" (`VectorLevel.report`, set at start-up by the
+    /// executable); nil where nothing set it.
+    public var loops: String?
 
-    public init(cpu: String, extensions: String, openblas: String, core: String, chosenBy: Chooser, reason: String) {
+    public init(cpu: String, extensions: String, openblas: String, core: String, chosenBy: Chooser, reason: String,
+                loops: String? = nil) {
         self.cpu = cpu
         self.extensions = extensions
         self.openblas = openblas
         self.core = core
         self.chosenBy = chosenBy
         self.reason = reason
+        self.loops = loops
     }
 
     public var line: String {
         let version = openblas.split(separator: " ").prefix(2).joined(separator: " ")
         return "CPU \(cpu): \(extensions); \(version.isEmpty ? "OpenBLAS" : version) core \(core), chosen by \(chosenBy.rawValue): \(reason)"
+            + (loops.map { "; dsan's kernels \($0)" } ?? "")
     }
 }
 

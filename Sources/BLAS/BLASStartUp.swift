@@ -10,8 +10,12 @@ public enum BLASStartUp {
         cpu: CPUFeatures.current.identity, extensions: CPUFeatures.current.summary,
         openblas: BLAS.configuration, core: BLAS.coreName, chosenBy: .openBLAS, reason: "no start-up choice made")
 
-    /// The one-line report, "CPU …; OpenBLAS 0.3.21 core …, chosen by …: …".
+    /// The one-line report, "CPU …; OpenBLAS 0.3.21 core …, chosen by …: …; dsan's kernels …".
     public static var line: String { report.line }
+
+    /// Adds the vector level of dsan's own kernels to the report (`BLASKernelReport.loops`): the
+    /// executable calls it once at start-up, after `select`.
+    public static func noteLoops(_ description: String) { report.loops = description }
 
     /// Runs `BLASCoreSelection.step` on this process. A restart replaces the process (`execv` of
     /// the binary with the same arguments), so this returns only to carry on: with a warning for

@@ -29,18 +29,57 @@ public enum VectorLevel: Int32, Sendable, CaseIterable, CustomStringConvertible 
     /// Applies `DSAN_SIMD` once; the kernels' Swift callers call it before their first kernel.
     @inlinable public static func configure() { _ = configured }
 
-    /// `fatalError`, not `preconditionFailure`: its message survives release builds.
+    /// `fatalError`, not `preconditionFailure`: its message survives release builds. (The `dsan`
+    /// executable checks `DSAN_SIMD` with `requested` before any command runs, so there a bad
+    /// value stops the program with a plain message instead.)
     @usableFromInline static let configured: Bool = {
-        guard let raw = getenv("DSAN_SIMD"), raw.pointee != 0 else { return true }
-        let value = String(cString: raw).lowercased()
-        guard let level = allCases.first(where: { $0.description == value }) else {
-            fatalError("DSAN_SIMD=\(value): expected one of \(allCases.map(\.description).joined(separator: ", "))")
-        }
-        guard dsan_vk_set_level(level.rawValue) == 0, dsan_vk_set_gemm_level(level.rawValue) == 0 else {
-            fatalError("DSAN_SIMD=\(value): this CPU supports up to \(supported); unset DSAN_SIMD or choose a narrower level")
+        do {
+            guard let level = try requested(environmentValue) else { return true }
+            guard dsan_vk_set_level(level.rawValue) == 0, dsan_vk_set_gemm_level(level.rawValue) == 0 else {
+                fatalError("DSAN_SIMD=\(level): the kernels refused a level the CPU check accepted")
+            }
+        } catch {
+            fatalError("\(error)")
         }
         return true
     }()
 
+    /// `DSAN_SIMD` as this process sees it (nil when unset or empty).
+    public static var environmentValue: String? {
+        guard let raw = getenv("DSAN_SIMD"), raw.pointee != 0 else { return nil }
+        return String(cString: raw)
+    }
+
+    /// The level a `DSAN_SIMD` value asks for (case-insensitive; nil for nil: the widest). Throws
+    /// for a name that is no level, or a level wider than this CPU and OS support.
+    public static func requested(_ value: String?, supported: VectorLevel = supported) throws -> VectorLevel? {
+        guard let value else { return nil }
+        let name = value.lowercased()
+        guard let level = allCases.first(where: { $0.description == name }) else {
+            throw VectorLevelError(message: "DSAN_SIMD=\(name): expected one of \(allCases.map(\.description).joined(separator: ", "))")
+        }
+        guard level.rawValue <= supported.rawValue else {
+            throw VectorLevelError(message: "DSAN_SIMD=\(name): this CPU supports up to \(supported); unset DSAN_SIMD or choose a narrower level")
+        }
+        return level
+    }
+
+    /// What dsan's own kernels run at and why, for the start-up report: "avx512, the widest this
+    /// CPU has", or "avx2, set by DSAN_SIMD=avx2 (this CPU has up to avx512)".
+    public static func describe(active: VectorLevel, supported: VectorLevel, requested: String?) -> String {
+        guard let requested else { return "\(active), the widest this CPU has" }
+        return active == supported ? "\(active), set by DSAN_SIMD=\(requested.lowercased()) (the widest this CPU has)"
+            : "\(active), set by DSAN_SIMD=\(requested.lowercased()) (this CPU has up to \(supported))"
+    }
+
+    /// `describe` for this process (applies `DSAN_SIMD` first).
+    public static var report: String { describe(active: active, supported: supported, requested: environmentValue) }
+
     public var description: String { String(cString: dsan_vk_level_name(rawValue)) }
+}
+
+/// A `DSAN_SIMD` value that names no level, or one this CPU lacks.
+public struct VectorLevelError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

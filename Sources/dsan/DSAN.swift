@@ -1,6 +1,7 @@
 import ArgumentParser
 import BLAS
 import Foundation
+import NN
 
 /// dsan's version, printed by `dsan --version` and written into run directories and checkpoints.
 let dsanVersion = "0.1.0"
@@ -19,14 +20,17 @@ struct DSAN: ParsableCommand {
     )
 
     /// Chooses the OpenBLAS kernels (which may restart the process, before MPI_Init and before
-    /// any GEMM), then runs the command.
+    /// any GEMM) and the vector level of dsan's own (`DSAN_SIMD` checked here, so that a bad value
+    /// stops every command with one plain line), then runs the command.
     static func main() {
         do {
             if let warning = try BLASStartUp.select() { printError("dsan: warning: \(warning)") }
+            _ = try VectorLevel.requested(VectorLevel.environmentValue)
         } catch {
             printError("dsan: \(error)")
             Foundation.exit(1)
         }
+        BLASStartUp.noteLoops(VectorLevel.report)
         main(nil)
     }
 }

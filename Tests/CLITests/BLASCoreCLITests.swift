@@ -21,6 +21,22 @@ import Testing
         #expect(table.stdout.split(separator: "\n").first?.contains("core Prescott, chosen by user: OPENBLAS_CORETYPE=Prescott") == true, "\(table.stdout)")
     }
 
+    /// The report names the vector level of dsan's own kernels too: the widest this CPU has, or
+    /// the one `DSAN_SIMD` set, with what the CPU has (table and JSON).
+    @Test func theReportNamesDsansOwnVectorLevel() throws {
+        let widest = try run(dsanPath, Self.tinyStep + ["--json"], environment: ["DSAN_SIMD": ""])   // empty: unset
+        #expect(widest.status == 0, "\(widest.stderr)")
+        let loops = try #require(try blas(widest)["loops"])
+        #expect(loops.hasSuffix(", the widest this CPU has"), "\(loops)")
+        let level = String(loops.prefix { $0 != "," })
+        #expect(["baseline", "avx2", "avx512"].contains(level), "\(loops)")
+        let narrowed = try run(dsanPath, Self.tinyStep, environment: ["DSAN_SIMD": "baseline"])
+        #expect(narrowed.status == 0, "\(narrowed.stderr)")
+        let expected = level == "baseline" ? "dsan's kernels baseline, set by DSAN_SIMD=baseline (the widest this CPU has)"
+            : "dsan's kernels baseline, set by DSAN_SIMD=baseline (this CPU has up to \(level))"
+        #expect(narrowed.stdout.split(separator: "\n").first?.hasSuffix(expected) == true, "\(narrowed.stdout.prefix(400))")
+    }
+
     /// Runs `dsan` with neither OPENBLAS_CORETYPE nor DSAN_BLAS_CORE inherited from the test's
     /// environment (an empty OPENBLAS_CORETYPE is not "unset" to OpenBLAS), plus `extra`.
     func runClean(_ executable: String, _ arguments: [String], extra: [String: String] = [:]) throws -> CommandResult {

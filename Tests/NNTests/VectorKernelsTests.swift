@@ -39,6 +39,32 @@ import VectorKernels
         }
     }
 
+    /// `DSAN_SIMD` parsed as the executable does at start-up, and the report's wording, for a
+    /// CPU with each widest level (pure functions: no level is switched).
+    @Test func dsanSIMDValuesAndTheirReport() throws {
+        #expect(try VectorLevel.requested(nil, supported: .avx512) == nil)
+        #expect(try VectorLevel.requested("AVX2", supported: .avx512) == .avx2)
+        #expect(try VectorLevel.requested("baseline", supported: .baseline) == .baseline)
+        #expect(throws: VectorLevelError.self) { try VectorLevel.requested("avx512", supported: .avx2) }
+        do {
+            _ = try VectorLevel.requested("sse9", supported: .avx512)
+            Issue.record("DSAN_SIMD=sse9 was accepted")
+        } catch {
+            #expect("\(error)" == "DSAN_SIMD=sse9: expected one of baseline, avx2, avx512")
+        }
+        do {
+            _ = try VectorLevel.requested("avx512", supported: .avx2)
+        } catch {
+            #expect("\(error)" == "DSAN_SIMD=avx512: this CPU supports up to avx2; unset DSAN_SIMD or choose a narrower level")
+        }
+        #expect(VectorLevel.describe(active: .avx512, supported: .avx512, requested: nil) == "avx512, the widest this CPU has")
+        #expect(VectorLevel.describe(active: .avx2, supported: .avx2, requested: nil) == "avx2, the widest this CPU has")
+        #expect(VectorLevel.describe(active: .avx2, supported: .avx512, requested: "AVX2")
+                == "avx2, set by DSAN_SIMD=avx2 (this CPU has up to avx512)")
+        #expect(VectorLevel.describe(active: .baseline, supported: .baseline, requested: "baseline")
+                == "baseline, set by DSAN_SIMD=baseline (the widest this CPU has)")
+    }
+
     @Test func unaryAndBinaryKernelsMatchReferenceAtEveryLevel() {
         let x = values(seed: 1), y0 = values(seed: 2)
         atEveryVectorLevel { level in
