@@ -177,7 +177,7 @@ void VK_NAME(winograd4_weight_transform)(const float *weight, long cout, long ci
             const long lanes = wk_min(VK_LANES, cin - ci0);
             const float *src = weight + (co * cin + ci0) * 27;
             // Transposed (and, for flip, reversed along all three axes): t[k] lane l = g[co, ci0 + l][k'].
-            wk_gather27_n(src, lanes, t);
+            wk_gather27_n(src, 27, lanes, t);
             if (flip)
                 for (int k = 0; k < 13; k++) { wk_f swap = t[k]; t[k] = t[26 - k]; t[26 - k] = swap; }
             // Along w: s1[(kd·3 + kh)·6 + γ].

@@ -33,10 +33,10 @@ typedef float wk_f2 __attribute__((ext_vector_type(2 * VK_LANES)));
 /// The 27 taps of VK_LANES filters, transposed into lanes: t[q] lane l = src[l·stride + q] for
 /// q < 27, each filter's 27 taps consecutive (a filter "record"). At 8 and 16 lanes by 8×8
 /// transposes of whole-vector loads (transpose8.h), taps 24–26 as the last three columns of one
-/// over taps 19–26, so that no load leaves the records; at 4 lanes one float at a time. The
-/// gather was single-float inserts at 16 lanes until 2026-12-03: 432 of them per 16 filters,
-/// most of the F(2,3) weight transform's time at AVX-512 (Docs/performance.md, "The weight
-/// transform's gather").
+/// over taps 19–26, so that no load leaves the records; at 4 lanes one float at a time. (At 16
+/// lanes it was 432 single-float inserts until 2026-12-03; the transposes made the transforms
+/// 8–17 % faster where the weights are cached, and no faster where they come from memory:
+/// Docs/performance.md, "The weight transform's gather".)
 static inline void wk_gather27(const float *src, long stride, wk_f t[27]) {
 #if VK_LANES == 8
     vk_f8 last[8];
@@ -61,12 +61,13 @@ static inline void wk_gather27(const float *src, long stride, wk_f t[27]) {
 #endif
 }
 
-/// wk_gather27 of `lanes` ≤ VK_LANES consecutive records (stride 27), zero in the lanes past them.
-static inline void wk_gather27_n(const float *src, long lanes, wk_f t[27]) {
-    if (lanes == VK_LANES) { wk_gather27(src, 27, t); return; }
+/// wk_gather27 of the first `lanes` ≤ VK_LANES records, zero in the lanes past them (none of
+/// which is read: with `lanes` 0, `src` is never dereferenced).
+static inline void wk_gather27_n(const float *src, long stride, long lanes, wk_f t[27]) {
+    if (lanes == VK_LANES) { wk_gather27(src, stride, t); return; }
     for (int q = 0; q < 27; q++) {
         wk_f v = (wk_f)0.0f;
-        for (long l = 0; l < lanes; l++) v[l] = src[l * 27 + q];
+        for (long l = 0; l < lanes; l++) v[l] = src[l * stride + q];
         t[q] = v;
     }
 }
@@ -352,7 +353,7 @@ void VK_NAME(winograd_weight_transform)(const float *weight, long cout, long cin
             const long lanes = wk_min(VK_LANES, cin - ci0);
             const float *src = weight + (co * cin + ci0) * 27;
             // Transposed: t[k] lane l = g[co, ci0 + l][k], zero in lanes past cin.
-            wk_gather27_n(src, lanes, t);
+            wk_gather27_n(src, 27, lanes, t);
             // s[(kd·3 + kh)·4 + γ]: along w, 3 → 4.
             for (int k9 = 0; k9 < 9; k9++)
                 wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4],
@@ -519,12 +520,9 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
                             }
                         }
                         wk_gather27(src, rowStride, t);
-                    } else {
-                        for (int q = 0; q < 27; q++) {
-                            wk_f v = (wk_f)0.0f;
-                            for (long l = 0; l < lanes; l++) v[l] = weight[(row0 + l) * rowStride + kk * colStride + q];
-                            t[q] = v;
-                        }
+                    } else {   // the last rows of a panel past m: zero lanes
+                        wk_gather27_n(lanes > 0 ? weight + row0 * rowStride + kk * colStride : weight, rowStride,
+                                      lanes, t);
                     }
                     if (gammas == 0xF) {   // all 64 ξ: the loops of winograd_weight_transform
                         for (int k9 = 0; k9 < 9; k9++)

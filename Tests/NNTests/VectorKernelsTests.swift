@@ -54,6 +54,7 @@ import VectorKernels
         }
         do {
             _ = try VectorLevel.requested("avx512", supported: .avx2)
+            Issue.record("DSAN_SIMD=avx512 was accepted on an AVX2 CPU")
         } catch {
             #expect("\(error)" == "DSAN_SIMD=avx512: this CPU supports up to avx2; unset DSAN_SIMD or choose a narrower level")
         }
