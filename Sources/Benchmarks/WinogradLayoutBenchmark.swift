@@ -79,8 +79,11 @@ public struct WinogradLayoutBenchmark {
             WinogradConv.$panelSliceColumns.withValue(on ? nil : 0) { run() }
         }
         let line = "line between ξ matrices", prefetch = "weight prefetch", slices = "weight slices in L2"
+        let direct = "stores unstaged"
         func padded(_ on: Bool) { _ = dsan_winograd_set_plane_padding(on ? 16 : 0) }
         func prefetched(_ on: Bool) { _ = dsan_winograd_set_weight_prefetch(on ? 4 : 0) }
+        /// The conv with its panels' transform storing directly (on) or staged.
+        func unstaged(_ on: Bool, _ run: () -> Void) { ConvTuning.with(.panelStaging, on ? 0 : 1) { run() } }
         for conv in NetworkConv.resnet34(volume: size.dims) {
             guard let block = WinogradBlock(conv.geometry, input: conv.input) else { continue }
             let (inC, outC) = (conv.geometry.inChannels, conv.geometry.outChannels)
@@ -134,22 +137,38 @@ public struct WinogradLayoutBenchmark {
                 measure(name, "conv dX", channels: outC, tiles: t, threads: threads, without: slices, around: sliced) {
                     conv3dBackward(dX: dxT, dWeight: nil, dY: dyT, x: xT, weight: w, geometry: conv.geometry, workspace: workspace)
                 }
+                measure(name, "conv forward", channels: inC, tiles: t, threads: threads, without: direct, around: unstaged) {
+                    conv3dForward(y: yT, x: xT, weight: w, geometry: conv.geometry, workspace: workspace)
+                }
+                measure(name, "conv dX", channels: outC, tiles: t, threads: threads, without: direct, around: unstaged) {
+                    conv3dBackward(dX: dxT, dWeight: nil, dY: dyT, x: xT, weight: w, geometry: conv.geometry, workspace: workspace)
+                }
             }
-            // The packed weights, one row panel at a time into one panel's buffer, as the GEMM
-            // phase of a one-block conv transforms them: forward (rows Cout) and for dX (rows Cin).
+            // The packed weights, one row panel at a time and one slice of its columns at a time
+            // into one slice's buffer, as the GEMM phase of a one-block conv on one thread
+            // transforms them: forward (rows Cout) and for dX (rows Cin).
             let panelRows = dsan_packed_gemm_panel_rows()
-            let weights = FloatStorage.allocate(outC * inC * 27), panel = FloatStorage.allocate(64 * max(inC, outC) * panelRows)
+            let most = WinogradConv.panelSlice(columns: max(inC, outC), panelRows: panelRows)
+            let weights = FloatStorage.allocate(outC * inC * 27)
+            let panel = FloatStorage.allocate(64 * dsan_winograd_panel_plane_floats(most))
             defer { FloatStorage.free(weights); FloatStorage.free(panel) }
             for i in 0..<(outC * inC * 27) { weights[i] = Float(i % 83) / 830 - 0.05 }
             for adjoint in [false, true] {
-                let rowsOfA = adjoint ? inC : outC
+                let rowsOfA = adjoint ? inC : outC, columns = adjoint ? outC : inC
                 let panels = (rowsOfA + panelRows - 1) / panelRows
-                measure(name, adjoint ? "weight transform, dX" : "weight transform", channels: rowsOfA, tiles: t,
-                        without: prefetch, prefetched) {
+                let slice = WinogradConv.panelSlice(columns: columns, panelRows: panelRows)
+                var staged: Int32 = 0
+                func sweep() {
                     for p in 0..<panels {
-                        dsan_winograd_weight_transform_panel(weights, outC, inC, adjoint ? 1 : 0, p, 0, adjoint ? outC : inC, 0, 1, panel)
+                        for k0 in stride(from: 0, to: columns, by: slice) {
+                            dsan_winograd_weight_transform_panel(weights, outC, inC, adjoint ? 1 : 0, p, k0,
+                                                                 min(columns, k0 + slice), 0, 1, staged, panel)
+                        }
                     }
                 }
+                let kernel = adjoint ? "weight transform, dX" : "weight transform"
+                measure(name, kernel, channels: rowsOfA, tiles: t, without: prefetch, prefetched, sweep)
+                measure(name, kernel, channels: rowsOfA, tiles: t, without: direct, { staged = $0 ? 0 : 1 }, sweep)
             }
         }
         return rows

@@ -44,6 +44,11 @@ public enum ConvTuning {
         /// that many): the 4³ tiles per sample from which a conv takes F(4,3). Changes the bits
         /// of the convs that switch.
         case winograd4SampleTiles = "winograd4-sample-tiles"
+        /// 1: the one-block Winograd GEMM phase's weight transform stages its results and copies
+        /// them out, as the whole-matrix transform does; 0, the default: it stores each result
+        /// straight into its matrix of the slice (`dsan_winograd_weight_transform_panel`). The
+        /// same bits.
+        case panelStaging = "panel-staging"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -53,7 +58,7 @@ public enum ConvTuning {
             case .winogradBlockMiB: return WinogradConv.defaultBlockMiB
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
             case .packedDirectForward, .packedDirectBackward: return DirectGEMM.choice.processWide == .packed ? 1 : 0
-            case .panelParts, .panelTileParts: return 0
+            case .panelParts, .panelTileParts, .panelStaging: return 0
             case .fusedWeightGradient, .packedWinograd4: return 1
             case .winograd4SampleTiles: return WinogradF4Conv.minimumTiles
             }
@@ -66,14 +71,14 @@ public enum ConvTuning {
             case .convJobs: return minimumConvJobs
             case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker, .winograd4SampleTiles: return 1
             case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4, .panelParts,
-                 .panelTileParts: return 0
+                 .panelTileParts, .panelStaging: return 0
             }
         }
 
         /// The greatest value that means something (nil: no bound).
         public var greatestValue: Int? {
             switch self {
-            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4: return 1
+            case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4, .panelStaging: return 1
             case .panelParts: return 4
             default: return nil
             }

@@ -289,9 +289,11 @@ private func oneBlockPanelPhase(weight w: UnsafePointer<Float>, _ conv: Conv3dGe
     let (parts, tileParts) = (cut.matrixParts, cut.tileParts), matrices = 64 / parts
     let partMatrices = WinogradConv.partMatrices[parts]!   // part q's ξ at q·matrices
     let slice = WinogradConv.panelSlice(columns: inC, panelRows: rowsPerPanel, matrices: matrices)
-    // Between slices the GEMMs' partial sums wait in the worker's buffer too, in the kernel's own
-    // order (matrices·R·t floats).
-    let sliceFloats = matrices * slice * rowsPerPanel
+    // A slice's matrices lie `dsan_winograd_panel_plane_floats` apart (a vector more than their
+    // floats: see VectorKernels.h). Between slices the GEMMs' partial sums wait in the worker's
+    // buffer too, in the kernel's own order (matrices·R·t floats).
+    let sliceFloats = matrices * dsan_winograd_panel_plane_floats(slice)
+    let staged = Int32(ConvTuning.value(.panelStaging))   // 0 but in `dsan bench tuning`
     let partialFloats = slice < inC ? matrices * rowsPerPanel * t : 0
     let own = buffers.weights(workers * (sliceFloats + partialFloats))
     // Arrivals per (panel, tile part): the last of its matrix parts output-transforms its rows and
@@ -310,11 +312,12 @@ private func oneBlockPanelPhase(weight w: UnsafePointer<Float>, _ conv: Conv3dGe
                     let c0 = panel * rowsPerPanel, rows = min(rowsPerPanel, outC - c0)
                     for k0 in stride(from: 0, to: inC, by: slice) {
                         let k = min(slice, inC - k0), last = k0 + k == inC
+                        let plane = dsan_winograd_panel_plane_floats(k)
                         dsan_winograd_weight_transform_panel(w, conv.outChannels, conv.inChannels, adjoint ? 1 : 0,
-                                                             panel, k0, k0 + k, part, parts, a)
+                                                             panel, k0, k0 + k, part, parts, staged, a)
                         for j in 0..<matrices {
                             let xi = xis[part * matrices + j], sums = partial + j * rowsPerPanel * n
-                            dsan_packed_gemm_partial(a + j * k * rowsPerPanel, rows, k, v + xi * vPlane + k0 * p.ld + j0,
+                            dsan_packed_gemm_partial(a + j * plane, rows, k, v + xi * vPlane + k0 * p.ld + j0,
                                                      p.ld, n, k0 == 0 ? nil : sums, last ? nil : sums,
                                                      m + xi * mPlane + c0 * p.ld + j0, p.ld)
                         }

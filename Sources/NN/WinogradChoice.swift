@@ -100,7 +100,7 @@ public enum WinogradConv {
     /// Columns per slice for A with `k` columns and R rows per panel of `matrices` matrices (a
     /// part of the 64, `panelParts`): a multiple of 8 (the transform's run of columns), all of them
     /// when 0 or when one slice holds them.
-    static func panelSlice(columns k: Int, panelRows r: Int, matrices: Int = 64) -> Int {
+    public static func panelSlice(columns k: Int, panelRows r: Int, matrices: Int = 64) -> Int {
         let chosen = panelSliceColumns ?? max(8, panelSliceBytes / (matrices * r * MemoryLayout<Float>.size) / 8 * 8)
         return chosen <= 0 ? k : min(k, chosen)
     }

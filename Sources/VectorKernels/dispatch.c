@@ -201,8 +201,9 @@ size_t dsan_vk_reference_first_nonfinite(const float *x, size_t n) {
     void dsan_vk_##level##_winograd_weight_transform_packed(const float *, long, long, int, long, long, \
                                                             long, long, float *);                   \
     void dsan_vk_##level##_winograd_weight_transform_panel(const float *, long, long, int, long, long, \
-                                                           long, long, long, float *);              \
+                                                           long, long, long, int, float *);         \
     void dsan_vk_##level##_winograd_panel_part_matrices(long, long, long *);                        \
+    long dsan_vk_##level##_winograd_panel_plane_floats(long);                                       \
     void dsan_vk_##level##_packed_gemm(const float *, long, long, const float *, long, float *, long,  \
                                        long, const float *, float *);                               \
     long dsan_vk_##level##_packed_gemm_panel_rows(void);                                            \
@@ -240,7 +241,8 @@ typedef struct {
     void (*weight)(const float *, long, long, long, long, float *);
     void (*weight_gradient)(const float *, long, long, long, long, float *, int);
     void (*weight_packed)(const float *, long, long, int, long, long, long, long, float *);
-    void (*weight_panel)(const float *, long, long, int, long, long, long, long, long, float *);
+    void (*weight_panel)(const float *, long, long, int, long, long, long, long, long, int, float *);
+    long (*panel_plane)(long);
     void (*packed_gemm)(const float *, long, long, const float *, long, float *, long, long, const float *,
                         float *);
     long (*panel_rows)(void);
@@ -263,7 +265,8 @@ typedef struct {
       dsan_vk_##level##_winograd_output_transform, dsan_vk_##level##_winograd_weight_transform,      \
       dsan_vk_##level##_winograd_weight_gradient_transform,                                         \
       dsan_vk_##level##_winograd_weight_transform_packed,                                           \
-      dsan_vk_##level##_winograd_weight_transform_panel, dsan_vk_##level##_packed_gemm,             \
+      dsan_vk_##level##_winograd_weight_transform_panel,                                            \
+      dsan_vk_##level##_winograd_panel_plane_floats, dsan_vk_##level##_packed_gemm,                 \
       dsan_vk_##level##_packed_gemm_panel_rows, dsan_vk_##level##_packed_gemm_pack,                 \
       dsan_vk_##level##_packed_gemm_pack_transposed,                                                \
       dsan_vk_##level##_multiply_add_probe,                                                         \
@@ -350,9 +353,11 @@ void dsan_winograd_weight_transform_packed(const float *weight, long cout, long 
     packedTable()->weight_packed(weight, cout, cin, adjoint, p0, p1, k0, k1, a);
 }
 void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
-                                          long k0, long k1, long part, long parts, float *a) {
-    packedTable()->weight_panel(weight, cout, cin, adjoint, p, k0, k1, part, parts, a);
+                                          long k0, long k1, long part, long parts, int staged, float *a) {
+    packedTable()->weight_panel(weight, cout, cin, adjoint, p, k0, k1, part, parts, staged, a);
 }
+long dsan_winograd_panel_plane_floats(long columns) { return packedTable()->panel_plane(columns); }
+long dsan_vk_winograd_panel_plane_floats_at(int level, long columns) { return winogradTables[level].panel_plane(columns); }
 void dsan_winograd_panel_part_matrices(long part, long parts, long *xi) {
     dsan_vk_baseline_winograd_panel_part_matrices(part, parts, xi);   // the same rule at every level
 }
@@ -399,8 +404,8 @@ void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, c
 }
 void dsan_vk_winograd_weight_transform_panel_at(int level, const float *weight, long cout, long cin,
                                                 int adjoint, long p, long k0, long k1, long part, long parts,
-                                                float *a) {
-    winogradTables[level].weight_panel(weight, cout, cin, adjoint, p, k0, k1, part, parts, a);
+                                                int staged, float *a) {
+    winogradTables[level].weight_panel(weight, cout, cin, adjoint, p, k0, k1, part, parts, staged, a);
 }
 
 long dsan_winograd_weight_gradient_jobs(long cout, long cin) { return packedTable()->dw_jobs(cout, cin); }

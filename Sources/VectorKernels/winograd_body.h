@@ -458,14 +458,14 @@ static inline int wk_part_gammas(long part, long parts) {
 /// columnOrigin = k0).
 static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
     const float *weight, long cout, long cin, int adjoint, long p0, long p1, long k0, long k1, float *a, long plane,
-    long origin, long panelColumns, long columnOrigin, int gammas) {
+    long origin, long panelColumns, long columnOrigin, int gammas, int direct) {
     const long mr = 2 * VK_LANES;
     const long m = adjoint ? cin : cout, k = adjoint ? cout : cin;
     // Row r, column kk of A is the filter (co, ci) = (r, kk) forward and (kk, r) for the adjoint.
     const long rowStride = adjoint ? 27 : cin * 27, colStride = adjoint ? cin * 27 : 27;
     // Stores that bypass the cache when A is larger than the caches would keep (the 64 matrices of
     // a wide layer: 16–64 MiB), ordinary stores otherwise, so a small A stays cached for its GEMMs.
-    const int streaming = 64 * plane * (long)sizeof(float) > (16l << 20);
+    const int streaming = !direct && 64 * plane * (long)sizeof(float) > (16l << 20);
     const long prefetch = dsan_winograd_weight_prefetch();
     wk_f t[27];
     wk_f s[112];
@@ -481,7 +481,14 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
         target[xi] = rank * plane;
         computed |= 1 << (xi % 4);
     }
-    // The 64 results of a filter go to 64 matrices megabytes apart. Written straight there, each
+    // `direct` (a panel's slice, whose matrices lie a few KiB apart and together fit L2): each
+    // result vector is stored straight into its matrix, one whole cache line per store (L lanes
+    // of one column: half of the column's R rows). The slice's matrices must then not lie a
+    // multiple of 4 KiB apart (dsan_winograd_panel_plane_floats pads them by a line): 64 lines
+    // of one L1 set would evict each other at every store. Unstaged, the transform skips the
+    // stage's 64 stores and 64 reloads per L filters.
+    //
+    // Otherwise (the whole matrices) the 64 results of a filter go to 64 matrices megabytes apart. Written straight there, each
     // vector store opens a different page and cache line; staged, each matrix gets a run of
     // WK_PACK_COLUMNS·mr consecutive floats at once. WK_PACK_COLUMNS·2·65·L floats: 16–33 KiB. The 65th
     // vector is padding: the copy-out reads one ξ of every column, and with 64 a column's row
@@ -524,6 +531,8 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
                         wk_gather27_n(lanes > 0 ? weight + row0 * rowStride + kk * colStride : weight, rowStride,
                                       lanes, t);
                     }
+                    // Column kk's L rows of this group in matrix ξ: dst + target[ξ].
+                    float *dst = a + ((p - origin) * panelColumns + kk - columnOrigin) * mr + gi * VK_LANES;
                     if (gammas == 0xF) {   // all 64 ξ: the loops of winograd_weight_transform
                         for (int k9 = 0; k9 < 9; k9++)
                             wk_g(t[k9 * 3], t[k9 * 3 + 1], t[k9 * 3 + 2], &s[k9 * 4],
@@ -533,14 +542,30 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
                                 int i = kd * 12 + cc, o = 64 + kd * 16 + cc;
                                 wk_g(s[i], s[i + 4], s[i + 8], &s[o], &s[o + 4], &s[o + 8], &s[o + 12]);
                             }
-                        for (int bc = 0; bc < 16; bc++)
-                            wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &stage[c][gi][bc],
-                                 &stage[c][gi][16 + bc], &stage[c][gi][32 + bc], &stage[c][gi][48 + bc]);
+                        for (int bc = 0; bc < 16; bc++) {
+                            if (direct) {
+                                wk_f q0, q1, q2, q3;
+                                wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &q0, &q1, &q2, &q3);
+                                wk_store(dst + target[bc], q0);
+                                wk_store(dst + target[16 + bc], q1);
+                                wk_store(dst + target[32 + bc], q2);
+                                wk_store(dst + target[48 + bc], q3);
+                            } else {
+                                wk_g(s[64 + bc], s[64 + 16 + bc], s[64 + 32 + bc], &stage[c][gi][bc],
+                                     &stage[c][gi][16 + bc], &stage[c][gi][32 + bc], &stage[c][gi][48 + bc]);
+                            }
+                        }
+                    } else if (direct) {   // a part's ξ: through a filter's own 64 vectors
+                        wk_f out[64];
+                        wk_weight_stages(t, s, out, computed);
+                        for (int xi = 0; xi < 64; xi++)
+                            if (target[xi] >= 0) wk_store(dst + target[xi], out[xi]);
                     } else {
                         wk_weight_stages(t, s, stage[c][gi], computed);
                     }
                 }
             }
+            if (direct) continue;
             // Copy out: columns kk0..<kk0 + columns of panel p are consecutive in each matrix,
             // which holds columns k0..<k1.
             const long offset = ((p - origin) * panelColumns + kk0 - columnOrigin) * mr;
@@ -561,30 +586,40 @@ static inline __attribute__((always_inline)) void VK_NAME(wk_pack_body)(
     if (streaming) __builtin_ia32_sfence();
 }
 
-/// wk_pack_body compiled twice: for all 64 ξ (the whole transform and one-part panels: the same
-/// code as before there were parts) and for a part of them.
+/// wk_pack_body compiled for each way it is called: staged (the whole matrices; a panel's slice
+/// when asked, for comparisons) or stored directly (a panel's slice), each for all 64 ξ and for
+/// a part of them.
 static void VK_NAME(wk_pack)(const float *weight, long cout, long cin, int adjoint, long p0, long p1,
                              long k0, long k1, float *a, long plane, long origin, long panelColumns,
-                             long columnOrigin, int gammas) {
-    if (gammas == 0xF)
+                             long columnOrigin, int gammas, int direct) {
+    if (!direct && gammas == 0xF)
         VK_NAME(wk_pack_body)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, plane, origin, panelColumns,
-                              columnOrigin, 0xF);
+                              columnOrigin, 0xF, 0);
+    else if (!direct)
+        VK_NAME(wk_pack_body)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, plane, origin, panelColumns,
+                              columnOrigin, gammas, 0);
+    else if (gammas == 0xF)
+        VK_NAME(wk_pack_body)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, plane, origin, panelColumns,
+                              columnOrigin, 0xF, 1);
     else
         VK_NAME(wk_pack_body)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, plane, origin, panelColumns,
-                              columnOrigin, gammas);
+                              columnOrigin, gammas, 1);
 }
 
 void VK_NAME(winograd_weight_transform_packed)(const float *weight, long cout, long cin, int adjoint,
                                                long p0, long p1, long k0, long k1, float *a) {
     const long mr = 2 * VK_LANES, m = adjoint ? cin : cout, k = adjoint ? cout : cin;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, (m + mr - 1) / mr * mr * k, 0, k, 0, 0xF);
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p0, p1, k0, k1, a, (m + mr - 1) / mr * mr * k, 0, k, 0, 0xF, 0);
 }
 
+/// dsan_winograd_panel_plane_floats at this level (VectorKernels.h).
+long VK_NAME(winograd_panel_plane_floats)(long columns) { return columns * 2 * VK_LANES + VK_LANES; }
+
 void VK_NAME(winograd_weight_transform_panel)(const float *weight, long cout, long cin, int adjoint,
-                                              long p, long k0, long k1, long part, long parts, float *a) {
-    const long mr = 2 * VK_LANES;
-    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, k0, k1, a, (k1 - k0) * mr, p, k1 - k0, k0,
-                     wk_part_gammas(part, parts));
+                                              long p, long k0, long k1, long part, long parts, int staged,
+                                              float *a) {
+    VK_NAME(wk_pack)(weight, cout, cin, adjoint, p, p + 1, k0, k1, a, VK_NAME(winograd_panel_plane_floats)(k1 - k0),
+                     p, k1 - k0, k0, wk_part_gammas(part, parts), !staged);
 }
 
 void VK_NAME(winograd_panel_part_matrices)(long part, long parts, long *xi) {

@@ -14,11 +14,13 @@ struct BenchWinograd: ParsableCommand {
         thread: the input, gradient and output transforms of its first block of tiles (F(4,3): \
         input and output) with dsan's layout of V and M (consecutive ξ matrices one cache line \
         more than channels·ld apart) and with the matrices channels·ld apart; and the packed \
-        weight transform, panel by panel, forward and for dX, with its weight prefetch and \
-        without. For every conv whose tiles make one block (layers 3–4 at batch 1), on --threads \
-        threads: its whole forward and dX with the GEMM phase's weights transformed in slices that \
-        stay in a core's L2 (dsan's choice) and in whole row panels. With and without alternate; \
-        prints the medians and their ratio.
+        weight transform, panel by panel and slice by slice as the GEMM phase takes them, forward \
+        and for dX, with its weight prefetch and without, and with its results stored straight \
+        into the slice's matrices (dsan's choice) and staged. For every conv whose tiles make one \
+        block (layers 3–4 at batch 1), on --threads threads: its whole forward and dX with the GEMM \
+        phase's weights transformed in slices that stay in a core's L2 (dsan's choice) and in \
+        whole row panels, and with the transform's stores unstaged and staged. With and without \
+        alternate; prints the medians and their ratio.
 
         Example: taskset -c 0 dsan bench winograd --size 64x128x128 --repetitions 15
                  taskset -c 0-1 dsan bench winograd --size 64x128x128 --threads 2

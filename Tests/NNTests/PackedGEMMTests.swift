@@ -98,31 +98,34 @@ private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: In
     /// call wrote nothing past its slice.
     private func panelSliceAgainstWhole(_ lv: Int32, _ weight: AlignedFloats, cout: Int, cin: Int, adjoint: Bool,
                                         whole: AlignedFloats, panel p: Int, columns k0: Int, _ k1: Int,
-                                        part: Int, of parts: Int) -> (mismatches: Int, nothingPast: Bool) {
+                                        part: Int, of parts: Int, staged: Int32) -> (mismatches: Int, nothingPast: Bool) {
         let (r, _, k, _, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
         var xis = [Int](repeating: 0, count: 64 / parts)
         dsan_winograd_panel_part_matrices(part, parts, &xis)
-        let kc = k1 - k0
-        let slice = AlignedFloats(xis.count * kc * r + 9, .nan)
+        let kc = k1 - k0, stride = dsan_vk_winograd_panel_plane_floats_at(lv, kc)
+        let slice = AlignedFloats(xis.count * stride + 9, .nan)
         dsan_vk_winograd_weight_transform_panel_at(lv, weight.pointer, cout, cin, adjoint ? 1 : 0, p, k0, k1, part, parts,
-                                                   slice.pointer)
+                                                   staged, slice.pointer)
         var mismatches = 0
         for (j, xi) in xis.enumerated() {
             for kk in 0..<kc {
                 for i in 0..<r {
-                    let got = slice.pointer[(j * kc + kk) * r + i]
+                    let got = slice.pointer[j * stride + kk * r + i]
                     let expected = whole.pointer[xi * plane + (p * k + k0 + kk) * r + i]
                     if got.bitPattern != expected.bitPattern { mismatches += 1 }
                 }
             }
         }
-        return (mismatches, (0..<9).allSatisfy { slice.pointer[xis.count * kc * r + $0].isNaN })
+        // Nothing between the matrices (each one's padding) nor past the last.
+        let gaps = (0..<xis.count).flatMap { j in (j * stride + kc * r)..<((j + 1) * stride) }
+        return (mismatches, (gaps + (xis.count * stride..<xis.count * stride + 9)).allSatisfy { slice.pointer[$0].isNaN })
     }
 
     /// A slice of a panel's columns (`dsan_winograd_weight_transform_panel` with k0..<k1, what the
     /// one-block GEMM phase transforms at a time) holds the bits of those columns of the whole
     /// packed transform, forward and adjoint, at every level, with slice bounds that are not
-    /// multiples of the transform's run of 8 columns, and writes nothing past the slice; so does
+    /// multiples of the transform's run of 8 columns, stored directly and staged, and writes
+    /// nothing between its matrices (`dsan_winograd_panel_plane_floats` apart) or past them; so does
     /// a part of its matrices (2 or 4 parts: the γ halves {0, 3} and {1, 2}, or one γ each; for
     /// the adjoint a part is the flip of another γ's transform), whose ξ cover the 64 once each,
     /// in increasing order.
@@ -140,6 +143,14 @@ private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: In
         for (cout, cin) in [(17, 33), (40, 21), (8, 64)] {
             let weight = AlignedFloats(uniformTensor([cout * cin * 27], seed: UInt64(cout * 31 + cin)).array)
             atEveryLevel { lv, level in
+                // The slices' matrices never lie a multiple of 4 KiB apart (the slice rule's 32,
+                // 64 and 128 columns make exactly 4 KiB of floats at AVX-512, AVX2 and the baseline).
+                let r = dsan_vk_packed_gemm_panel_rows_at(lv)
+                for columns in [1, 8, 32, 64, 128, 512] {
+                    let stride = dsan_vk_winograd_panel_plane_floats_at(lv, columns)
+                    #expect(stride > columns * r && stride * 4 % 4096 != 0 && stride % (r / 2) == 0,
+                            "level \(level): \(columns) columns, matrices \(stride) floats apart")
+                }
                 for adjoint in [false, true] {
                     let (_, _, k, panels, plane) = packedLayout(lv, cout: cout, cin: cin, adjoint: adjoint)
                     let whole = AlignedFloats(64 * plane, .nan)
@@ -149,11 +160,14 @@ private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: In
                         for (k0, k1) in [(0, k), (0, 5), (5, 13), (13, k), (k - 1, k)] where k0 < k1 && k1 <= k {
                             for parts in [1, 2, 4] {
                                 for part in 0..<parts {
-                                    let (mismatches, past) = panelSliceAgainstWhole(lv, weight, cout: cout, cin: cin, adjoint: adjoint,
-                                                                                    whole: whole, panel: p, columns: k0, k1,
-                                                                                    part: part, of: parts)
-                                    #expect(mismatches == 0 && past,
-                                            "\(cout)×\(cin) adjoint \(adjoint) level \(level) panel \(p) columns \(k0)..<\(k1) part \(part)/\(parts): \(mismatches) differ, nothing past: \(past)")
+                                    for staged: Int32 in [0, 1] {   // stored directly (the convs' way) and staged
+                                        let (mismatches, past) = panelSliceAgainstWhole(lv, weight, cout: cout, cin: cin,
+                                                                                        adjoint: adjoint, whole: whole, panel: p,
+                                                                                        columns: k0, k1, part: part, of: parts,
+                                                                                        staged: staged)
+                                        #expect(mismatches == 0 && past,
+                                                "\(cout)×\(cin) adjoint \(adjoint) level \(level) panel \(p) columns \(k0)..<\(k1) part \(part)/\(parts) staged \(staged): \(mismatches) differ, nothing past: \(past)")
+                                    }
                                 }
                             }
                         }
@@ -445,14 +459,17 @@ private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: In
     /// (`TransformedWeights.panels`), in slices of the panel's columns (`panelSliceColumns`): the
     /// same bits as transforming all of U first, forward and dX, with partial panels (40 and 24
     /// rows), whole panels and slices of 8 and 16 columns (24 = 16 + 8, 40 = 16 + 16 + 8), on 1
-    /// and 2 threads; with the tiles in parts, and the 64 matrices in 2 or 4 parts, on up to 5.
+    /// and 2 threads; with the tiles in parts, and the 64 matrices in 2 or 4 parts, on up to 5;
+    /// with the panels' transform stored directly (the default) and staged.
     @Test func panelByPanelGivesTheSameBits() {
         let g = Conv3dGeometry(inChannels: 24, outChannels: 40, kernel: 3, stride: 1, padding: 1)
         let s = Shape5(n: 1, c: 24, d: 4, h: 6, w: 10)
         let x = uniformTensor(s.dims, seed: 95), w = uniformTensor(g.weightShape, seed: 96, -0.1, 0.1)
         let dy = uniformTensor([1, 40, 4, 6, 10], seed: 97)
-        func run(panels: Bool, threads: Int, slice: Int? = nil, parts: Int? = nil, matrixParts: Int = 0) -> [Float] {
+        func run(panels: Bool, threads: Int, slice: Int? = nil, parts: Int? = nil, matrixParts: Int = 0,
+                 staged: Int = 0) -> [Float] {
             ThreadSettings.with(parallel: threads, blas: threads) {
+                ConvTuning.with(.panelStaging, staged) {
                 ConvTuning.with(.panelParts, matrixParts) {
                 ConvTuning.with(.panelTileParts, parts ?? 0) {
                 WinogradConv.$panelSliceColumns.withValue(slice) {
@@ -464,6 +481,7 @@ private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: In
                         winogradBackward(dX: dx, dWeight: nil, dY: dy, x: x, weight: w, geometry: g, buffers: ws.winograd)
                         return y.array + dx.array
                     }
+                }
                 }
                 }
                 }
@@ -492,6 +510,11 @@ private func packedRows(_ plain: [Float], m: Int, k: Int, r: Int, columns k0: In
                 #expect(differing(run(panels: true, threads: threads, slice: slice, parts: parts)) == 0,
                         "\(parts) parts, slice \(String(describing: slice)), \(threads) threads")
             }
+        }
+        // The panels' transform staged and copied out instead of stored directly (`panel-staging`).
+        for (threads, slice, matrixParts) in [(1, nil, 0), (2, 8, 0), (3, 16, 2), (5, nil, 4)] as [(Int, Int?, Int)] {
+            #expect(differing(run(panels: true, threads: threads, slice: slice, matrixParts: matrixParts, staged: 1)) == 0,
+                    "staged, \(matrixParts) matrix parts, slice \(String(describing: slice)), \(threads) threads")
         }
     }
 

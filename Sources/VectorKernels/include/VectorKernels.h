@@ -156,13 +156,21 @@ void dsan_winograd_weight_transform_packed(const float *weight, long cout, long 
                                            long p0, long p1, long k0, long k1, float *a);
 /// Columns k0..<k1 of panel p of the 64 matrices of dsan_winograd_weight_transform_packed, or
 /// of part `part` of `parts` (1, 2 or 4) of them: the j-th matrix of the part, ξ =
-/// dsan_winograd_panel_part_matrices(part, parts)[j], at a + j·(k1 − k0)·R (columns: cin forward,
-/// cout for the adjoint; R = dsan_packed_gemm_panel_rows()): the same bits, for a GEMM that takes
-/// one panel of rows, one slice of its columns and one part of its matrices at a time. The parts
-/// split the transform's work too (its first stage's index, γ = ξ mod 4): 2 or 4 workers can
-/// share a panel without repeating it.
+/// dsan_winograd_panel_part_matrices(part, parts)[j], its (k1 − k0)·R floats at
+/// a + j·dsan_winograd_panel_plane_floats(k1 − k0) (columns: cin forward, cout for the adjoint;
+/// R = dsan_packed_gemm_panel_rows()): the same bits, for a GEMM that takes one panel of rows,
+/// one slice of its columns and one part of its matrices at a time. The floats between two
+/// matrices are never written. The parts split the transform's work too (its first stage's
+/// index, γ = ξ mod 4): 2 or 4 workers can share a panel without repeating it. Each result
+/// vector is stored straight into its matrix (staged 0, what the convs do), or staged and copied
+/// out as the whole-matrix transform does (staged 1, for comparisons): the same bits.
 void dsan_winograd_weight_transform_panel(const float *weight, long cout, long cin, int adjoint, long p,
-                                          long k0, long k1, long part, long parts, float *a);
+                                          long k0, long k1, long part, long parts, int staged, float *a);
+/// The distance in floats between two matrices of a panel's slice of `columns` columns
+/// (dsan_winograd_weight_transform_panel): columns·R and one vector more, so that the slice's
+/// matrices (32 columns × 32 rows at AVX-512: 4 KiB) do not lie a multiple of 4 KiB apart,
+/// where the transform's stores to all of them would fall in one L1 set.
+long dsan_winograd_panel_plane_floats(long columns);
 /// The 64 / parts matrices ξ of part `part` of `parts` (1: all; 2: γ ∈ {0, 3}, then {1, 2}; 4:
 /// γ = part), in increasing order, into xi.
 void dsan_winograd_panel_part_matrices(long part, long parts, long *xi);
@@ -200,7 +208,8 @@ void dsan_vk_packed_gemm_partial_at(int level, const float *a, long m, long k, c
                                     long n, const float *from, float *to, float *c, long ldc);
 void dsan_vk_winograd_weight_transform_panel_at(int level, const float *weight, long cout, long cin,
                                                 int adjoint, long p, long k0, long k1, long part, long parts,
-                                                float *a);
+                                                int staged, float *a);
+long dsan_vk_winograd_panel_plane_floats_at(int level, long columns);
 float dsan_vk_multiply_add_probe_at(int level, long iterations, float scale, float shift);
 long dsan_vk_multiply_add_probe_flops_at(int level);
 
