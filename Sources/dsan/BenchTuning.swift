@@ -52,6 +52,10 @@ struct BenchTuning: ParsableCommand {
           winograd4-sample-tiles=64
             4x4x4 tiles per sample from which a 3x3x3 conv takes Winograd
             F(4,3) (a block must still hold 64)
+          panel-staging=0
+            1: the one-block Winograd GEMM phase's weight transform stages
+            its results and copies them out; 0: it stores each straight
+            into its matrix (the same bits)
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.
