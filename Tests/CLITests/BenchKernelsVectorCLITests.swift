@@ -236,10 +236,11 @@ import Testing
     /// `dsan bench winograd` (its own process: it switches the layout of V and M and the weight
     /// prefetch): at 32×64×64 every conv that runs by Winograd has its transforms timed with and
     /// without the line between ξ matrices (F(4,3): input and output; F(2,3): input, gradient,
-    /// output) and, for F(2,3), the weight transform with and without its prefetch; a conv of one
-    /// block (layer2's 3³ convs here: 32 tiles) also has its whole forward and dX timed on
-    /// --threads threads with the weights in slices and in whole panels. Each ratio is its two
-    /// medians'; the table has a row per kernel.
+    /// output) and, for F(2,3), the weight transform with and without its prefetch and unstaged
+    /// and staged; a conv of one block (layer2's 3³ convs here: 32 tiles) also has its whole
+    /// forward and dX timed on --threads threads with the weights in slices and in whole panels,
+    /// and with the panels' transform unstaged and staged. Each ratio is its two medians'; the
+    /// table has a row per kernel.
     @Test func winogradTimesEachKernelWithAndWithout() throws {
         let result = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1", "--threads", "2", "--json")
         #expect(result.status == 0, "\(result.stderr)")
@@ -247,19 +248,25 @@ import Testing
         let convs = Set(rows.map(\.conv))
         #expect(convs.contains("layer1 3³") && convs.contains("layer2 3³") && !convs.contains("conv1 (stem)"), "\(convs)")
         let transforms = ["input transform", "gradient transform", "output transform"]
-        let weights = ["weight transform", "weight transform, dX"]
+        let weights = ["weight transform", "weight transform", "weight transform, dX", "weight transform, dX"]
+        let wholeConvs = ["conv forward", "conv dX", "conv forward", "conv dX"]
         for conv in convs {
             let kernels = rows.filter { $0.conv == conv }.map(\.kernel)
             #expect(kernels == ["input transform (F(4,3))", "output transform (F(4,3))"] || kernels == transforms + weights
-                    || kernels == transforms + ["conv forward", "conv dX"] + weights, "\(conv): \(kernels)")
+                    || kernels == transforms + wholeConvs + weights, "\(conv): \(kernels)")
         }
         #expect(rows.contains { $0.conv == "layer2 3³" && $0.kernel == "conv dX" }, "\(rows.map(\.kernel))")
+        for (conv, kernel) in Set(rows.map { [$0.conv, $0.kernel] }).map({ ($0[0], $0[1]) }) {
+            // Each F(2,3) weight transform and whole conv twice: against its other layout choice and staged.
+            let withouts = rows.filter { $0.conv == conv && $0.kernel == kernel }.map(\.without)
+            let other = kernel.hasPrefix("conv") ? "weight slices in L2" : kernel.hasPrefix("weight") ? "weight prefetch"
+                : "line between ξ matrices"
+            #expect(withouts == (kernel.hasPrefix("conv") || kernel.hasPrefix("weight") ? [other, "stores unstaged"] : [other]),
+                    "\(conv) \(kernel): \(withouts)")
+        }
         for r in rows {
             #expect(r.seconds > 0 && r.secondsWithout > 0 && r.speedup == r.secondsWithout / r.seconds, "\(r)")
-            let conv = r.kernel.hasPrefix("conv")
-            #expect(r.without == (conv ? "weight slices in L2" : r.kernel.hasPrefix("weight") ? "weight prefetch" : "line between ξ matrices"),
-                    "\(r)")
-            #expect(r.threads == (conv ? 2 : 1), "\(r)")
+            #expect(r.threads == (r.kernel.hasPrefix("conv") ? 2 : 1), "\(r)")
         }
         let text = try dsan("bench", "winograd", "--size", "32x64x64", "--repetitions", "1", "--threads", "2")
         #expect(text.status == 0 && text.stdout.split(separator: "\n").count == 2 + rows.count, "\(text.stdout)")
