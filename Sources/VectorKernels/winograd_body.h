@@ -629,13 +629,19 @@ void VK_NAME(winograd_panel_part_matrices)(long part, long parts, long *xi) {
         if (gammas & (1 << (x % 4))) xi[n++] = x;
 }
 
-/// Gᵀ⊗³ of the 64 vectors s[0..<64] (ξ = (α·4 + β)·4 + γ) into t[k] (k = (kd·3 + kh)·3 + kw);
-/// s[64..<100] is scratch. Shared by the transform below and the fused weight gradient
-/// (winograd_dw_body.h), so both take the same operations in the same order.
-static inline void wk_weight_gradient_27(wk_f s[100], float t[27][VK_LANES]) {
-    // Along d (α → kd): s[(kd·4 + β)·4 + γ], in place (each of the 16 (β, γ) reads before it writes).
+/// Gᵀ⊗³ of the 64 vectors at src + ξ·stride (ξ = (α·4 + β)·4 + γ; the first `lanes` lanes, zero
+/// past them) into t[k] (k = (kd·3 + kh)·3 + kw); s[0..<100] is scratch. The first stage reads
+/// the vectors where they lie (copied into an array first, they cost the fused weight gradient's
+/// finish 64 more stores and loads per group). Shared by the transform below and the fused
+/// weight gradient (winograd_dw_body.h), so both take the same operations in the same order.
+/// (Always inlined: with `lanes` a constant VK_LANES the loads are whole vectors.)
+static inline __attribute__((always_inline)) void wk_weight_gradient_27(const float *src, long stride, long lanes,
+                                                                         wk_f s[100], float t[27][VK_LANES]) {
+    // Along d (α → kd): s[(kd·4 + β)·4 + γ].
     for (int bc = 0; bc < 16; bc++)
-        wk_gt(s[bc], s[16 + bc], s[32 + bc], s[48 + bc], &s[bc], &s[16 + bc], &s[32 + bc]);
+        wk_gt(wk_load_n(src + bc * stride, lanes), wk_load_n(src + (16 + bc) * stride, lanes),
+              wk_load_n(src + (32 + bc) * stride, lanes), wk_load_n(src + (48 + bc) * stride, lanes),
+              &s[bc], &s[16 + bc], &s[32 + bc]);
     // Along h (β → kh): s[64 + (kd·3 + kh)·4 + γ].
     for (int kd = 0; kd < 3; kd++)
         for (int cc = 0; cc < 4; cc++) {
@@ -659,9 +665,7 @@ void VK_NAME(winograd_weight_gradient_transform)(const float *du, long cout, lon
     for (long co = co0; co < co1; co++) {
         for (long ci0 = 0; ci0 < cin; ci0 += VK_LANES) {
             const long lanes = wk_min(VK_LANES, cin - ci0);
-            const float *src = du + co * cin + ci0;
-            for (int xi = 0; xi < 64; xi++) s[xi] = wk_load_n(src + xi * xs, lanes);
-            wk_weight_gradient_27(s, t);   // transposed back into dWeight [Cout, Cin, 27]
+            wk_weight_gradient_27(du + co * cin + ci0, xs, lanes, s, t);   // transposed back into dWeight [Cout, Cin, 27]
             float *dst = dWeight + (co * cin + ci0) * 27;
             if (overwrite) {
                 for (long l = 0; l < lanes; l++)

@@ -167,23 +167,27 @@ static void dw_finish(const float *s, long cout, long cin, long job, float *dWei
     for (long c = 0; c < cis; c++) {
         const float *sc = s + ((c / DW_NR) * 64 * DW_NR + c % DW_NR) * DW_MR;
         for (long h = 0; h < rows; h += VK_LANES) {
-            for (int xi = 0; xi < 64; xi++) sv[xi] = wk_load(sc + xi * DW_NR * DW_MR + h);
-            wk_weight_gradient_27(sv, t27);
+            wk_weight_gradient_27(sc + h, DW_NR * DW_MR, VK_LANES, sv, t27);
             const long lanes = wk_min(VK_LANES, rows - h);
             float *o = out + h * run + c * 27;
-            int k0 = 0;
-#if VK_LANES == 8
-            if (lanes == 8) {   // taps 0–23 as three 8×8 transposes, 24–26 one by one below
-                for (int q = 0; q < 3; q++) {
-                    wk_f tr[8];
-                    vk_transpose8(t27[8 * q], VK_LANES, tr);
-                    for (int l = 0; l < 8; l++) wk_store(o + l * run + 8 * q, tr[l]);
-                }
-                k0 = 24;
+#if VK_LANES >= 8
+            if (lanes == VK_LANES) {
+                // Each 8 lanes' 27 taps by four 8×8 transposes, of taps 0–7, 8–15, 16–23 and
+                // 19–26 (whose first five rewrite the same values: no store leaves the 27), instead
+                // of 27 single-float stores per lane, which at 16 lanes were most of this
+                // function's time (Docs/performance.md, "The fused Winograd weight gradient").
+                for (int lb = 0; lb < VK_LANES; lb += 8)
+                    for (int q = 0; q < 4; q++) {
+                        const int k0 = q < 3 ? 8 * q : 19;
+                        vk_f8 tr[8];
+                        vk_transpose8(&t27[k0][lb], VK_LANES, tr);
+                        for (int l = 0; l < 8; l++) memcpy(o + (lb + l) * run + k0, &tr[l], sizeof tr[l]);
+                    }
+                continue;
             }
 #endif
             for (long l = 0; l < lanes; l++)
-                for (int k = k0; k < 27; k++) o[l * run + k] = t27[k][l];
+                for (int k = 0; k < 27; k++) o[l * run + k] = t27[k][l];
         }
     }
     for (long r = 0; r < rows; r++) {
