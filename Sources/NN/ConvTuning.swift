@@ -49,6 +49,9 @@ public enum ConvTuning {
         /// straight into its matrix of the slice (`dsan_winograd_weight_transform_panel`). The
         /// same bits.
         case panelStaging = "panel-staging"
+        /// Floats a row of an F(2,3) block's V and M holds beyond its tiles rounded up to 8
+        /// (`WinogradConv.rowStride`); 0, the default, is the rule. The same bits.
+        case winogradRowPadding = "winograd-row-padding"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -58,7 +61,7 @@ public enum ConvTuning {
             case .winogradBlockMiB: return WinogradConv.defaultBlockMiB
             case .transformItemsPerWorker: return defaultTransformItemsPerWorker
             case .packedDirectForward, .packedDirectBackward: return DirectGEMM.choice.processWide == .packed ? 1 : 0
-            case .panelParts, .panelTileParts, .panelStaging: return 0
+            case .panelParts, .panelTileParts, .panelStaging, .winogradRowPadding: return 0
             case .fusedWeightGradient, .packedWinograd4: return 1
             case .winograd4SampleTiles: return WinogradF4Conv.minimumTiles
             }
@@ -71,7 +74,7 @@ public enum ConvTuning {
             case .convJobs: return minimumConvJobs
             case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker, .winograd4SampleTiles: return 1
             case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4, .panelParts,
-                 .panelTileParts, .panelStaging: return 0
+                 .panelTileParts, .panelStaging, .winogradRowPadding: return 0
             }
         }
 

@@ -66,7 +66,7 @@ import VectorKernels
 struct WinogradPlan {
     let n, d, h, w: Int
     let tD, tH, tW: Int
-    /// Tiles per block (T) and the row stride of V and M (T rounded up to 8, plus 8 floats).
+    /// Tiles per block (T) and the row stride of V and M (`WinogradConv.rowStride`).
     let blockTiles, ld: Int
 
     /// Floats from one ξ's matrix of V or M to the next (`dsan_winograd_plane_floats`).
@@ -82,7 +82,7 @@ struct WinogradPlan {
         // Equal blocks: the same number of blocks, each as small as possible.
         let blocks = (tiles + t - 1) / t
         blockTiles = (tiles + blocks - 1) / blocks
-        ld = (blockTiles + 7) / 8 * 8 + 8
+        ld = WinogradConv.rowStride(tiles: blockTiles)
     }
 
     var tilesPerSample: Int { tD * tH * tW }

@@ -44,6 +44,19 @@ public enum WinogradConv {
     /// Fewest tiles in a block (when the channels are so wide that `blockBytes` holds fewer).
     public static let minimumBlockTiles = 32
 
+    /// Floats from one row (channel) of a block's V or M to the next, for `tiles` tiles: the
+    /// tiles rounded up to 8, and a cache line more only where that is a multiple of 1 KiB, whose
+    /// rows would fall in the same few L1 sets (or `winograd-row-padding` floats more, for
+    /// comparisons). Until 2026-12-03 every row had 8 floats more: at batch 1 layers 3–4 have 32
+    /// tiles, so their rows took 40 floats, 160 bytes, a quarter more to write and read, and
+    /// every row of 32 tiles straddled three cache lines instead of filling two.
+    static func rowStride(tiles: Int) -> Int {
+        let rounded = (tiles + 7) / 8 * 8
+        let padding = ConvTuning.value(.winogradRowPadding)
+        if padding > 0 { return rounded + padding }
+        return rounded % 256 == 0 ? rounded + 16 : rounded
+    }
+
     /// True for the convs Winograd F(2,3) computes: 3×3×3 kernel, stride 1, padding 1.
     public static func applies(to g: Conv3dGeometry) -> Bool {
         g.kernel == Size3(3) && g.stride == Size3(1) && g.padding == Size3(1)
