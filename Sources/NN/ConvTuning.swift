@@ -49,8 +49,8 @@ public enum ConvTuning {
         /// straight into its matrix of the slice (`dsan_winograd_weight_transform_panel`). The
         /// same bits.
         case panelStaging = "panel-staging"
-        /// Floats a row of an F(2,3) block's V and M holds beyond its tiles rounded up to 8
-        /// (`WinogradConv.rowStride`); 0, the default, is the rule. The same bits.
+        /// Floats a row of a Winograd block's V and M (F(2,3) and F(4,3)) holds beyond its tiles
+        /// rounded up to 8 (`WinogradConv.rowStride`); 0, the default, is the rule. The same bits.
         case winogradRowPadding = "winograd-row-padding"
 
         /// The value the code uses when nothing overrides it.

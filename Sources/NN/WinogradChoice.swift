@@ -44,7 +44,8 @@ public enum WinogradConv {
     /// Fewest tiles in a block (when the channels are so wide that `blockBytes` holds fewer).
     public static let minimumBlockTiles = 32
 
-    /// Floats from one row (channel) of a block's V or M to the next, for `tiles` tiles: the
+    /// Floats from one row (channel) of a block's V or M to the next, for `tiles` tiles (F(2,3)
+    /// and F(4,3) alike): the
     /// tiles rounded up to 8, and a cache line more only where that is a multiple of 1 KiB, whose
     /// rows would fall in the same few L1 sets (or `winograd-row-padding` floats more, for
     /// comparisons). Until 2026-12-03 every row had 8 floats more: at batch 1 layers 3–4 have 32

@@ -101,7 +101,7 @@ public enum WinogradF4Conv {
 struct WinogradF4Plan {
     let n, d, h, w: Int
     let tD, tH, tW: Int
-    /// Tiles per block (T) and the row stride of V and M (T rounded up to 8, plus 8 floats).
+    /// Tiles per block (T) and the row stride of V and M (`WinogradConv.rowStride`, as F(2,3)'s).
     let blockTiles, ld: Int
 
     init(_ s: Shape5, inC: Int, outC: Int, blockBytes: Int) {
@@ -111,7 +111,7 @@ struct WinogradF4Plan {
         let t = max(1, min(WinogradF4Conv.blockTiles(inC: inC, outC: outC, blockBytes: blockBytes), tiles))
         let blocks = (tiles + t - 1) / t
         blockTiles = max(1, (tiles + blocks - 1) / max(1, blocks))
-        ld = (blockTiles + 7) / 8 * 8 + 8
+        ld = WinogradConv.rowStride(tiles: blockTiles)
     }
 
     var tiles: Int { n * tD * tH * tW }

@@ -57,9 +57,10 @@ struct BenchTuning: ParsableCommand {
             its results and copies them out; 0: it stores each straight
             into its matrix (the same bits)
           winograd-row-padding=0
-            floats a row of a Winograd F(2,3) block's V and M holds beyond
-            its tiles rounded up to 8 (8 before 2026-12-03); 0 is dsan's
-            rule (none, or 16 where the row would be a multiple of 1 KiB)
+            floats a row of a Winograd block's V and M (F(2,3), F(4,3))
+            holds beyond its tiles rounded up to 8 (8 before 2026-12-03);
+            0 is dsan's rule (none, or 16 where the row would be a multiple
+            of 1 KiB)
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.

@@ -280,6 +280,22 @@ private struct F4Fixture {
         #expect(one == run(threads: 3))
     }
 
+    /// Any padding of V's and M's rows (`winograd-row-padding`; 0 is the rule,
+    /// `WinogradConv.rowStride`) gives the same bits, in one block and in several.
+    @Test func rowPaddingKeepsTheBits() {
+        for c in [convCases[0], convCases[2], convCases[3]] {
+            let f = F4Fixture(c, seed: 531)
+            func run(padding: Int) -> [[Float]] {
+                ConvTuning.with(.winogradRowPadding, padding) { [f.forward().array, f.inputGradient().array] }
+            }
+            let rule = run(padding: 0)
+            for padding in [8, 5] {
+                let same = rule == run(padding: padding)
+                #expect(same, "\(c), padding \(padding): y or dX differs from the rule's")
+            }
+        }
+    }
+
     /// The public entry points at the paper's width where the rule picks F(4,3) (64→64 on 16³:
     /// 64 tiles, one block): y, dX and dW (dW by F(2,3)) are the same bits on 1, 2 and 3 threads.
     @Test func entryPointsAtWidth64DoNotDependOnThreads() {
