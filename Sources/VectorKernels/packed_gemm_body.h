@@ -29,6 +29,7 @@ typedef float pg_f __attribute__((ext_vector_type(VK_LANES)));
 
 #define PG_MR (2 * VK_LANES)
 #define PG_NR 6
+_Static_assert(PG_NR <= 8, "pg_block stores a block's rows through 8×8 transposes");
 
 static inline pg_f pg_load(const float *p) { pg_f v; memcpy(&v, p, sizeof v); return v; }
 
@@ -66,11 +67,26 @@ static inline __attribute__((always_inline)) void pg_block(const float *a, const
         }
         return;
     }
-    float t[PG_NR][PG_MR];
+    // C is row-major and the registers hold columns: transposed through t. A whole block (all
+    // rows, PG_NR = 6 columns) goes by 8×8 transposes of t's 6 columns and 2 zero ones, each
+    // row's 6 floats stored at once; with single-float stores, C cost a GEMM of k = 64 (F(4,3)'s,
+    // layer1) a quarter of its time (Docs/performance.md, "dsan's packed GEMM").
+    float t[8][PG_MR];
     for (int j = 0; j < nr; j++) {
         memcpy(&t[j][0], &c0[j], sizeof(pg_f));
         memcpy(&t[j][VK_LANES], &c1[j], sizeof(pg_f));
     }
+#if VK_LANES >= 8
+    if (nr == PG_NR && rows == PG_MR) {
+        memset(t[PG_NR], 0, sizeof t[0] * (8 - PG_NR));
+        for (int r0 = 0; r0 < PG_MR; r0 += 8) {
+            vk_f8 rowsOf[8];
+            vk_transpose8(&t[0][r0], PG_MR, rowsOf);
+            for (int i = 0; i < 8; i++) memcpy(c + (r0 + i) * ldc, &rowsOf[i], PG_NR * sizeof(float));
+        }
+        return;
+    }
+#endif
     for (long r = 0; r < rows; r++)
         for (int j = 0; j < nr; j++) c[r * ldc + j] = t[j][r];
 }
