@@ -50,7 +50,8 @@ public enum ConvTuning {
         /// same bits.
         case panelStaging = "panel-staging"
         /// Floats a row of a Winograd block's V and M (F(2,3) and F(4,3)) holds beyond its tiles
-        /// rounded up to 8 (`WinogradConv.rowStride`); 0, the default, is the rule. The same bits.
+        /// rounded up to 8 (`WinogradConv.rowStride`); 0, the default, is the rule (the tiles
+        /// rounded up to 16, a line more where that is a multiple of 1 KiB). The same bits.
         case winogradRowPadding = "winograd-row-padding"
 
         /// The value the code uses when nothing overrides it.

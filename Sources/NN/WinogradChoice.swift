@@ -45,16 +45,17 @@ public enum WinogradConv {
     public static let minimumBlockTiles = 32
 
     /// Floats from one row (channel) of a block's V or M to the next, for `tiles` tiles (F(2,3)
-    /// and F(4,3) alike): the
-    /// tiles rounded up to 8, and a cache line more only where that is a multiple of 1 KiB, whose
-    /// rows would fall in the same few L1 sets (or `winograd-row-padding` floats more, for
-    /// comparisons). Until 2026-12-03 every row had 8 floats more: at batch 1 layers 3–4 have 32
-    /// tiles, so their rows took 40 floats, 160 bytes, a quarter more to write and read, and
-    /// every row of 32 tiles straddled three cache lines instead of filling two.
+    /// and F(4,3) alike): the tiles rounded up to 16, so that every row starts on a 64-byte cache
+    /// line and no 16-lane load or store of a row straddles two, and a line more only where that
+    /// is a multiple of 1 KiB, whose rows would fall in the same few L1 sets (or the tiles rounded
+    /// up to 8 and `winograd-row-padding` floats more, for comparisons). Until 2026-12-03 every
+    /// row was the tiles rounded up to 8 and 8 floats more: at batch 1 layers 3–4 have 32 tiles,
+    /// so their rows took 40 floats, 160 bytes, a quarter more to write and read, and every other
+    /// row started 32 bytes into a line.
     static func rowStride(tiles: Int) -> Int {
-        let rounded = (tiles + 7) / 8 * 8
         let padding = ConvTuning.value(.winogradRowPadding)
-        if padding > 0 { return rounded + padding }
+        if padding > 0 { return (tiles + 7) / 8 * 8 + padding }
+        let rounded = (tiles + 15) / 16 * 16
         return rounded % 256 == 0 ? rounded + 16 : rounded
     }
 

@@ -155,12 +155,12 @@ private struct WinogradFixture {
         #expect(one == run(threads: 3))
     }
 
-    /// The rows of V and M are the tiles rounded up to 8, with a cache line more only where that
-    /// is a multiple of 1 KiB; any padding (`winograd-row-padding`) gives the same bits, on the
-    /// fused weight gradient's one-block path and on several blocks.
+    /// The rows of V and M are the tiles rounded up to 16 (a cache line), with a line more only
+    /// where that is a multiple of 1 KiB; any padding (`winograd-row-padding`) gives the same
+    /// bits, on the fused weight gradient's one-block path and on several blocks.
     @Test func rowStrideFollowsItsRuleAndKeepsTheBits() {
         #expect([1, 8, 9, 32, 33, 128, 255, 256, 512, 513].map { WinogradConv.rowStride(tiles: $0) }
-                == [8, 8, 16, 32, 40, 128, 272, 272, 528, 520])
+                == [16, 16, 16, 32, 48, 128, 272, 272, 528, 528])
         #expect(ConvTuning.with(.winogradRowPadding, 8) { WinogradConv.rowStride(tiles: 32) } == 40)
         for (input, blockBytes) in [([1, 6, 8, 8, 8], 1 << 30), ([2, 6, 5, 6, 19], 1)] {
             let f = WinogradFixture(WinogradCase(cin: 6, cout: 7, input: input, blockBytes: blockBytes), seed: 521)
