@@ -58,9 +58,9 @@ struct BenchTuning: ParsableCommand {
             into its matrix (the same bits)
           winograd-row-padding=0
             floats a row of a Winograd block's V and M (F(2,3), F(4,3))
-            holds beyond its tiles rounded up to 8 (8 before 2026-12-03);
-            0 is dsan's rule (the tiles rounded up to 16, and 16 more where
-            the row would be a multiple of 1 KiB)
+            holds beyond its tiles rounded up to 8 (8: the layout before
+            the rule); 0 is dsan's rule (the tiles rounded up to 16, and 16
+            more where the row would be a multiple of 1 KiB)
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.
