@@ -90,6 +90,59 @@ public struct ThreadGainBenchmark {
         public var waiting: Double
     }
 
+    /// The step's sites split in two: the element-wise passes (`passFiles`), which move every
+    /// byte they touch through the caches or memory and gain about what those gain from more
+    /// threads, and the rest (convs, Winograd transforms, GEMMs), whose arithmetic can gain N.
+    /// From one `--regions` run: what each part gained, what the step would gain with the passes
+    /// as measured and the rest at exactly N×, and what the rest must gain for the step to match
+    /// sgemm. (The rest can gain a little more than N where two cores' caches hold what one
+    /// core's did not, so this is the goal's arithmetic, not a bound.)
+    public struct MemoryCeiling: Codable, Equatable {
+        /// Seconds per step in the passes' regions and the gaps before them, at 1 thread and at N.
+        public var passesOne: Double, passesMany: Double
+        /// The same for every other site.
+        public var restOne: Double, restMany: Double
+        /// The stream probe's median gain (`Report.streamGain`), for comparison with the passes'.
+        public var streamGain: Double
+        /// The step's gain with the rest at exactly N× and the passes as measured:
+        /// (passesOne + restOne) ÷ (restOne / N + passesMany).
+        public var ceilingGain: Double
+        /// The gain the rest would need, with the passes as measured, for the step to gain
+        /// `target`; nil when no gain of the rest would do (the passes alone take longer).
+        public var restGainNeeded: Double?
+        /// The gain asked for: sgemm's median.
+        public var target: Double
+    }
+
+    /// Files whose parallel regions are element-wise passes over tensors (memory-bound): Adam,
+    /// batch norm, ReLU and add, pooling, upsampling, the attention's element-wise steps, the
+    /// losses, the gradients' zeroing and the blocks' gradient copies.
+    public static let passFiles: Set<String> = [
+        "NN/Optimizer.swift", "NN/Normalization.swift", "NN/Activation.swift", "NN/Pooling.swift", "NN/Upsample.swift",
+        "NN/Attention.swift", "NN/Losses.swift", "Model/Layers.swift", "Model/ResNet3D.swift",
+        "Tensor/ParallelWorkers.swift", "Tensor/LazyZero.swift",
+    ]
+
+    /// Whether `site` ("Module/File.swift:line") is one of the element-wise passes.
+    public static func isPass(_ site: String) -> Bool {
+        guard let colon = site.lastIndex(of: ":") else { return false }
+        return passFiles.contains(String(site[..<colon]))
+    }
+
+    /// The ceiling of `regions` (at `threads`) against `target`; `streamGain` is reported beside it.
+    public static func ceiling(_ regions: [RegionGain], threads: Int, streamGain: Double, target: Double) -> MemoryCeiling {
+        var (po, pm, ro, rm) = (0.0, 0.0, 0.0, 0.0)
+        for r in regions {
+            if isPass(r.site) { po += r.one + r.gapOne; pm += r.many + r.gapMany } else { ro += r.one + r.gapOne; rm += r.many + r.gapMany }
+        }
+        let n = Double(threads)
+        let ceiling = (po + ro) / (ro / n + pm)
+        // (po + ro) / target = pm + ro / x  ⇒  x = ro / ((po + ro) / target − pm)
+        let left = (po + ro) / target - pm
+        return MemoryCeiling(passesOne: po, passesMany: pm, restOne: ro, restMany: rm, streamGain: streamGain,
+                             ceilingGain: ceiling, restGainNeeded: left > 0 && ro > 0 ? ro / left : nil, target: target)
+    }
+
     /// What `dsan bench threads` measured; encoded as is for `--json`.
     public struct Report: Codable {
         public var size: [Int], batch: Int, threads: Int, width: Int
@@ -129,6 +182,9 @@ public struct ThreadGainBenchmark {
         public var regionRounds: [Int]?
         /// With `regions`: every region site, most time lost first.
         public var regions: [RegionGain]?
+        /// With `regions`: the sites split into element-wise passes and the rest, and the step's
+        /// gain this machine's memory allows.
+        public var memoryCeiling: MemoryCeiling?
     }
 
     /// Runs the rounds (with `tuning` in effect for all of them); `progress` gets a line after each.
@@ -235,7 +291,11 @@ public struct ThreadGainBenchmark {
                       roundsMet: done.filter { $0.stepGain >= $0.sgemmGain }.count,
                       ratioMedian: median(ratios), ratioInterval: MedianInterval(ratios), met: stepGain >= sgemmGain,
                       blas: BLASStartUp.report, pages: FloatStorage.pageReport,
-                      regionRounds: regions ? regionRounds.map { $0 + 1 } : nil, regions: regionGains)
+                      regionRounds: regions ? regionRounds.map { $0 + 1 } : nil, regions: regionGains,
+                      memoryCeiling: regionGains.map {
+                          Self.ceiling($0, threads: threads, streamGain: median(done.map { $0.streamMany / $0.streamOne }),
+                                       target: sgemmGain)
+                      })
     }
 }
 
@@ -308,7 +368,28 @@ extension ThreadGainBenchmark.Report {
             }
             let total = regions.reduce(0) { $0 + $1.lost }, waiting = regions.reduce(0) { $0 + $1.waiting }
             lines.append(String(format: "lost in all: %.1f ms per step, of which waiting %.1f ms", total * 1e3, waiting * 1e3))
+            if let c = memoryCeiling { lines += c.lines(threads: threads) }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension ThreadGainBenchmark.MemoryCeiling {
+    /// The lines `--regions` ends with.
+    func lines(threads: Int) -> [String] {
+        func gain(_ one: Double, _ many: Double) -> String { many > 0 ? String(format: "%.2f×", one / many) : "–" }
+        let ms = { (x: Double) in String(format: "%.1f", x * 1e3) }
+        var out = ["memory ceiling: the element-wise passes (Adam, batch norm, activations, pooling, upsampling, losses, "
+                   + "zeroing) \(ms(passesOne)) → \(ms(passesMany)) ms (\(gain(passesOne, passesMany))), the rest (convs, "
+                   + "transforms, GEMMs) \(ms(restOne)) → \(ms(restMany)) ms (\(gain(restOne, restMany))); the stream gains "
+                   + String(format: "%.2f×", streamGain)]
+        var verdict = String(format: "with the passes as measured and the rest at exactly %d× the step would gain %.2f×; ", threads, ceilingGain)
+        if let needed = restGainNeeded {
+            verdict += String(format: "for sgemm's %.2f× the rest must gain %.2f×", target, needed) + " (it gained \(gain(restOne, restMany)))"
+        } else {
+            verdict += String(format: "no gain of the rest reaches sgemm's %.2f×: the passes alone take longer", target)
+        }
+        out.append(verdict)
+        return out
     }
 }

@@ -37,7 +37,14 @@ struct BenchThreads: ParsableCommand {
         where to look when the step gains less than sgemm. Its "waiting" column is the part \
         of that loss the workers spent idle inside the region (one share ended before \
         another: an uneven split, or a core the host slowed); the rest is work that ran \
-        slower per thread (shared caches, memory bandwidth) or serial code.
+        slower per thread (shared caches, memory bandwidth) or serial code. It ends with the \
+        memory's share of the goal: the sites split into element-wise passes (Adam, batch norm, \
+        activations, pooling, upsampling, losses, zeroing), which gain what the caches and the \
+        memory gain, and the rest; what each gained; the step's gain with the passes as measured \
+        and the rest at exactly --threads times; and what the rest must gain for the step to \
+        match sgemm. Where that is more than --threads, only the caches of more cores holding \
+        more can close the gap: the passes' traffic through memory, not dsan's arithmetic, keeps \
+        the step below sgemm on this machine.
 
         With --setting NAME=VALUE, every step of the run (both thread counts) runs with that conv \
         tuning constant (the names and defaults: dsan bench tuning --help), so that two runs tell \

@@ -279,3 +279,53 @@ import Tensor
         #expect("".padded(to: 0) == "")
     }
 }
+
+/// `bench threads --regions`' memory ceiling: which sites count as element-wise passes, and the
+/// arithmetic of the step's gain with the passes as measured and the rest at exactly N×.
+@Suite struct MemoryCeilingTests {
+    private func site(_ name: String, one: Double, many: Double, gapOne: Double = 0, gapMany: Double = 0) -> ThreadGainBenchmark.RegionGain {
+        .init(site: name, callsPerStep: 1, one: one, many: many, gapOne: gapOne, gapMany: gapMany,
+              lost: many + gapMany - (one + gapOne) / 2, waiting: 0)
+    }
+
+    @Test func passesAreTheElementwiseFilesOnly() {
+        for pass in ["NN/Optimizer.swift:91", "NN/Normalization.swift:182", "NN/Activation.swift:38", "NN/Pooling.swift:84",
+                     "NN/Upsample.swift:75", "NN/Losses.swift:119", "Model/ResNet3D.swift:161", "Model/Layers.swift:176",
+                     "Tensor/ParallelWorkers.swift:83", "Tensor/LazyZero.swift:57", "NN/Attention.swift:90"] {
+            #expect(ThreadGainBenchmark.isPass(pass), "\(pass)")
+        }
+        for rest in ["NN/Winograd.swift:306", "NN/WinogradF4.swift:176", "NN/Convolution.swift:494", "(after the last region)",
+                     "NN/Optimizer.swift", "XNN/Optimizer.swift:91"] {
+            #expect(!ThreadGainBenchmark.isPass(rest), "\(rest)")
+        }
+        // Every file named must exist: a moved file would silently count as "the rest".
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Sources").standardized
+        for file in ThreadGainBenchmark.passFiles {
+            #expect(FileManager.default.fileExists(atPath: sources.appendingPathComponent(file).path), "\(file)")
+        }
+    }
+
+    @Test func ceilingFollowsFromTheSites() throws {
+        // Passes: 100 ms (90 + 10 of gap) → 80 ms; the rest: 900 → 460 ms. 2 threads.
+        let sites = [site("NN/Optimizer.swift:91", one: 0.040, many: 0.038),
+                     site("NN/Normalization.swift:182", one: 0.050, many: 0.032, gapOne: 0.010, gapMany: 0.010),
+                     site("NN/Winograd.swift:306", one: 0.600, many: 0.300),
+                     site("NN/Convolution.swift:494", one: 0.300, many: 0.160)]
+        let c = ThreadGainBenchmark.ceiling(sites, threads: 2, streamGain: 1.3, target: 1.9)
+        #expect(abs(c.passesOne - 0.100) < 1e-12 && abs(c.passesMany - 0.080) < 1e-12)
+        #expect(abs(c.restOne - 0.900) < 1e-12 && abs(c.restMany - 0.460) < 1e-12)
+        #expect(c.streamGain == 1.3 && c.target == 1.9)
+        // 1.000 s ÷ (0.450 + 0.080) s
+        #expect(abs(c.ceilingGain - 1.0 / 0.53) < 1e-9)
+        // 1.000 / 1.9 = 0.080 + 0.900 / x
+        let needed = try #require(c.restGainNeeded)
+        #expect(abs(1.0 / 1.9 - (0.080 + 0.900 / needed)) < 1e-12 && needed > 2)
+        let text = c.lines(threads: 2).joined(separator: "\n")
+        #expect(text.contains("100.0 → 80.0 ms (1.25×)") && text.contains("900.0 → 460.0 ms (1.96×)"), "\(text)")
+        #expect(text.contains("the step would gain 1.89×; for sgemm's 1.90× the rest must gain 2.02× (it gained 1.96×)"), "\(text)")
+        // Passes that alone take longer than the target allows: no gain of the rest will do.
+        let slow = ThreadGainBenchmark.ceiling(sites, threads: 2, streamGain: 1.3, target: 20)
+        #expect(slow.restGainNeeded == nil)
+        #expect(slow.lines(threads: 2).joined().contains("no gain of the rest reaches sgemm's 20.00×: the passes alone take longer"))
+    }
+}

@@ -186,6 +186,10 @@ import Testing
         // Two workers on two cores wait somewhere in a step (a region's shares never end together).
         #expect(regions.contains { $0.waiting > 0 })
         #expect(regions.map(\.lost) == regions.map(\.lost).sorted(by: >))
+        // The memory ceiling splits the same sites: Adam among the passes, the convs in the rest.
+        let ceiling = try #require(report.memoryCeiling)
+        #expect(ceiling == ThreadGainBenchmark.ceiling(regions, threads: 2, streamGain: report.streamGain, target: report.sgemmGain))
+        #expect(ceiling.passesOne > 0 && ceiling.restOne > ceiling.passesOne)
         let table = try dsan("bench", "threads", "--threads", "2", "--size", "16x16x24", "--width", "4", "--rounds", "2",
                              "--warmup", "0")
         #expect(table.status == 0, "\(table.stderr)")
@@ -210,8 +214,10 @@ import Testing
         #expect(regionTable.stdout.contains("parallel regions per step, by source line")
                 && regionTable.stdout.contains("NN/Winograd.swift:")
                 && regionTable.stdout.contains("lost  waiting")
-                && regionTable.stdout.split(separator: "\n").last?.hasPrefix("lost in all: ") == true
-                && regionTable.stdout.split(separator: "\n").last?.contains("of which waiting") == true, "\(regionTable.stdout)")
+                && regionTable.stdout.contains("\nlost in all: ")
+                && regionTable.stdout.contains("\nmemory ceiling: the element-wise passes (Adam, ")
+                && regionTable.stdout.split(separator: "\n").last?.hasPrefix("with the passes as measured and the rest at exactly 2× the step would gain ") == true,
+                "\(regionTable.stdout)")
         let one = try dsan("bench", "threads", "--threads", "1")
         #expect(one.status != 0 && one.stderr.contains("--threads must be at least 2"), "\(one.stderr)")
         // A size where layer4 keeps one value per channel is an error that says what to change.
