@@ -53,6 +53,9 @@ public enum ConvTuning {
         /// rounded up to 8 (`WinogradConv.rowStride`); 0, the default, is the rule (the tiles
         /// rounded up to 16, a line more where that is a multiple of 1 KiB). The same bits.
         case winogradRowPadding = "winograd-row-padding"
+        /// KiB of a transformed row panel's slice in the one-block Winograd GEMM phase
+        /// (`WinogradConv.panelSliceBytes`), kept in the worker's L2. The same bits.
+        case panelSliceKiB = "panel-slice-kib"
 
         /// The value the code uses when nothing overrides it.
         public var defaultValue: Int {
@@ -65,6 +68,7 @@ public enum ConvTuning {
             case .panelParts, .panelTileParts, .panelStaging, .winogradRowPadding: return 0
             case .fusedWeightGradient, .packedWinograd4: return 1
             case .winograd4SampleTiles: return WinogradF4Conv.minimumTiles
+            case .panelSliceKiB: return WinogradConv.defaultPanelSliceBytes >> 10
             }
         }
 
@@ -73,7 +77,8 @@ public enum ConvTuning {
         public var leastValue: Int {
             switch self {
             case .convJobs: return minimumConvJobs
-            case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker, .winograd4SampleTiles: return 1
+            case .stridedBackwardPositions, .winogradBlockMiB, .transformItemsPerWorker, .winograd4SampleTiles,
+                 .panelSliceKiB: return 1
             case .packedDirectForward, .packedDirectBackward, .fusedWeightGradient, .packedWinograd4, .panelParts,
                  .panelTileParts, .panelStaging, .winogradRowPadding: return 0
             }

@@ -110,7 +110,9 @@ public enum WinogradConv {
     /// The slice of one transformed row panel that `panelSliceColumns` keeps in L2: 256 KiB, half
     /// of a Zen 3 core's L2 and a quarter of a Skylake-SP's, leaving room for the rows of V_ξ and
     /// M_ξ the GEMMs stream past it.
-    static let panelSliceBytes = 256 << 10
+    static let defaultPanelSliceBytes = 256 << 10
+    /// `defaultPanelSliceBytes`, or `dsan bench tuning --setting panel-slice-kib=N`.
+    static var panelSliceBytes: Int { ConvTuning.value(.panelSliceKiB) << 10 }
 
     /// Columns per slice for A with `k` columns and R rows per panel of `matrices` matrices (a
     /// part of the 64, `panelParts`): a multiple of 8 (the transform's run of columns), all of them

@@ -61,6 +61,9 @@ struct BenchTuning: ParsableCommand {
             holds beyond its tiles rounded up to 8 (8: the layout before
             the rule); 0 is dsan's rule (the tiles rounded up to 16, and 16
             more where the row would be a multiple of 1 KiB)
+          panel-slice-kib=256
+            KiB of a transformed weight panel's slice in the one-block
+            Winograd GEMM phase, kept in a core's L2 (the same bits)
 
         Conv names are those of the model (conv1, layer1.0.conv1, layer2.0.downsample.0, \
         attention, …); an unknown name lists them.

@@ -1,11 +1,22 @@
 import Benchmarks
 import Foundation
+import NN
 import Tensor
 import Testing
 
 /// `dsan bench kernels` and `dsan bench vector` run in their own process: they switch the
 /// process-wide conv algorithm and vector level, which other tests of this process rely on.
 @Suite struct BenchKernelsVectorCLITests {
+    /// `dsan bench tuning --help` lists every tuning constant with its default: a setting added
+    /// to `ConvTuning` without a line there would be one nobody finds.
+    @Test func tuningHelpListsEverySettingWithItsDefault() throws {
+        let help = try dsan("bench", "tuning", "--help")
+        #expect(help.status == 0, "\(help.stderr)")
+        for setting in ConvTuning.Setting.allCases {
+            #expect(help.stdout.contains("\n  \(setting.rawValue)=\(setting.defaultValue)\n"), "\(setting)")
+        }
+    }
+
     /// `dsan bench tuning`: pairs in alternating order, each ratio its own pair's, the medians and
     /// the interval from them; for a conv, whether the setting keeps the bits (the transform
     /// items do; fewer stem weight-gradient chunks do not); the errors name what to pass.

@@ -23,6 +23,9 @@ import VectorKernels
             #expect(WinogradConv.panelSlice(columns: 512, panelRows: 16) == 24)
             #expect(WinogradConv.panelSlice(columns: 20, panelRows: 16) == 20)
         }
+        // `dsan bench tuning --setting panel-slice-kib=N` sizes the slice.
+        ConvTuning.with(.panelSliceKiB, 512) { #expect(WinogradConv.panelSlice(columns: 512, panelRows: 32) == 64) }
+        ConvTuning.with(.panelSliceKiB, 100) { #expect(WinogradConv.panelSlice(columns: 512, panelRows: 32) == 8) }
     }
 
     /// The packed path of whole convs (forward, dX and dW) against float64 at the paper's widths
