@@ -257,6 +257,7 @@ public struct ThreadGainBenchmark {
             median(done.map { $0.one[keyPath: phase] }) / median(done.map { $0.many[keyPath: phase] })
         }
         let stepGain = median(done.map(\.stepGain)), sgemmGain = median(done.map(\.sgemmGain))
+        let streamGain = median(done.map { $0.streamMany / $0.streamOne })
         let ratios = done.map { $0.stepGain / $0.sgemmGain }
         let isWhole = done.map { $0.arithmeticMany / $0.arithmeticOne >= Self.wholeCoreFraction * Double(threads) }
         let whole = zip(done, isWhole).filter(\.1).map(\.0)
@@ -281,7 +282,7 @@ public struct ThreadGainBenchmark {
         return Report(size: size.dims, batch: batch, threads: threads, width: width, rounds: done,
                       stepGain: stepGain, sgemmGain: sgemmGain, forwardGain: gain(\.forward),
                       backwardGain: gain(\.backward), optimizerGain: gain(\.optimizer),
-                      streamGain: median(done.map { $0.streamMany / $0.streamOne }),
+                      streamGain: streamGain,
                       readOwn: median(done.map(\.readOwn)), readNeighbours: median(done.map(\.readNeighbours)),
                       arithmeticGain: median(done.map { $0.arithmeticMany / $0.arithmeticOne }),
                       wholeCoreRounds: whole.count,
@@ -292,10 +293,7 @@ public struct ThreadGainBenchmark {
                       ratioMedian: median(ratios), ratioInterval: MedianInterval(ratios), met: stepGain >= sgemmGain,
                       blas: BLASStartUp.report, pages: FloatStorage.pageReport,
                       regionRounds: regions ? regionRounds.map { $0 + 1 } : nil, regions: regionGains,
-                      memoryCeiling: regionGains.map {
-                          Self.ceiling($0, threads: threads, streamGain: median(done.map { $0.streamMany / $0.streamOne }),
-                                       target: sgemmGain)
-                      })
+                      memoryCeiling: regionGains.map { Self.ceiling($0, threads: threads, streamGain: streamGain, target: sgemmGain) })
     }
 }
 
