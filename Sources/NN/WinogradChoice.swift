@@ -109,7 +109,8 @@ public enum WinogradConv {
 
     /// The slice of one transformed row panel that `panelSliceColumns` keeps in L2: 256 KiB, half
     /// of a Zen 3 core's L2 and a quarter of a Skylake-SP's, leaving room for the rows of V_ξ and
-    /// M_ξ the GEMMs stream past it.
+    /// M_ξ the GEMMs stream past it. On the Zen 5 VM's 1 MiB L2, 512 and 768 KiB were no faster
+    /// and 64 KiB slower (Docs/performance.md, "In slices that stay in L2").
     static let defaultPanelSliceBytes = 256 << 10
     /// `defaultPanelSliceBytes`, or `dsan bench tuning --setting panel-slice-kib=N`.
     static var panelSliceBytes: Int { ConvTuning.value(.panelSliceKiB) << 10 }
